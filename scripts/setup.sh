@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything ferry needs on a fresh Debian 12 machine, idempotently:
+# Debian packages (QEMU, qemu-utils, busybox, sshd, ...), npm packages, the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils busybox-static cpio
+  openssh-server openssh-client rsync zstd
+  procps iproute2 util-linux file
+  e2fsprogs fdisk gdisk parted dosfstools kpartx lvm2
+  debootstrap grub-pc-bin grub2-common
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ferry setup: missing Debian packages: ${missing[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "ferry setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm packages: reinstall only when the lock file changed since the last install.
+stamp=node_modules/.ferry-lock-stamp
+lockhash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lockhash" ]; then
+  npm ci --no-audit --no-fund >&2
+  echo "$lockhash" > "$stamp"
+fi
+
+npx tsc -p tsconfig.json >&2

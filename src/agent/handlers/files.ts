@@ -1,0 +1,95 @@
+/** File operations on the agent's host. */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { FerryError } from '../../util/errors.js';
+import type { HandlerContext } from '../context.js';
+
+export interface FileStat {
+  exists: boolean;
+  type?: 'file' | 'block' | 'directory' | 'other';
+  /** Bytes: file length, or the device size for block devices. */
+  size?: number;
+  /** Bytes actually allocated on disk (sparse files). */
+  allocated?: number;
+}
+
+export async function statPath(path: string): Promise<FileStat> {
+  let st;
+  try {
+    st = await fs.stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false };
+    throw e;
+  }
+  if (st.isBlockDevice()) {
+    const fh = await fs.open(path, 'r');
+    try {
+      // The length of a block device is where seeking to its end lands.
+      const { size } = await blockDeviceSize(fh);
+      return { exists: true, type: 'block', size, allocated: size };
+    } finally {
+      await fh.close();
+    }
+  }
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other';
+  return { exists: true, type, size: st.size, allocated: st.blocks * 512 };
+}
+
+async function blockDeviceSize(fh: fs.FileHandle): Promise<{ size: number }> {
+  // Node has no ioctl; read the size from sysfs through the device number.
+  const st = await fh.stat();
+  const major = Math.floor(st.rdev / 256) & 0xfff;
+  const minor = (st.rdev & 0xff) | ((Math.floor(st.rdev / 0x100000) & 0xfff) << 8);
+  const sectors = await fs.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
+  return { size: Number(sectors.trim()) * 512 };
+}
+
+export const fileHandlers = {
+  'file.stat': async (p: { path: string }): Promise<FileStat> => statPath(p.path),
+
+  'file.read': async (p: { path: string; maxBytes?: number }): Promise<{ text: string }> => {
+    const buf = await fs.readFile(p.path).catch((e: NodeJS.ErrnoException) => {
+      throw new FerryError('NOT_FOUND', `Cannot read "${p.path}": ${e.code ?? e.message}`);
+    });
+    return { text: buf.subarray(0, p.maxBytes ?? buf.length).toString('utf8') };
+  },
+
+  'file.write': async (p: { path: string; text: string; mode?: number }): Promise<void> => {
+    await fs.writeFile(p.path, p.text, { mode: p.mode });
+  },
+
+  'file.mkdir': async (p: { path: string }): Promise<void> => {
+    await fs.mkdir(p.path, { recursive: true });
+  },
+
+  'file.remove': async (p: { path: string }): Promise<void> => {
+    await fs.rm(p.path, { force: true, recursive: false });
+  },
+
+  /** sha256 of a file's bytes; used to prove two hosts hold the same base image. */
+  'file.sha256': async (p: { path: string }, _ctx: HandlerContext): Promise<{ sha256: string; size: number }> => {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(p.path, { highWaterMark: 1 << 20 })) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    return { sha256: hash.digest('hex'), size };
+  },
+
+  /** Free bytes on the filesystem holding path (or its nearest existing parent). */
+  'file.free': async (p: { path: string }): Promise<{ freeBytes: number; dir: string }> => {
+    let dir = p.path;
+    for (;;) {
+      try {
+        const st = await fs.statfs(dir);
+        return { freeBytes: st.bavail * st.bsize, dir };
+      } catch (e) {
+        const parent = dir.replace(/\/[^/]*\/?$/, '') || '/';
+        if (parent === dir) throw e;
+        dir = parent;
+      }
+    }
+  },
+};

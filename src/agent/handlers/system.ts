@@ -1,0 +1,56 @@
+/** Facts about the agent's host and running commands there. */
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import { run } from '../../util/exec.js';
+
+export interface HostFacts {
+  hostname: string;
+  /** Stable identity of the machine (or lab host); two names for one host share it. */
+  hostId: string;
+  memAvailableBytes: number;
+  memTotalBytes: number;
+  cpus: number;
+  kernel: string;
+  agentVersion: string;
+}
+
+export const AGENT_VERSION = '0.1.0';
+
+async function hostId(): Promise<string> {
+  for (const f of ['/var/lib/ferry/host-id', '/etc/machine-id']) {
+    try {
+      const id = (await fs.readFile(f, 'utf8')).trim();
+      if (id) return id;
+    } catch {
+      // try the next source
+    }
+  }
+  return os.hostname();
+}
+
+async function memInfo(): Promise<{ available: number; total: number }> {
+  const text = await fs.readFile('/proc/meminfo', 'utf8');
+  const field = (name: string): number => Number(/^(\S+):\s+(\d+)/m.exec(text.split('\n').find((l) => l.startsWith(name + ':')) ?? '')?.[2] ?? 0) * 1024;
+  return { available: field('MemAvailable'), total: field('MemTotal') };
+}
+
+export const systemHandlers = {
+  'system.facts': async (): Promise<HostFacts> => {
+    const mem = await memInfo();
+    return {
+      hostname: os.hostname(),
+      hostId: await hostId(),
+      memAvailableBytes: mem.available,
+      memTotalBytes: mem.total,
+      cpus: os.cpus().length,
+      kernel: os.release(),
+      agentVersion: AGENT_VERSION,
+    };
+  },
+
+  /** Runs a command on the host; never through a shell. */
+  'system.run': async (p: { file: string; args: string[]; input?: string; timeoutMs?: number; allowFailure?: boolean }) => {
+    const r = await run(p.file, p.args, { input: p.input, timeoutMs: p.timeoutMs, allowFailure: p.allowFailure ?? true });
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs };
+  },
+};

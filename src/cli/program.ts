@@ -1,0 +1,18 @@
+import { Command } from 'commander';
+import { serveAgent } from '../agent/server.js';
+
+export function buildProgram(): Command {
+  const program = new Command('ferry')
+    .description('Move virtual machines between hosts with local storage')
+    .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)');
+
+  program
+    .command('agent')
+    .description('run the per-host agent on stdio (started by ferry itself over the host transport)')
+    .action(async () => {
+      await serveAgent(process.stdin, process.stdout);
+      process.exit(0);
+    });
+
+  return program;
+}

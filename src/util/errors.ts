@@ -1,0 +1,85 @@
+/**
+ * Structured errors. Every error a user can cause is a FerryError with a
+ * stable code (for scripts and tests, never match on message text) and a hint
+ * that says what to do next.
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'UNKNOWN_HOST'
+  | 'UNKNOWN_VM'
+  | 'VM_NOT_RUNNING'
+  | 'SAME_HOST'
+  | 'UNREACHABLE'
+  | 'TARGET_EXISTS'
+  | 'TARGET_TOO_SMALL'
+  | 'NO_SPACE'
+  | 'NO_MEMORY'
+  | 'INCOMPATIBLE'
+  | 'UNSAFE_CACHE'
+  | 'BACKING_MISMATCH'
+  | 'NOT_FOUND'
+  | 'IN_USE'
+  | 'READ_ONLY'
+  | 'BAD_FORMAT'
+  | 'COMMAND_FAILED'
+  | 'QMP_ERROR'
+  | 'QMP_TIMEOUT'
+  | 'QMP_CLOSED'
+  | 'AGENT_ERROR'
+  | 'AGENT_GONE'
+  | 'MIGRATION_FAILED'
+  | 'ABORTED'
+  | 'VERIFY_FAILED'
+  | 'LAB'
+  | 'INTERNAL';
+
+export interface FerryErrorOptions {
+  /** What the user should do about it; printed after the message. */
+  hint?: string;
+  cause?: unknown;
+  /** Extra machine-readable facts (paths, sizes, ranges). */
+  details?: Record<string, unknown>;
+}
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: FerryErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FerryError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  /** Serialisable form, used to carry errors across the agent protocol. */
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, hint: this.hint, details: this.details };
+  }
+
+  static fromJSON(e: SerializedError): FerryError {
+    return new FerryError(e.code, e.message, { hint: e.hint, details: e.details });
+  }
+}
+
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Wraps anything thrown into a FerryError, keeping FerryErrors as they are. */
+export function asFerryError(e: unknown, code: ErrorCode = 'INTERNAL'): FerryError {
+  if (e instanceof FerryError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new FerryError(code, message, { cause: e });
+}
+
+/** One line for humans: the message, then the hint. */
+export function formatError(e: unknown): string {
+  const err = asFerryError(e);
+  return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
+}

@@ -1,0 +1,71 @@
+/**
+ * Runs external commands (qemu-img, ssh, losetup, ...) and returns or throws
+ * one structured result, in the manner of execa, which does the work.
+ */
+import { execa } from 'execa';
+import { FerryError } from './errors.js';
+
+export interface RunOptions {
+  input?: string | Buffer;
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Do not throw on a non-zero exit; the caller inspects exitCode. */
+  allowFailure?: boolean;
+  /** Return stdout as a Buffer instead of text. */
+  binary?: boolean;
+}
+
+export interface RunResult {
+  command: string;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const started = performance.now();
+  const command = [file, ...args].join(' ');
+  try {
+    const r = await execa(file, [...args], {
+      input: options.input,
+      cwd: options.cwd,
+      env: options.env,
+      timeout: options.timeoutMs,
+      cancelSignal: options.signal,
+      reject: false,
+      stripFinalNewline: true,
+    });
+    const result: RunResult = {
+      command,
+      exitCode: r.exitCode ?? (r.signal ? 128 : 1),
+      stdout: String(r.stdout ?? ''),
+      stderr: String(r.stderr ?? ''),
+      durationMs: performance.now() - started,
+    };
+    if (r.failed && r.exitCode === undefined) {
+      // Could not start at all (ENOENT) or was killed by time-out or signal.
+      const why = r.timedOut ? `timed out after ${options.timeoutMs} ms` : r.isCanceled ? 'cancelled' : r.originalMessage ?? r.shortMessage;
+      throw new FerryError('COMMAND_FAILED', `Cannot run "${command}": ${why}`, {
+        details: { ...result },
+        hint: (r as { code?: string }).code === 'ENOENT' ? `install "${file}" (scripts/setup.sh installs ferry's dependencies)` : undefined,
+      });
+    }
+    if (result.exitCode !== 0 && !options.allowFailure) {
+      throw new FerryError('COMMAND_FAILED', `Command "${command}" failed with exit code ${result.exitCode}: ${lastLine(result.stderr) || lastLine(result.stdout)}`, {
+        details: { ...result },
+      });
+    }
+    return result;
+  } catch (e) {
+    if (e instanceof FerryError) throw e;
+    throw new FerryError('COMMAND_FAILED', `Cannot run "${command}": ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function lastLine(s: string): string {
+  const lines = s.trim().split('\n');
+  return lines[lines.length - 1] ?? '';
+}
