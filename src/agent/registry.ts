@@ -5,10 +5,12 @@
  */
 import { fileHandlers } from './handlers/files.js';
 import { systemHandlers } from './handlers/system.js';
+import { syncHandlers } from './handlers/sync.js';
 
 export const handlers = {
   ...fileHandlers,
   ...systemHandlers,
+  ...syncHandlers,
 };
 
 export type AgentHandlers = typeof handlers;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { serveAgent } from '../agent/server.js';
+import { register as registerSync } from './commands/sync.js';
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
       process.exit(0);
     });
 
+  registerSync(program);
   return program;
 }
