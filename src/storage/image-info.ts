@@ -71,3 +71,15 @@ export async function createImage(path: string, format: string, size: number): P
     });
   }
 }
+
+const FORMAT_BY_EXTENSION: Record<string, string> = { raw: 'raw', img: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vhdx: 'vhdx' };
+
+/**
+ * The format to create a missing image in: the one asked for, else the one
+ * the file name says (disk.img is raw, disk.qcow2 qcow2), else the source's.
+ */
+export function formatForNewImage(path: string, sourceFormat: string, requested?: string): string {
+  if (requested) return requested;
+  const ext = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
+  return (ext && FORMAT_BY_EXTENSION[ext]) ?? sourceFormat;
+}

@@ -27,6 +27,8 @@ export interface SyncOptions {
   force?: boolean;
   /** Volume group to create a missing destination LV in. */
   createLv?: string;
+  /** Format of a destination image that must be created. */
+  createFormat?: string;
   hashThreads?: number;
   onProgress?: (p: SyncProgress) => void;
   onWarning?: (message: string) => void;
@@ -106,6 +108,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     dryRun: o.dryRun ?? false,
     force: o.force ?? false,
     createLv: o.createLv,
+    createFormat: o.createFormat,
     hashThreads: o.hashThreads,
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');

@@ -11,7 +11,7 @@ import { cpus } from 'node:os';
 import { decompress } from 'zstd-napi';
 import { blocksWithData } from '../storage/allocation.js';
 import { openDisk, type DiskEndpoint } from '../storage/endpoint.js';
-import { createImage, inspectDisk, type DiskInfo } from '../storage/image-info.js';
+import { createImage, formatForNewImage, inspectDisk, type DiskInfo } from '../storage/image-info.js';
 import { createLv, parseLvPath } from '../storage/lvm.js';
 import { describeUsers, findDiskUsers, isBusy } from '../storage/usage.js';
 import { FerryError, asFerryError } from '../util/errors.js';
@@ -26,6 +26,8 @@ export interface ReceiveOptions {
   address: string;
   sourceSize: number;
   sourceFormat: string;
+  /** Format for a destination image that must be created (default: from its name, else the source's). */
+  createFormat?: string;
   sourceId: string;
   blockSize: number;
   resume: boolean;
@@ -97,8 +99,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
         hint: lv ? `pass --create-lv ${lv.vg} to create the logical volume` : 'check the device path',
       });
     } else {
-      const format = o.sourceFormat === 'raw' ? 'raw' : o.sourceFormat;
-      await createImage(o.path, format, o.sourceSize);
+      await createImage(o.path, formatForNewImage(o.path, o.sourceFormat, o.createFormat), o.sourceSize);
     }
     created = true;
     target = await inspectDisk(o.path);
@@ -187,22 +188,47 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       await disk.zeroRange(r.start, r.length);
     }
   };
-  const checkpoint = async (): Promise<void> => {
-    if (!disk || o.dryRun || !hello) return;
-    await flushZeros();
-    await disk.flush();
+  // Blocks below the watermark are applied (a pending zero run is not yet).
+  const watermark = (): number => (zeroRun ? Math.floor(zeroRun.start / blockSize) : applied);
+  let checkpointing: Promise<void> | undefined;
+  const saveAt = async (mark: number): Promise<void> => {
     await saveCheckpoint({
       version: 1,
       destination: o.path,
       sourceId: o.sourceId,
       size,
       blockSize,
-      confirmedBlocks: applied,
+      confirmedBlocks: mark,
       updatedAt: new Date().toISOString(),
     });
+    if (!socket.destroyed) await writer.send(FrameType.Ack, mark);
+  };
+  /**
+   * Durable checkpoint without stalling the stream: fdatasync covers every
+   * write completed before it starts, so the watermark taken then is safe
+   * to record once it returns, while later blocks keep being written.
+   */
+  const checkpointInBackground = (): void => {
+    if (!disk || o.dryRun || !hello || checkpointing) return;
+    const mark = watermark();
     sinceCheckpoint = 0;
     lastCheckpoint = performance.now();
-    if (!socket.destroyed) await writer.send(FrameType.Ack, applied);
+    checkpointing = disk
+      .flush()
+      .then(() => saveAt(mark))
+      .catch((e: Error) => {
+        failure ??= e;
+        socket.destroy();
+      })
+      .finally(() => (checkpointing = undefined));
+  };
+  /** Synchronous checkpoint of everything applied (end of stream, disconnect). */
+  const checkpoint = async (): Promise<void> => {
+    if (!disk || o.dryRun || !hello) return;
+    await checkpointing;
+    await flushZeros();
+    await disk.flush();
+    await saveAt(applied);
   };
 
   const streamHashes = async (): Promise<void> => {
@@ -303,7 +329,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       default:
         throw new FerryError('INTERNAL', `Unexpected sync frame type ${f.type}`);
     }
-    if (sinceCheckpoint >= (o.checkpointBytes ?? 64 << 20) || performance.now() - lastCheckpoint > 1000) await checkpoint();
+    if (sinceCheckpoint >= (o.checkpointBytes ?? 1 << 30) || performance.now() - lastCheckpoint > 2000) checkpointInBackground();
   };
 
   const work = async (): Promise<void> => {

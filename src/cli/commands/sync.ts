@@ -15,6 +15,7 @@ interface SyncFlags {
   verify: boolean;
   force?: boolean;
   createLv?: string;
+  format?: string;
   json?: boolean;
   hashThreads?: string;
   hosts?: string;
@@ -46,6 +47,7 @@ export function register(program: Command): void {
     .option('--no-verify', 'skip reading the destination back to prove it equals the source')
     .option('--force', 'write even when the destination is mounted or open in a VM')
     .option('--create-lv <vg>', 'create a missing destination logical volume /dev/VG/LV in this volume group')
+    .option('--format <fmt>', 'format of a destination image that must be created (default: from its name, .img raw, .qcow2 qcow2; else the source\'s)')
     .option('--json', 'print one JSON object with the result')
     .option('--hash-threads <n>', 'hashing threads per host (default: cores, at most 4)')
     .action(async (srcText: string, dstText: string, _flags: SyncFlags, cmd: Command) => {
@@ -138,6 +140,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         verify: flags.verify,
         force: flags.force,
         createLv: flags.createLv,
+        createFormat: flags.format,
         hashThreads,
         onProgress,
         onWarning: (m) => {
