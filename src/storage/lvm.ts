@@ -4,7 +4,7 @@
  * kernel; where it is missing ferry says so rather than letting lvcreate fail
  * obscurely.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -24,14 +24,23 @@ export function parseLvPath(path: string): LvName | undefined {
   return { vg: direct[1]!, lv: direct[2]! };
 }
 
+/**
+ * Whether the kernel has device-mapper. /dev/mapper/control can exist
+ * without it (udev rules, lvm2 packaging), so ask the kernel: the driver
+ * registers a misc device named "device-mapper".
+ */
 export function deviceMapperAvailable(): boolean {
-  return existsSync('/dev/mapper/control');
+  try {
+    return existsSync('/dev/mapper/control') && /\bdevice-mapper\b/.test(readFileSync('/proc/misc', 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Creates LV `name.lv` in `vg` of at least `size` bytes and returns its path. */
 export async function createLv(vg: string, name: string, size: number): Promise<string> {
   if (!deviceMapperAvailable()) {
-    throw new FerryError('INCOMPATIBLE', `Cannot create logical volume "${vg}/${name}": this kernel has no device-mapper (/dev/mapper/control is missing), so LVM cannot activate volumes`, {
+    throw new FerryError('INCOMPATIBLE', `Cannot create logical volume "${vg}/${name}": this kernel has no device-mapper (not in /proc/misc), so LVM cannot activate volumes`, {
       hint: 'load the dm_mod kernel module (modprobe dm_mod) on the destination host, or sync to a file or an existing block device',
     });
   }

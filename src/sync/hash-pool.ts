@@ -31,6 +31,8 @@ export class HashPool {
       w.on('message', (m: { id: number; digest: Uint8Array }) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
+        // Idle workers must not keep the process alive; busy ones must.
+        if (this.pending.size === 0) for (const x of this.workers) x.unref();
         p?.resolve(Buffer.from(m.digest.buffer, m.digest.byteOffset, m.digest.byteLength));
       });
       w.on('error', (e) => {
@@ -63,6 +65,7 @@ export class HashPool {
   hash(slot: Slot, length: number): Promise<Buffer> {
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length]!;
+    if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, slot: slot.index, length });

@@ -114,6 +114,7 @@ export class FrameWriter {
    * bytes are sent); `onFlushed` fires when the payload buffer is free again.
    */
   async send(type: FrameType, index: number, payload?: Uint8Array, flags = 0, onFlushed?: () => void): Promise<void> {
+    if (this.socket.destroyed) throw new Error('the sync connection is closed');
     const length = payload?.length ?? 0;
     this.bytesWritten += HEADER_SIZE + length;
     let ok = this.socket.write(encodeHeader(type, flags, index, length));
@@ -127,6 +128,7 @@ export class FrameWriter {
   }
 
   private waitDrain(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
     this.drained ??= new Promise<void>((resolve) => {
       const done = (): void => {
         this.socket.off('drain', done);

@@ -152,10 +152,12 @@ async function runSender(
     }
   });
   socket.on('data', (d: Buffer) => parser.push(d));
-  socket.on('close', () => {
-    closed = new FerryError('ABORTED', `Sync from "${o.path}" interrupted: lost the connection to the destination after ${progress.blocksConfirmed} confirmed blocks`, {
+  const lost = (): FerryError =>
+    new FerryError('ABORTED', `Sync from "${o.path}" interrupted: lost the connection to the destination after ${Math.ceil(progress.bytesCompared / blockSize)} of ${blockCount} blocks`, {
       hint: 'run the same command again with --resume to continue from the last checkpoint',
     });
+  socket.on('close', () => {
+    closed = lost();
     for (const w of closeWaiters) w(closed);
   });
   socket.on('error', () => undefined);
@@ -210,6 +212,7 @@ async function runSender(
     const send = async (type: (typeof FrameType)[keyof typeof FrameType], index: number, payload?: Buffer, flags = 0, onFlushed?: () => void): Promise<void> => {
       if (closed) throw closed;
       if (payload) await throttle.take(payload.length);
+      if (socket.destroyed) throw lost();
       const t0 = performance.now();
       await writer.send(type, index, payload, flags, onFlushed);
       waitingSeconds += (performance.now() - t0) / 1000;
