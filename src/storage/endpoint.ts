@@ -20,6 +20,8 @@ export interface DiskEndpoint {
   dataRanges(): Promise<ByteRange[]>;
   read(buf: Uint8Array, length: number, position: number): Promise<number>;
   write(buf: Uint8Array, position: number): Promise<void>;
+  /** Writes consecutive pieces at `position` in one call. */
+  writev(parts: Buffer[], position: number): Promise<void>;
   /** Makes a range read as zeros, deallocating it where the disk can. */
   zeroRange(start: number, length: number): Promise<void>;
   /** Makes everything written so far durable. */
@@ -78,6 +80,13 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
         const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
         done += bytesWritten;
       }
+    },
+    async writev(parts, position) {
+      let total = 0;
+      for (const p of parts) total += p.length;
+      const { bytesWritten } = await fh.writev(parts, position);
+      // Short write (rare): finish the rest in one piece.
+      if (bytesWritten < total) await ep.write(Buffer.concat(parts).subarray(bytesWritten), position + bytesWritten);
     },
     async zeroRange(start, length) {
       if (punchWorks) {

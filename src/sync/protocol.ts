@@ -41,7 +41,10 @@ export interface Frame {
   type: FrameType;
   flags: number;
   index: number;
-  payload: Buffer;
+  /** The payload in one buffer (joined on first access when it arrived in pieces). */
+  readonly payload: Buffer;
+  /** The payload as it arrived, in pieces: write these with writev, no copy. */
+  readonly parts: Buffer[];
 }
 
 export function encodeHeader(type: FrameType, flags: number, index: number, payloadLength: number): Buffer {
@@ -69,36 +72,58 @@ export class FrameParser {
       const head = this.peek(HEADER_SIZE);
       const length = head.readUInt32BE(4);
       if (this.buffered < HEADER_SIZE + length) return;
-      const all = this.take(HEADER_SIZE + length);
+      const type = head.readUInt8(0) as FrameType;
+      const flags = head.readUInt8(1);
+      const index = Number(head.readBigUInt64BE(8));
+      this.take(HEADER_SIZE);
+      const parts = this.take(length);
+      let joined: Buffer | undefined;
       this.onFrame({
-        type: all.readUInt8(0) as FrameType,
-        flags: all.readUInt8(1),
-        index: Number(all.readBigUInt64BE(8)),
-        payload: all.subarray(HEADER_SIZE),
+        type,
+        flags,
+        index,
+        parts,
+        get payload(): Buffer {
+          joined ??= parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+          return joined;
+        },
       });
     }
   }
 
+  /** The first n buffered bytes in one buffer (joins only the few pieces needed). */
   private peek(n: number): Buffer {
     if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
+    const parts: Buffer[] = [];
+    let have = 0;
+    while (have < n) {
+      const c = this.chunks.shift()!;
+      parts.push(c);
+      have += c.length;
+    }
+    const joined = Buffer.concat(parts);
+    this.chunks.unshift(joined);
     return joined;
   }
 
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return out;
+  /** Removes n bytes from the front, as slices of the received chunks. */
+  private take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let need = n;
+    while (need > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= need) {
+        out.push(c);
+        this.chunks.shift();
+        need -= c.length;
+      } else {
+        out.push(c.subarray(0, need));
+        this.chunks[0] = c.subarray(need);
+        need = 0;
+      }
     }
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = joined.length > n ? [joined.subarray(n)] : [];
     this.buffered -= n;
-    return joined.subarray(0, n);
+    return out;
   }
 }
 

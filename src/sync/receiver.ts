@@ -6,7 +6,9 @@
  * verification.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { dirname } from 'node:path';
 import { cpus } from 'node:os';
 import { decompress } from 'zstd-napi';
 import { blocksWithData } from '../storage/allocation.js';
@@ -19,6 +21,12 @@ import { loadCheckpoint, removeCheckpoint, saveCheckpoint } from './checkpoint.j
 import { readBlocks } from './block-reader.js';
 import { HashPool } from './hash-pool.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, type Frame, type SenderHello, type VerifyVerdict } from './protocol.js';
+
+const traceFile = process.env.FERRY_SYNC_TRACE;
+const t0 = performance.now();
+function trace(what: string): void {
+  if (traceFile) appendFileSync(traceFile, `${((performance.now() - t0) / 1000).toFixed(3)} recv ${what}\n`);
+}
 
 export interface ReceiveOptions {
   path: string;
@@ -94,7 +102,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
         });
       }
       await createLv(lv.vg, lv.lv, o.sourceSize);
-    } else if (o.path.startsWith('/dev/')) {
+    } else if (lv || dirname(o.path) === '/dev') {
       throw new FerryError('NOT_FOUND', `Cannot sync into "${o.path}": no such device`, {
         hint: lv ? `pass --create-lv ${lv.vg} to create the logical volume` : 'check the device path',
       });
@@ -269,6 +277,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
   const apply = async (f: Frame): Promise<void> => {
     switch (f.type) {
       case FrameType.Hello: {
+        trace('hello');
         hello = JSON.parse(f.payload.toString()) as SenderHello;
         if (hello.token !== token) throw new FerryError('AGENT_ERROR', 'Sync connection refused: wrong session token');
         if (hello.size !== size || hello.blockSize !== blockSize) throw new FerryError('INTERNAL', 'Sync connection refused: the source announced another size or block size');
@@ -282,11 +291,18 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       case FrameType.Data: {
         if (!disk || o.dryRun) return;
         await flushZeros();
-        const bytes = f.flags & FrameFlag.Compressed ? decompress(f.payload) : f.payload;
-        await disk.write(bytes, f.index * blockSize);
-        res.bytesWritten += bytes.length;
+        let length: number;
+        if (f.flags & FrameFlag.Compressed) {
+          const bytes = decompress(f.payload);
+          await disk.write(bytes, f.index * blockSize);
+          length = bytes.length;
+        } else {
+          await disk.writev(f.parts, f.index * blockSize);
+          length = f.parts.reduce((n, p) => n + p.length, 0);
+        }
+        res.bytesWritten += length;
         res.blocksWritten++;
-        sinceCheckpoint += bytes.length;
+        sinceCheckpoint += length;
         applied = f.index + 1;
         break;
       }
@@ -306,11 +322,13 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
         applied = f.index + 1;
         break;
       case FrameType.End: {
+        trace(`end frame received`);
         const { verify } = JSON.parse(f.payload.toString()) as { verify: boolean };
         ended = true;
         if (!o.dryRun && disk) {
           applied = blockCount;
           await checkpoint();
+          trace('final checkpoint done');
         }
         if (verify && !o.dryRun) {
           await verifyReadBack();
@@ -329,7 +347,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       default:
         throw new FerryError('INTERNAL', `Unexpected sync frame type ${f.type}`);
     }
-    if (sinceCheckpoint >= (o.checkpointBytes ?? 1 << 30) || performance.now() - lastCheckpoint > 2000) checkpointInBackground();
+    if (sinceCheckpoint >= (o.checkpointBytes ?? 1 << 30) || performance.now() - lastCheckpoint > Number(process.env.FERRY_CKPT_MS ?? 2000)) checkpointInBackground();
   };
 
   const work = async (): Promise<void> => {

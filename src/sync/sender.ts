@@ -220,8 +220,14 @@ async function runSender(
       if (dropAfter && writer.bytesWritten > dropAfter) socket.destroy();
     };
 
+    const tm = { read: 0, hash: 0, send: 0 };
+    let tt = performance.now();
     for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window })) {
+      tm.read += performance.now() - tt;
+      tt = performance.now();
       const theirs = await waitFor(dstHashes, hashWaiters, b.index);
+      tm.hash += performance.now() - tt;
+      tt = performance.now();
       dstHashes[b.index] = undefined; // keep memory flat on huge disks
       if (b.zero) {
         srcDigests[b.index] = await zeroDigestOf(b.length);
@@ -256,6 +262,8 @@ async function runSender(
         }
       }
       progress.bytesCompared += b.length;
+      tm.send += performance.now() - tt;
+      tt = performance.now();
       const now = performance.now();
       if (now - lastDecision > 2000) {
         const elapsed = (now - lastDecision) / 1000;
@@ -265,6 +273,7 @@ async function runSender(
       }
     }
 
+    if (process.env.FERRY_SYNC_TRACE) (await import('node:fs')).appendFileSync(process.env.FERRY_SYNC_TRACE, `send waits ms ${JSON.stringify(tm)}\n`);
     const doneP = new Promise<void>((r) => (doneFrame = r));
     await send(FrameType.End, 0, Buffer.from(JSON.stringify({ verify: o.verify && !o.dryRun })));
     let mismatches: Array<{ start: number; length: number }> = [];
