@@ -132,18 +132,22 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
   const port = (server.address() as net.AddressInfo).port;
   const plan: ReceivePlan = { port, token, created, format: target.format ?? o.sourceFormat, size: target.size ?? o.sourceSize, resumeFrom };
 
-  let cancelled = false;
+  let active: net.Socket | undefined;
+  let rejectWaiting: ((e: Error) => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
   const result = new Promise<ReceiveResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      server.close();
+    rejectWaiting = reject;
+    timer = setTimeout(() => {
       reject(new FerryError('UNREACHABLE', `No source connected to ${o.address}:${port} within 60 s`, { hint: 'check that the source host can reach this address' }));
     }, 60_000);
     server.on('connection', (socket) => {
       clearTimeout(timer);
       server.close(); // one source per session
+      active = socket;
       serveSource(socket, o, disk, token, resumeFrom).then(resolve, reject);
     });
   }).finally(async () => {
+    clearTimeout(timer);
     server.close();
     await disk?.close();
   });
@@ -153,10 +157,14 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
     plan,
     result,
     cancel: async () => {
-      if (cancelled) return;
-      cancelled = true;
       server.close();
-      await disk?.close();
+      if (active) {
+        // Dropping the stream makes the session checkpoint what it applied; wait for that.
+        active.destroy();
+      } else {
+        rejectWaiting?.(new FerryError('ABORTED', `Sync into "${o.path}" cancelled before the source connected`));
+      }
+      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
     },
   };
 }

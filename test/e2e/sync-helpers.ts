@@ -34,12 +34,29 @@ export interface FerryRun {
   json: Record<string, unknown> & { status?: string; code?: string };
 }
 
-export function startFerry(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<FerryRun> } {
+export interface FerryProcess {
+  child: ChildProcess;
+  done: Promise<FerryRun>;
+  /** Resolves once the progress lines report at least this many blocks confirmed by the destination. */
+  confirmed(blocks: number): Promise<void>;
+}
+
+export function startFerry(args: string[], env: NodeJS.ProcessEnv): FerryProcess {
   const child = spawn(process.execPath, [main, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const confirmed = (blocks: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const counts = [...stderr.matchAll(/(\d+) blocks confirmed/g)].map((m) => Number(m[1]));
+        if (counts.some((c) => c >= blocks)) resolve();
+        else if (child.exitCode !== null) reject(new Error(`ferry ended before ${blocks} blocks were confirmed: ${stderr}`));
+        else setTimeout(check, 100);
+      };
+      check();
+    });
   const done = new Promise<FerryRun>((resolve) =>
     child.on('close', (code) => {
       let json = {};
@@ -51,7 +68,7 @@ export function startFerry(args: string[], env: NodeJS.ProcessEnv): { child: Chi
       resolve({ code, stdout, stderr, json });
     }),
   );
-  return { child, done };
+  return { child, done, confirmed };
 }
 
 export function ferry(args: string[], env: NodeJS.ProcessEnv): Promise<FerryRun> {

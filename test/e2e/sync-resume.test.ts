@@ -43,8 +43,8 @@ for (const side of ['source', 'destination'] as const) {
   test(`a sync survives kill -9 of the ${side} agent and resumes`, async () => {
     const dst = `${lab.dir}/kill-${side}.img`;
     const run = startFerry(['sync', '--json', '--bandwidth', '16', `ha:${lab.dir}/src.img`, `hb:${dst}`], lab.env);
-    // Let it run past a couple of periodic checkpoints (every 2 s).
-    await new Promise((r) => setTimeout(r, 4500));
+    // Let it run past a periodic checkpoint (every 2 s) or two.
+    await run.confirmed(20);
     const pid = await agentHolding(run.child.pid!, side === 'source' ? `${lab.dir}/src.img` : dst);
     assert.ok(pid, `no ${side} agent found`);
     process.kill(pid, 'SIGKILL');
@@ -62,4 +62,15 @@ test('--resume without a checkpoint compares everything and still skips equal bl
   assert.equal(r.json.blocks_resumed, 0);
   assert.equal(r.json.blocks_changed, 0);
   assert.match(r.stderr, /No usable checkpoint/);
+});
+
+test('Ctrl-C (SIGINT) stops a sync with a --resume hint and the resume completes it', async () => {
+  const dst = `${lab.dir}/sigint.img`;
+  const run = startFerry(['sync', '--bandwidth', '16', `ha:${lab.dir}/src.img`, `hb:${dst}`], lab.env);
+  await run.confirmed(20);
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  assert.equal(r.code, 130);
+  assert.match(r.stderr, /--resume/);
+  await resumeAndCheck(dst);
 });

@@ -120,10 +120,11 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         setBar(bar);
       }
       bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
-    } else if (!flags.json && performance.now() - lastLine > 2000) {
+    } else if (!tty && performance.now() - lastLine > 2000) {
+      // Plain lines for logs and pipes (stdout keeps only the result).
       lastLine = performance.now();
       process.stderr.write(
-        `${payload.phase}: ${payload.compared} of ${payload.total} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${payload.rate}/s\n`,
+        `${payload.phase}: ${payload.compared} of ${payload.total} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
       );
     }
   };
