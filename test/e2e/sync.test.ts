@@ -119,3 +119,27 @@ test('sync --compress zstd sends fewer bytes than it changes on compressible dat
   assert.ok((r.json.bytes_sent as number) < 4 * MiB, `sent ${r.json.bytes_sent}`);
   assert.ok(await sameContent(src, dst));
 });
+
+test('sync writes into a block device (loop) and reads from one', async () => {
+  const src = `${lab.dir}/d.img`;
+  const backing = `${lab.dir}/d-dev.img`;
+  await makeImage(src, 48, [
+    [0, 2],
+    [10, 6],
+  ]);
+  await makeImage(backing, 64, [[40, 8]]); // old content beyond the source's end stays
+  const loop = (await sh('losetup', ['-f', '--show', backing])).out.trim();
+  assert.match(loop, /^\/dev\/loop\d+$/);
+  try {
+    const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${loop}`], lab.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.blocks_changed, 16); // 8 data blocks, and 8 old ones zeroed
+    assert.equal((await sh('cmp', ['-n', String(48 * MiB), src, loop])).code, 0);
+    const back = await ferry(['sync', '--json', `ha:${loop}`, `hb:${lab.dir}/d-back.img`], lab.env);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(back.json.bytes_total, 64 * MiB);
+    assert.equal((await sh('cmp', [loop, `${lab.dir}/d-back.img`])).code, 0);
+  } finally {
+    await sh('losetup', ['-d', loop]);
+  }
+});
