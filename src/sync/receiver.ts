@@ -204,8 +204,18 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       await disk.zeroRange(r.start, r.length);
     }
   };
-  // Blocks below the watermark are applied (a pending zero run is not yet).
-  const watermark = (): number => (zeroRun ? Math.floor(zeroRun.start / blockSize) : applied);
+  // Several block writes run at once; each is tracked until it completes.
+  const inflight = new Map<number, Promise<void>>();
+  const MAX_INFLIGHT = 4;
+  const settleWrites = async (): Promise<void> => {
+    await Promise.all(inflight.values());
+  };
+  // Blocks below the watermark are applied (a pending zero run or a running write is not yet).
+  const watermark = (): number => {
+    let mark = zeroRun ? Math.floor(zeroRun.start / blockSize) : applied;
+    for (const i of inflight.keys()) mark = Math.min(mark, i);
+    return mark;
+  };
   let checkpointing: Promise<void> | undefined;
   const saveAt = async (mark: number): Promise<void> => {
     await saveCheckpoint({
@@ -242,9 +252,10 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
   const checkpoint = async (): Promise<void> => {
     if (!disk || o.dryRun || !hello) return;
     await checkpointing;
+    await settleWrites().catch(() => undefined);
     await flushZeros();
     await disk.flush();
-    await saveAt(applied);
+    await saveAt(watermark());
   };
 
   const streamHashes = async (): Promise<void> => {
@@ -300,14 +311,28 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
         if (!disk || o.dryRun) return;
         await flushZeros();
         let length: number;
+        let writing: Promise<void>;
         if (f.flags & FrameFlag.Compressed) {
           const bytes = decompress(f.payload);
-          await disk.write(bytes, f.index * blockSize);
+          writing = disk.write(bytes, f.index * blockSize);
           length = bytes.length;
         } else {
-          await disk.writev(f.parts, f.index * blockSize);
+          writing = disk.writev(f.parts, f.index * blockSize);
           length = f.parts.reduce((n, p) => n + p.length, 0);
         }
+        const index = f.index;
+        inflight.set(
+          index,
+          writing.then(
+            () => void inflight.delete(index),
+            (e: Error) => {
+              inflight.delete(index);
+              failure ??= e;
+              socket.destroy();
+            },
+          ),
+        );
+        if (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight.values());
         res.bytesWritten += length;
         res.blocksWritten++;
         sinceCheckpoint += length;
