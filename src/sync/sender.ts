@@ -12,7 +12,8 @@ import { inspectDisk } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
 import { readBlocks } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
-import { HashPool, zeroDigest } from './hash-pool.js';
+import { DigestTable } from './digest-table.js';
+import { HashPool } from './hash-pool.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, type ReceiverReady, type SenderHello, type VerifyVerdict } from './protocol.js';
 import { Throttle } from './throttle.js';
 
@@ -59,8 +60,6 @@ export interface SendResult extends SyncProgress {
   verified: boolean;
   mismatches: Array<{ start: number; length: number }>;
 }
-
-const BLOCKED = Symbol('blocked');
 
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
   const info = await inspectDisk(o.path);
@@ -122,10 +121,8 @@ async function runSender(
   const dropAfter = Number(process.env.FERRY_SYNC_DROP_AFTER_BYTES ?? 0); // fault injection for tests
 
   // Everything the destination tells us, as it arrives.
-  const dstHashes: Array<Buffer | typeof BLOCKED | undefined> = [];
-  const hashWaiters = new Map<number, () => void>();
-  const verifyHashes: Array<Buffer | typeof BLOCKED | undefined> = [];
-  const verifyWaiters = new Map<number, () => void>();
+  const theirs = new DigestTable(blockCount);
+  const readBack = new DigestTable(blockCount);
   let ready: ((r: ReceiverReady) => void) | undefined;
   let doneFrame: (() => void) | undefined;
   let closed: FerryError | undefined;
@@ -136,12 +133,10 @@ async function runSender(
         ready?.(JSON.parse(f.payload.toString()) as ReceiverReady);
         break;
       case FrameType.Hash:
-        dstHashes[f.index] = f.flags & FrameFlag.ZeroBlock ? BLOCKED : Buffer.from(f.payload);
-        hashWaiters.get(f.index)?.();
+        theirs.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
         break;
       case FrameType.VerifyHash:
-        verifyHashes[f.index] = f.flags & FrameFlag.ZeroBlock ? BLOCKED : Buffer.from(f.payload);
-        verifyWaiters.get(f.index)?.();
+        readBack.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
         break;
       case FrameType.Ack:
         progress.blocksConfirmed = f.index;
@@ -168,18 +163,7 @@ async function runSender(
           closeWaiters.add(reject);
           p.then(resolve, reject).finally(() => closeWaiters.delete(reject));
         });
-  const waitFor = (list: Array<Buffer | typeof BLOCKED | undefined>, waiters: Map<number, () => void>, i: number): Promise<Buffer | typeof BLOCKED> => {
-    const v = list[i];
-    if (v !== undefined) return Promise.resolve(v);
-    return orClose(
-      new Promise<Buffer | typeof BLOCKED>((resolve) =>
-        waiters.set(i, () => {
-          waiters.delete(i);
-          resolve(list[i]!);
-        }),
-      ),
-    );
-  };
+  const arrived = (table: DigestTable, i: number): Promise<void> => (table.has(i) ? Promise.resolve() : orClose(table.wait(i)));
 
   const readyP = new Promise<ReceiverReady>((r) => (ready = r));
   const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun };
@@ -191,13 +175,7 @@ async function runSender(
 
   const throttle = new Throttle(o.bandwidth);
   const policy = new CompressionPolicy(o.compress, o.bandwidth);
-  const srcDigests: Array<Buffer | undefined> = new Array(blockCount);
-  const zeroDigests = new Map<number, Buffer>();
-  const zeroDigestOf = async (length: number): Promise<Buffer> => {
-    let d = zeroDigests.get(length);
-    if (!d) zeroDigests.set(length, (d = await zeroDigest(length)));
-    return d;
-  };
+  const mine = new DigestTable(blockCount);
   let waitingSeconds = 0;
   let lastDecision = performance.now();
   const report = (): void => {
@@ -220,50 +198,34 @@ async function runSender(
       if (dropAfter && writer.bytesWritten > dropAfter) socket.destroy();
     };
 
-    const tm = { read: 0, hash: 0, send: 0 };
-    let tt = performance.now();
     for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window })) {
-      tm.read += performance.now() - tt;
-      tt = performance.now();
-      const theirs = await waitFor(dstHashes, hashWaiters, b.index);
-      tm.hash += performance.now() - tt;
-      tt = performance.now();
-      dstHashes[b.index] = undefined; // keep memory flat on huge disks
-      if (b.zero) {
-        srcDigests[b.index] = await zeroDigestOf(b.length);
-        progress.blocksZero++;
-        if (theirs === BLOCKED) {
-          if (!o.dryRun) await send(FrameType.Same, b.index);
-        } else {
-          progress.blocksChanged++;
-          if (!o.dryRun) await send(FrameType.Zero, b.index);
-        }
+      await arrived(theirs, b.index);
+      mine.set(b.index, b.zero ? undefined : b.digest);
+      if (b.zero) progress.blocksZero++;
+      if (mine.same(b.index, theirs)) {
+        if (!b.zero) pool.release(b.slot);
+        if (!o.dryRun) await send(FrameType.Same, b.index);
+      } else if (b.zero) {
+        progress.blocksChanged++;
+        if (!o.dryRun) await send(FrameType.Zero, b.index);
       } else {
-        srcDigests[b.index] = b.digest;
-        if (theirs !== BLOCKED && theirs.equals(b.digest)) {
+        progress.blocksChanged++;
+        progress.bytesChanged += b.length;
+        if (o.dryRun) {
           pool.release(b.slot);
-          if (!o.dryRun) await send(FrameType.Same, b.index);
         } else {
-          progress.blocksChanged++;
-          progress.bytesChanged += b.length;
-          if (o.dryRun) {
+          const bytes = b.slot.buf.subarray(0, b.length);
+          const packed = policy.maybeCompress(bytes);
+          if (packed) {
             pool.release(b.slot);
+            await send(FrameType.Data, b.index, packed, FrameFlag.Compressed);
           } else {
-            const bytes = b.slot.buf.subarray(0, b.length);
-            const packed = policy.maybeCompress(bytes);
-            if (packed) {
-              pool.release(b.slot);
-              await send(FrameType.Data, b.index, packed, FrameFlag.Compressed);
-            } else {
-              const slot = b.slot;
-              await send(FrameType.Data, b.index, bytes, 0, () => pool.release(slot));
-            }
+            const slot = b.slot;
+            await send(FrameType.Data, b.index, bytes, 0, () => pool.release(slot));
           }
         }
       }
       progress.bytesCompared += b.length;
-      tm.send += performance.now() - tt;
-      tt = performance.now();
       const now = performance.now();
       if (now - lastDecision > 2000) {
         const elapsed = (now - lastDecision) / 1000;
@@ -273,14 +235,13 @@ async function runSender(
       }
     }
 
-    if (process.env.FERRY_SYNC_TRACE) (await import('node:fs')).appendFileSync(process.env.FERRY_SYNC_TRACE, `send waits ms ${JSON.stringify(tm)}\n`);
     const doneP = new Promise<void>((r) => (doneFrame = r));
     await send(FrameType.End, 0, Buffer.from(JSON.stringify({ verify: o.verify && !o.dryRun })));
     let mismatches: Array<{ start: number; length: number }> = [];
     let verified = false;
     if (o.verify && !o.dryRun) {
       progress.phase = 'verify';
-      mismatches = await verifyAgainst(o, disk, pool, dataBlocks, srcDigests, window, zeroDigestOf, (i) => waitFor(verifyHashes, verifyWaiters, i), progress);
+      mismatches = await verifyAgainst(o, disk, pool, dataBlocks, mine, readBack, window, (i) => arrived(readBack, i), progress);
       verified = mismatches.length === 0;
       await send(FrameType.Verdict, 0, Buffer.from(JSON.stringify({ ok: verified, mismatches } satisfies VerifyVerdict)));
     }
@@ -300,31 +261,29 @@ async function verifyAgainst(
   disk: Awaited<ReturnType<typeof openDisk>>,
   pool: HashPool,
   dataBlocks: Uint8Array,
-  srcDigests: Array<Buffer | undefined>,
+  mine: DigestTable,
+  readBack: DigestTable,
   window: number,
-  zeroDigestOf: (length: number) => Promise<Buffer>,
-  readBack: (i: number) => Promise<Buffer | typeof BLOCKED>,
+  arrived: (i: number) => Promise<void>,
   progress: SyncProgress,
 ): Promise<Array<{ start: number; length: number }>> {
   const size = disk.size;
   const blockSize = o.blockSize;
-  const blockCount = srcDigests.length;
+  const blockCount = mine.count;
   // Blocks skipped by a resume have no digest yet: hash them now, while the destination reads back.
-  const missing = readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: blockCount, window, wanted: (i) => srcDigests[i] === undefined });
   const filling = (async () => {
-    for await (const b of missing) {
-      srcDigests[b.index] = b.zero ? await zeroDigestOf(b.length) : b.digest;
+    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: blockCount, window, wanted: (i) => !mine.has(i) })) {
+      mine.set(b.index, b.zero ? undefined : b.digest);
       if (!b.zero) pool.release(b.slot);
     }
   })();
+  filling.catch(() => undefined);
   const mismatches: Array<{ start: number; length: number }> = [];
   for (let i = 0; i < blockCount; i++) {
-    const theirs = await readBack(i);
+    await arrived(i);
+    if (!mine.has(i)) await Promise.race([mine.wait(i), filling.then(() => mine.wait(i))]);
     const length = Math.min(blockSize, size - i * blockSize);
-    while (srcDigests[i] === undefined) await Promise.race([filling, new Promise((r) => setTimeout(r, 5))]);
-    const mine = srcDigests[i]!;
-    const theirDigest = theirs === BLOCKED ? await zeroDigestOf(length) : theirs;
-    if (!mine.equals(theirDigest)) {
+    if (!mine.same(i, readBack)) {
       const start = i * blockSize;
       const last = mismatches[mismatches.length - 1];
       if (last && last.start + last.length === start) last.length += length;

@@ -1,0 +1,59 @@
+/**
+ * Per-block digests in one flat buffer (16 bytes a block, plus a state byte),
+ * so a multi-TiB disk costs tens of MB, not millions of small objects.
+ * Consumers can wait for a block's digest to arrive.
+ */
+import { DIGEST_SIZE } from './hash-pool.js';
+
+const MISSING = 0;
+const DIGEST = 1;
+const ZERO = 2;
+
+export class DigestTable {
+  private readonly digests: Buffer;
+  private readonly state: Uint8Array;
+  private readonly waiters = new Map<number, () => void>();
+
+  constructor(readonly count: number) {
+    this.digests = Buffer.alloc(count * DIGEST_SIZE);
+    this.state = new Uint8Array(count);
+  }
+
+  /** Records a digest, or (digest undefined) that the block is all zeros. */
+  set(index: number, digest: Uint8Array | undefined): void {
+    if (digest) {
+      this.digests.set(digest.subarray(0, DIGEST_SIZE), index * DIGEST_SIZE);
+      this.state[index] = DIGEST;
+    } else this.state[index] = ZERO;
+    const w = this.waiters.get(index);
+    if (w) {
+      this.waiters.delete(index);
+      w();
+    }
+  }
+
+  has(index: number): boolean {
+    return this.state[index] !== MISSING;
+  }
+
+  isZero(index: number): boolean {
+    return this.state[index] === ZERO;
+  }
+
+  /** The digest of a data block (a view; copy it to keep it past the next set). */
+  digest(index: number): Buffer {
+    return this.digests.subarray(index * DIGEST_SIZE, (index + 1) * DIGEST_SIZE);
+  }
+
+  /** Whether two tables agree on a block: both zero, or equal digests. */
+  same(index: number, other: DigestTable): boolean {
+    if (this.isZero(index) || other.isZero(index)) return this.isZero(index) && other.isZero(index);
+    return this.digest(index).equals(other.digest(index));
+  }
+
+  /** Resolves when the block's entry is there; `abort` rejects it (connection lost). */
+  wait(index: number): Promise<void> {
+    if (this.has(index)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.set(index, resolve));
+  }
+}
