@@ -126,6 +126,8 @@ async function main_(): Promise<void> {
 
     // (b) 1% of the 1 MiB blocks change; ferry and rsync each update an old copy.
     await run('cp', ['--sparse=always', dst, `${dir}/rsync.img`]);
+    // An old copy looks old: otherwise rsync's size+mtime quick check may skip the file altogether.
+    await run('touch', ['-d', '1 day ago', `${dir}/rsync.img`]);
     const blocks = SIZE / MiB;
     const changed = new Set<number>();
     while (changed.size < blocks / 100) changed.add(randomInt(blocks));

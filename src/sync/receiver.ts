@@ -278,13 +278,20 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
     }
   };
 
+  /**
+   * Verification reads back what this session wrote (data and zeroed
+   * blocks) plus what earlier, resumed sessions wrote; every other block
+   * was just compared equal by hashing the destination's own disk.
+   */
+  const touched = new Uint8Array(blockCount);
   const verifyReadBack = async (): Promise<void> => {
     if (!disk) return;
     // Read back what is on disk now, not what the page cache remembers.
     await disk.reopen();
     await disk.dropCache();
     const dataBlocks = blocksWithData(await disk.dataRanges(), size, blockSize);
-    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: blockCount, window: threads * 2 + 2 })) {
+    const wanted = (i: number): boolean => i < resumeFrom || touched[i] === 1;
+    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: blockCount, window: threads * 2 + 2, wanted })) {
       if (b.zero) await writer.send(FrameType.VerifyHash, b.index, undefined, FrameFlag.ZeroBlock);
       else {
         pool.release(b.slot);
@@ -335,6 +342,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
         if (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight.values());
         res.bytesWritten += length;
         res.blocksWritten++;
+        touched[f.index] = 1;
         sinceCheckpoint += length;
         applied = f.index + 1;
         break;
@@ -348,6 +356,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
           zeroRun = { start, length };
         }
         res.blocksZeroed++;
+        touched[f.index] = 1;
         applied = f.index + 1;
         break;
       }
@@ -362,6 +371,11 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
           applied = blockCount;
           await checkpoint();
           trace('final checkpoint done');
+          const corrupt = process.env.FERRY_SYNC_CORRUPT_BLOCK; // fault injection: proves verification reads the disk
+          if (corrupt) {
+            await disk.write(Buffer.alloc(Math.min(blockSize, size - Number(corrupt) * blockSize), 0xee), Number(corrupt) * blockSize);
+            await disk.flush();
+          }
         }
         if (verify && !o.dryRun) {
           await verifyReadBack();

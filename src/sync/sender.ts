@@ -52,6 +52,8 @@ export interface SyncProgress {
   /** Blocks the destination has made durable. */
   blocksConfirmed: number;
   bytesVerified: number;
+  /** What the verification reads back: the blocks written by this run or a resumed one. */
+  bytesToVerify: number;
   compressing: boolean;
   seconds: number;
 }
@@ -105,6 +107,7 @@ async function runSender(
     blocksResumed: 0,
     blocksConfirmed: 0,
     bytesVerified: 0,
+    bytesToVerify: 0,
     compressing: false,
     seconds: 0,
   };
@@ -176,6 +179,8 @@ async function runSender(
   const throttle = new Throttle(o.bandwidth);
   const policy = new CompressionPolicy(o.compress, o.bandwidth);
   const mine = new DigestTable(blockCount);
+  /** Blocks this run sent (data or zeros): with the resumed ones, what verification reads back. */
+  const sent = new Uint8Array(blockCount);
   let waitingSeconds = 0;
   let lastDecision = performance.now();
   const report = (): void => {
@@ -207,9 +212,11 @@ async function runSender(
         if (!o.dryRun) await send(FrameType.Same, b.index);
       } else if (b.zero) {
         progress.blocksChanged++;
+        sent[b.index] = 1;
         if (!o.dryRun) await send(FrameType.Zero, b.index);
       } else {
         progress.blocksChanged++;
+        sent[b.index] = 1;
         progress.bytesChanged += b.length;
         if (o.dryRun) {
           pool.release(b.slot);
@@ -241,7 +248,8 @@ async function runSender(
     let verified = false;
     if (o.verify && !o.dryRun) {
       progress.phase = 'verify';
-      mismatches = await verifyAgainst(o, disk, pool, dataBlocks, mine, readBack, window, (i) => arrived(readBack, i), progress);
+      for (let i = 0; i < blockCount; i++) if (i < startBlock || sent[i] === 1) progress.bytesToVerify += Math.min(blockSize, size - i * blockSize);
+      mismatches = await verifyAgainst(o, disk, pool, dataBlocks, mine, readBack, window, (i) => i < startBlock || sent[i] === 1, (i) => arrived(readBack, i), progress);
       verified = mismatches.length === 0;
       await send(FrameType.Verdict, 0, Buffer.from(JSON.stringify({ ok: verified, mismatches } satisfies VerifyVerdict)));
     }
@@ -255,7 +263,11 @@ async function runSender(
   }
 }
 
-/** Compares the destination's read-back digests with the source's, block by block; returns the differing byte ranges. */
+/**
+ * Compares the digests of the blocks the destination read back from its disk
+ * (those written by this run or a resumed one) with the source's; returns
+ * the differing byte ranges.
+ */
 async function verifyAgainst(
   o: SendOptions,
   disk: Awaited<ReturnType<typeof openDisk>>,
@@ -264,6 +276,7 @@ async function verifyAgainst(
   mine: DigestTable,
   readBack: DigestTable,
   window: number,
+  written: (i: number) => boolean,
   arrived: (i: number) => Promise<void>,
   progress: SyncProgress,
 ): Promise<Array<{ start: number; length: number }>> {
@@ -280,6 +293,7 @@ async function verifyAgainst(
   filling.catch(() => undefined);
   const mismatches: Array<{ start: number; length: number }> = [];
   for (let i = 0; i < blockCount; i++) {
+    if (!written(i)) continue;
     await arrived(i);
     if (!mine.has(i)) await Promise.race([mine.wait(i), filling.then(() => mine.wait(i))]);
     const length = Math.min(blockSize, size - i * blockSize);

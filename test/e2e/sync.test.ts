@@ -143,3 +143,21 @@ test('sync writes into a block device (loop) and reads from one', async () => {
     await sh('losetup', ['-d', loop]);
   }
 });
+
+test('verification reads the destination back and names the ranges that differ', async () => {
+  const src = `${lab.dir}/v.img`;
+  const dst = `${lab.dir}/v-corrupt.img`;
+  await makeImage(src, 16, [[0, 4]]);
+  // The destination agent damages block 2 (a written one) on disk after writing, before reading back.
+  const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], { ...lab.env, FERRY_SYNC_CORRUPT_BLOCK: '2' });
+  assert.equal(r.code, 1);
+  assert.equal(r.json.status, 'verify-failed');
+  assert.equal(r.json.verified, false);
+  assert.deepEqual(r.json.mismatches, [{ start: 2 * MiB, length: MiB }]);
+  assert.match(r.stderr, new RegExp(`Verification failed: .* ${2 * MiB}\\+${MiB}`));
+  // A second run repairs exactly that block.
+  const again = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.json.blocks_changed, 1);
+  assert.ok(await sameContent(src, dst));
+});

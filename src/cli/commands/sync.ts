@@ -119,6 +119,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         bar.start(p.bytesTotal, 0, payload);
         setBar(bar);
       }
+      if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
       bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
     } else if (!tty && performance.now() - lastLine > 2000) {
       // Plain lines for logs and pipes (stdout keeps only the result).
@@ -160,7 +161,7 @@ function progressFields(p: SyncProgress): Record<string, string> {
   return {
     phase: p.phase === 'verify' ? 'verify ' : 'compare',
     compared: bytes(done),
-    total: bytes(p.bytesTotal),
+    total: bytes(p.phase === 'verify' ? p.bytesToVerify : p.bytesTotal),
     sent: bytes(p.bytesSent),
     changed: String(p.blocksChanged),
     rate: bytes(done / Math.max(p.seconds, 0.001)),
