@@ -6,7 +6,6 @@
  * verification.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { cpus } from 'node:os';
@@ -21,12 +20,6 @@ import { loadCheckpoint, removeCheckpoint, saveCheckpoint } from './checkpoint.j
 import { readBlocks } from './block-reader.js';
 import { HashPool } from './hash-pool.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, type Frame, type SenderHello, type VerifyVerdict } from './protocol.js';
-
-const traceFile = process.env.FERRY_SYNC_TRACE;
-const t0 = performance.now();
-function trace(what: string): void {
-  if (traceFile) appendFileSync(traceFile, `${((performance.now() - t0) / 1000).toFixed(3)} recv ${what}\n`);
-}
 
 export interface ReceiveOptions {
   path: string;
@@ -303,7 +296,6 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
   const apply = async (f: Frame): Promise<void> => {
     switch (f.type) {
       case FrameType.Hello: {
-        trace('hello');
         hello = JSON.parse(f.payload.toString()) as SenderHello;
         if (hello.token !== token) throw new FerryError('AGENT_ERROR', 'Sync connection refused: wrong session token');
         if (hello.size !== size || hello.blockSize !== blockSize) throw new FerryError('INTERNAL', 'Sync connection refused: the source announced another size or block size');
@@ -364,13 +356,11 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
         applied = f.index + 1;
         break;
       case FrameType.End: {
-        trace(`end frame received`);
         const { verify } = JSON.parse(f.payload.toString()) as { verify: boolean };
         ended = true;
         if (!o.dryRun && disk) {
           applied = blockCount;
           await checkpoint();
-          trace('final checkpoint done');
           const corrupt = process.env.FERRY_SYNC_CORRUPT_BLOCK; // fault injection: proves verification reads the disk
           if (corrupt) {
             await disk.write(Buffer.alloc(Math.min(blockSize, size - Number(corrupt) * blockSize), 0xee), Number(corrupt) * blockSize);
@@ -394,7 +384,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       default:
         throw new FerryError('INTERNAL', `Unexpected sync frame type ${f.type}`);
     }
-    if (sinceCheckpoint >= (o.checkpointBytes ?? 1 << 30) || performance.now() - lastCheckpoint > Number(process.env.FERRY_CKPT_MS ?? 2000)) checkpointInBackground();
+    if (sinceCheckpoint >= (o.checkpointBytes ?? 1 << 30) || performance.now() - lastCheckpoint > 2000) checkpointInBackground();
   };
 
   const work = async (): Promise<void> => {
@@ -421,7 +411,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
       return;
     }
     queue.push(f);
-    if (queue.length > 256) socket.pause();
+    if (queue.length > 256 && !socket.isPaused()) socket.pause();
     void work();
   });
   socket.on('data', (d: Buffer) => parser.push(d));
