@@ -179,6 +179,7 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
   let lastCheckpoint = performance.now();
   let ended = false;
   let verdict: ((v: VerifyVerdict) => void) | undefined;
+  let earlyVerdict: VerifyVerdict | undefined;
   const queue: Frame[] = [];
   let working = false;
   let failure: Error | undefined;
@@ -369,7 +370,8 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
         }
         if (verify && !o.dryRun) {
           await verifyReadBack();
-          const v = await new Promise<VerifyVerdict>((r) => (verdict = r));
+          // The verdict may already be here when the source had nothing to wait for.
+          const v = earlyVerdict ?? (await new Promise<VerifyVerdict>((r) => (verdict = r)));
           res.verified = v.ok;
           res.verifyMismatches = v.mismatches;
         }
@@ -407,7 +409,8 @@ async function serveSource(socket: net.Socket, o: ReceiveOptions, disk: DiskEndp
   const parser = new FrameParser((f) => {
     // Verdicts must not wait behind the End frame that is awaiting them.
     if (f.type === FrameType.Verdict) {
-      verdict?.(JSON.parse(f.payload.toString()) as VerifyVerdict);
+      earlyVerdict = JSON.parse(f.payload.toString()) as VerifyVerdict;
+      verdict?.(earlyVerdict);
       return;
     }
     queue.push(f);
