@@ -109,7 +109,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
       if (!bar) {
         bar = new cliProgress.SingleBar(
           {
-            format: '{phase} |{bar}| {percentage}% {compared}/{total} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
+            format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
             stream: process.stderr,
             hideCursor: true,
             etaBuffer: 20,
@@ -125,7 +125,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
       // Plain lines for logs and pipes (stdout keeps only the result).
       lastLine = performance.now();
       process.stderr.write(
-        `${payload.phase}: ${payload.compared} of ${payload.total} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
+        `${payload.phase}: ${payload.compared} of ${payload.size} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
       );
     }
   };
@@ -161,7 +161,7 @@ function progressFields(p: SyncProgress): Record<string, string> {
   return {
     phase: p.phase === 'verify' ? 'verify ' : 'compare',
     compared: bytes(done),
-    total: bytes(p.phase === 'verify' ? p.bytesToVerify : p.bytesTotal),
+    size: bytes(p.phase === 'verify' ? p.bytesToVerify : p.bytesTotal),
     sent: bytes(p.bytesSent),
     changed: String(p.blocksChanged),
     rate: bytes(done / Math.max(p.seconds, 0.001)),
