@@ -221,7 +221,7 @@ export function verifyReported(disks: readonly DiskRecords[], lastReportedSeq: n
   const problems: string[] = [];
   const k = disks.length;
   if (k === 0) {
-    return { ok: lastReportedSeq === 0, lastReportedSeq, missing: range(1, lastReportedSeq), corrupt: [], problems: ['no disk was checked'] };
+    return { ok: false, lastReportedSeq, missing: range(1, lastReportedSeq), corrupt: [], problems: ['no disk was checked'] };
   }
   disks.forEach((d, i) => {
     if (d.diskCount !== undefined && d.diskCount !== k) {
