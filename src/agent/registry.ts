@@ -4,11 +4,21 @@
  * its typed API from this object's type.
  */
 import { fileHandlers } from './handlers/files.js';
+import { imageHandlers } from './handlers/images.js';
+import { labHandlers } from './handlers/lab.js';
+import { leaseHandlers } from './handlers/leases.js';
+import { qemuHandlers } from './handlers/qemu.js';
+import { qmpHandlers } from './handlers/qmp.js';
 import { systemHandlers } from './handlers/system.js';
 
 export const handlers = {
   ...fileHandlers,
   ...systemHandlers,
+  ...qemuHandlers,
+  ...qmpHandlers,
+  ...imageHandlers,
+  ...leaseHandlers,
+  ...labHandlers,
 };
 
 export type AgentHandlers = typeof handlers;
