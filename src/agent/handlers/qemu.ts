@@ -115,8 +115,9 @@ export const qemuHandlers = {
 async function isAlive(pid: number): Promise<boolean> {
   try {
     const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    // A zombie has exited; it only waits to be reaped.
-    return !/\) Z /.test(stat);
+    if (!/\) Z /.test(stat)) return true;
+    // The leader is a zombie, but until its last thread is gone it still holds files (and image locks).
+    return (await fs.readdir(`/proc/${pid}/task`)).length > 1;
   } catch {
     return false;
   }
