@@ -80,8 +80,13 @@ done
 if [ "$dirty" -gt 0 ]; then
   (
     dd if=/dev/urandom of=/tmp/dirty.src bs=1048576 count=$dirty 2>/dev/null
-    cp /tmp/dirty.src /tmp/dirty.dst
-    while :; do dd if=/tmp/dirty.src of=/tmp/dirty.dst bs=1048576 conv=notrunc 2>/dev/null; done
+    # Each pass lands one byte further on, so every page changes content too
+    # (a dirty page with unchanged content would be cheap for xbzrle and invisible to sampling).
+    o=0
+    while :; do
+      o=$(((o + 1) % 4096))
+      dd if=/tmp/dirty.src of=/tmp/dirty.dst bs=1048576 seek=$o oflag=seek_bytes conv=notrunc 2>/dev/null
+    done
   ) &
 fi
 
