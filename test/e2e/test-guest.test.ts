@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,4 +196,19 @@ test('with ferry.dirty the guest keeps writing records and SIGTERM loses none', 
   const last = lastCounter(text);
   assert.deepEqual(verifyReported([await checkImage(b.disks[0]!)], last).missing, []);
   assert.equal(verifyReported([await checkImage(b.disks[0]!)], last).ok, true);
+});
+
+test('two processes building the test guest at once into an empty cache agree on one build', async () => {
+  const cache = join(dir, 'cache');
+  const module = new URL('../../src/lab/guest-image.js', import.meta.url).href;
+  const script = `import(${JSON.stringify(module)}).then((m) => m.ensureTestGuest()).then((g) => console.log(JSON.stringify(g)))`;
+  const env = { ...process.env, FERRY_CACHE_DIR: cache } as Record<string, string>;
+  const [a, b] = await Promise.all([0, 1].map(() => run(process.execPath, ['-e', script], { env, timeoutMs: 300_000 })));
+  const ga = JSON.parse(a!.stdout) as TestGuest;
+  assert.deepEqual(JSON.parse(b!.stdout), ga);
+  assert.ok(ga.kernel.startsWith(join(cache, 'test-guest') + '/'));
+  assert.ok((await stat(ga.kernel)).size > 1_000_000);
+  assert.ok((await stat(ga.initrd)).size > 100_000);
+  // Only the finished build is left: no temporary .build-* directory.
+  assert.deepEqual(await readdir(join(cache, 'test-guest')), [ga.kernel.split('/').at(-2)]);
 });
