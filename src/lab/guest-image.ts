@@ -34,6 +34,9 @@ export const GUEST_APPEND = 'console=ttyS0 quiet loglevel=3 panic=-1';
  * print `FERRY-REC N` on ttyS0. With several disks records alternate between
  * them (records.ts placeOf). When a disk is full it prints
  * FERRY-GUEST-DISK-FULL and stops writing, but keeps running (and dirtying RAM).
+ * Rate under TCG on a 2-core host: about 40-65 records/s (boot to READY
+ * 4.5-6 s), so a 64 MiB disk (16384 slots) lasts 4-7 minutes, two such disks
+ * twice that.
  * Knobs on the kernel command line:
  *   ferry.rate=N    at most about N records per second (default: as fast as it can)
  *   ferry.dirty=M   a background loop keeps rewriting M MiB of RAM
@@ -80,8 +83,13 @@ done
 if [ "$dirty" -gt 0 ]; then
   (
     dd if=/dev/urandom of=/tmp/dirty.src bs=1048576 count=$dirty 2>/dev/null
-    cp /tmp/dirty.src /tmp/dirty.dst
-    while :; do dd if=/tmp/dirty.src of=/tmp/dirty.dst bs=1048576 conv=notrunc 2>/dev/null; done
+    # Each pass lands one byte further on, so every page changes content too
+    # (a dirty page with unchanged content would be cheap for xbzrle and invisible to sampling).
+    o=0
+    while :; do
+      o=$(((o + 1) % 4096))
+      dd if=/tmp/dirty.src of=/tmp/dirty.dst bs=1048576 seek=$o oflag=seek_bytes conv=notrunc 2>/dev/null
+    done
   ) &
 fi
 
@@ -114,7 +122,7 @@ done
 while :; do sleep 3600; done
 `;
 
-interface Manifest {
+export interface TestGuestManifest {
   initSha256: string;
   kernelPackage: string;
   kernelVersion: string;
@@ -186,7 +194,7 @@ async function _build(root: string, dir: string, key: string): Promise<void> {
       cwd: initramfs,
     });
 
-    const manifest: Manifest = { initSha256: key, kernelPackage, kernelVersion, builtAt: new Date().toISOString() };
+    const manifest: TestGuestManifest = { initSha256: key, kernelPackage, kernelVersion, builtAt: new Date().toISOString() };
     await writeFile(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     // mkdtemp made it 0700; QEMU may run as another user (libvirt-qemu) and must read the kernel.
     await chmod(out, 0o755);
@@ -205,7 +213,8 @@ async function _build(root: string, dir: string, key: string): Promise<void> {
 /** The newest linux-image-6.1.0-N-cloud-amd64 apt knows, updating the package lists once if it knows none. */
 async function _findKernelPackage(): Promise<string> {
   for (const update of [false, true]) {
-    if (update) await run('apt-get', ['update', '-qq'], { timeoutMs: 300_000 });
+    // A concurrent build may hold apt's lock; its update serves us too, so search again either way.
+    if (update) await run('apt-get', ['update', '-qq'], { timeoutMs: 300_000, allowFailure: true });
     // Prefer what the linux-image-cloud-amd64 metapackage points at; else the highest ABI listed.
     const meta = await run('apt-cache', ['depends', 'linux-image-cloud-amd64'], { allowFailure: true });
     const m = /Depends:\s*(linux-image-6\.1\.0-\d+-cloud-amd64)\s*$/m.exec(meta.stdout);
@@ -318,6 +327,6 @@ export function testGuestQemuArgs(guest: TestGuest, o: GuestQemuOptions): string
 }
 
 /** Reads the cache manifest of a built guest (kernel package and version), for reports. */
-export async function testGuestManifest(guest: TestGuest): Promise<Manifest> {
-  return JSON.parse(await readFile(join(dirname(guest.kernel), 'manifest.json'), 'utf8')) as Manifest;
+export async function testGuestManifest(guest: TestGuest): Promise<TestGuestManifest> {
+  return JSON.parse(await readFile(join(dirname(guest.kernel), 'manifest.json'), 'utf8')) as TestGuestManifest;
 }
