@@ -5,10 +5,12 @@
  */
 import { fileHandlers } from './handlers/files.js';
 import { systemHandlers } from './handlers/system.js';
+import { guestHandlers } from './handlers/guest.js';
 
 export const handlers = {
   ...fileHandlers,
   ...systemHandlers,
+  ...guestHandlers,
 };
 
 export type AgentHandlers = typeof handlers;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { serveAgent } from '../agent/server.js';
+import { register as registerGuest } from './commands/guest.js';
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
       process.exit(0);
     });
 
+  registerGuest(program);
   return program;
 }
