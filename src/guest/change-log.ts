@@ -24,16 +24,24 @@ export const BACKUP_SUFFIX = '.ferry-orig';
 export class ChangeLog {
   readonly changes: Change[] = [];
   operation = '';
+  /** Texts written so far, so later operations see earlier edits even on a dry run. */
+  private readonly pending = new Map<string, string>();
 
   constructor(
     readonly root: string,
     readonly dryRun: boolean,
   ) {}
 
+  /** A guest file's text as the operations so far left it. */
+  async read(file: string): Promise<string | undefined> {
+    return this.pending.get(file) ?? (await readGuestFile(this.root, file));
+  }
+
   /** Replaces a guest file's text; no-op when unchanged. */
   async edit(file: string, next: string): Promise<void> {
-    const current = (await readGuestFile(this.root, file)) ?? '';
+    const current = (await this.read(file)) ?? '';
     if (current === next) return;
+    this.pending.set(file, next);
     const diff = await unifiedDiff(file, current, next);
     const host = await guestPath(this.root, file);
     let backup: string | undefined;

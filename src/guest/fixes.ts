@@ -10,7 +10,7 @@ import { rewriteCrypttabDevices } from './crypttab.js';
 import { classifyDeviceName, targetKernelName } from './device-names.js';
 import { isLocalBlockEntry, rewriteFstabDevices } from './fstab.js';
 import { rewriteBootCmdlines, rewriteDefaultGrubCmdlines } from './grub.js';
-import { guestPath, readGuestFile } from './guest-files.js';
+import { guestPath } from './guest-files.js';
 import { setIfcfgHwaddr } from './ifcfg.js';
 import type { Filesystem } from './image.js';
 import type { GuestFiles } from './inspect.js';
@@ -60,17 +60,18 @@ function rewriteUuidRefs(text: string, map: ReadonlyMap<string, string>): string
 }
 
 async function editGuestFile(ctx: FixContext, file: string, edit: (text: string) => string): Promise<void> {
-  const text = await readGuestFile(ctx.root, file);
+  const text = await ctx.log.read(file);
   if (text !== undefined) await ctx.log.edit(file, edit(text));
 }
 
-async function editBootConfigs(ctx: FixContext, edit: (cmdline: string, hasInitrd: boolean) => string, editDefault?: (text: string) => string): Promise<void> {
+/** Edits every boot entry's command line and /etc/default/grub's; `addsParam` edits only GRUB_CMDLINE_LINUX there (one place is enough). */
+async function editBootConfigs(ctx: FixContext, edit: (cmdline: string, hasInitrd: boolean) => string, editDefault?: (text: string) => string, addsParam = false): Promise<void> {
   for (const f of ctx.guest.bootloader.files) {
     await editGuestFile(ctx, f.path, (t) => rewriteBootCmdlines(t, f.flavour, (c, e) => edit(c, e.initrd !== undefined)));
   }
   if (ctx.guest.bootloader.defaultGrub) {
     await editGuestFile(ctx, '/etc/default/grub', (t) => {
-      const out = rewriteDefaultGrubCmdlines(t, (c) => edit(c, true));
+      const out = rewriteDefaultGrubCmdlines(t, (c) => edit(c, true), addsParam ? ['GRUB_CMDLINE_LINUX'] : undefined);
       return editDefault ? editDefault(out) : out;
     });
   }
@@ -132,7 +133,7 @@ const network: FixOperation = {
     }
     const kernelNamed = configs.some((c) => c.interface && /^eth\d+$/.test(c.interface));
     if (predictableNames && kernelNamed) {
-      await editBootConfigs(ctx, (c) => (paramValue(c, 'net.ifnames') === '0' ? c : setParam(c, 'net.ifnames', '0')));
+      await editBootConfigs(ctx, (c) => (paramValue(c, 'net.ifnames') === '0' ? c : setParam(c, 'net.ifnames', '0')), undefined, true);
     }
   },
 };
@@ -202,7 +203,7 @@ const initramfsVirtio: FixOperation = {
     if (!needed) return;
     if (ctx.guest.initramfsTool === 'initramfs-tools') {
       const file = '/etc/initramfs-tools/modules';
-      const text = (await readGuestFile(ctx.root, file)) ?? '';
+      const text = (await ctx.log.read(file)) ?? '';
       const have = new Set(text.split('\n').map((l) => l.trim().split(/\s+/)[0]));
       const add = VIRTIO_MODULES.filter((m) => !have.has(m));
       if (add.length > 0) await ctx.log.edit(file, `${text.replace(/\n?$/, '\n')}# added by ferry for KVM virtio\n${add.join('\n')}\n`);

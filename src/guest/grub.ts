@@ -91,10 +91,10 @@ export function parseDefaultGrub(text: string): DefaultGrub {
 }
 
 /** Rewrites both command line variables of /etc/default/grub with `edit`. */
-export function rewriteDefaultGrubCmdlines(text: string, edit: (cmdline: string) => string): string {
+export function rewriteDefaultGrubCmdlines(text: string, edit: (cmdline: string) => string, keys = ['GRUB_CMDLINE_LINUX', 'GRUB_CMDLINE_LINUX_DEFAULT']): string {
   let out = text;
   const v = shellVarMap(text);
-  for (const key of ['GRUB_CMDLINE_LINUX', 'GRUB_CMDLINE_LINUX_DEFAULT']) {
+  for (const key of keys) {
     const old = v.get(key);
     if (old === undefined) continue;
     const next = edit(old);

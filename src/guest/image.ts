@@ -63,7 +63,10 @@ async function checkImageUsable(image: string, writable: boolean): Promise<void>
     });
   }
   if (writable) {
+    const st = await stat(image);
     try {
+      // root passes access(W_OK) on any file; a file nobody may write is read-only by intent.
+      if (st.isFile() && (st.mode & 0o222) === 0) throw new Error('no write permission bits');
       await access(image, constants.W_OK);
     } catch {
       throw new FerryError('READ_ONLY', `Cannot fix disk "${image}": it is not writable`, {
