@@ -119,12 +119,14 @@ const network: FixOperation = {
   async apply(ctx) {
     const { configs, nameBindings, predictableNames } = ctx.guest.network;
     const mapped = (mac: string): string | undefined => ctx.macMap.get(mac.toLowerCase());
-    const files = new Set(nameBindings.map((b) => b.file));
+    // Bindings already on a new MAC (a second run) stay as they are.
+    const newMacs = new Set(ctx.macMap.values());
+    const files = new Set(nameBindings.filter((b) => !newMacs.has(b.mac)).map((b) => b.file));
     for (const f of files) {
       // With --mac the rule follows the NIC; without, the rule goes and the name is pinned below.
-      await editGuestFile(ctx, f, (t) => rewriteNetNameRules(t, (b) => mapped(b.mac) ?? null));
+      await editGuestFile(ctx, f, (t) => rewriteNetNameRules(t, (b) => (newMacs.has(b.mac) ? undefined : (mapped(b.mac) ?? null))));
     }
-    for (const c of configs.filter((x) => x.mac)) {
+    for (const c of configs.filter((x) => x.mac && !newMacs.has(x.mac))) {
       const to = mapped(c.mac!);
       if (c.format === 'ifcfg') await editGuestFile(ctx, c.file, (t) => setIfcfgHwaddr(t, to));
       else if (c.format === 'nm-keyfile') await editGuestFile(ctx, c.file, (t) => setNmKeyfileMac(t, to));

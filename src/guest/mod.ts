@@ -30,6 +30,8 @@ export interface GuestReport extends GuestFiles {
 
 export interface InspectOptions {
   target?: string;
+  /** MACs the guest's NICs will have on the target. */
+  targetMacs?: string[];
 }
 
 function describeFilesystems(image: AttachedImage, mounts: { mountPoint: string; fs: Filesystem }[]): GuestReport['filesystems'] {
@@ -57,7 +59,7 @@ export async function inspectImage(imagePath: string, options: InspectOptions = 
         filesystems: describeFilesystems(image, guest.mounts),
         lvm: lvmOf(image),
         ...files,
-        problems: findProblems(files, target, image.filesystems),
+        problems: findProblems(files, target, image.filesystems, options.targetMacs),
         durationMs: Math.round(performance.now() - started),
       };
     } finally {
@@ -157,7 +159,7 @@ export async function fixImage(imagePath: string, options: FixOptions = {}): Pro
         await op.apply(ctx);
       }
       const after = dryRun ? guestFiles : await readGuestFiles(guest.root);
-      const remaining = findProblems(after, target, image.filesystems).filter((p) => !(dryRun && p.operation && !options.skip?.includes(p.operation)));
+      const remaining = findProblems(after, target, image.filesystems, [...ctx.macMap.values()]).filter((p) => !(dryRun && p.operation && !options.skip?.includes(p.operation)));
       return { image: imagePath, dryRun, changes: log.changes, remaining, durationMs: Math.round(performance.now() - started) };
     } finally {
       await guest.unmount();

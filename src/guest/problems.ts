@@ -17,7 +17,9 @@ export interface Problem {
   file?: string;
 }
 
-export function findProblems(g: GuestFiles, target: GuestTarget, filesystems: readonly Filesystem[] = []): Problem[] {
+/** targetMacs: MACs the guest's NICs will have on the target; bindings to them are no problem. */
+export function findProblems(g: GuestFiles, target: GuestTarget, filesystems: readonly Filesystem[] = [], targetMacs: readonly string[] = []): Problem[] {
+  const kept = new Set(targetMacs.map((m) => m.toLowerCase()));
   const problems: Problem[] = [];
   const uuidFix = (spec: string): string => {
     const n = classifyDeviceName(spec, target);
@@ -105,14 +107,14 @@ export function findProblems(g: GuestFiles, target: GuestTarget, filesystems: re
     }
   }
   const { configs, nameBindings, predictableNames } = g.network;
-  for (const b of nameBindings) {
+  for (const b of nameBindings.filter((x) => !kept.has(x.mac))) {
     problems.push({
       code: 'network-mac-binding', severity: 'error', file: b.file, operation: 'network',
       message: `${b.file} names the NIC with MAC ${b.mac} "${b.name}"; a new NIC with another MAC gets another name and ${b.name}'s configuration no longer applies`,
       fix: `give --mac ${b.mac}=NEW to move the rule to the new MAC, or let ferry drop the MAC binding and pin the name`,
     });
   }
-  for (const c of configs.filter((x) => x.mac && x.format !== 'interfaces')) {
+  for (const c of configs.filter((x) => x.mac && x.format !== 'interfaces' && !kept.has(x.mac))) {
     problems.push({
       code: 'network-mac-binding', severity: 'error', file: c.file, operation: 'network',
       message: `${c.file} binds ${c.interface ?? 'its interface'} to MAC ${c.mac}`,

@@ -13,7 +13,7 @@ export interface GuestFixParams {
 }
 
 export const guestHandlers = {
-  'guest.inspect': async (p: { image: string; target?: string }): Promise<GuestReport> => inspectImage(p.image, { target: p.target }),
+  'guest.inspect': async (p: { image: string; target?: string; targetMacs?: string[] }): Promise<GuestReport> => inspectImage(p.image, p),
 
   'guest.fix': async (p: GuestFixParams): Promise<FixResult> =>
     fixImage(p.image, { ...p, macs: new Map(p.macs ?? []), uuidMap: new Map(p.uuidMap ?? []) }),

@@ -109,12 +109,16 @@ export function register(program: Command): void {
     .description('report partitions, filesystems, OS, fstab, bootloader, kernels, network and console, and what breaks on the target (IMAGE: file, block device or HOST:PATH)')
     .option('--json', 'print the report as JSON (top-level "problems" array)')
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
-    .action((image: string, o: { json?: boolean; for: string }) =>
+    .option('--nic-mac <mac>', 'a MAC the guest\'s NIC will have on the target; configuration bound to it is fine (repeatable)', collect, [])
+    .action((image: string, o: { json?: boolean; for: string; nicMac: string[] }) =>
       report(async () => {
+        const bad = o.nicMac.find((m) => !isMac(m));
+        if (bad) throw new FerryError('USAGE', `Cannot read --nic-mac "${bad}"`, { hint: 'write it as 52:54:00:12:34:56' });
         const at = locate(image);
+        const params = { image: at.path, target: o.for, targetMacs: o.nicMac };
         const r = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.inspect', { image: at.path, target: o.for }))
-          : await inspectImage(at.path, { target: o.for });
+          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.inspect', params))
+          : await inspectImage(at.path, params);
         if (o.json) console.log(JSON.stringify(r, null, 2));
         else printReport(r);
       }),
