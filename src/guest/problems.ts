@@ -3,6 +3,7 @@ import { isLocalBlockEntry } from './fstab.js';
 import type { Filesystem } from './image.js';
 import type { GuestFiles } from './inspect.js';
 import { classifyDeviceName } from './device-names.js';
+import { resolveFstabDevice } from './mount.js';
 import type { GuestTarget } from './target.js';
 
 export interface Problem {
@@ -32,6 +33,15 @@ export function findProblems(g: GuestFiles, target: GuestTarget, filesystems: re
       code: 'fstab-device-name', severity: 'error', file: '/etc/fstab', operation: 'device-names',
       message: `/etc/fstab mounts ${e.mountPoint} from "${e.spec}": ${e.device.why}`,
       fix: uuidFix(e.spec),
+    });
+  }
+  for (const e of g.fstab) {
+    if (filesystems.length === 0 || !['uuid', 'by-uuid', 'partuuid', 'by-partuuid'].includes(e.device.kind) || e.options.includes('noauto') || e.options.includes('nofail')) continue;
+    if (resolveFstabDevice(e, filesystems)) continue;
+    problems.push({
+      code: 'fstab-unknown-uuid', severity: 'warning', file: '/etc/fstab', operation: 'uuid-references',
+      message: `/etc/fstab mounts ${e.mountPoint} from "${e.spec}", which is none of this disk's filesystems (another disk, or the UUID changed in the move)`,
+      fix: 'if the UUID changed: --restore-uuids SOURCE_IMAGE or --uuid-map OLD=NEW (--uuid-mode restore|rewrite)',
     });
   }
   for (const e of g.crypttab) {

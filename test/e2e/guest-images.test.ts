@@ -1,5 +1,5 @@
 /**
- * `ferry guest` on bad input: each case a clear error with a hint, and the
+ * `ferry guest` on bad input and on other image shapes: each case a clear error with a hint, and the
  * image left byte for byte as it was. Also the qcow2 path (FUSE export),
  * on a small synthetic guest built with mkfs.ext4 -d.
  */
@@ -25,7 +25,7 @@ async function digest(path: string): Promise<string> {
 }
 
 /** A 64 MiB MBR disk whose one ext4 partition holds `files`. */
-async function makeDisk(name: string, files: Record<string, string>): Promise<string> {
+async function makeDisk(name: string, files: Record<string, string>, uuid?: string): Promise<string> {
   const tree = join(work, `${name}.tree`);
   for (const [path, text] of Object.entries(files)) {
     await mkdir(dirname(join(tree, path)), { recursive: true });
@@ -35,7 +35,7 @@ async function makeDisk(name: string, files: Record<string, string>): Promise<st
   const disk = join(work, `${name}.raw`);
   await run('truncate', ['-s', '64M', disk]);
   await run('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, type=83\n' });
-  await run('mkfs.ext4', ['-q', '-F', '-E', 'offset=1048576', '-d', tree, disk, '60M']);
+  await run('mkfs.ext4', ['-q', '-F', ...(uuid ? ['-U', uuid] : []), '-E', 'offset=1048576', '-d', tree, disk, '60M']);
   return disk;
 }
 
@@ -128,4 +128,29 @@ test('a qcow2 guest is inspected and fixed through a FUSE export', async () => {
   assert.equal(afterFix.fstab[0]!.spec, `UUID=${before.filesystems[0]!.uuid}`);
   // No loop device or FUSE export is left behind.
   assert.doesNotMatch((await run('losetup', ['-a'])).stdout, /q\.qcow2|ferry-guest-/);
+});
+
+test('a filesystem whose UUID changed in the move gets its old UUID back, or references follow the new one', async () => {
+  const OLD = '0e0e0e0e-1111-4222-8333-444444444444';
+  const NEW = '0f0f0f0f-5555-4666-8777-888888888888';
+  const files = { ...LINUX_ROOT, '/etc/fstab': `UUID=${OLD} / ext4 defaults 0 1\n` };
+  const source = await makeDisk('uuid-source', files, OLD);
+  const moved = await makeDisk('uuid-moved', files, NEW);
+  const seen = JSON.parse((await ferry(['guest', 'inspect', '--json', moved])).stdout) as { problems: { code: string }[] };
+  assert.deepEqual(seen.problems.map((p) => p.code), ['fstab-unknown-uuid']);
+
+  const restore = await ferry(['guest', 'fix', '--restore-uuids', source, moved]);
+  assert.equal(restore.code, 0, restore.stderr);
+  assert.match(restore.stdout, new RegExp(`tune2fs -f -U ${OLD}`));
+  const restored = JSON.parse((await ferry(['guest', 'inspect', '--json', moved])).stdout) as { problems: unknown[]; filesystems: { uuid: string }[] };
+  assert.equal(restored.filesystems[0]!.uuid, OLD);
+  assert.deepEqual(restored.problems, []);
+
+  const moved2 = await makeDisk('uuid-moved2', files, NEW);
+  const rewrite = await ferry(['guest', 'fix', '--uuid-map', `${OLD}=${NEW}`, '--uuid-mode', 'rewrite', moved2]);
+  assert.equal(rewrite.code, 0, rewrite.stderr);
+  const rewritten = JSON.parse((await ferry(['guest', 'inspect', '--json', moved2])).stdout) as { problems: unknown[]; fstab: { spec: string }[]; filesystems: { uuid: string }[] };
+  assert.equal(rewritten.filesystems[0]!.uuid, NEW);
+  assert.equal(rewritten.fstab[0]!.spec, `UUID=${NEW}`);
+  assert.deepEqual(rewritten.problems, []);
 });
