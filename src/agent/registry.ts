@@ -10,6 +10,7 @@ import { leaseHandlers } from './handlers/leases.js';
 import { qemuHandlers } from './handlers/qemu.js';
 import { qmpHandlers } from './handlers/qmp.js';
 import { systemHandlers } from './handlers/system.js';
+import { guestHandlers } from './handlers/guest.js';
 
 export const handlers = {
   ...fileHandlers,
@@ -19,6 +20,7 @@ export const handlers = {
   ...imageHandlers,
   ...leaseHandlers,
   ...labHandlers,
+  ...guestHandlers,
 };
 
 export type AgentHandlers = typeof handlers;

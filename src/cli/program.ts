@@ -5,6 +5,7 @@ import { register as registerHistory } from './commands/history.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerMigrate } from './commands/migrate.js';
 import { register as registerVm } from './commands/vm.js';
+import { register as registerGuest } from './commands/guest.js';
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
@@ -25,5 +26,6 @@ export function buildProgram(): Command {
   registerHistory(program);
   registerLab(program);
   registerDemo(program);
+  registerGuest(program);
   return program;
 }
