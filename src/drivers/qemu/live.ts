@@ -476,6 +476,7 @@ export class QemuLiveMigration {
   private async switchOver(): Promise<void> {
     const src = this.srcQmp!;
     const dst = this.dstQmp!;
+    this.o.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
     // The source is paused now. Completing each mirror leaves the target's disks identical.
     const completed = this.plans.map((p) => src.waitForEvent('BLOCK_JOB_COMPLETED', (e) => e.data.device === p.jobId, 30_000));
     const resumed = dst.waitForEvent('RESUME', () => true, 120_000);
@@ -487,6 +488,7 @@ export class QemuLiveMigration {
       this.plans[i]!.bytesCopied = Number(e.data.offset ?? this.plans[i]!.bytesCopied);
     }
     this.jobsStarted = [];
+    this.o.journal.record('mirrors-completed', { since_stop_ms: this.sinceStop() });
     const migrated = src.waitForEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data.status)), 120_000);
     await src.execute('migrate-continue', { state: 'pre-switchover' });
     const end = await migrated;
@@ -495,7 +497,9 @@ export class QemuLiveMigration {
       throw new FerryError('MIGRATION_FAILED', `The switch-over ${String(end.data.status)}${m?.['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
     }
     this.committed = true;
+    this.o.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
     const resume = await resumed;
+    this.o.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
     const m = await src.execute<QueryMigrate>('query-migrate');
     this.stats.ramBytes = m.ram?.transferred ?? 0;
     this.stats.qemuDowntimeMs = m.downtime;
@@ -504,6 +508,10 @@ export class QemuLiveMigration {
     this.stats.diskBytes = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
     if (this.sourceStop) this.stats.downtimeMs = Math.max(0, Math.round((resume.timestampMs - this.sourceStop.timestampMs) * 10) / 10);
     this.log(`switched over: the VM runs on ${this.o.target.host.name}`);
+  }
+
+  private sinceStop(): number | undefined {
+    return this.sourceStop ? Date.now() - this.sourceStop.timestampMs : undefined;
   }
 
   // ---- finish ------------------------------------------------------------
