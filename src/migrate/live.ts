@@ -71,10 +71,11 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     }
     const fromHost = findHost(req.inventory, req.from);
     const toHost = findHost(req.inventory, req.to);
-    const [source, target] = await Promise.all([AgentClient.connect(fromHost), AgentClient.connect(toHost)]).catch(async (e) => {
-      throw e;
-    });
-    agents.push(source, target);
+    // Keep whichever agent did connect, so it is closed even when the other host is unreachable.
+    const connected = await Promise.allSettled([AgentClient.connect(fromHost), AgentClient.connect(toHost)]);
+    for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
+    for (const c of connected) if (c.status === 'rejected') throw c.reason;
+    const [source, target] = agents as [AgentClient, AgentClient];
     const migration = new QemuLiveMigration({
       vmName: req.vm,
       source,
