@@ -11,6 +11,7 @@ import { qemuHandlers } from './handlers/qemu.js';
 import { qmpHandlers } from './handlers/qmp.js';
 import { systemHandlers } from './handlers/system.js';
 import { guestHandlers } from './handlers/guest.js';
+import { syncHandlers } from './handlers/sync.js';
 
 export const handlers = {
   ...fileHandlers,
@@ -21,6 +22,7 @@ export const handlers = {
   ...leaseHandlers,
   ...labHandlers,
   ...guestHandlers,
+  ...syncHandlers,
 };
 
 export type AgentHandlers = typeof handlers;

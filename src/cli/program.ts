@@ -6,6 +6,7 @@ import { register as registerLab } from './commands/lab.js';
 import { register as registerMigrate } from './commands/migrate.js';
 import { register as registerVm } from './commands/vm.js';
 import { register as registerGuest } from './commands/guest.js';
+import { register as registerSync } from './commands/sync.js';
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
@@ -27,5 +28,6 @@ export function buildProgram(): Command {
   registerLab(program);
   registerDemo(program);
   registerGuest(program);
+  registerSync(program);
   return program;
 }

@@ -1,0 +1,56 @@
+/**
+ * Block delta sync on the agent's host: inspect a disk, receive into one
+ * (listening on the host's address) or send one to another agent. Data flows
+ * agent to agent; the controller only starts both ends and watches progress.
+ */
+import { randomBytes } from 'node:crypto';
+import { inspectDisk, type DiskInfo } from '../../storage/image-info.js';
+import { describeUsers, findDiskUsers, hasRunningVm, isBusy } from '../../storage/usage.js';
+import { deviceMapperAvailable } from '../../storage/lvm.js';
+import { FerryError } from '../../util/errors.js';
+import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
+import { sendDisk, type SendOptions, type SendResult } from '../../sync/sender.js';
+import type { HandlerContext } from '../context.js';
+
+export interface SyncDiskReport extends DiskInfo {
+  /** Human description of who uses the disk, empty when nobody. */
+  users: string;
+  vmRunning: boolean;
+  busy: boolean;
+  deviceMapper: boolean;
+}
+
+const sessions = new Map<string, ReceiveSession>();
+
+export const syncHandlers = {
+  'sync.inspect': async (p: { path: string }): Promise<SyncDiskReport> => {
+    const info = await inspectDisk(p.path);
+    if (!info.exists) return { ...info, users: '', vmRunning: false, busy: false, deviceMapper: deviceMapperAvailable() };
+    const users = await findDiskUsers(p.path);
+    return { ...info, users: describeUsers(users), vmRunning: hasRunningVm(users), busy: isBusy(users), deviceMapper: deviceMapperAvailable() };
+  },
+
+  'sync.receive': async (p: ReceiveOptions, ctx: HandlerContext): Promise<ReceivePlan & { session: string }> => {
+    const session = await startReceive(p);
+    const id = randomBytes(8).toString('hex');
+    sessions.set(id, session);
+    ctx.onClose(() => session.cancel());
+    return { ...session.plan, session: id };
+  },
+
+  'sync.receiveResult': async (p: { session: string }): Promise<ReceiveResult> => {
+    const s = sessions.get(p.session);
+    if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${p.session}"`);
+    try {
+      return await s.result;
+    } finally {
+      sessions.delete(p.session);
+    }
+  },
+
+  'sync.send': async (p: Omit<SendOptions, 'signal'>, ctx: HandlerContext): Promise<SendResult> => {
+    const abort = new AbortController();
+    ctx.onClose(() => abort.abort());
+    return sendDisk({ ...p, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
+  },
+};

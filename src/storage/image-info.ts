@@ -1,0 +1,85 @@
+/**
+ * What a path on this host holds, as a disk: a regular file or block device,
+ * its image format as qemu-img sees it, and its guest-visible size.
+ */
+import * as fs from 'node:fs/promises';
+import { FerryError } from '../util/errors.js';
+import { run } from '../util/exec.js';
+import { statPath } from '../agent/handlers/files.js';
+import { parseLvPath, type LvName } from './lvm.js';
+
+export type DiskKind = 'file' | 'block';
+
+export interface DiskInfo {
+  path: string;
+  exists: boolean;
+  kind?: DiskKind;
+  /** qemu-img's name for the format: raw, qcow2, vmdk... */
+  format?: string;
+  /** Guest-visible size in bytes. */
+  size?: number;
+  /** Identity of the underlying file, to tell two names for one disk apart. */
+  dev?: number;
+  ino?: number;
+  /** Set when the path names an LVM logical volume (/dev/VG/LV, /dev/mapper/VG-LV). */
+  lv?: LvName;
+  /** Backing file of an image with a backing chain (qcow2 overlays). */
+  backingFile?: string;
+}
+
+/** Inspects a disk path; a missing path yields `{ exists: false }`, not an error. */
+export async function inspectDisk(path: string): Promise<DiskInfo> {
+  const lv = parseLvPath(path);
+  const st = await statPath(path);
+  if (!st.exists) return { path, exists: false, lv };
+  if (st.type !== 'file' && st.type !== 'block') {
+    throw new FerryError('BAD_FORMAT', `Cannot use "${path}" as a disk: it is a ${st.type}`, {
+      hint: 'name a regular file, an image (qcow2...), a block device or a logical volume',
+    });
+  }
+  const ids = await fs.stat(path);
+  const kind: DiskKind = st.type;
+  if (kind === 'block') return { path, exists: true, kind, format: 'raw', size: st.size, dev: ids.dev, ino: ids.ino, lv };
+  const probe = await run('qemu-img', ['info', '-U', '--output=json', path], { allowFailure: true });
+  if (probe.exitCode !== 0) {
+    throw new FerryError('BAD_FORMAT', `Cannot read image "${path}": ${probe.stderr.trim().split('\n').pop()}`, {
+      hint: 'check that the file is a disk image qemu-img can open (qemu-img info FILE)',
+    });
+  }
+  const info = JSON.parse(probe.stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string; 'full-backing-filename'?: string };
+  return {
+    path,
+    exists: true,
+    kind,
+    format: info.format,
+    size: info['virtual-size'],
+    dev: ids.dev,
+    ino: ids.ino,
+    lv,
+    backingFile: info['full-backing-filename'] ?? info['backing-filename'],
+  };
+}
+
+/** Creates an empty (sparse) image of the given format and guest size. */
+export async function createImage(path: string, format: string, size: number): Promise<void> {
+  const r = await run('qemu-img', ['create', '-q', '-f', format, ...(format === 'qcow2' ? ['-o', 'preallocation=off'] : []), path, String(size)], {
+    allowFailure: true,
+  });
+  if (r.exitCode !== 0) {
+    throw new FerryError('COMMAND_FAILED', `Cannot create image "${path}" (${format}, ${size} bytes): ${r.stderr.trim().split('\n').pop()}`, {
+      hint: 'check that the directory exists and is writable and has free space',
+    });
+  }
+}
+
+const FORMAT_BY_EXTENSION: Record<string, string> = { raw: 'raw', img: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vhdx: 'vhdx' };
+
+/**
+ * The format to create a missing image in: the one asked for, else the one
+ * the file name says (disk.img is raw, disk.qcow2 qcow2), else the source's.
+ */
+export function formatForNewImage(path: string, sourceFormat: string, requested?: string): string {
+  if (requested) return requested;
+  const ext = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
+  return (ext && FORMAT_BY_EXTENSION[ext]) ?? sourceFormat;
+}

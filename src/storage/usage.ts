@@ -1,0 +1,127 @@
+/**
+ * Who is using a disk right now: a mounted filesystem (directly, or through a
+ * loop device backed by the file) or a process holding it open, QEMU in
+ * particular. Writing under either corrupts it; reading under a running VM
+ * gives a crash-consistent copy only.
+ */
+import * as fs from 'node:fs/promises';
+
+export interface DiskUsers {
+  /** Mount points whose filesystem lives on the disk. */
+  mounts: string[];
+  /** Loop devices backed by the file. */
+  loops: string[];
+  /** Processes with the disk open (pid, command name); excludes this process. */
+  openers: Array<{ pid: number; command: string }>;
+}
+
+/** True when some opener looks like a virtual machine (QEMU). */
+export function hasRunningVm(users: DiskUsers): boolean {
+  return users.openers.some((o) => /qemu-system|qemu-kvm|^kvm$/.test(o.command));
+}
+
+export function isBusy(users: DiskUsers): boolean {
+  return users.mounts.length > 0 || users.loops.length > 0 || users.openers.length > 0;
+}
+
+export function describeUsers(users: DiskUsers): string {
+  const parts: string[] = [];
+  if (users.mounts.length) parts.push(`mounted at ${users.mounts.join(', ')}`);
+  if (users.loops.length) parts.push(`attached to ${users.loops.join(', ')}`);
+  if (users.openers.length) parts.push(`open in ${users.openers.map((o) => `${o.command} (pid ${o.pid})`).join(', ')}`);
+  return parts.join('; ');
+}
+
+/** Finds the users of `path`; `ignorePids` are this agent's own helpers. */
+export async function findDiskUsers(path: string, ignorePids: number[] = []): Promise<DiskUsers> {
+  const real = await fs.realpath(path);
+  const st = await fs.stat(real);
+  const users: DiskUsers = { mounts: [], loops: [], openers: [] };
+  const devNumbers = new Set<string>();
+  if (st.isBlockDevice()) {
+    devNumbers.add(devString(st.rdev));
+    for (const p of await partitionsOf(st.rdev)) devNumbers.add(p);
+  } else {
+    for (const loop of await loopsBackedBy(real)) {
+      users.loops.push(loop.device);
+      devNumbers.add(loop.majmin);
+      for (const p of await partitionsOf(loop.rdev)) devNumbers.add(p);
+    }
+  }
+  const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of mountinfo.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 5) continue;
+    const sep = f.indexOf('-');
+    const source = sep > 0 ? unescapeMount(f[sep + 2] ?? '') : '';
+    if ((st.isBlockDevice() && devNumbers.has(f[2]!)) || devNumbers.has(f[2]!) || source === real) users.mounts.push(unescapeMount(f[4]!));
+  }
+  users.openers = await openersOf(real, new Set([process.pid, ...ignorePids]));
+  return users;
+}
+
+function devString(rdev: number): string {
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | ((Math.floor(rdev / 0x100000) & 0xfff) << 8);
+  return `${major}:${minor}`;
+}
+
+async function partitionsOf(rdev: number): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    const base = await fs.realpath(`/sys/dev/block/${devString(rdev)}`);
+    for (const name of await fs.readdir(base)) {
+      const dev = await fs.readFile(`${base}/${name}/dev`, 'utf8').catch(() => '');
+      if (dev && (await fs.stat(`${base}/${name}/partition`).catch(() => undefined))) out.push(dev.trim());
+    }
+  } catch {
+    // not a whole disk (or sysfs absent): no partitions
+  }
+  return out;
+}
+
+async function loopsBackedBy(real: string): Promise<Array<{ device: string; majmin: string; rdev: number }>> {
+  const out: Array<{ device: string; majmin: string; rdev: number }> = [];
+  let names: string[] = [];
+  try {
+    names = (await fs.readdir('/sys/block')).filter((n) => n.startsWith('loop'));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const backing = await fs.readFile(`/sys/block/${n}/loop/backing_file`, 'utf8').catch(() => '');
+    if (backing.trim() !== real) continue;
+    const majmin = (await fs.readFile(`/sys/block/${n}/dev`, 'utf8')).trim();
+    const [ma, mi] = majmin.split(':').map(Number) as [number, number];
+    out.push({ device: `/dev/${n}`, majmin, rdev: ma * 256 + (mi & 0xff) + (mi >> 8) * 0x100000 });
+  }
+  return out;
+}
+
+async function openersOf(real: string, ignore: Set<number>): Promise<Array<{ pid: number; command: string }>> {
+  const out: Array<{ pid: number; command: string }> = [];
+  for (const entry of await fs.readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || ignore.has(pid)) continue;
+    let fds: string[];
+    try {
+      fds = await fs.readdir(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    for (const fd of fds) {
+      const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (target === real) {
+        const command = (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+        out.push({ pid, command });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** /proc/self/mountinfo escapes spaces and such as octal. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}

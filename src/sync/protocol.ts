@@ -1,0 +1,164 @@
+/**
+ * The wire protocol between the source and destination agents, one TCP
+ * stream each way, framed. Every frame has a 16-byte header:
+ *
+ *   0  type (u8)   1  flags (u8)   2  reserved (u16)
+ *   4  payload length (u32 BE)     8  block index (u64 BE)
+ *
+ * Nothing waits for an answer per block: the destination streams its block
+ * hashes as fast as it reads them, the source streams a verdict for every
+ * block (same / zero / data) in order, and the destination acknowledges
+ * durable progress now and then.
+ */
+import type { Socket } from 'node:net';
+
+export const FrameType = {
+  // source -> destination
+  Hello: 1, // JSON SenderHello
+  Data: 2, // block bytes (flags & Compressed: zstd)
+  Zero: 3, // block must read as zeros
+  Same: 4, // block already equal
+  End: 5, // JSON { verify }
+  Verdict: 6, // JSON VerifyVerdict
+  // destination -> source
+  Ready: 20, // JSON ReceiverReady
+  Hash: 21, // 16-byte digest (flags & ZeroBlock: block is all zeros, no payload)
+  Ack: 22, // index = every block below it is written and durable
+  VerifyHash: 23, // digest of a block read back from disk
+  Failed: 24, // JSON { code, message, hint }
+  Done: 25, // JSON { } the destination closed cleanly
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const FrameFlag = {
+  Compressed: 1,
+  ZeroBlock: 2,
+} as const;
+
+export const HEADER_SIZE = 16;
+
+export interface Frame {
+  type: FrameType;
+  flags: number;
+  index: number;
+  payload: Buffer;
+}
+
+export function encodeHeader(type: FrameType, flags: number, index: number, payloadLength: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_SIZE);
+  h.writeUInt8(type, 0);
+  h.writeUInt8(flags, 1);
+  h.writeUInt16BE(0, 2);
+  h.writeUInt32BE(payloadLength, 4);
+  h.writeBigUInt64BE(BigInt(index), 8);
+  return h;
+}
+
+/** Splits a byte stream into frames; feed it chunks, it calls onFrame in order. */
+export class FrameParser {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly onFrame: (f: Frame) => void) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    for (;;) {
+      if (this.buffered < HEADER_SIZE) return;
+      const head = this.peek(HEADER_SIZE);
+      const length = head.readUInt32BE(4);
+      if (this.buffered < HEADER_SIZE + length) return;
+      const all = this.take(HEADER_SIZE + length);
+      this.onFrame({
+        type: all.readUInt8(0) as FrameType,
+        flags: all.readUInt8(1),
+        index: Number(all.readBigUInt64BE(8)),
+        payload: all.subarray(HEADER_SIZE),
+      });
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = joined.length > n ? [joined.subarray(n)] : [];
+    this.buffered -= n;
+    return joined.subarray(0, n);
+  }
+}
+
+/** Writes frames with backpressure; counts bytes put on the wire. */
+export class FrameWriter {
+  bytesWritten = 0;
+  private drained: Promise<void> | undefined;
+
+  constructor(private readonly socket: Socket) {}
+
+  /**
+   * Queues a frame. Resolves once the socket can take more (not when the
+   * bytes are sent); `onFlushed` fires when the payload buffer is free again.
+   */
+  async send(type: FrameType, index: number, payload?: Uint8Array, flags = 0, onFlushed?: () => void): Promise<void> {
+    if (this.socket.destroyed) throw new Error('the sync connection is closed');
+    const length = payload?.length ?? 0;
+    this.bytesWritten += HEADER_SIZE + length;
+    let ok = this.socket.write(encodeHeader(type, flags, index, length));
+    if (payload && length) ok = this.socket.write(payload, onFlushed ? () => onFlushed() : undefined);
+    else onFlushed?.();
+    if (!ok) await this.waitDrain();
+  }
+
+  sendJson(type: FrameType, value: unknown): Promise<void> {
+    return this.send(type, 0, Buffer.from(JSON.stringify(value)));
+  }
+
+  private waitDrain(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.drained = undefined;
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+    return this.drained;
+  }
+}
+
+export interface SenderHello {
+  token: string;
+  size: number;
+  blockSize: number;
+  /** Source identity, so a checkpoint is only resumed against the same source. */
+  sourceId: string;
+  resume: boolean;
+  dryRun: boolean;
+}
+
+export interface ReceiverReady {
+  /** First block the source must handle; blocks below were confirmed earlier. */
+  startBlock: number;
+}
+
+export interface VerifyVerdict {
+  ok: boolean;
+  mismatches: Array<{ start: number; length: number }>;
+}

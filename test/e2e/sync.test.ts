@@ -1,0 +1,121 @@
+/**
+ * ferry sync between two agents on loopback (hosts ha = 127.0.0.2 and
+ * hb = 127.0.0.3): raw and qcow2 endpoints, sparse sources, delta re-syncs
+ * counted exactly, dry runs and compression. Equality is checked with cmp
+ * or qemu-img compare, independently of ferry's own verification.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import { ferry, makeImage, makeLab, MiB, overwriteBlocks, sameContent, sh, type Lab } from './sync-helpers.js';
+
+let lab: Lab;
+before(async () => {
+  lab = await makeLab('sync');
+});
+after(async () => {
+  await lab.cleanup();
+});
+
+test('sync copies a sparse raw file to a missing destination, sending only its data', async () => {
+  const src = `${lab.dir}/a.img`;
+  const dst = `${lab.dir}/a-copy.img`;
+  await makeImage(src, 96, [
+    [0, 4],
+    [30, 10],
+    [90, 6],
+  ]);
+  const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.status, 'ok');
+  assert.equal(r.json.verified, true);
+  assert.equal(r.json.created, true);
+  assert.equal(r.json.bytes_total, 96 * MiB);
+  assert.equal(r.json.blocks_changed, 20);
+  assert.equal(r.json.blocks_zero, 76);
+  assert.ok((r.json.bytes_sent as number) >= 20 * MiB && (r.json.bytes_sent as number) < 20 * MiB + 64 * 1024);
+  assert.ok(await sameContent(src, dst));
+  const st = await fs.stat(dst);
+  assert.ok(st.blocks * 512 <= 21 * MiB, `destination not sparse: ${st.blocks * 512} bytes allocated`);
+});
+
+test('sync into an older copy sends exactly the changed blocks, zeroed ones as holes', async () => {
+  const src = `${lab.dir}/a.img`;
+  const dst = `${lab.dir}/a-copy.img`;
+  await overwriteBlocks(src, [1, 31, 32, 50, 95]); // 50 was a hole
+  await overwriteBlocks(src, [35, 36], true); // data blocks now zeros
+  const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.blocks_changed, 7);
+  assert.equal(r.json.bytes_changed, 5 * MiB);
+  assert.equal(r.json.bytes_written, 5 * MiB);
+  assert.ok((r.json.bytes_sent as number) < 5 * MiB + 64 * 1024, `sent ${r.json.bytes_sent}`);
+  assert.equal(r.json.verified, true);
+  assert.ok(await sameContent(src, dst));
+});
+
+test('sync --dry-run reports what would be sent and writes nothing', async () => {
+  const src = `${lab.dir}/a.img`;
+  const dst = `${lab.dir}/a-copy.img`;
+  await overwriteBlocks(src, [2, 3]);
+  const before = await fs.readFile(dst);
+  const r = await ferry(['sync', '--json', '--dry-run', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.status, 'dry-run');
+  assert.equal(r.json.blocks_changed, 2);
+  assert.equal(r.json.bytes_changed, 2 * MiB);
+  assert.ok((await fs.readFile(dst)).equals(before));
+  const missing = await ferry(['sync', '--json', '--dry-run', `ha:${src}`, `hb:${lab.dir}/never.img`], lab.env);
+  assert.equal(missing.code, 0, missing.stderr);
+  assert.equal(missing.json.blocks_changed, 19); // every data block of the source
+  await assert.rejects(fs.stat(`${lab.dir}/never.img`));
+});
+
+test('sync qcow2 to a new qcow2 keeps the format and the guest-visible content', async () => {
+  const raw = `${lab.dir}/b.img`;
+  const src = `${lab.dir}/b.qcow2`;
+  const dst = `${lab.dir}/b-copy.qcow2`;
+  await makeImage(raw, 64, [
+    [0, 3],
+    [20, 5],
+  ]);
+  assert.equal((await sh('qemu-img', ['convert', '-O', 'qcow2', raw, src])).code, 0);
+  const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.blocks_changed, 8);
+  assert.equal(r.json.verified, true);
+  const info = JSON.parse((await sh('qemu-img', ['info', '--output=json', dst])).out) as { format: string; 'virtual-size': number; 'actual-size': number };
+  assert.equal(info.format, 'qcow2');
+  assert.equal(info['virtual-size'], 64 * MiB);
+  assert.ok(info['actual-size'] < 12 * MiB, `qcow2 destination not sparse: ${info['actual-size']}`);
+  assert.ok(await sameContent(src, dst));
+
+  // A delta into the qcow2 copy: two blocks change in the source.
+  assert.equal((await sh('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 1M', '-c', 'write -P 0x33 40M 1M', src])).code, 0);
+  const d = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal(d.json.blocks_changed, 2);
+  assert.ok(await sameContent(src, dst));
+});
+
+test('sync qcow2 to raw writes the guest-visible bytes', async () => {
+  const src = `${lab.dir}/b.qcow2`;
+  const dst = `${lab.dir}/b-flat.img`;
+  const r = await ferry(['sync', '--json', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse((await sh('qemu-img', ['info', '--output=json', dst])).out) as { format: string };
+  assert.equal(info.format, 'raw');
+  assert.equal((await sh('qemu-img', ['convert', '-O', 'raw', src, `${lab.dir}/b-ref.img`])).code, 0);
+  assert.ok(await sameContent(`${lab.dir}/b-ref.img`, dst));
+});
+
+test('sync --compress zstd sends fewer bytes than it changes on compressible data', async () => {
+  const src = `${lab.dir}/c.img`;
+  const dst = `${lab.dir}/c-copy.img`;
+  await makeImage(src, 32, [[0, 16]], true);
+  const r = await ferry(['sync', '--json', '--compress', 'zstd', src, dst], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.bytes_changed, 16 * MiB);
+  assert.ok((r.json.bytes_sent as number) < 4 * MiB, `sent ${r.json.bytes_sent}`);
+  assert.ok(await sameContent(src, dst));
+});
