@@ -16,6 +16,7 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import type { Journal } from '../../migrate/journal.js';
 import type { Phase } from '../../migrate/phases.js';
 import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate/progress.js';
+import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
 import type { QmpEvent } from '../../qmp/client.js';
 import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
@@ -68,6 +69,8 @@ interface DiskPlan {
 
 const MIB = 1024 * 1024;
 const POLL_MS = 250;
+/** Migration states from the pause on: the switch-over is under way. */
+const PAUSED_STATES = ['pre-switchover', 'device', 'completed'];
 /** QEMU's own default is 300 ms; ferry aims at a pause of tens of milliseconds. */
 export const DEFAULT_MAX_DOWNTIME_MS = 50;
 
@@ -87,6 +90,9 @@ export class QemuLiveMigration {
   private jobsStarted: DiskPlan[] = [];
   private nbdNodesAdded: DiskPlan[] = [];
   private sourceStop?: QmpEvent;
+  private switchover?: Promise<SwitchoverResult>;
+  private migrated?: Promise<QmpEvent>;
+  private resumed?: Promise<QmpEvent>;
   private convergenceWarned = false;
 
   constructor(private readonly o: LiveMigrationOptions) {}
@@ -360,13 +366,15 @@ export class QemuLiveMigration {
   }
 
   private mirrorsFailed = false;
+  private pausedForSwitchover = false;
 
   private async pollMirrors(): Promise<DiskProgress[]> {
     const jobs = await this.srcQmp!.execute<Array<{ device: string; offset: number; len: number; ready: boolean; status: string }>>('query-block-jobs');
     return this.plans.map((p) => {
       const j = jobs.find((x) => x.device === p.jobId);
       if (j) p.bytesCopied = j.offset;
-      else if (!this.committed) this.mirrorsFailed = true;
+      // After the pause the source's agent completes the mirrors: gone is then fine.
+      else if (!this.committed && !this.pausedForSwitchover) this.mirrorsFailed = true;
       return { device: p.disk.device, done: j?.offset ?? p.bytesCopied, total: j?.len ?? p.disk.virtualSize, ready: j?.ready ?? false };
     });
   }
@@ -412,24 +420,35 @@ export class QemuLiveMigration {
     const pausedNow = new Promise<void>((r) => (paused = r));
     const onStop = (e: QmpEvent): void => {
       if (e.event === 'STOP') this.sourceStop = e;
+      if (e.event === 'MIGRATION' && ['pre-switchover', 'device', 'completed'].includes(String(e.data.status))) this.pausedForSwitchover = true;
       if (e.event === 'MIGRATION' && ['pre-switchover', 'failed', 'cancelled'].includes(String(e.data.status))) paused();
     };
     src.on('event', onStop);
+    // Everything the switch-over waits for is subscribed before it can happen.
+    this.switchover = (await src.armSwitchover(this.plans.map((p) => p.jobId))).outcome;
+    this.migrated = src.waitForEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data.status)), 0);
+    this.migrated.catch(() => undefined);
+    this.resumed = this.dstQmp!.waitForEvent('RESUME', () => true, 0);
+    this.resumed.catch(() => undefined);
     await src.execute('migrate', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
     this.log(`migrating RAM to ${target.host.address}:${this.migrationPort}`);
     let slowPolls = 0;
     for (;;) {
       const m = await src.execute<QueryMigrate>('query-migrate');
-      if (m.status === 'pre-switchover') break;
+      if (PAUSED_STATES.includes(m.status)) break;
       const disks = await this.pollMirrors();
-      if (this.mirrorsFailed) throw new FerryError('MIGRATION_FAILED', 'A disk mirror stopped during the RAM migration', { hint: 'check the target host and the network, then retry' });
+      if (this.mirrorsFailed) {
+        // A target QEMU whose incoming migration broke exits, taking its NBD
+        // exports (and so the mirrors) with it: name the cause, not the effect.
+        const now = await src.execute<QueryMigrate>('query-migrate').catch(() => m);
+        if (now.status === 'failed' || now.status === 'cancelled') throw ramFailed(now);
+        throw new FerryError('MIGRATION_FAILED', 'A disk mirror stopped during the RAM migration', { hint: 'check the target host and the network, then retry' });
+      }
       const ram = ramProgress(m);
       const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
       this.o.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta } });
-      if (m.status === 'failed' || m.status === 'cancelled') {
-        throw new FerryError('MIGRATION_FAILED', `RAM migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'check the network between the hosts and the target QEMU, then retry' });
-      }
-      if (m.status === 'pre-switchover') break;
+      if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
+      if (PAUSED_STATES.includes(m.status)) break;
       if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
       else slowPolls = 0;
       if (slowPolls >= 8 && !this.convergenceWarned) {
@@ -475,30 +494,22 @@ export class QemuLiveMigration {
 
   private async switchOver(): Promise<void> {
     const src = this.srcQmp!;
-    const dst = this.dstQmp!;
     this.o.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
-    // The source is paused now. Completing each mirror leaves the target's disks identical.
-    const completed = this.plans.map((p) => src.waitForEvent('BLOCK_JOB_COMPLETED', (e) => e.data.device === p.jobId, 30_000));
-    const resumed = dst.waitForEvent('RESUME', () => true, 120_000);
-    resumed.catch(() => undefined);
-    await Promise.all(this.plans.map((p) => src.execute('block-job-cancel', { device: p.jobId })));
-    const done = await Promise.all(completed);
-    for (const [i, e] of done.entries()) {
-      if (e.data.error) throw new FerryError('MIGRATION_FAILED', `Disk mirror ${this.plans[i]!.jobId} failed at the switch-over: ${String(e.data.error)}`);
-      this.plans[i]!.bytesCopied = Number(e.data.offset ?? this.plans[i]!.bytesCopied);
-    }
+    // The source's agent completes the mirrors (the guest is paused, so the
+    // target's disks are then identical) and continues the migration.
+    const result = await this.switchover!;
     this.jobsStarted = [];
-    this.o.journal.record('mirrors-completed', { since_stop_ms: this.sinceStop() });
-    const migrated = src.waitForEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data.status)), 120_000);
-    await src.execute('migrate-continue', { state: 'pre-switchover' });
-    const end = await migrated;
+    for (const p of this.plans) p.bytesCopied = result.copied[p.jobId] ?? p.bytesCopied;
+    this.o.journal.record('continued', { ok: result.ok, paused_to_continue_ms: result.pausedToContinueMs, since_stop_ms: this.sinceStop() });
+    if (!result.ok) throw new FerryError('MIGRATION_FAILED', result.error ?? 'The switch-over failed', { hint: 'the VM keeps running on the source; retry' });
+    const end = await withTimeout(this.migrated!, 120_000, 'the migration to complete');
     if (end.data.status !== 'completed') {
       const m = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
       throw new FerryError('MIGRATION_FAILED', `The switch-over ${String(end.data.status)}${m?.['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
     }
     this.committed = true;
     this.o.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
-    const resume = await resumed;
+    const resume = await withTimeout(this.resumed!, 60_000, 'the target to resume');
     this.o.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
     const m = await src.execute<QueryMigrate>('query-migrate');
     this.stats.ramBytes = m.ram?.transferred ?? 0;
@@ -578,6 +589,10 @@ interface QueryMigrate {
   };
 }
 
+function ramFailed(m: QueryMigrate): FerryError {
+  return new FerryError('MIGRATION_FAILED', `RAM migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'check the network between the hosts and the target QEMU, then retry' });
+}
+
 function ramProgress(m: QueryMigrate): RamProgress | undefined {
   if (!m.ram) return undefined;
   return {
@@ -603,6 +618,16 @@ function filesQemuCreates(parsed: ParsedArgv): string[] {
     if (o.flag === '-serial' && o.value.startsWith('file:')) files.add(o.value.slice(5));
   }
   return [...files];
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new FerryError('MIGRATION_FAILED', `Timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 export function compareVersions(a: string, b: string): number {
