@@ -7,13 +7,14 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { cleanVm, counter, diskPath, ferry, lab, startGuest, stateDir, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, diskPath, ferry, lab, labVmPaths, startGuest, stateDir, vmPid, waitForCounter } from './harness.js';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 
 let a: AgentClient;
 let b: AgentClient;
 let close: () => void;
-const vm = 'inp-vm';
+// Unique per run: another run of this file may share the lab.
+const vm = `inp-${process.pid}`;
 
 before(async () => {
   ({ a, b, close } = await lab());
@@ -23,8 +24,10 @@ before(async () => {
 });
 
 after(async () => {
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
+  for (const h of [a, b]) {
+    await cleanVm(h, vm);
+    for (const path of [labVmPaths(vm).qmpSocket, labVmPaths(vm).pidfile]) await h.call('file.remove', { path });
+  }
   close();
 });
 
@@ -66,7 +69,7 @@ async function nothingChanged(): Promise<void> {
 }
 
 test('unknown VM: UNKNOWN_VM naming the VM and the host', async () => {
-  await refused(['migrate', 'inp-nosuch', '--from', 'lab-a', '--to', 'lab-b'], 'UNKNOWN_VM', ['inp-nosuch', 'lab-a']);
+  await refused(['migrate', `${vm}-nosuch`, '--from', 'lab-a', '--to', 'lab-b'], 'UNKNOWN_VM', [`${vm}-nosuch`, 'lab-a']);
   await nothingChanged();
 });
 
@@ -97,7 +100,7 @@ test('an image already at the target path: TARGET_EXISTS, and it is not overwrit
 });
 
 test('--disk-map to a device smaller than the disk: TARGET_TOO_SMALL', async () => {
-  const backing = '/var/lib/ferry/images/inp-small.raw';
+  const backing = `/var/lib/ferry/images/${vm}-small.raw`;
   await b.call('system.run', { file: 'sh', args: ['-c', `head -c 16777216 /dev/zero | tr '\\0' 's' > ${backing}`] });
   const before = await b.call('file.sha256', { path: backing });
   const lo = await b.call('system.run', { file: 'losetup', args: ['-f', '--show', backing] });
@@ -115,13 +118,13 @@ test('--disk-map to a device smaller than the disk: TARGET_TOO_SMALL', async () 
 });
 
 test('--disk-map naming a path that is not a disk of the VM: USAGE', async () => {
-  const bogus = '/var/lib/ferry/images/inp-not-a-disk.qcow2';
-  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--disk-map', `${bogus}=/var/lib/ferry/images/x.qcow2`]);
+  const bogus = `/var/lib/ferry/images/${vm}-not-a-disk.qcow2`;
+  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--disk-map', `${bogus}=/var/lib/ferry/images/${vm}-x.qcow2`]);
   assert.equal(r.code, 2, 'usage errors exit 2');
-  await refused(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--disk-map', `${bogus}=/var/lib/ferry/images/x.qcow2`], 'USAGE', [bogus, diskPath(vm)]);
+  await refused(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--disk-map', `${bogus}=/var/lib/ferry/images/${vm}-x.qcow2`], 'USAGE', [bogus, diskPath(vm)]);
   // Malformed pairs are refused too, before any host is contacted.
   await refused(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--disk-map', 'no-equals-sign'], 'USAGE', ['no-equals-sign']);
-  assert.equal((await b.call('file.stat', { path: '/var/lib/ferry/images/x.qcow2' })).exists, false);
+  assert.equal((await b.call('file.stat', { path: `/var/lib/ferry/images/${vm}-x.qcow2` })).exists, false);
   await nothingChanged();
 });
 
