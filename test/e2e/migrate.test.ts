@@ -112,3 +112,27 @@ test('migrate a qcow2 disk on a backing file copies only the top', async () => {
     await h.call('file.remove', { path: base });
   }
 });
+
+test('a guest dirtying RAM faster than --bandwidth gets a will-not-converge warning, and Ctrl-C leaves it running', async () => {
+  const vm = 'e2e-dirty';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await startGuest(a, { name: vm, disks: ['16M'], memoryMiB: 128, extraAppend: 'ferry.dirty=32 ferry.rate=5' }, 2);
+  let warned = false;
+  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--bandwidth', '8'], {
+    onStderr: (chunk, child) => {
+      if (/will not converge/.test(chunk) && !warned) {
+        warned = true;
+        child.kill('SIGINT');
+      }
+    },
+  });
+  assert.ok(warned, `no convergence warning in: ${r.stderr.slice(-2000)}`);
+  assert.match(r.stderr, /Raise --bandwidth, pass --auto-converge/);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /is running on lab-a/);
+  assert.ok(await vmPid(a, vm));
+  assert.equal(await vmPid(b, vm), undefined);
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+});
