@@ -45,14 +45,22 @@ export function register(program: Command): void {
           for (const [from, to] of [['lab-a', 'lab-b'], ['lab-b', 'lab-a']] as const) {
             say(`ferry migrate ${name} --from ${from} --to ${to}`);
             const view = createMigrationView();
-            const r = await migrateLive({ vm: name, from, to, inventory, diskMap: new Map(), signal: new AbortController().signal, listener: (e) => view.onEvent(e) });
+            // The way out removes the source copy, so the way back finds a free path (ferry never overwrites one).
+            const deleteSource = from === 'lab-a';
+            process.stdout.write(deleteSource ? '(with --delete-source)\n' : '');
+            const before = lastCounter(await readSerial(from === 'lab-a' ? a : b, name));
+            const r = await migrateLive({ vm: name, from, to, inventory, diskMap: new Map(), deleteSource, signal: new AbortController().signal, listener: (e) => view.onEvent(e) });
             view.stop();
             printReport(r);
             if (r.status !== 'completed') throw new FerryError('MIGRATION_FAILED', `The demo migration ${from} -> ${to} ${r.status}`, { hint: r.error?.hint });
             reports.push(r);
-            const serial = await readSerial(to === 'lab-a' ? a : b, name);
-            await sleep(1000);
-            process.stdout.write(`the guest goes on counting on ${to}: record ${lastCounter(await readSerial(to === 'lab-a' ? a : b, name))} (was ${lastCounter(serial)} a second before)\n`);
+            const onTarget = to === 'lab-a' ? a : b;
+            let now = 0;
+            for (let i = 0; i < 60 && now <= before; i++) {
+              await sleep(250);
+              now = lastCounter(await readSerial(onTarget, name));
+            }
+            process.stdout.write(`the guest goes on counting on ${to}: record ${now} (it had reported ${before} on ${from} when the migration began)\n`);
           }
           say('stop the guest and check every record on its disk');
           for (const p of await a.call('qemu.list', undefined)) if (p.name === name) await a.call('qemu.kill', { pid: p.pid, signal: 'SIGKILL' });
