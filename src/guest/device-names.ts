@@ -57,6 +57,8 @@ export function classifyDeviceName(spec: string, target: TargetNaming = { diskPr
   if (s.startsWith('/dev/disk/by-uuid/')) return tagged('by-uuid', 'filesystem UUID does not depend on the bus');
   if (s.startsWith('/dev/disk/by-label/')) return tagged('by-label', 'filesystem label does not depend on the bus');
   if (s.startsWith('/dev/disk/by-partuuid/')) return tagged('by-partuuid', 'partition UUID does not depend on the bus');
+  // udev's device-mapper rules make these from the LV's (or LUKS volume's) own name and UUID.
+  if (s.startsWith('/dev/disk/by-id/dm-name-') || s.startsWith('/dev/disk/by-id/dm-uuid-')) return tagged('mapper', 'device-mapper names (LVM, LUKS) do not depend on the bus');
   if (s.startsWith('/dev/disk/by-path/')) {
     return { kind: 'by-path', spec: s, survives: false, why: 'names the controller and slot, which change with the hypervisor' };
   }

@@ -12,11 +12,14 @@ import { join } from 'node:path';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { findImageHolders } from './in-use.js';
+import { placeLogicalVolume, readVolumeGroups, type LvIdentity, type VolumeGroup } from './lvm.js';
 import { readPartitionTable, type Partition, type PartitionTable } from './partitions.js';
 
 export interface Filesystem {
-  /** Partition number; 0 for a disk without a partition table. */
+  /** Partition number; 0 for a disk without a partition table. For an LV: the partition of its PV. */
   partition: number;
+  /** Set when the filesystem is on an LVM logical volume (mapped as its own loop device). */
+  lv?: LvIdentity;
   device: string;
   type?: string;
   uuid?: string;
@@ -34,8 +37,18 @@ export interface AttachedImage {
   rawPath: string;
   table: PartitionTable;
   filesystems: Filesystem[];
+  /** LVM volume groups on the disk's PVs, and why each LV that is not in `filesystems` could not be mapped. */
+  lvm: AttachedLvm;
   writable: boolean;
   detach(): Promise<void>;
+}
+
+export interface AttachedLvm {
+  volumeGroups: VolumeGroup[];
+  /** "VG/LV" -> why it has no loop device. */
+  unmapped: Map<string, string>;
+  /** Why the volume groups could not be read (LVM tools missing or failing). */
+  error?: string;
 }
 
 export interface AttachOptions {
@@ -133,6 +146,42 @@ async function probe(device: string): Promise<Record<string, string>> {
   return out;
 }
 
+/**
+ * Gives every single-run linear LV on the disk's PVs its own loop device on
+ * the raw disk (not on the PV's loop, so detaching needs no order) and adds
+ * it to `filesystems`.
+ */
+async function mapLogicalVolumes(rawPath: string, filesystems: Filesystem[], writable: boolean, cleanups: (() => Promise<void>)[]): Promise<AttachedLvm> {
+  const pvs = filesystems.filter((f) => f.type === 'LVM2_member');
+  const lvm: AttachedLvm = { volumeGroups: [], unmapped: new Map() };
+  if (pvs.length === 0) return lvm;
+  try {
+    lvm.volumeGroups = await readVolumeGroups(pvs.map((f) => f.device));
+  } catch (e) {
+    lvm.error = (e as Error).message;
+    return lvm;
+  }
+  for (const vg of lvm.volumeGroups) {
+    for (const lv of vg.lvs) {
+      const place = placeLogicalVolume(vg, lv);
+      const pv = place.ok ? pvs.find((f) => f.device === place.pv.device) : undefined;
+      if (!place.ok || !pv) {
+        lvm.unmapped.set(`${vg.name}/${lv.name}`, place.ok ? 'its physical volume is not one ferry attached' : place.reason);
+        continue;
+      }
+      const offset = pv.offset + place.offset;
+      const device = await losetup(rawPath, offset, place.size, writable);
+      cleanups.push(async () => void (await run('losetup', ['-d', device], { allowFailure: true })));
+      const tags = await probe(device);
+      filesystems.push({
+        partition: pv.partition, lv: { vg: vg.name, name: lv.name, uuid: lv.uuid, vgUuid: vg.uuid },
+        device, type: tags.TYPE, uuid: tags.UUID, label: tags.LABEL, offset, size: place.size,
+      });
+    }
+  }
+  return lvm;
+}
+
 export async function attachImage(image: string, options: AttachOptions): Promise<AttachedImage> {
   await checkImageUsable(image, options.writable);
   const st = await stat(image);
@@ -166,12 +215,13 @@ export async function attachImage(image: string, options: AttachOptions): Promis
       const tags = await probe(device);
       filesystems.push({ partition: p.number, device, type: tags.TYPE, uuid: tags.UUID, label: tags.LABEL, partUuid: p.partUuid, offset: p.offset, size: p.size });
     }
+    const lvm = await mapLogicalVolumes(rawPath, filesystems, options.writable, cleanups);
     if (!filesystems.some((f) => f.type)) {
       throw new FerryError('BAD_FORMAT', `Cannot read disk "${image}": no partition table and no filesystem found (format ${info.format})`, {
         hint: 'check that this is the guest\'s whole disk in a format qemu-img knows (raw, qcow2...)',
       });
     }
-    return { image, format: info.format, virtualSize: info['virtual-size'] || size, rawPath, table, filesystems, writable: options.writable, detach };
+    return { image, format: info.format, virtualSize: info['virtual-size'] || size, rawPath, table, filesystems, lvm, writable: options.writable, detach };
   } catch (e) {
     await detach();
     throw e;

@@ -9,12 +9,14 @@ import { ChangeLog, type Change } from './change-log.js';
 import { FIX_OPERATIONS } from './fixes.js';
 import { attachImage, type AttachedImage, type Filesystem } from './image.js';
 import { readGuestFiles, type GuestFiles } from './inspect.js';
+import { describeLvm, type LvmReport } from './lvm-report.js';
 import { mountGuest } from './mount.js';
 import { findProblems, type Problem } from './problems.js';
 import { findTarget } from './target.js';
 
 export type { Problem } from './problems.js';
 export type { Change } from './change-log.js';
+export type { LvmReport, LogicalVolumeReport, VolumeGroupReport } from './lvm-report.js';
 export { FIX_OPERATIONS } from './fixes.js';
 
 export interface GuestReport extends GuestFiles {
@@ -23,7 +25,7 @@ export interface GuestReport extends GuestFiles {
   target: string;
   partitionTable: AttachedImage['table'];
   filesystems: (Omit<Filesystem, 'device'> & { mountPoint?: string })[];
-  lvm: { physicalVolumes: number[]; note?: string };
+  lvm: LvmReport;
   problems: Problem[];
   durationMs: number;
 }
@@ -35,12 +37,15 @@ export interface InspectOptions {
 }
 
 function describeFilesystems(image: AttachedImage, mounts: { mountPoint: string; fs: Filesystem }[]): GuestReport['filesystems'] {
-  return image.filesystems.map(({ device: _device, ...f }) => ({ ...f, mountPoint: mounts.find((m) => m.fs === image.filesystems.find((x) => x.partition === f.partition))?.mountPoint }));
+  return image.filesystems.map((fs) => {
+    const { device: _device, ...f } = fs;
+    return { ...f, mountPoint: mounts.find((m) => m.fs === fs)?.mountPoint };
+  });
 }
 
-function lvmOf(image: AttachedImage): GuestReport['lvm'] {
-  const pvs = image.filesystems.filter((f) => f.type === 'LVM2_member').map((f) => f.partition);
-  return pvs.length ? { physicalVolumes: pvs, note: 'LVM physical volumes found; their logical volumes are not mounted (no device-mapper on this host)' } : { physicalVolumes: [] };
+/** The same filesystem on another attachment of the disk: the same LV, or the same partition. */
+function sameFilesystem(a: Filesystem, b: Filesystem): boolean {
+  return a.lv || b.lv ? a.lv?.vg === b.lv?.vg && a.lv?.name === b.lv?.name : a.partition === b.partition;
 }
 
 export async function inspectImage(imagePath: string, options: InspectOptions = {}): Promise<GuestReport> {
@@ -57,7 +62,7 @@ export async function inspectImage(imagePath: string, options: InspectOptions = 
         target: target.name,
         partitionTable: image.table,
         filesystems: describeFilesystems(image, guest.mounts),
-        lvm: lvmOf(image),
+        lvm: describeLvm(image, guest.mounts),
         ...files,
         problems: findProblems(files, target, image.filesystems, options.targetMacs),
         durationMs: Math.round(performance.now() - started),
@@ -100,7 +105,7 @@ async function uuidPairsFrom(from: string, image: AttachedImage): Promise<Map<st
   try {
     const pairs = new Map<string, string>();
     for (const f of image.filesystems) {
-      const o = old.filesystems.find((x) => x.partition === f.partition);
+      const o = old.filesystems.find((x) => sameFilesystem(x, f));
       if (o?.uuid && f.uuid && o.uuid !== f.uuid && o.type === f.type) pairs.set(o.uuid, f.uuid);
     }
     return pairs;
@@ -114,13 +119,17 @@ async function restoreUuids(image: AttachedImage, pairs: ReadonlyMap<string, str
   for (const [oldUuid, newUuid] of pairs) {
     const fs = image.filesystems.find((f) => f.uuid === newUuid);
     if (!fs) continue;
-    let argv: string[];
-    if (fs.type?.startsWith('ext')) argv = ['tune2fs', '-f', '-U', oldUuid, fs.device];
-    else if (fs.type === 'xfs') argv = ['xfs_admin', '-U', oldUuid, fs.device];
-    else if (fs.type === 'swap') argv = ['swaplabel', '-U', oldUuid, fs.device];
-    else throw new FerryError('INCOMPATIBLE', `Cannot set the UUID of the ${fs.type ?? 'unknown'} filesystem on partition ${fs.partition}`, { hint: 'use --uuid-mode rewrite to point the guest at the new UUID instead' });
+    const argv = fs.type?.startsWith('ext')
+      ? ['tune2fs', '-f', '-U', oldUuid, fs.device]
+      : fs.type === 'xfs'
+        ? ['xfs_admin', '-U', oldUuid, fs.device]
+        : fs.type === 'swap'
+          ? ['swaplabel', '-U', oldUuid, fs.device]
+          : undefined;
+    const where = fs.lv ? `logical volume ${fs.lv.vg}/${fs.lv.name}` : `partition ${fs.partition}`;
+    if (!argv) throw new FerryError('INCOMPATIBLE', `Cannot set the UUID of the ${fs.type ?? 'unknown'} filesystem on ${where}`, { hint: 'use --uuid-mode rewrite to point the guest at the new UUID instead' });
     log.operation = 'uuid-restore';
-    await log.command(`${argv.join(' ')}   # partition ${fs.partition}: ${newUuid} -> ${oldUuid}`, async () => {
+    await log.command(`${argv.join(' ')}   # ${where}: ${newUuid} -> ${oldUuid}`, async () => {
       if (fs.type?.startsWith('ext')) await run('e2fsck', ['-f', '-p', fs.device], { allowFailure: true });
       await run(argv[0]!, argv.slice(1));
     });

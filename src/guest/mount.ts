@@ -12,6 +12,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { parseFstab, type FstabEntry } from './fstab.js';
 import type { AttachedImage, Filesystem } from './image.js';
+import { lvForDevicePath, type LvIdentity } from './lvm.js';
 
 export interface MountedGuest {
   /** Where the guest's / is mounted on this host. */
@@ -35,9 +36,15 @@ async function mountFs(fs: Filesystem, at: string, writable: boolean): Promise<v
   await run('mount', ['-t', fs.type!, '-o', mountOptions(fs.type!, writable), fs.device, at]);
 }
 
-/** The filesystem an fstab line names, matched by UUID, label, PARTUUID or partition number. */
+/** The filesystem an fstab line names, matched by UUID, label, PARTUUID, partition number or LVM name. */
 export function resolveFstabDevice(entry: Pick<FstabEntry, 'spec' | 'device'>, filesystems: readonly Filesystem[]): Filesystem | undefined {
   const spec = entry.spec;
+  if (entry.device.kind === 'lvm' || entry.device.kind === 'mapper' || spec.startsWith('/dev/disk/by-id/dm-')) {
+    const onLvs = filesystems.filter((f): f is Filesystem & { lv: LvIdentity } => f.lv !== undefined);
+    return lvForDevicePath(spec, onLvs.map((f) => ({ ...f.lv, fs: f })))?.fs;
+  }
+  // Partition numbers name partitions, never the LVs inside them.
+  const partitions = filesystems.filter((f) => !f.lv);
   const value = spec.includes('=') ? spec.slice(spec.indexOf('=') + 1).replace(/^"|"$/g, '') : spec.replace(/^.*\//, '');
   switch (entry.device.kind) {
     case 'uuid':
@@ -51,11 +58,11 @@ export function resolveFstabDevice(entry: Pick<FstabEntry, 'spec' | 'device'>, f
       return filesystems.find((f) => f.partUuid?.toLowerCase() === value.toLowerCase());
     case 'kernel':
       return entry.device.disk?.endsWith('a') || entry.device.disk?.startsWith('nvme0n1') || entry.device.disk?.startsWith('cciss')
-        ? filesystems.find((f) => f.partition === (entry.device.partition ?? 0))
+        ? partitions.find((f) => f.partition === (entry.device.partition ?? 0))
         : undefined;
     default: {
       const m = /-part(\d+)$/.exec(spec);
-      return m ? filesystems.find((f) => f.partition === Number(m[1])) : undefined;
+      return m ? partitions.find((f) => f.partition === Number(m[1])) : undefined;
     }
   }
 }
@@ -81,12 +88,17 @@ export async function mountGuest(image: AttachedImage, writable: boolean): Promi
       }
     }
     if (!rootFs) {
-      const seen = image.filesystems.map((f) => `${f.partition}:${f.type ?? 'unknown'}`).join(', ');
+      const seen = image.filesystems.map((f) => `${f.lv ? `${f.lv.vg}/${f.lv.name}` : f.partition}:${f.type ?? 'unknown'}`).join(', ');
       const hasLvm = image.filesystems.some((f) => f.type === 'LVM2_member');
+      const unmapped = [...image.lvm.unmapped].map(([lv, why]) => `${lv} (${why})`).join(', ');
       throw new FerryError('NOT_FOUND', `Cannot find a Linux root filesystem on "${image.image}" (partitions: ${seen})`, {
-        hint: hasLvm
-          ? 'the root is on LVM, which ferry cannot map on a host without device-mapper; inspect it on a host with device-mapper'
-          : 'give the disk that holds the guest\'s / (with /etc/fstab); data disks need no fixing',
+        hint: image.lvm.error
+          ? `the disk has LVM physical volumes whose volume groups ferry could not read (${image.lvm.error}); install the lvm2 tools`
+          : unmapped
+            ? `the root may be on an LVM logical volume ferry cannot map without device-mapper: ${unmapped}; inspect it on a host with device-mapper`
+            : hasLvm
+              ? 'the disk\'s LVM volume groups hold no Linux root either; give the disk that holds the guest\'s / (another PV of the volume group?)'
+              : 'give the disk that holds the guest\'s / (with /etc/fstab); data disks need no fixing',
       });
     }
     await mountFs(rootFs, dir, writable);

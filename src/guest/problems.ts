@@ -24,7 +24,7 @@ export function findProblems(g: GuestFiles, target: GuestTarget, filesystems: re
   const problems: Problem[] = [];
   const uuidFix = (spec: string): string => {
     const n = classifyDeviceName(spec, target);
-    const fs = n.partition !== undefined ? filesystems.find((f) => f.partition === n.partition) : undefined;
+    const fs = n.partition !== undefined ? filesystems.find((f) => f.partition === n.partition && !f.lv) : undefined;
     return fs?.uuid ? `rewrite to UUID=${fs.uuid}` : 'rewrite to UUID= of the filesystem (or the target\'s device name)';
   };
   for (const e of g.fstab) {

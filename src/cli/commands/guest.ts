@@ -61,6 +61,14 @@ function printReport(r: GuestReport): void {
     console.log(`  ${String(f.partition).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
   }
   if (r.lvm.note) console.log(`LVM: ${r.lvm.note}`);
+  for (const vg of r.lvm.volumeGroups) {
+    console.log(`Volume group ${vg.name}: ${(vg.size / 2 ** 20).toFixed(0)} MiB (${(vg.free / 2 ** 20).toFixed(0)} MiB free), extents of ${(vg.extentSize / 2 ** 20).toFixed(0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
+    for (const lv of vg.logicalVolumes) {
+      const segs = lv.segments.map((s) => `${s.type} ${s.ranges.map((x) => `p${x.partition ?? '?'}:${x.first}-${x.last}`).join(' ')}`).join('; ');
+      const fs = lv.filesystem ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}` : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
+      console.log(`  ${lv.path} (${lv.mapperPath}) ${(lv.size / 2 ** 20).toFixed(0)} MiB [${segs}]: ${fs}`);
+    }
+  }
   console.log('fstab:');
   for (const e of r.fstab) console.log(`  ${e.spec} ${e.mountPoint} ${e.type}: ${e.device.kind}, ${e.device.survives ? 'survives the move' : `does not survive (${e.device.why})`}`);
   for (const e of r.crypttab) console.log(`crypttab: ${e.name} ${e.source}: ${e.device.survives ? 'survives' : 'does not survive'}`);
