@@ -181,3 +181,23 @@ test('fix rewrites fstab and the console on the LV filesystem and the boot parti
   assert.match(grub, /linux \/vmlinuz root=\/dev\/mapper\/vg0-root ro console=ttyS0,115200n8/);
   assert.doesNotMatch(grub, /hvc0/);
 });
+
+test('--restore-uuids gives a root LV whose filesystem UUID changed its old UUID back', async () => {
+  const moved = join(work, 'moved.raw');
+  await run('cp', ['--sparse=always', disk, moved]);
+  const NEW = '11111111-2222-4333-8444-555555555555';
+  const old = (await withLoop(rootOnDisk.offset, rootOnDisk.size, (d) => run('blkid', ['-p', '-s', 'UUID', '-o', 'value', d]))).stdout.trim();
+  const dev = (await run('losetup', ['-f', '--show', '--offset', String(rootOnDisk.offset), '--sizelimit', String(rootOnDisk.size), moved])).stdout.trim();
+  try {
+    await run('e2fsck', ['-f', '-p', dev]);
+    await run('tune2fs', ['-f', '-U', NEW, dev]);
+  } finally {
+    await run('losetup', ['-d', dev]);
+  }
+  const r = await ferry(['guest', 'fix', '--restore-uuids', disk, moved]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`tune2fs -f -U ${old} \\S+ +# logical volume vg0/root: ${NEW} -> ${old}`));
+  const report = JSON.parse((await ferry(['guest', 'inspect', '--json', moved])).stdout) as ReportJson;
+  assert.equal(report.filesystems.find((f) => f.lv?.name === 'root')?.uuid, old);
+  assert.equal((await run('losetup', ['-j', moved])).stdout.trim(), '');
+});
