@@ -58,7 +58,7 @@ function printReport(r: GuestReport): void {
   console.log(`OS: ${r.os ? `${r.os.name} (from ${r.os.source})` : 'unknown'}`);
   console.log(`Partition table: ${r.partitionTable.kind}`);
   for (const f of r.filesystems) {
-    console.log(`  ${String(f.partition).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
+    console.log(`  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
   }
   if (r.lvm.note) console.log(`LVM: ${r.lvm.note}`);
   for (const vg of r.lvm.volumeGroups) {
