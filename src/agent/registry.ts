@@ -4,12 +4,24 @@
  * its typed API from this object's type.
  */
 import { fileHandlers } from './handlers/files.js';
+import { imageHandlers } from './handlers/images.js';
+import { labHandlers } from './handlers/lab.js';
+import { leaseHandlers } from './handlers/leases.js';
+import { qemuHandlers } from './handlers/qemu.js';
+import { qmpHandlers } from './handlers/qmp.js';
 import { systemHandlers } from './handlers/system.js';
+import { guestHandlers } from './handlers/guest.js';
 import { syncHandlers } from './handlers/sync.js';
 
 export const handlers = {
   ...fileHandlers,
   ...systemHandlers,
+  ...qemuHandlers,
+  ...qmpHandlers,
+  ...imageHandlers,
+  ...leaseHandlers,
+  ...labHandlers,
+  ...guestHandlers,
   ...syncHandlers,
 };
 

@@ -1,11 +1,18 @@
 import { Command } from 'commander';
 import { serveAgent } from '../agent/server.js';
+import { register as registerDemo } from './commands/demo.js';
+import { register as registerHistory } from './commands/history.js';
+import { register as registerLab } from './commands/lab.js';
+import { register as registerMigrate } from './commands/migrate.js';
+import { register as registerVm } from './commands/vm.js';
+import { register as registerGuest } from './commands/guest.js';
 import { register as registerSync } from './commands/sync.js';
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
     .description('Move virtual machines between hosts with local storage')
-    .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)');
+    .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)')
+    .showHelpAfterError();
 
   program
     .command('agent')
@@ -15,6 +22,12 @@ export function buildProgram(): Command {
       process.exit(0);
     });
 
+  registerVm(program);
+  registerMigrate(program);
+  registerHistory(program);
+  registerLab(program);
+  registerDemo(program);
+  registerGuest(program);
   registerSync(program);
   return program;
 }

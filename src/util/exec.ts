@@ -45,7 +45,8 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       stderr: String(r.stderr ?? ''),
       durationMs: performance.now() - started,
     };
-    if (r.failed && r.exitCode === undefined) {
+    const couldNotStart = r.failed && r.exitCode === undefined && !r.signal;
+    if (couldNotStart || r.timedOut || r.isCanceled || (r.signal && !options.allowFailure)) {
       // Could not start at all (ENOENT) or was killed by time-out or signal.
       const why = r.timedOut ? `timed out after ${options.timeoutMs} ms` : r.isCanceled ? 'cancelled' : r.originalMessage ?? r.shortMessage;
       throw new FerryError('COMMAND_FAILED', `Cannot run "${command}": ${why}`, {

@@ -1,5 +1,6 @@
 /** Facts about the agent's host and running commands there. */
 import * as fs from 'node:fs/promises';
+import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { run } from '../../util/exec.js';
 
@@ -46,6 +47,18 @@ export const systemHandlers = {
       kernel: os.release(),
       agentVersion: AGENT_VERSION,
     };
+  },
+
+  /** A TCP port free on `address` right now, for QEMU's NBD and migration listeners. */
+  'net.freePort': async (p: { address: string }): Promise<{ port: number }> => {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, p.address, resolve);
+    });
+    const port = (server.address() as { port: number }).port;
+    await new Promise((r) => server.close(r));
+    return { port };
   },
 
   /** Runs a command on the host; never through a shell. */

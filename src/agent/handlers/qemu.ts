@@ -1,0 +1,124 @@
+/**
+ * QEMU processes on the agent's host: find them, start them, stop them.
+ * A VM is a qemu-system process with a QMP monitor; its name is its -name.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseQemuArgv } from '../../drivers/qemu/argv.js';
+import { FerryError } from '../../util/errors.js';
+import { run } from '../../util/exec.js';
+
+export interface QemuProcess {
+  pid: number;
+  name: string;
+  argv: string[];
+  qmpSocket?: string;
+  /** Files the process holds open, for "is this image in use" checks. */
+}
+
+export async function listQemuProcesses(): Promise<QemuProcess[]> {
+  const out: QemuProcess[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let raw: string;
+    try {
+      raw = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const argv = raw.split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+    if (argv.length === 0 || !/qemu-system-|qemu-kvm/.test(argv[0]!.split('/').pop() ?? '')) continue;
+    const parsed = parseQemuArgv(argv);
+    if (!parsed.qmpSocket) continue; // no monitor we can speak to: not a VM ferry can manage
+    out.push({ pid: Number(entry), name: parsed.name ?? `pid-${entry}`, argv, qmpSocket: parsed.qmpSocket });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** PIDs of processes that hold `path` open (for in-use checks). */
+export async function processesHolding(path: string): Promise<number[]> {
+  const real = await fs.realpath(path).catch(() => path);
+  const pids: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = await fs.readdir(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      const target = await fs.readlink(`/proc/${entry}/fd/${fd}`).catch(() => '');
+      if (target === real) {
+        pids.push(Number(entry));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+export const qemuHandlers = {
+  'qemu.list': async (): Promise<QemuProcess[]> => listQemuProcesses(),
+
+  'qemu.version': async (p: { binary?: string }): Promise<{ version: string }> => {
+    const r = await run(p.binary ?? 'qemu-system-x86_64', ['--version']);
+    return { version: /version (\S+)/.exec(r.stdout)?.[1] ?? r.stdout.split('\n')[0]! };
+  },
+
+  /**
+   * Starts QEMU daemonized (it detaches once its devices are set up, so a
+   * bad command line fails here with QEMU's own message).
+   */
+  'qemu.start': async (p: { argv: string[]; pidfile: string }): Promise<{ pid: number }> => {
+    const [file, ...args] = p.argv;
+    await fs.mkdir(dirname(p.pidfile), { recursive: true });
+    const withDaemon = args.includes('-daemonize') ? args : [...args, '-daemonize'];
+    const r = await run(file!, withDaemon.includes('-pidfile') ? withDaemon : [...withDaemon, '-pidfile', p.pidfile], { allowFailure: true, timeoutMs: 60_000 });
+    if (r.exitCode !== 0) {
+      throw new FerryError('COMMAND_FAILED', `QEMU did not start: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`}`, {
+        details: { argv: p.argv, stderr: r.stderr },
+      });
+    }
+    const pid = Number((await fs.readFile(p.pidfile, 'utf8')).trim());
+    return { pid };
+  },
+
+  /** Sends a signal to a QEMU process (SIGKILL to destroy a target that failed). */
+  'qemu.kill': async (p: { pid: number; signal?: NodeJS.Signals; waitMs?: number }): Promise<{ exited: boolean }> => {
+    try {
+      process.kill(p.pid, p.signal ?? 'SIGTERM');
+    } catch {
+      return { exited: true };
+    }
+    const deadline = Date.now() + (p.waitMs ?? 5000);
+    while (Date.now() < deadline) {
+      if (!(await isAlive(p.pid))) return { exited: true };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { exited: false };
+  },
+
+  'qemu.alive': async (p: { pid: number }): Promise<{ alive: boolean }> => ({ alive: await isAlive(p.pid) }),
+
+  'process.holding': async (p: { path: string }): Promise<{ pids: number[] }> => ({ pids: await processesHolding(p.path) }),
+
+  /** Spawns a long-lived helper detached from the agent (not used for QEMU). */
+  'process.spawnDetached': async (p: { argv: string[] }): Promise<{ pid: number }> => {
+    const child = spawn(p.argv[0]!, p.argv.slice(1), { detached: true, stdio: 'ignore' });
+    child.unref();
+    return { pid: child.pid ?? -1 };
+  },
+};
+
+async function isAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    if (!/\) Z /.test(stat)) return true;
+    // The leader is a zombie, but until its last thread is gone it still holds files (and image locks).
+    return (await fs.readdir(`/proc/${pid}/task`)).length > 1;
+  } catch {
+    return false;
+  }
+}

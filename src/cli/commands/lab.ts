@@ -1,0 +1,121 @@
+/** `ferry lab ...`: simulated hosts on this machine, and test guests on them. */
+import { spawnSync } from 'node:child_process';
+import type { Command } from 'commander';
+import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
+import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
+import { lastCounter } from '../../lab/records.js';
+import { FerryError } from '../../util/errors.js';
+import { action, connectHost } from '../context.js';
+
+export function register(program: Command): void {
+  const lab = program.command('lab').description('a lab of simulated hosts on this machine (lab-a, lab-b)');
+
+  lab.command('up')
+    .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        const { state, created } = await labUp();
+        if (opts.json) process.stdout.write(JSON.stringify({ created, hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, transport: h.transport })) }) + '\n');
+        else for (const h of state.hosts) process.stdout.write(`${created ? 'created' : 'up'}: ${h.name}  ${h.address}  ${h.transport === 'ssh' ? 'ssh (real sshd)' : 'local'}\n`);
+      }),
+    );
+
+  lab.command('down')
+    .description('stop every lab VM and host and remove the lab')
+    .action(
+      action(async () => {
+        const { stopped } = await labDown();
+        process.stdout.write(stopped.length ? `stopped ${stopped.join(', ')}; lab removed\n` : 'no lab was up\n');
+      }),
+    );
+
+  lab.command('status')
+    .description('show the lab hosts')
+    .action(
+      action(async () => {
+        const s = await labState();
+        if (!s || !(await labIsUp())) {
+          process.stdout.write('The lab is down ("ferry lab up" creates it).\n');
+          return;
+        }
+        for (const h of s.hosts) process.stdout.write(`${h.name}  ${h.address}  ${h.transport}  pid ${h.pid}\n`);
+      }),
+    );
+
+  lab.command('exec')
+    .argument('<host>', 'lab host')
+    .argument('<command...>', 'command and arguments (after --)')
+    .description('run a command on a lab host: ferry lab exec lab-a -- ls /var/lib/ferry')
+    .action(
+      action(async (host: string, command: string[]) => {
+        const argv = await labExecArgv(host, command);
+        const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+        process.exitCode = r.status ?? 1;
+      }),
+    );
+
+  const vm = lab.command('vm').description('test guests on lab hosts');
+  vm.command('start')
+    .argument('<name>', 'VM name')
+    .requiredOption('--host <host>', 'lab host to start it on')
+    .option('--kernel <path>', 'kernel to boot (default: the test guest)')
+    .option('--initrd <path>', 'initramfs')
+    .option('--append <cmdline>', 'kernel command line')
+    .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--memory <MiB>', 'memory', '256')
+    .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
+    .option('--no-wait', 'do not wait for the test guest to report ready')
+    .option('--json', 'print JSON')
+    .description('boot a small Linux guest as a plain QEMU process with a QMP socket')
+    .action(
+      action(async (name: string, opts: { host: string; kernel?: string; initrd?: string; append?: string; disk: string[]; memory: string; dirty?: string; wait: boolean; json?: boolean }) => {
+        if (!(await labIsUp())) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up" first' });
+        const agent = await connectHost(vm, opts.host);
+        try {
+          const started = await startLabVm(agent, { name, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disks: opts.disk, memoryMiB: Number(opts.memory), extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined });
+          if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
+          if (opts.json) process.stdout.write(JSON.stringify({ name, host: opts.host, pid: started.pid, qmp: started.qmpSocket, serial: started.serialLog, disks: started.disks }) + '\n');
+          else process.stdout.write(`started ${name} on ${opts.host} (pid ${started.pid}); QMP ${started.qmpSocket}, console ${started.serialLog}\n`);
+        } finally {
+          agent.close();
+        }
+      }),
+    );
+
+  vm.command('counter')
+    .argument('<name>', 'VM name')
+    .requiredOption('--host <host>', 'lab host')
+    .description("the test guest's last reported record number (from its serial console)")
+    .action(
+      action(async (name: string, opts: { host: string }) => {
+        const agent = await connectHost(vm, opts.host);
+        try {
+          process.stdout.write(`${lastCounter(await readSerial(agent, name))}\n`);
+        } finally {
+          agent.close();
+        }
+      }),
+    );
+
+  vm.command('check')
+    .argument('<name>', 'VM name')
+    .requiredOption('--host <host>', 'lab host holding its disks (stop the VM first)')
+    .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', (v: string, p: string[]) => [...p, v], [])
+    .option('--json', 'print JSON')
+    .description("check every record the test guest wrote: intact, none it reported missing")
+    .action(
+      action(async (name: string, opts: { host: string; disk: string[]; json?: boolean }) => {
+        const agent = await connectHost(vm, opts.host);
+        try {
+          const disks = opts.disk.length ? opts.disk : [`/var/lib/ferry/images/${name}-disk0.qcow2`];
+          const r = await agent.call('lab.checkRecords', { disks, serialLogs: [labVmPaths(name).serialLog] });
+          if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
+          else process.stdout.write(`${r.ok ? 'OK' : 'FAILED'}: ${r.intact} records intact, last reported ${r.lastReportedSeq}, ${r.missingCount} missing, ${r.corrupt.length} corrupt\n`);
+          if (!r.ok) process.exitCode = 1;
+        } finally {
+          agent.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,86 @@
+/** `ferry migrate VM --from A --to B`: live migration with local disks. */
+import type { Command } from 'commander';
+import { migrateLive, parseDiskMap, type MigrationReport } from '../../migrate/live.js';
+import { FerryError } from '../../util/errors.js';
+import { action, inventoryFor, mib } from '../context.js';
+import { createMigrationView } from '../migration-view.js';
+
+interface MigrateOptions {
+  from: string;
+  to: string;
+  diskMap: string[];
+  bandwidth?: string;
+  maxDowntime?: string;
+  autoConverge?: boolean;
+  force?: boolean;
+  deleteSource?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new FerryError('USAGE', `Invalid ${name} "${v}"`, { hint: `${name} takes a positive number` });
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('migrate')
+    .argument('<vm>', 'name of the running VM')
+    .requiredOption('--from <host>', 'host the VM runs on')
+    .requiredOption('--to <host>', 'host to move it to')
+    .option('--disk-map <src=dst>', 'put source disk SRC at DST on the target (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--bandwidth <MiB/s>', 'cap disk and RAM transfer rate')
+    .option('--max-downtime <ms>', 'longest pause QEMU may plan for the switch-over (default 50)')
+    .option('--auto-converge', 'let QEMU slow the guest down if it dirties RAM faster than the link')
+    .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
+    .option('--delete-source', 'remove the source disk images after a successful migration')
+    .option('--json', 'print one final JSON object')
+    .option('-q, --quiet', 'no live view')
+    .description('live-migrate a running QEMU VM and its local disks to another host')
+    .action(
+      action(async (vm: string, opts: MigrateOptions, cmd: Command) => {
+        const diskMap = parseDiskMap(opts.diskMap);
+        const bandwidthMiB = positive('--bandwidth', opts.bandwidth);
+        const maxDowntimeMs = positive('--max-downtime', opts.maxDowntime);
+        const inventory = inventoryFor(cmd);
+        const view = createMigrationView({ quiet: opts.quiet || (opts.json && !process.stderr.isTTY) });
+        const controller = new AbortController();
+        let interrupts = 0;
+        const onSigint = (): void => {
+          interrupts++;
+          view.onEvent({ type: 'log', message: interrupts === 1 ? 'interrupted: rolling back, the VM stays on the source' : 'still rolling back; please wait' });
+          controller.abort();
+        };
+        process.on('SIGINT', onSigint);
+        process.on('SIGTERM', onSigint);
+        let report: MigrationReport;
+        try {
+          report = await migrateLive({ vm, from: opts.from, to: opts.to, inventory, diskMap, bandwidthMiB, maxDowntimeMs, autoConverge: opts.autoConverge, force: opts.force, deleteSource: opts.deleteSource, signal: controller.signal, listener: (e) => view.onEvent(e) });
+        } finally {
+          view.stop();
+          process.off('SIGINT', onSigint);
+          process.off('SIGTERM', onSigint);
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        else printReport(report);
+        if (report.status !== 'completed') process.exitCode = report.error?.code === 'USAGE' ? 2 : 1;
+      }),
+    );
+}
+
+export function printReport(r: MigrationReport): void {
+  if (r.status === 'completed') {
+    process.stdout.write(
+      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms (QEMU: ${r.qemu_downtime_ms ?? '?'} ms), total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${mib(r.ram_bytes)}, disks ${mib(r.disk_bytes)}\n` +
+        `  phases: ${Object.entries(r.phases).map(([k, v]) => `${k} ${v} ms`).join(', ')}\n`,
+    );
+    return;
+  }
+  process.stderr.write(`ferry: migration of ${r.vm} ${r.status}${r.failed_phase ? ` in phase "${r.failed_phase}"` : ''}: ${r.error?.message}\n`);
+  if (r.error?.hint) process.stderr.write(`  hint: ${r.error.hint}\n`);
+  if (r.source_running !== undefined) process.stderr.write(r.source_running ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n` : `  WARNING: could not confirm ${r.vm} runs on ${r.from}; check it with "ferry vm list ${r.from}".\n`);
+  process.stderr.write(`  journal: ${r.journal}\n`);
+}

@@ -1,0 +1,39 @@
+/** `ferry vm list HOST`: the VMs on a host, like `virsh list`. */
+import type { Command } from 'commander';
+import { listVms } from '../../drivers/qemu/inspect.js';
+import { action, connectHost, mib } from '../context.js';
+
+export function register(program: Command): void {
+  const vm = program.command('vm').description('virtual machines on a host');
+  vm.command('list')
+    .argument('<host>', 'host from the inventory')
+    .option('--json', 'print JSON')
+    .description('list the QEMU VMs on HOST with their state and disks')
+    .action(
+      action(async (host: string, opts: { json?: boolean }) => {
+        const agent = await connectHost(vm, host);
+        try {
+          const vms = await listVms(agent);
+          if (opts.json) {
+            process.stdout.write(JSON.stringify(vms.map((v) => ({ name: v.name, pid: v.pid, state: v.state, memory_bytes: v.memoryBytes, qemu: v.hypervisorVersion, disks: v.disks.map((d) => ({ device: d.device, path: d.path, format: d.format, virtual_size: d.virtualSize, backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })) })) })), null, 2) + '\n');
+            return;
+          }
+          if (!vms.length) {
+            process.stdout.write(`No VMs on ${host}.\n`);
+            return;
+          }
+          const rows = [[' Name', 'PID', 'State', 'Memory', 'Disks']];
+          for (const v of vms) {
+            const disks = v.disks.map((d) => `${d.path} (${d.format}, ${mib(d.virtualSize)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`);
+            rows.push([` ${v.name}`, String(v.pid), v.state, mib(v.memoryBytes), disks[0] ?? '-']);
+            for (const extra of disks.slice(1)) rows.push(['', '', '', '', extra]);
+          }
+          const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+          const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd();
+          process.stdout.write([line(rows[0]!), '-'.repeat(line(rows[0]!).length + 10), ...rows.slice(1).map(line)].join('\n') + '\n');
+        } finally {
+          agent.close();
+        }
+      }),
+    );
+}

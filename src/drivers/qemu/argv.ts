@@ -1,0 +1,147 @@
+/**
+ * QEMU command lines: parse a running VM's argv (from /proc/PID/cmdline),
+ * read what ferry needs from it, and derive the incoming target's argv.
+ */
+
+/** Options that take no value; every other option takes exactly one. */
+const FLAG_OPTIONS = new Set([
+  '-S', '-daemonize', '-nodefaults', '-nographic', '-no-reboot', '-no-shutdown', '-enable-kvm',
+  '-no-user-config', '-snapshot', '-no-hpet', '-no-acpi', '-full-screen', '-usb', '-s', '-version',
+  '-help', '-h', '-no-fd-bootchk', '-alt-grab', '-ctrl-grab', '-no-quit', '-only-migratable', '-enable-fips',
+]);
+
+export interface QemuOption {
+  /** The option with its leading dash, normalised to one dash: "-drive". */
+  flag: string;
+  value?: string;
+}
+
+export interface ParsedArgv {
+  binary: string;
+  options: QemuOption[];
+  name?: string;
+  qmpSocket?: string;
+}
+
+export function splitOptions(argv: readonly string[]): QemuOption[] {
+  const options: QemuOption[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const raw = argv[i]!;
+    if (!raw.startsWith('-')) {
+      options.push({ flag: '', value: raw }); // a bare disk image: legacy "qemu disk.img"
+      continue;
+    }
+    const flag = raw.startsWith('--') ? raw.slice(1) : raw;
+    if (FLAG_OPTIONS.has(flag) || i + 1 >= argv.length) options.push({ flag });
+    else options.push({ flag, value: argv[++i] });
+  }
+  return options;
+}
+
+/** Parses QEMU's "key=value,key=value" syntax (",," escapes a comma); a leading bare word gets `impliedKey`. */
+export function parseKeyval(value: string, impliedKey?: string): Map<string, string> {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === ',') {
+      if (value[i + 1] === ',') {
+        cur += ',';
+        i++;
+        continue;
+      }
+      parts.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  parts.push(cur);
+  const map = new Map<string, string>();
+  parts.forEach((p, idx) => {
+    const eq = p.indexOf('=');
+    if (eq < 0) {
+      if (idx === 0 && impliedKey) map.set(impliedKey, p);
+      else map.set(p, 'on');
+    } else map.set(p.slice(0, eq), p.slice(eq + 1));
+  });
+  return map;
+}
+
+export function formatKeyval(map: Map<string, string>, impliedKey?: string): string {
+  const esc = (s: string): string => s.replace(/,/g, ',,');
+  return [...map.entries()]
+    .map(([k, v], idx) => (idx === 0 && k === impliedKey ? esc(v) : `${k}=${esc(v)}`))
+    .join(',');
+}
+
+export function parseQemuArgv(argv: readonly string[]): ParsedArgv {
+  const options = splitOptions(argv);
+  const parsed: ParsedArgv = { binary: argv[0] ?? 'qemu-system-x86_64', options };
+  const chardevPaths = new Map<string, string>();
+  for (const o of options) {
+    if (o.flag === '-chardev' && o.value) {
+      const kv = parseKeyval(o.value, 'backend');
+      if (kv.get('backend') === 'socket' && kv.has('path') && kv.has('id')) chardevPaths.set(kv.get('id')!, kv.get('path')!);
+    }
+  }
+  for (const o of options) {
+    if (!o.value) continue;
+    if (o.flag === '-name') parsed.name = parseKeyval(o.value, 'guest').get('guest');
+    if (o.flag === '-qmp' && !parsed.qmpSocket) {
+      const m = /^unix:([^,]+)/.exec(o.value);
+      if (m) parsed.qmpSocket = m[1];
+    }
+    if (o.flag === '-mon' && !parsed.qmpSocket) {
+      const kv = parseKeyval(o.value, 'chardev');
+      if (kv.get('mode') === 'control' && chardevPaths.has(kv.get('chardev') ?? '')) parsed.qmpSocket = chardevPaths.get(kv.get('chardev')!);
+    }
+  }
+  return parsed;
+}
+
+export function joinOptions(binary: string, options: readonly QemuOption[]): string[] {
+  const argv = [binary];
+  for (const o of options) {
+    if (o.flag) argv.push(o.flag);
+    if (o.value !== undefined) argv.push(o.value);
+  }
+  return argv;
+}
+
+export interface TargetArgvOptions {
+  /** Source disk path -> target disk path, for disks that move to another path. */
+  diskPaths: Map<string, string>;
+  /** Source disk path -> format of the target image (a block device target is raw). */
+  diskFormats?: Map<string, string>;
+  accel?: string;
+}
+
+/**
+ * The incoming target's argv: the same devices, disks at their target paths,
+ * waiting for `migrate-incoming` (-incoming defer). The target resumes by
+ * itself when the migration completes, which keeps the pause short.
+ */
+export function targetArgv(source: ParsedArgv, opts: TargetArgvOptions): string[] {
+  const out: QemuOption[] = [];
+  for (const o of source.options) {
+    if (['-daemonize', '-pidfile', '-incoming', '-S', '-loadvm'].includes(o.flag)) continue;
+    if ((o.flag === '-drive' || o.flag === '-blockdev') && o.value && !o.value.startsWith('{')) {
+      const key = o.flag === '-drive' ? 'file' : 'filename';
+      const kv = parseKeyval(o.value);
+      const path = kv.get(key);
+      if (path && opts.diskPaths.has(path)) {
+        kv.set(key, opts.diskPaths.get(path)!);
+        const fmt = opts.diskFormats?.get(path);
+        if (fmt && o.flag === '-drive') kv.set('format', fmt);
+      }
+      out.push({ flag: o.flag, value: formatKeyval(kv) });
+      continue;
+    }
+    if (o.flag === '-accel' && opts.accel) {
+      out.push({ flag: o.flag, value: opts.accel });
+      continue;
+    }
+    out.push(o);
+  }
+  out.push({ flag: '-incoming', value: 'defer' });
+  return joinOptions(source.binary, out);
+}

@@ -1,0 +1,103 @@
+/** Finding QEMU VMs on a host and describing them through QMP. */
+import type { AgentClient } from '../../hosts/agent-client.js';
+import type { ImageInfo } from '../../storage/qemu-img.js';
+import { FerryError } from '../../util/errors.js';
+import type { VmDisk, VmInfo } from '../driver.js';
+import { parseQemuArgv } from './argv.js';
+import { RemoteQmp } from './remote-qmp.js';
+
+interface QueryBlockImage {
+  filename: string;
+  format: string;
+  'virtual-size': number;
+  'actual-size'?: number;
+  'backing-image'?: QueryBlockImage;
+}
+
+interface QueryBlockEntry {
+  device: string;
+  qdev?: string;
+  inserted?: {
+    file: string;
+    'node-name': string;
+    drv: string;
+    ro: boolean;
+    cache: { writeback: boolean; direct: boolean; 'no-flush': boolean };
+    image: QueryBlockImage;
+  };
+}
+
+export async function describeVm(agent: AgentClient, proc: { pid: number; name: string; argv: string[]; qmpSocket?: string }): Promise<VmInfo> {
+  const qmp = await RemoteQmp.open(agent, proc.qmpSocket!);
+  try {
+    return await describeWithQmp(qmp, proc);
+  } finally {
+    await qmp.close();
+  }
+}
+
+export async function describeWithQmp(qmp: RemoteQmp, proc: { pid: number; name: string; argv: string[] }): Promise<VmInfo & { nodes: Map<string, string> }> {
+  const status = await qmp.execute<{ status: string }>('query-status');
+  const blocks = await qmp.execute<QueryBlockEntry[]>('query-block');
+  const mem = await qmp.execute<{ 'base-memory': number }>('query-memory-size-summary');
+  const v = qmp.greeting.version.qemu;
+  const nodes = new Map<string, string>();
+  const disks: VmDisk[] = [];
+  for (const b of blocks) {
+    if (!b.inserted) continue; // an empty CD-ROM drive: nothing to move
+    const device = b.device || b.qdev || b.inserted['node-name'];
+    nodes.set(device, b.inserted['node-name']);
+    const chain: ImageInfo[] = [];
+    for (let img = b.inserted.image['backing-image']; img; img = img['backing-image']) {
+      chain.push({ filename: img.filename, format: img.format, virtualSize: img['virtual-size'], actualSize: img['actual-size'] });
+    }
+    disks.push({
+      device,
+      path: b.inserted.image.filename,
+      format: b.inserted.image.format,
+      virtualSize: b.inserted.image['virtual-size'],
+      allocatedSize: b.inserted.image['actual-size'],
+      backingChain: chain,
+      cache: { writeback: b.inserted.cache.writeback, direct: b.inserted.cache.direct, noFlush: b.inserted.cache['no-flush'] },
+      readOnly: b.inserted.ro,
+    });
+  }
+  const parsed = parseQemuArgv(proc.argv);
+  const auxFiles = parsed.options.filter((o) => ['-kernel', '-initrd', '-bios'].includes(o.flag) && o.value).map((o) => o.value!);
+  return {
+    name: proc.name,
+    driver: 'qemu',
+    pid: proc.pid,
+    state: status.status,
+    memoryBytes: mem['base-memory'],
+    disks,
+    hypervisorVersion: `${v.major}.${v.minor}.${v.micro}`,
+    auxFiles,
+    nodes,
+  };
+}
+
+export async function listVms(agent: AgentClient): Promise<VmInfo[]> {
+  const procs = await agent.call('qemu.list', undefined);
+  const out: VmInfo[] = [];
+  for (const p of procs) {
+    try {
+      out.push(await describeVm(agent, p));
+    } catch (e) {
+      // A VM whose monitor is busy (another client holds it) is still listed.
+      out.push({ name: p.name, driver: 'qemu', pid: p.pid, state: `unknown (${(e as Error).message})`, memoryBytes: 0, disks: [], hypervisorVersion: '', auxFiles: [] });
+    }
+  }
+  return out;
+}
+
+export async function findQemuProcess(agent: AgentClient, name: string): Promise<{ pid: number; name: string; argv: string[]; qmpSocket?: string }> {
+  const procs = await agent.call('qemu.list', undefined);
+  const p = procs.find((x) => x.name === name);
+  if (!p) {
+    throw new FerryError('UNKNOWN_VM', `Unknown VM "${name}" on host "${agent.host.name}"`, {
+      hint: procs.length ? `VMs there: ${procs.map((x) => x.name).join(', ')}` : `no QEMU VM with a QMP monitor runs there; see "ferry vm list ${agent.host.name}"`,
+    });
+  }
+  return p;
+}

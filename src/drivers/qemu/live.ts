@@ -1,0 +1,642 @@
+/**
+ * Live migration of a QEMU VM whose disks are on the source's local storage,
+ * the sequence libvirt, Proxmox and Nova drive: the target waits with
+ * `-incoming defer` and exports its fresh disks over NBD; the source mirrors
+ * every disk into them, then migrates RAM with `pause-before-switchover`; at
+ * the pause the mirrors are completed (the disks are then identical, the
+ * guest being stopped), the switch-over goes on, and the target resumes.
+ *
+ * Each step is a phase with its own rollback: until the switch-over, a
+ * failure leaves the source running on its untouched disks and removes what
+ * was made on the target.
+ */
+import { randomUUID } from 'node:crypto';
+import { dirname } from 'node:path';
+import type { AgentClient } from '../../hosts/agent-client.js';
+import type { Journal } from '../../migrate/journal.js';
+import type { Phase } from '../../migrate/phases.js';
+import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate/progress.js';
+import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
+import type { QmpEvent } from '../../qmp/client.js';
+import { abortable, sleep } from '../../util/abort.js';
+import { FerryError } from '../../util/errors.js';
+import type { VmDisk, VmInfo } from '../driver.js';
+import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
+import { describeWithQmp, findQemuProcess } from './inspect.js';
+import { RemoteQmp } from './remote-qmp.js';
+
+export interface LiveMigrationOptions {
+  vmName: string;
+  source: AgentClient;
+  target: AgentClient;
+  /** Source disk path -> target path; disks not named keep their path. */
+  diskMap: Map<string, string>;
+  /** Bytes per second for disks and RAM together; undefined: unlimited. */
+  bandwidthBytes?: number;
+  maxDowntimeMs?: number;
+  autoConverge?: boolean;
+  force?: boolean;
+  deleteSource?: boolean;
+  signal: AbortSignal;
+  listener: MigrationListener;
+  journal: Journal;
+}
+
+export interface LiveMigrationStats {
+  downtimeMs?: number;
+  qemuDowntimeMs?: number;
+  ramBytes: number;
+  diskBytes: number;
+  setupMs?: number;
+  ramIterations?: number;
+}
+
+interface DiskPlan {
+  disk: VmDisk;
+  index: number;
+  targetPath: string;
+  targetFormat: string;
+  /** ferry creates the target image (and removes it on rollback). */
+  create: boolean;
+  /** The target already holds the same backing file: only the top crosses. */
+  sync: 'full' | 'top';
+  sourceNode: string;
+  targetNode?: string;
+  nbdNode: string;
+  jobId: string;
+  bytesCopied: number;
+}
+
+const MIB = 1024 * 1024;
+const POLL_MS = 250;
+/** Migration states from the pause on: the switch-over is under way. */
+const PAUSED_STATES = ['pre-switchover', 'device', 'completed'];
+/** QEMU's own default is 300 ms; ferry aims at a pause of tens of milliseconds. */
+export const DEFAULT_MAX_DOWNTIME_MS = 50;
+
+export class QemuLiveMigration {
+  readonly stats: LiveMigrationStats = { ramBytes: 0, diskBytes: 0 };
+  /** Set once QEMU completed the switch-over: from then on the target owns the VM. */
+  committed = false;
+
+  private srcQmp?: RemoteQmp;
+  private dstQmp?: RemoteQmp;
+  private vm?: VmInfo & { nodes: Map<string, string> };
+  private parsed?: ParsedArgv;
+  private plans: DiskPlan[] = [];
+  private readonly leaseId = `migrate-${randomUUID()}`;
+  private nbdPort = 0;
+  private migrationPort = 0;
+  private jobsStarted: DiskPlan[] = [];
+  private nbdNodesAdded: DiskPlan[] = [];
+  private sourceStop?: QmpEvent;
+  private switchover?: Promise<SwitchoverResult>;
+  private migrated?: Promise<QmpEvent>;
+  private resumed?: Promise<QmpEvent>;
+  private convergenceWarned = false;
+
+  constructor(private readonly o: LiveMigrationOptions) {}
+
+  get vmInfo(): VmInfo | undefined {
+    return this.vm;
+  }
+
+  phases(): Phase[] {
+    return [
+      { name: 'check', run: () => this.check() },
+      { name: 'prepare', run: () => this.prepareTarget(), rollback: () => this.destroyTarget() },
+      { name: 'mirror', run: () => this.mirrorDisks(), rollback: () => this.cancelMirrors() },
+      { name: 'memory', run: () => this.migrateMemory(), rollback: () => this.cancelMemory() },
+      { name: 'switchover', run: () => this.switchOver(), rollback: () => this.cancelMemory() },
+      { name: 'finish', run: () => this.finish() },
+    ];
+  }
+
+  private log(message: string): void {
+    this.o.listener({ type: 'log', message });
+    this.o.journal.record('log', { message });
+  }
+
+  // ---- check -------------------------------------------------------------
+
+  private async check(): Promise<void> {
+    const { source, target } = this.o;
+    const proc = await findQemuProcess(source, this.o.vmName);
+    this.parsed = parseQemuArgv(proc.argv);
+    this.srcQmp = await RemoteQmp.open(source, proc.qmpSocket!);
+    this.vm = await describeWithQmp(this.srcQmp, proc);
+    const vm = this.vm;
+    this.o.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+
+    if (vm.state !== 'running') {
+      throw new FerryError('VM_NOT_RUNNING', `VM "${vm.name}" on "${source.host.name}" is ${vm.state}, not running`, {
+        hint: 'live migration moves a running VM; resume it first (QMP "cont")',
+      });
+    }
+    if (source.facts.hostId === target.facts.hostId) {
+      throw new FerryError('SAME_HOST', `Hosts "${source.host.name}" and "${target.host.name}" are the same machine (host id ${source.facts.hostId})`, {
+        hint: 'choose another target; if they really differ, give them distinct /etc/machine-id',
+      });
+    }
+    const needMem = vm.memoryBytes + 128 * MIB;
+    if (target.facts.memAvailableBytes < needMem) {
+      throw new FerryError('NO_MEMORY', `Host "${target.host.name}" has ${fmtMiB(target.facts.memAvailableBytes)} MiB free, VM "${vm.name}" needs ${fmtMiB(needMem)} MiB`, {
+        hint: 'free memory on the target or choose another target',
+      });
+    }
+    const binary = this.parsed.binary;
+    const srcVersion = vm.hypervisorVersion;
+    const dstVersion = await target.call('qemu.version', { binary }).catch((e: FerryError) => {
+      throw new FerryError('INCOMPATIBLE', `Cannot run "${binary}" on host "${target.host.name}": ${e.message}`, { hint: 'install the same QEMU on the target' });
+    });
+    if (compareVersions(dstVersion.version, srcVersion) < 0) {
+      throw new FerryError('INCOMPATIBLE', `QEMU on "${target.host.name}" (${dstVersion.version}) is older than on "${source.host.name}" (${srcVersion})`, {
+        hint: 'a VM can only move to the same or a newer QEMU; upgrade QEMU on the target',
+      });
+    }
+    const running = await target.call('qemu.list', undefined);
+    if (running.some((p) => p.name === vm.name)) {
+      throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host' });
+    }
+    for (const src of this.o.diskMap.keys()) {
+      if (!vm.disks.some((d) => d.path === src)) {
+        throw new FerryError('USAGE', `--disk-map names "${src}", which is not a disk of VM "${vm.name}"`, { hint: `its disks: ${vm.disks.map((d) => d.path).join(', ')}` });
+      }
+    }
+    for (const f of vm.auxFiles) {
+      const st = await target.call('file.stat', { path: f });
+      if (!st.exists) {
+        throw new FerryError('NOT_FOUND', `VM "${vm.name}" boots from "${f}", which does not exist on "${target.host.name}"`, { hint: `copy it there at the same path (e.g. "ferry sync ${f} ${target.host.name}:${f}")` });
+      }
+    }
+
+    const needByDir = new Map<string, number>();
+    this.plans = [];
+    for (const [index, disk] of vm.disks.entries()) {
+      if (disk.cache.noFlush && !this.o.force) {
+        throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
+          hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
+        });
+      }
+      const targetPath = this.o.diskMap.get(disk.path) ?? disk.path;
+      const st = await target.call('file.stat', { path: targetPath });
+      const plan: DiskPlan = {
+        disk,
+        index,
+        targetPath,
+        targetFormat: disk.format,
+        create: true,
+        sync: 'full',
+        sourceNode: vm.nodes.get(disk.device)!,
+        nbdNode: `ferry-nbd-${index}`,
+        jobId: `ferry-mirror-${index}`,
+        bytesCopied: 0,
+      };
+      if (st.exists && st.type === 'block') {
+        if ((st.size ?? 0) < disk.virtualSize) {
+          throw new FerryError('TARGET_TOO_SMALL', `Target "${targetPath}" on "${target.host.name}" holds ${st.size} bytes; disk "${disk.path}" needs ${disk.virtualSize}`, {
+            hint: 'map the disk to a device at least as large as the source disk',
+          });
+        }
+        if (!this.o.force) {
+          const holders = await target.call('process.holding', { path: targetPath });
+          if (holders.pids.length) throw new FerryError('IN_USE', `Target "${targetPath}" on "${target.host.name}" is in use by process ${holders.pids.join(', ')}`, { hint: 'choose a free device' });
+        }
+        plan.create = false;
+        plan.targetFormat = 'raw';
+      } else if (st.exists) {
+        if (!this.o.force) {
+          throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {
+            hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
+          });
+        }
+        if (st.type !== 'file') throw new FerryError('TARGET_EXISTS', `Target "${targetPath}" on "${target.host.name}" is a ${st.type}`, { hint: 'map the disk to a file or block device path' });
+      }
+      const base = disk.backingChain[0];
+      if (base && plan.create) {
+        await this.checkBase(disk, base.filename);
+        plan.sync = 'top';
+      }
+      if (plan.create) {
+        const dir = dirname(targetPath);
+        const need = plan.sync === 'top' ? disk.allocatedSize ?? disk.virtualSize : Math.min(disk.virtualSize, Math.max(disk.allocatedSize ?? 0, ...disk.backingChain.map((b) => b.actualSize ?? 0)) * 2 || disk.virtualSize);
+        needByDir.set(dir, (needByDir.get(dir) ?? 0) + need);
+      }
+      this.plans.push(plan);
+    }
+    for (const [dir, need] of needByDir) {
+      const free = await target.call('file.free', { path: dir });
+      if (free.freeBytes < need) {
+        throw new FerryError('NO_SPACE', `Host "${target.host.name}" has ${fmtMiB(free.freeBytes)} MiB free in "${free.dir}"; the disks need about ${fmtMiB(need)} MiB`, {
+          hint: 'free space there or map the disks elsewhere with --disk-map',
+        });
+      }
+    }
+    this.log(`checked: ${vm.name} (${fmtMiB(vm.memoryBytes)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
+  }
+
+  /** The base must hold the same bytes on both hosts, or the top would be read against a different disk. */
+  private async checkBase(disk: VmDisk, basePath: string): Promise<void> {
+    const { source, target } = this.o;
+    const st = await target.call('file.stat', { path: basePath });
+    if (!st.exists) {
+      throw new FerryError('BACKING_MISMATCH', `Disk "${disk.path}" has backing file "${basePath}", which does not exist on "${target.host.name}"`, {
+        hint: `copy the base there first ("ferry sync ${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
+      });
+    }
+    const [a, b] = await Promise.all([source.call('file.sha256', { path: basePath }), target.call('file.sha256', { path: basePath })]);
+    if (a.sha256 !== b.sha256) {
+      throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" differs between "${source.host.name}" and "${target.host.name}"`, {
+        hint: 'the target must hold an identical base image; sync it again',
+        details: { source: a.sha256, target: b.sha256 },
+      });
+    }
+    this.log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
+  }
+
+  // ---- prepare -----------------------------------------------------------
+
+  private async prepareTarget(): Promise<void> {
+    const { target } = this.o;
+    const vm = this.vm!;
+    const parsed = this.parsed!;
+    await target.call('lease.take', { id: this.leaseId });
+    for (const p of this.plans) {
+      if (!p.create) continue;
+      const base = p.sync === 'top' ? p.disk.backingChain[0] : undefined;
+      // Claim the path first so a failure half-way still removes it.
+      await target.call('lease.take', { id: this.leaseId, files: [p.targetPath] });
+      await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: base?.filename, backingFormat: base?.format });
+      this.o.journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: base?.filename });
+    }
+    // Files the target QEMU creates itself (monitor socket, serial log): removed on rollback if new.
+    for (const f of filesQemuCreates(parsed)) {
+      const st = await target.call('file.stat', { path: f });
+      if (!st.exists) {
+        await target.call('file.mkdir', { path: dirname(f) });
+        await target.call('lease.take', { id: this.leaseId, files: [f] });
+      }
+    }
+    this.nbdPort = (await target.call('net.freePort', { address: target.host.address })).port;
+    do this.migrationPort = (await target.call('net.freePort', { address: target.host.address })).port;
+    while (this.migrationPort === this.nbdPort);
+
+    const argv = targetArgv(parsed, {
+      diskPaths: new Map(this.plans.map((p) => [p.disk.path, p.targetPath])),
+      diskFormats: new Map(this.plans.map((p) => [p.disk.path, p.targetFormat])),
+    });
+    const pidfile = `/run/ferry/${vm.name}.incoming.pid`;
+    this.o.journal.record('target-argv', { argv });
+    const { pid } = await target.call('qemu.start', { argv, pidfile });
+    await target.call('lease.take', { id: this.leaseId, pids: [pid], files: [pidfile] });
+    this.log(`target QEMU started on ${target.host.name} (pid ${pid}), waiting for the incoming migration`);
+    this.dstQmp = await RemoteQmp.open(target, parsed.qmpSocket!);
+    const dst = await describeWithQmp(this.dstQmp, { pid, name: vm.name, argv });
+    for (const p of this.plans) {
+      p.targetNode = dst.nodes.get(p.disk.device);
+      if (!p.targetNode) throw new FerryError('MIGRATION_FAILED', `The target QEMU has no disk "${p.disk.device}"`);
+    }
+    await this.dstQmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: target.host.address, port: String(this.nbdPort) } } });
+    for (const p of this.plans) {
+      await this.dstQmp.execute('block-export-add', { type: 'nbd', id: `ferry-export-${p.index}`, 'node-name': p.targetNode, name: p.disk.device, writable: true });
+    }
+    await this.dstQmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    await this.dstQmp.execute('migrate-incoming', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
+    this.log(`target exports ${this.plans.length} disk${this.plans.length === 1 ? '' : 's'} over NBD on ${target.host.address}:${this.nbdPort}`);
+  }
+
+  private async destroyTarget(): Promise<void> {
+    const { target } = this.o;
+    if (this.dstQmp) await this.dstQmp.close();
+    if (target.closed) return; // the agent's own lease clean-up runs on its host
+    await target.call('lease.destroy', { id: this.leaseId });
+    this.log(`removed what was created on ${target.host.name}`);
+  }
+
+  // ---- mirror ------------------------------------------------------------
+
+  private async mirrorDisks(): Promise<void> {
+    const src = this.srcQmp!;
+    const { target, signal } = this.o;
+    const ready = new Set<string>();
+    const failures: string[] = [];
+    const onEvent = (e: QmpEvent): void => {
+      const id = String(e.data.device ?? e.data.id ?? '');
+      if (e.event === 'BLOCK_JOB_READY') ready.add(id);
+      if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && this.jobsStarted.some((p) => p.jobId === id) && !this.committed) {
+        failures.push(`${id}: ${String(e.data.error ?? 'the job ended early')}`);
+      }
+      if (e.event === 'BLOCK_JOB_ERROR') failures.push(`${id}: I/O error (${String(e.data.operation)})`);
+    };
+    src.on('event', onEvent);
+    try {
+      for (const p of this.plans) {
+        await src.execute('blockdev-add', {
+          driver: 'nbd',
+          'node-name': p.nbdNode,
+          server: { type: 'inet', host: target.host.address, port: String(this.nbdPort) },
+          export: p.disk.device,
+        });
+        this.nbdNodesAdded.push(p);
+      }
+      // All disks at once: they converge together and the pause covers all of them.
+      for (const p of this.plans) {
+        const args: Record<string, unknown> = { 'job-id': p.jobId, device: p.sourceNode, target: p.nbdNode, sync: p.sync };
+        const speed = this.diskSpeed();
+        if (speed) args.speed = speed;
+        await src.execute('blockdev-mirror', args);
+        this.jobsStarted.push(p);
+      }
+      this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'top' ? 'top only' : 'full'})`).join(', ')}`);
+      for (;;) {
+        const disks = await this.pollMirrors();
+        this.o.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks) } });
+        if (failures.length) throw new FerryError('MIGRATION_FAILED', `Disk mirror failed: ${failures.join('; ')}`, { hint: 'check the target host and the network between the hosts, then retry' });
+        if (this.plans.every((p) => ready.has(p.jobId))) break;
+        await sleep(POLL_MS, signal);
+      }
+      this.log('every disk is mirrored; writes now go to both hosts');
+    } finally {
+      src.off('event', onEvent);
+    }
+  }
+
+  private diskSpeed(): number | undefined {
+    return this.o.bandwidthBytes ? Math.max(1, Math.floor(this.o.bandwidthBytes)) : undefined;
+  }
+
+  private mirrorsFailed = false;
+  private pausedForSwitchover = false;
+
+  private async pollMirrors(): Promise<DiskProgress[]> {
+    const jobs = await this.srcQmp!.execute<Array<{ device: string; offset: number; len: number; ready: boolean; status: string }>>('query-block-jobs');
+    return this.plans.map((p) => {
+      const j = jobs.find((x) => x.device === p.jobId);
+      if (j) p.bytesCopied = j.offset;
+      // After the pause the source's agent completes the mirrors: gone is then fine.
+      else if (!this.committed && !this.pausedForSwitchover) this.mirrorsFailed = true;
+      return { device: p.disk.device, done: j?.offset ?? p.bytesCopied, total: j?.len ?? p.disk.virtualSize, ready: j?.ready ?? false };
+    });
+  }
+
+  private diskEta(disks: DiskProgress[]): number | undefined {
+    const rest = disks.reduce((s, d) => s + Math.max(0, d.total - d.done), 0);
+    const rate = this.o.bandwidthBytes;
+    return rate ? rest / rate : undefined;
+  }
+
+  private async cancelMirrors(): Promise<void> {
+    const src = this.srcQmp;
+    if (!src || src.closed) return;
+    for (const p of this.jobsStarted) {
+      await src.execute('block-job-cancel', { device: p.jobId, force: true }).catch(() => undefined);
+    }
+    for (let i = 0; i < 100; i++) {
+      const jobs = await src.execute<Array<{ device: string }>>('query-block-jobs').catch(() => []);
+      if (!jobs.some((j) => this.jobsStarted.some((p) => p.jobId === j.device))) break;
+      await sleep(50);
+    }
+    for (const p of this.nbdNodesAdded) await src.execute('blockdev-del', { 'node-name': p.nbdNode }).catch(() => undefined);
+    this.jobsStarted = [];
+    this.nbdNodesAdded = [];
+    this.log('disk mirrors cancelled; the source disks were never changed');
+  }
+
+  // ---- memory ------------------------------------------------------------
+
+  private async migrateMemory(): Promise<void> {
+    const src = this.srcQmp!;
+    const { target, signal } = this.o;
+    const caps = [
+      { capability: 'events', state: true },
+      { capability: 'pause-before-switchover', state: true },
+      { capability: 'auto-converge', state: !!this.o.autoConverge },
+    ];
+    await src.execute('migrate-set-capabilities', { capabilities: caps });
+    const params: Record<string, unknown> = { 'downtime-limit': this.o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.o.bandwidthBytes ?? 10 * 1024 * MIB) };
+    await src.execute('migrate-set-parameters', params);
+    // React to the pause at once: every millisecond between STOP and the switch-over is downtime.
+    let paused!: () => void;
+    const pausedNow = new Promise<void>((r) => (paused = r));
+    const onStop = (e: QmpEvent): void => {
+      if (e.event === 'STOP') this.sourceStop = e;
+      if (e.event === 'MIGRATION' && ['pre-switchover', 'device', 'completed'].includes(String(e.data.status))) this.pausedForSwitchover = true;
+      if (e.event === 'MIGRATION' && ['pre-switchover', 'failed', 'cancelled'].includes(String(e.data.status))) paused();
+    };
+    src.on('event', onStop);
+    // Everything the switch-over waits for is subscribed before it can happen.
+    this.switchover = (await src.armSwitchover(this.plans.map((p) => p.jobId))).outcome;
+    this.migrated = src.waitForEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data.status)), 0);
+    this.migrated.catch(() => undefined);
+    this.resumed = this.dstQmp!.waitForEvent('RESUME', () => true, 0);
+    this.resumed.catch(() => undefined);
+    await src.execute('migrate', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
+    this.log(`migrating RAM to ${target.host.address}:${this.migrationPort}`);
+    let slowPolls = 0;
+    for (;;) {
+      const m = await src.execute<QueryMigrate>('query-migrate');
+      if (PAUSED_STATES.includes(m.status)) break;
+      const disks = await this.pollMirrors();
+      if (this.mirrorsFailed) {
+        // A target QEMU whose incoming migration broke exits, taking its NBD
+        // exports (and so the mirrors) with it: name the cause, not the effect.
+        const now = await src.execute<QueryMigrate>('query-migrate').catch(() => m);
+        if (now.status === 'failed' || now.status === 'cancelled') throw ramFailed(now);
+        throw new FerryError('MIGRATION_FAILED', 'A disk mirror stopped during the RAM migration', { hint: 'check the target host and the network, then retry' });
+      }
+      const ram = ramProgress(m);
+      const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
+      this.o.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta } });
+      if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
+      if (PAUSED_STATES.includes(m.status)) break;
+      if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
+      else slowPolls = 0;
+      if (slowPolls >= 8 && !this.convergenceWarned) {
+        this.convergenceWarned = true;
+        this.o.listener({
+          type: 'warning',
+          code: 'NOT_CONVERGING',
+          message: `The guest dirties ${fmtMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${fmtMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
+        });
+        this.o.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
+      }
+      await abortable(Promise.race([sleep(POLL_MS), pausedNow]), signal);
+    }
+    src.off('event', onStop);
+  }
+
+  private async cancelMemory(): Promise<void> {
+    const src = this.srcQmp;
+    if (!src || src.closed || this.committed) return;
+    const m = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
+    if (m && ['setup', 'active', 'pre-switchover', 'device', 'wait-unplug'].includes(m.status)) {
+      await src.execute('migrate_cancel').catch(() => undefined);
+      for (let i = 0; i < 200; i++) {
+        const s = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
+        if (!s || !['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'wait-unplug'].includes(s.status)) break;
+        await sleep(50);
+      }
+    }
+    await this.ensureSourceRunning();
+    await this.cancelMirrors();
+  }
+
+  private async ensureSourceRunning(): Promise<void> {
+    const src = this.srcQmp!;
+    const st = await src.execute<{ status: string }>('query-status').catch(() => undefined);
+    if (st && st.status !== 'running') {
+      await src.execute('cont').catch(() => undefined);
+      this.log(`source VM was ${st.status}; resumed it`);
+    }
+  }
+
+  // ---- switch over -------------------------------------------------------
+
+  private async switchOver(): Promise<void> {
+    const src = this.srcQmp!;
+    this.o.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
+    // The source's agent completes the mirrors (the guest is paused, so the
+    // target's disks are then identical) and continues the migration.
+    const result = await this.switchover!;
+    this.jobsStarted = [];
+    for (const p of this.plans) p.bytesCopied = result.copied[p.jobId] ?? p.bytesCopied;
+    this.o.journal.record('continued', { ok: result.ok, paused_to_continue_ms: result.pausedToContinueMs, since_stop_ms: this.sinceStop() });
+    if (!result.ok) throw new FerryError('MIGRATION_FAILED', result.error ?? 'The switch-over failed', { hint: 'the VM keeps running on the source; retry' });
+    const end = await withTimeout(this.migrated!, 120_000, 'the migration to complete');
+    if (end.data.status !== 'completed') {
+      const m = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
+      throw new FerryError('MIGRATION_FAILED', `The switch-over ${String(end.data.status)}${m?.['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
+    }
+    this.committed = true;
+    this.o.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
+    const resume = await withTimeout(this.resumed!, 60_000, 'the target to resume');
+    this.o.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
+    const m = await src.execute<QueryMigrate>('query-migrate');
+    this.stats.ramBytes = m.ram?.transferred ?? 0;
+    this.stats.qemuDowntimeMs = m.downtime;
+    this.stats.setupMs = m['setup-time'];
+    this.stats.ramIterations = m.ram?.['dirty-sync-count'];
+    this.stats.diskBytes = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
+    if (this.sourceStop) this.stats.downtimeMs = Math.max(0, Math.round((resume.timestampMs - this.sourceStop.timestampMs) * 10) / 10);
+    this.log(`switched over: the VM runs on ${this.o.target.host.name}`);
+  }
+
+  private sinceStop(): number | undefined {
+    return this.sourceStop ? Date.now() - this.sourceStop.timestampMs : undefined;
+  }
+
+  // ---- finish ------------------------------------------------------------
+
+  private async finish(): Promise<void> {
+    const { source, target } = this.o;
+    await this.dstQmp!.execute('nbd-server-stop').catch(() => undefined);
+    await target.call('lease.release', { id: this.leaseId });
+    const st = await this.dstQmp!.execute<{ status: string }>('query-status');
+    if (st.status !== 'running') await this.dstQmp!.execute('cont');
+    await this.srcQmp!.execute('quit').catch(() => undefined);
+    await this.srcQmp!.close();
+    const gone = await source.call('qemu.kill', { pid: this.vm!.pid, signal: 'SIGTERM', waitMs: 10_000 });
+    if (!gone.exited) await source.call('qemu.kill', { pid: this.vm!.pid, signal: 'SIGKILL' });
+    this.log(`source QEMU on ${source.host.name} stopped`);
+    if (this.o.deleteSource) {
+      for (const p of this.plans) {
+        const st = await source.call('file.stat', { path: p.disk.path });
+        if (st.type === 'file') {
+          await source.call('file.remove', { path: p.disk.path });
+          this.log(`deleted source disk ${source.host.name}:${p.disk.path} (--delete-source)`);
+        }
+      }
+    } else {
+      this.log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+    }
+    await this.dstQmp!.close();
+  }
+
+  private async closeSessions(): Promise<void> {
+    await this.srcQmp?.close();
+    await this.dstQmp?.close();
+  }
+
+  /** Whatever happened, the source must end running when the target does not own the VM. */
+  async assertSourceRunning(): Promise<boolean> {
+    if (this.committed || !this.srcQmp || this.srcQmp.closed) return this.committed;
+    await this.ensureSourceRunning();
+    const st = await this.srcQmp.execute<{ status: string }>('query-status').catch(() => undefined);
+    await this.closeSessions();
+    return st?.status === 'running';
+  }
+
+  /** Waits for `p` but gives up when the user aborts. */
+  abortable<T>(p: Promise<T>): Promise<T> {
+    return abortable(p, this.o.signal);
+  }
+}
+
+interface QueryMigrate {
+  status: string;
+  'error-desc'?: string;
+  'total-time'?: number;
+  downtime?: number;
+  'setup-time'?: number;
+  ram?: {
+    transferred: number;
+    remaining: number;
+    total: number;
+    'dirty-pages-rate': number;
+    'page-size': number;
+    mbps: number;
+    'dirty-sync-count': number;
+  };
+}
+
+function ramFailed(m: QueryMigrate): FerryError {
+  return new FerryError('MIGRATION_FAILED', `RAM migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'check the network between the hosts and the target QEMU, then retry' });
+}
+
+function ramProgress(m: QueryMigrate): RamProgress | undefined {
+  if (!m.ram) return undefined;
+  return {
+    transferred: m.ram.transferred,
+    remaining: m.ram.remaining,
+    total: m.ram.total,
+    dirtyRate: m.ram['dirty-pages-rate'] * (m.ram['page-size'] || 4096),
+    throughput: (m.ram.mbps * 1e6) / 8,
+    iterations: m.ram['dirty-sync-count'],
+  };
+}
+
+/** Paths QEMU itself creates when it starts with this command line. */
+function filesQemuCreates(parsed: ParsedArgv): string[] {
+  const files = new Set<string>();
+  if (parsed.qmpSocket) files.add(parsed.qmpSocket);
+  for (const o of parsed.options) {
+    if (!o.value) continue;
+    if (o.flag === '-chardev') {
+      const kv = parseKeyval(o.value, 'backend');
+      if (['file', 'socket', 'pipe'].includes(kv.get('backend') ?? '') && kv.get('path')) files.add(kv.get('path')!);
+    }
+    if (o.flag === '-serial' && o.value.startsWith('file:')) files.add(o.value.slice(5));
+  }
+  return [...files];
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new FerryError('MIGRATION_FAILED', `Timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  const pb = b.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
+}
+
+function fmtMiB(bytes: number): string {
+  return (bytes / MIB).toFixed(bytes < 10 * MIB ? 1 : 0);
+}

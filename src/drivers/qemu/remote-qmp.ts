@@ -1,0 +1,82 @@
+/**
+ * A QMP session held by a host's agent, used by the controller as if the
+ * monitor were local: commands, events (with QEMU's timestamps) and a close
+ * when QEMU or the agent goes away.
+ */
+import { EventEmitter } from 'node:events';
+import type { AgentClient } from '../../hosts/agent-client.js';
+import { waitForQmpEvent, type QmpEvent, type QmpEventSource, type QmpGreeting } from '../../qmp/client.js';
+import { FerryError } from '../../util/errors.js';
+import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
+
+export class RemoteQmp extends EventEmitter implements QmpEventSource {
+  private closedError?: FerryError;
+
+  private constructor(
+    readonly agent: AgentClient,
+    readonly session: number,
+    readonly greeting: QmpGreeting,
+  ) {
+    super();
+    const onNotification = (method: string, params: { session: number; event?: QmpEvent; message?: string }): void => {
+      if (params.session !== this.session) return;
+      if (method === 'qmp.event' && params.event) this.emit('event', params.event);
+      if (method === 'qmp.closed') this.shutdown(new FerryError('QMP_CLOSED', `QEMU on "${agent.host.name}" went away: ${params.message}`));
+    };
+    agent.on('notification', onNotification);
+    agent.once('close', (e: FerryError) => this.shutdown(e));
+  }
+
+  static async open(agent: AgentClient, socket: string): Promise<RemoteQmp> {
+    const { session, greeting } = await agent.call('qmp.open', { socket });
+    return new RemoteQmp(agent, session, greeting);
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  async execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    if (this.closedError) throw this.closedError;
+    return (await this.agent.call('qmp.execute', { session: this.session, command, arguments: args, timeoutMs })) as T;
+  }
+
+  waitForEvent(name: string, match: (e: QmpEvent) => boolean = () => true, timeoutMs = 60_000): Promise<QmpEvent> {
+    return waitForQmpEvent(this, name, match, timeoutMs);
+  }
+
+  /**
+   * Has the agent complete the mirrors and continue the migration the moment
+   * QEMU pauses at pre-switchover; resolves with what it did.
+   */
+  async armSwitchover(jobs: string[]): Promise<{ outcome: Promise<SwitchoverResult> }> {
+    const outcome = new Promise<SwitchoverResult>((resolve, reject) => {
+      const onNotification = (method: string, params: SwitchoverResult & { session: number }): void => {
+        if (method !== 'qmp.switchover' || params.session !== this.session) return;
+        this.agent.off('notification', onNotification);
+        resolve(params);
+      };
+      this.agent.on('notification', onNotification);
+      this.once('close', (e: FerryError) => {
+        this.agent.off('notification', onNotification);
+        reject(e);
+      });
+    });
+    outcome.catch(() => undefined);
+    await this.agent.call('qmp.armSwitchover', { session: this.session, jobs });
+    // Wrapped: an async function returning the bare promise would wait for it.
+    return { outcome };
+  }
+
+  async close(): Promise<void> {
+    if (this.closedError) return;
+    this.shutdown(new FerryError('QMP_CLOSED', 'closed by ferry'));
+    await this.agent.call('qmp.close', { session: this.session }).catch(() => undefined);
+  }
+
+  private shutdown(e: FerryError): void {
+    if (this.closedError) return;
+    this.closedError = e;
+    this.emit('close', e);
+  }
+}

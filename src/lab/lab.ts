@@ -1,0 +1,250 @@
+/**
+ * The lab: simulated hypervisor hosts on one machine. Each lab host is a
+ * mount + PID namespace held open by a small init process: it sees its own
+ * files under /var/lib/ferry, /var/lib/libvirt/images and /run/ferry (the
+ * same paths hold different files on each host, as on two machines), only
+ * its own processes (so only its own VMs), and binds its listeners to its
+ * own loopback address. lab-a is reached by the local transport (nsenter),
+ * lab-b through a real sshd listening on its loopback address.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { labDir } from '../hosts/inventory.js';
+import { localAgentCommand } from '../hosts/transport.js';
+import { FerryError } from '../util/errors.js';
+import { run } from '../util/exec.js';
+
+export interface LabHostSpec {
+  name: string;
+  address: string;
+  transport: 'local' | 'ssh';
+}
+
+export const LAB_HOSTS: readonly LabHostSpec[] = [
+  { name: 'lab-a', address: '127.0.0.2', transport: 'local' },
+  { name: 'lab-b', address: '127.0.0.3', transport: 'ssh' },
+];
+
+/** Directories private to each lab host. */
+export const PRIVATE_DIRS = ['/var/lib/ferry', '/var/lib/libvirt/images', '/run/ferry'];
+
+export const LAB_SSH_PORT = Number(process.env.FERRY_LAB_SSH_PORT ?? 2222);
+
+export interface LabHostState extends LabHostSpec {
+  /** Host PID of the namespace's init. */
+  pid: number;
+  root: string;
+}
+
+export interface LabState {
+  dir: string;
+  hosts: LabHostState[];
+  sshdPid?: number;
+}
+
+const stateFile = (): string => join(labDir(), 'state.json');
+
+export async function labState(): Promise<LabState | undefined> {
+  try {
+    const state = JSON.parse(await fs.readFile(stateFile(), 'utf8')) as LabState;
+    return state;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when every lab host's namespace is still held. */
+export async function labIsUp(): Promise<boolean> {
+  const s = await labState();
+  return !!s && s.hosts.every((h) => alive(h.pid)) && (s.sshdPid === undefined || alive(s.sshdPid));
+}
+
+export function nsenterPrefix(pid: number): string[] {
+  return ['nsenter', '-t', String(pid), '-m', '-p', '--'];
+}
+
+export async function labHost(name: string): Promise<LabHostState> {
+  const s = await labState();
+  if (!s) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up"' });
+  const h = s.hosts.find((x) => x.name === name);
+  if (!h) throw new FerryError('UNKNOWN_HOST', `Unknown lab host "${name}"`, { hint: `lab hosts: ${s.hosts.map((x) => x.name).join(', ')}` });
+  return h;
+}
+
+export interface LabUpResult {
+  state: LabState;
+  created: boolean;
+}
+
+/** Brings the lab up; a lab that is already up is left as it is. */
+export async function labUp(): Promise<LabUpResult> {
+  if (process.getuid?.() !== 0) throw new FerryError('LAB', 'The lab needs root (mount namespaces, loop devices)', { hint: 'run as root' });
+  if (await labIsUp()) return { state: (await labState())!, created: false };
+  await labDown(); // a half-dead lab: clear it first
+  const dir = labDir();
+  await fs.mkdir(dir, { recursive: true });
+  for (const d of PRIVATE_DIRS) await fs.mkdir(d, { recursive: true });
+  const hosts: LabHostState[] = [];
+  for (const spec of LAB_HOSTS) hosts.push(await startHostNamespace(dir, spec));
+  const state: LabState = { dir, hosts };
+  const sshHost = hosts.find((h) => h.transport === 'ssh');
+  if (sshHost) state.sshdPid = await startSshd(dir, sshHost);
+  await fs.writeFile(stateFile(), JSON.stringify(state, null, 2));
+  await writeInventory(state);
+  return { state, created: true };
+}
+
+async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHostState> {
+  const root = join(dir, 'hosts', spec.name);
+  const binds: string[] = [];
+  for (const d of PRIVATE_DIRS) {
+    const src = join(root, d.replace(/\//g, '_').replace(/^_/, ''));
+    await fs.mkdir(src, { recursive: true });
+    binds.push(`mount --bind '${src}' '${d}'`);
+  }
+  // The host's identity, as /etc/machine-id is for a real machine.
+  await fs.writeFile(join(root, 'var_lib_ferry', 'host-id'), `ferry-lab-${spec.name}-${Date.now().toString(36)}\n`);
+  // bash as PID 1 reaps the orphans (QEMU daemonizes) that the namespace adopts.
+  const script = `${binds.join(' && ')} && echo ready && exec bash -c 'trap "" TERM; while :; do sleep 3600 & wait $!; done'`;
+  const child = spawn('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--', 'bash', '-c', script], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const ready = await new Promise<boolean>((resolve) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready')) resolve(true);
+    });
+    child.on('exit', () => resolve(false));
+    setTimeout(() => resolve(false), 10_000);
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  if (!ready) throw new FerryError('LAB', `Cannot create lab host "${spec.name}": ${err.trim() || 'unshare failed'}`, { hint: 'the lab needs root and mount/PID namespaces' });
+  child.stdout.destroy();
+  child.stderr.destroy();
+  child.unref();
+  // unshare forks the namespace's PID 1; that child is the one to enter.
+  const children = (await fs.readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim().split(/\s+/);
+  const pid = Number(children[0]);
+  return { ...spec, pid, root };
+}
+
+async function startSshd(dir: string, host: LabHostState): Promise<number> {
+  const sshDir = join(dir, 'ssh');
+  await fs.mkdir(sshDir, { recursive: true, mode: 0o700 });
+  const hostKey = join(sshDir, 'ssh_host_ed25519_key');
+  const clientKey = join(sshDir, 'id_ed25519');
+  if (!existsSync(hostKey)) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  if (!existsSync(clientKey)) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey, '-C', 'ferry-lab']);
+  await fs.copyFile(`${clientKey}.pub`, join(sshDir, 'authorized_keys'));
+  const pidFile = join(sshDir, 'sshd.pid');
+  const config = [
+    `ListenAddress ${host.address}:${LAB_SSH_PORT}`,
+    `HostKey ${hostKey}`,
+    `AuthorizedKeysFile ${join(sshDir, 'authorized_keys')}`,
+    `PidFile ${pidFile}`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'PrintMotd no',
+    'AcceptEnv no',
+    'MaxStartups 100',
+    'LogLevel ERROR',
+  ].join('\n');
+  await fs.writeFile(join(sshDir, 'sshd_config'), config + '\n');
+  await fs.writeFile(
+    join(sshDir, 'ssh_config'),
+    [
+      `Host ${host.name}`,
+      `  HostName ${host.address}`,
+      `  Port ${LAB_SSH_PORT}`,
+      '  User root',
+      `  IdentityFile ${clientKey}`,
+      '  IdentitiesOnly yes',
+      '  StrictHostKeyChecking no',
+      `  UserKnownHostsFile ${join(sshDir, 'known_hosts')}`,
+      '  LogLevel ERROR',
+    ].join('\n') + '\n',
+  );
+  await fs.mkdir('/run/sshd', { recursive: true });
+  await fs.rm(pidFile, { force: true });
+  const sshd = (await run('sh', ['-c', 'command -v sshd || echo /usr/sbin/sshd'])).stdout.trim();
+  await run(nsenterPrefix(host.pid)[0]!, [...nsenterPrefix(host.pid).slice(1), sshd, '-f', join(sshDir, 'sshd_config')]);
+  for (let i = 0; i < 100; i++) {
+    if (existsSync(pidFile)) return Number((await fs.readFile(pidFile, 'utf8')).trim());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
+}
+
+async function writeInventory(state: LabState): Promise<void> {
+  const hosts: Record<string, Record<string, unknown>> = {};
+  for (const h of state.hosts) {
+    if (h.transport === 'local') {
+      hosts[h.name] = { transport: 'local', address: h.address, wrap: nsenterPrefix(h.pid) };
+    } else {
+      hosts[h.name] = {
+        transport: 'ssh',
+        ssh: h.name,
+        ssh_options: ['-F', join(state.dir, 'ssh', 'ssh_config')],
+        address: h.address,
+        agent: localAgentCommand(),
+      };
+    }
+  }
+  await fs.writeFile(join(state.dir, 'hosts.yaml'), '# Written by "ferry lab up"; removed by "ferry lab down".\n' + stringify({ hosts }));
+}
+
+/** Stops every lab VM and host and removes the lab's files. */
+export async function labDown(): Promise<{ stopped: string[] }> {
+  const s = await labState();
+  const stopped: string[] = [];
+  if (s) {
+    if (s.sshdPid && alive(s.sshdPid)) process.kill(s.sshdPid, 'SIGKILL');
+    for (const h of s.hosts) {
+      // Killing a PID namespace's init kills everything in it: its QEMUs too.
+      if (alive(h.pid)) {
+        process.kill(h.pid, 'SIGKILL');
+        stopped.push(h.name);
+      }
+    }
+    for (const h of s.hosts) {
+      for (let i = 0; i < 100 && alive(h.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  // Loop devices the lab created point into the lab's files; free them first.
+  const dir = labDir();
+  if (existsSync(dir)) {
+    const loops = await run('losetup', ['-J', '-l'], { allowFailure: true });
+    try {
+      const devs = (JSON.parse(loops.stdout || '{"loopdevices":[]}') as { loopdevices: Array<{ name: string; 'back-file': string }> }).loopdevices;
+      for (const d of devs) if (d['back-file']?.startsWith(dir)) await run('losetup', ['-d', d.name], { allowFailure: true });
+    } catch {
+      // no loop devices
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  return { stopped };
+}
+
+/** Runs a command inside a lab host. */
+export async function labExecArgv(host: string, argv: string[]): Promise<string[]> {
+  const h = await labHost(host);
+  return [...nsenterPrefix(h.pid), ...argv];
+}

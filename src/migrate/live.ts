@@ -1,0 +1,119 @@
+/**
+ * `ferry migrate`: a live migration from one host to another, journaled,
+ * with its phases, rollback and a final report for humans and scripts.
+ */
+import { QemuLiveMigration } from '../drivers/qemu/live.js';
+import { AgentClient } from '../hosts/agent-client.js';
+import { findHost, type Inventory } from '../hosts/inventory.js';
+import { asFerryError, FerryError } from '../util/errors.js';
+import { Journal } from './journal.js';
+import { runPhases, type PhaseTimes } from './phases.js';
+import type { MigrationListener } from './progress.js';
+
+export interface MigrateRequest {
+  vm: string;
+  from: string;
+  to: string;
+  inventory: Inventory;
+  /** SRC=DST pairs from --disk-map. */
+  diskMap: Map<string, string>;
+  bandwidthMiB?: number;
+  maxDowntimeMs?: number;
+  autoConverge?: boolean;
+  force?: boolean;
+  deleteSource?: boolean;
+  signal: AbortSignal;
+  listener: MigrationListener;
+}
+
+export interface MigrationReport {
+  id: string;
+  status: 'completed' | 'failed' | 'aborted';
+  vm: string;
+  from: string;
+  to: string;
+  /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
+  downtime_ms?: number;
+  /** QEMU's own downtime figure (the source side of the pause). */
+  qemu_downtime_ms?: number;
+  total_ms: number;
+  ram_bytes: number;
+  disk_bytes: number;
+  phases: PhaseTimes;
+  failed_phase?: string;
+  error?: { code: string; message: string; hint?: string };
+  /** After a failure: whether the VM was verified running on the source. */
+  source_running?: boolean;
+  journal: string;
+}
+
+export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) {
+      throw new FerryError('USAGE', `Invalid --disk-map "${pair}"`, { hint: 'write --disk-map SRC=DST, e.g. --disk-map /var/lib/vm/a.qcow2=/dev/vg0/a' });
+    }
+    map.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  return map;
+}
+
+export async function migrateLive(req: MigrateRequest): Promise<MigrationReport> {
+  const t0 = performance.now();
+  const journal = new Journal('migrate', req.vm);
+  journal.record('start', { kind: 'live', vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
+  const report: MigrationReport = { id: journal.id, status: 'failed', vm: req.vm, from: req.from, to: req.to, total_ms: 0, ram_bytes: 0, disk_bytes: 0, phases: {}, journal: journal.path };
+  const agents: AgentClient[] = [];
+  try {
+    if (req.from === req.to) {
+      throw new FerryError('SAME_HOST', `Source and target are both "${req.from}"`, { hint: 'name another host with --to' });
+    }
+    const fromHost = findHost(req.inventory, req.from);
+    const toHost = findHost(req.inventory, req.to);
+    // Keep whichever agent did connect, so it is closed even when the other host is unreachable.
+    const connected = await Promise.allSettled([AgentClient.connect(fromHost), AgentClient.connect(toHost)]);
+    for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
+    for (const c of connected) if (c.status === 'rejected') throw c.reason;
+    const [source, target] = agents as [AgentClient, AgentClient];
+    const migration = new QemuLiveMigration({
+      vmName: req.vm,
+      source,
+      target,
+      diskMap: req.diskMap,
+      bandwidthBytes: req.bandwidthMiB ? req.bandwidthMiB * 1024 * 1024 : undefined,
+      maxDowntimeMs: req.maxDowntimeMs,
+      autoConverge: req.autoConverge,
+      force: req.force,
+      deleteSource: req.deleteSource,
+      signal: req.signal,
+      listener: req.listener,
+      journal,
+    });
+    const result = await runPhases(migration.phases(), journal, (phase) => req.listener({ type: 'phase', phase }));
+    report.phases = result.times;
+    Object.assign(report, {
+      downtime_ms: migration.stats.downtimeMs,
+      qemu_downtime_ms: migration.stats.qemuDowntimeMs,
+      ram_bytes: migration.stats.ramBytes,
+      disk_bytes: migration.stats.diskBytes,
+    });
+    if (result.error) {
+      report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
+      report.failed_phase = result.failedPhase;
+      report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
+      if (!migration.committed && migration.vmInfo) report.source_running = await migration.assertSourceRunning().catch(() => false);
+    } else {
+      report.status = 'completed';
+    }
+  } catch (e) {
+    const err = asFerryError(e);
+    report.status = err.code === 'ABORTED' ? 'aborted' : 'failed';
+    report.error = { code: err.code, message: err.message, hint: err.hint };
+  } finally {
+    for (const a of agents) a.close();
+  }
+  report.total_ms = Math.round(performance.now() - t0);
+  journal.record('end', { status: report.status, error: report.error?.message, code: report.error?.code, downtime_ms: report.downtime_ms, total_ms: report.total_ms, ram_bytes: report.ram_bytes, disk_bytes: report.disk_bytes, phases: report.phases });
+  return report;
+}

@@ -1,0 +1,90 @@
+/**
+ * Shared by the end-to-end tests: run the real ferry CLI, bring the lab up,
+ * start and stop test guests, read their consoles, check their records.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentClient } from '../../src/hosts/agent-client.js';
+import { findHost, loadInventory } from '../../src/hosts/inventory.js';
+import { labUp } from '../../src/lab/lab.js';
+import { lastCounter } from '../../src/lab/records.js';
+import { labVmPaths, readSerial, startLabVm, waitForGuestReady, type LabVmSpec } from '../../src/lab/vm.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const stateDir = mkdtempSync(join(tmpdir(), 'ferry-e2e-state-'));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `ferry ARGS`; `onStderr` sees the live view as it comes. */
+export function ferry(args: string[], opts: { onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      opts.onStderr?.(d.toString(), child);
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+export async function lab(): Promise<{ a: AgentClient; b: AgentClient; close: () => void }> {
+  await labUp();
+  const inv = loadInventory();
+  const a = await AgentClient.connect(findHost(inv, 'lab-a'));
+  const b = await AgentClient.connect(findHost(inv, 'lab-b'));
+  return { a, b, close: () => (a.close(), b.close()) };
+}
+
+/** Starts a test guest and waits until it has written a few records. */
+export async function startGuest(agent: AgentClient, spec: LabVmSpec, minRecords = 5): Promise<void> {
+  await startLabVm(agent, spec);
+  await waitForGuestReady(agent, spec.name);
+  await waitForCounter(agent, spec.name, minRecords);
+}
+
+export async function counter(agent: AgentClient, name: string): Promise<number> {
+  return lastCounter(await readSerial(agent, name));
+}
+
+export async function waitForCounter(agent: AgentClient, name: string, atLeast: number, timeoutMs = 60_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await counter(agent, name);
+    if (n >= atLeast) return n;
+    if (Date.now() > deadline) throw new Error(`guest ${name} on ${agent.host.name} reached only record ${n}, expected ${atLeast}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function vmPid(agent: AgentClient, name: string): Promise<number | undefined> {
+  return (await agent.call('qemu.list', undefined)).find((p) => p.name === name)?.pid;
+}
+
+/** Stops a VM hard (as a crash would) and waits for it to be gone. */
+export async function killVm(agent: AgentClient, name: string): Promise<void> {
+  const pid = await vmPid(agent, name);
+  if (pid) await agent.call('qemu.kill', { pid, signal: 'SIGKILL' });
+}
+
+/** Removes a VM's lab files on a host, so a test starts clean. */
+export async function cleanVm(agent: AgentClient, name: string, disks = 2): Promise<void> {
+  await killVm(agent, name);
+  for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: `/var/lib/ferry/images/${name}-disk${i}.qcow2` });
+  await agent.call('file.remove', { path: labVmPaths(name).serialLog });
+}
+
+export function diskPath(name: string, i = 0): string {
+  return `/var/lib/ferry/images/${name}-disk${i}.qcow2`;
+}
+
+export { readSerial, labVmPaths };
