@@ -5,6 +5,21 @@ import { CompressionPolicy } from './compression.js';
 
 const text = Buffer.from('ferry moves disks between hosts. '.repeat(40_000));
 
+test('auto samples nothing while the link is not the limit', () => {
+  const p = new CompressionPolicy('auto');
+  assert.equal(p.maybeCompress(text), undefined);
+  p.update(1e9, false);
+  assert.equal(p.active, false);
+});
+
+test('auto turns on when a measured slow link is the limit', () => {
+  const p = new CompressionPolicy('auto');
+  p.update(1 << 20, true); // 1 MiB/s and the sender waits on the socket
+  p.maybeCompress(text); // first block sampled
+  p.update(1 << 20, true);
+  assert.equal(p.active, true);
+});
+
 test('auto compresses compressible data on a slow link only', () => {
   const slow = new CompressionPolicy('auto', 1 << 20);
   slow.maybeCompress(text);

@@ -16,6 +16,7 @@ export class CompressionPolicy {
   private compressSeconds = 0;
   private outBytes = 0;
   private sampled = 0;
+  private linkBound = false;
 
   constructor(
     readonly mode: CompressMode,
@@ -40,6 +41,7 @@ export class CompressionPolicy {
    * socket actually drained while the sender was waiting on it).
    */
   update(linkBytesPerSecond: number | undefined, linkBound: boolean): void {
+    this.linkBound = linkBound;
     if (this.mode !== 'auto' || this.inBytes === 0) return;
     const link = this.bandwidthBytesPerSecond ?? (linkBound ? linkBytesPerSecond : undefined);
     if (!link) {
@@ -58,7 +60,10 @@ export class CompressionPolicy {
   }
 
   private wantSample(): boolean {
-    // Keep measuring a little (1 block in 16) so the decision can change.
-    return this.sampled++ % 16 === 0;
+    // Measure only while the link may be the limit (a known --bandwidth, or
+    // the sender waiting on the socket), and then 1 block in 32: sampling
+    // costs CPU the read/hash/send pipeline needs on a fast link.
+    if (!this.bandwidthBytesPerSecond && !this.linkBound) return false;
+    return this.sampled++ % 32 === 0;
   }
 }

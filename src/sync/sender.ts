@@ -183,6 +183,7 @@ async function runSender(
   const sent = new Uint8Array(blockCount);
   let waitingSeconds = 0;
   let lastDecision = performance.now();
+  let sentAtDecision = 0;
   const report = (): void => {
     progress.seconds = (performance.now() - started) / 1000;
     progress.compressing = policy.active;
@@ -236,7 +237,9 @@ async function runSender(
       const now = performance.now();
       if (now - lastDecision > 2000) {
         const elapsed = (now - lastDecision) / 1000;
-        policy.update(undefined, waitingSeconds / elapsed > 0.5);
+        // The link's rate is what the socket drained; it is the limit when sending mostly waited.
+        policy.update((writer.bytesWritten - sentAtDecision) / elapsed, waitingSeconds / elapsed > 0.5);
+        sentAtDecision = writer.bytesWritten;
         waitingSeconds = 0;
         lastDecision = now;
       }
