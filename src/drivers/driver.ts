@@ -3,7 +3,7 @@
  * first driver; libvirt and Xen fit behind the same shapes.
  */
 import type { AgentClient } from '../hosts/agent-client.js';
-import type { ImageInfo } from '../storage/qemu-img.js';
+import type { ImageInfo } from '../storage/image-info.js';
 
 export interface VmDisk {
   /** The hypervisor's name for the disk (QEMU: the drive id). */

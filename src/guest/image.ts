@@ -5,13 +5,11 @@
  * as a raw file. Partitions become loop devices at their offsets, which
  * needs neither device-mapper (kpartx) nor the nbd module.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { access, constants, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { access, constants, stat } from 'node:fs/promises';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
-import { findImageHolders } from './in-use.js';
+import { exportAsRaw } from '../storage/fuse-export.js';
+import { processesHolding } from '../storage/usage.js';
 import { placeLogicalVolume, readVolumeGroups, type LvIdentity, type VolumeGroup } from './lvm.js';
 import { readPartitionTable, type Partition, type PartitionTable } from './partitions.js';
 
@@ -67,7 +65,7 @@ async function checkImageUsable(image: string, writable: boolean): Promise<void>
   } catch {
     throw new FerryError('NOT_FOUND', `Cannot open disk "${image}": file not found`, { hint: 'give the path of the stopped guest\'s disk image or block device' });
   }
-  const holders = await findImageHolders(image);
+  const holders = await processesHolding(image);
   if (holders.length > 0) {
     const h = holders[0]!;
     throw new FerryError('IN_USE', `Cannot open disk "${image}": process ${h.pid} (${h.command.slice(0, 80)}) holds it open`, {
@@ -97,36 +95,6 @@ async function imageInfo(image: string): Promise<QemuImgInfo> {
     });
   }
   return JSON.parse(r.stdout) as QemuImgInfo;
-}
-
-/** Exposes a non-raw image as a raw file through FUSE; resolves once the export is up. */
-async function fuseExport(image: string, format: string, size: number, writable: boolean, dir: string): Promise<{ path: string; daemon: ChildProcess }> {
-  const path = join(dir, 'raw');
-  await writeFile(path, '');
-  const rw = writable ? 'on' : 'off';
-  // A long-running daemon, so spawned rather than run() to completion.
-  const daemon = spawn(
-    'qemu-storage-daemon',
-    [
-      '--blockdev', `driver=file,node-name=file,filename=${image},read-only=${writable ? 'off' : 'on'}`,
-      '--blockdev', `driver=${format},node-name=fmt,file=file,read-only=${writable ? 'off' : 'on'}`,
-      '--export', `type=fuse,id=exp,node-name=fmt,mountpoint=${path},writable=${rw}`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  daemon.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number>((resolve) => daemon.once('exit', (code) => resolve(code ?? 1)));
-  for (let i = 0; i < 200; i++) {
-    const st = await stat(path);
-    if (st.size === size) return { path, daemon };
-    const done = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
-    if (done !== undefined) break;
-  }
-  daemon.kill('SIGTERM');
-  throw new FerryError('COMMAND_FAILED', `Cannot export disk "${image}" through FUSE: ${stderr.trim() || 'qemu-storage-daemon did not start'}`, {
-    hint: 'check that /dev/fuse exists and qemu-storage-daemon is installed (scripts/setup.sh)',
-  });
 }
 
 async function losetup(backing: string, offset: number, size: number, writable: boolean): Promise<string> {
@@ -195,15 +163,9 @@ export async function attachImage(image: string, options: AttachOptions): Promis
   try {
     let rawPath = image;
     if (info.format !== 'raw') {
-      const dir = await mkdtemp(join(tmpdir(), 'ferry-guest-'));
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      const exp = await fuseExport(image, info.format, info['virtual-size'], options.writable, dir);
-      cleanups.push(async () => {
-        const gone = new Promise((r) => exp.daemon.once('exit', r));
-        exp.daemon.kill('SIGTERM');
-        await gone;
-      });
-      rawPath = exp.path;
+      const exp = await exportAsRaw(image, info.format, options.writable);
+      cleanups.push(() => exp.close());
+      rawPath = exp.rawPath;
     }
     const table = await readPartitionTable(rawPath);
     const size = isBlock ? 0 : (await stat(rawPath)).size;

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs/promises';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
-import { statPath } from '../agent/handlers/files.js';
+import { statPath } from './stat.js';
 import { parseLvPath, type LvName } from './lvm.js';
 
 export type DiskKind = 'file' | 'block';
@@ -60,13 +60,49 @@ export async function inspectDisk(path: string): Promise<DiskInfo> {
   };
 }
 
-/** Creates an empty (sparse) image of the given format and guest size. */
-export async function createImage(path: string, format: string, size: number): Promise<void> {
-  const r = await run('qemu-img', ['create', '-q', '-f', format, ...(format === 'qcow2' ? ['-o', 'preallocation=off'] : []), path, String(size)], {
-    allowFailure: true,
-  });
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  virtualSize: number;
+  actualSize?: number;
+  backingFilename?: string;
+  backingFormat?: string;
+}
+
+/** The image and its backing chain, top first. `-U` reads images a running VM holds. */
+export async function imageChain(path: string): Promise<ImageInfo[]> {
+  const r = await run('qemu-img', ['info', '-U', '--output=json', '--backing-chain', path], { allowFailure: true });
   if (r.exitCode !== 0) {
-    throw new FerryError('COMMAND_FAILED', `Cannot create image "${path}" (${format}, ${size} bytes): ${r.stderr.trim().split('\n').pop()}`, {
+    throw new FerryError('NOT_FOUND', `Cannot read image "${path}": ${r.stderr.trim().split('\n').pop()}`);
+  }
+  const list = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+  return list.map((i) => ({
+    filename: String(i.filename),
+    format: String(i.format),
+    virtualSize: Number(i['virtual-size']),
+    actualSize: i['actual-size'] === undefined ? undefined : Number(i['actual-size']),
+    backingFilename: (i['full-backing-filename'] ?? i['backing-filename']) as string | undefined,
+    backingFormat: i['backing-filename-format'] as string | undefined,
+  }));
+}
+
+export interface CreateImage {
+  path: string;
+  format: string;
+  sizeBytes: number;
+  /** Backing file of a new overlay (qcow2), and its format. */
+  backingFile?: string;
+  backingFormat?: string;
+}
+
+/** Creates an empty (sparse) image of the given format and guest size, optionally over a backing file. */
+export async function createImage(spec: CreateImage): Promise<void> {
+  const args = ['create', '-q', '-f', spec.format];
+  if (spec.format === 'qcow2') args.push('-o', 'preallocation=off');
+  if (spec.backingFile) args.push('-b', spec.backingFile, '-F', spec.backingFormat ?? 'raw');
+  const r = await run('qemu-img', [...args, spec.path, String(spec.sizeBytes)], { allowFailure: true });
+  if (r.exitCode !== 0) {
+    throw new FerryError('COMMAND_FAILED', `Cannot create image "${spec.path}" (${spec.format}, ${spec.sizeBytes} bytes): ${r.stderr.trim().split('\n').pop()}`, {
       hint: 'check that the directory exists and is writable and has free space',
     });
   }

@@ -56,7 +56,7 @@ export async function findDiskUsers(path: string, ignorePids: number[] = []): Pr
     const source = sep > 0 ? unescapeMount(f[sep + 2] ?? '') : '';
     if ((st.isBlockDevice() && devNumbers.has(f[2]!)) || devNumbers.has(f[2]!) || source === real) users.mounts.push(unescapeMount(f[4]!));
   }
-  users.openers = await openersOf(real, new Set([process.pid, ...ignorePids]));
+  users.openers = await processesHolding(real, ignorePids);
   return users;
 }
 
@@ -98,7 +98,10 @@ async function loopsBackedBy(real: string): Promise<Array<{ device: string; majm
   return out;
 }
 
-async function openersOf(real: string, ignore: Set<number>): Promise<Array<{ pid: number; command: string }>> {
+/** Processes (other than this one and `ignorePids`) with `path` open, from the /proc/PID/fd links. */
+export async function processesHolding(path: string, ignorePids: number[] = []): Promise<Array<{ pid: number; command: string }>> {
+  const real = await fs.realpath(path).catch(() => path);
+  const ignore = new Set([process.pid, ...ignorePids]);
   const out: Array<{ pid: number; command: string }> = [];
   for (const entry of await fs.readdir('/proc')) {
     const pid = Number(entry);
@@ -112,7 +115,9 @@ async function openersOf(real: string, ignore: Set<number>): Promise<Array<{ pid
     for (const fd of fds) {
       const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       if (target === real) {
-        const command = (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+        // argv[0], not comm: comm is cut at 15 characters ("qemu-system-x86").
+        const argv0 = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
+        const command = argv0.split('/').pop() || (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
         out.push({ pid, command });
         break;
       }

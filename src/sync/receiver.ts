@@ -100,7 +100,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
         hint: lv ? `pass --create-lv ${lv.vg} to create the logical volume` : 'check the device path',
       });
     } else {
-      await createImage(o.path, formatForNewImage(o.path, o.sourceFormat, o.createFormat), o.sourceSize);
+      await createImage({ path: o.path, format: formatForNewImage(o.path, o.sourceFormat, o.createFormat), sizeBytes: o.sourceSize });
     }
     created = true;
     target = await inspectDisk(o.path);

@@ -1,5 +1,5 @@
 /** Disk images on the agent's host. */
-import { createImage, imageChain, type CreateImage } from '../../storage/qemu-img.js';
+import { createImage, imageChain, type CreateImage } from '../../storage/image-info.js';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseQemuArgv } from '../../drivers/qemu/argv.js';
+import { processesHolding } from '../../storage/usage.js';
 import { FerryError } from '../../util/errors.js';
 import { run } from '../../util/exec.js';
 
@@ -34,29 +35,6 @@ export async function listQemuProcesses(): Promise<QemuProcess[]> {
     out.push({ pid: Number(entry), name: parsed.name ?? `pid-${entry}`, argv, qmpSocket: parsed.qmpSocket });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** PIDs of processes that hold `path` open (for in-use checks). */
-export async function processesHolding(path: string): Promise<number[]> {
-  const real = await fs.realpath(path).catch(() => path);
-  const pids: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let fds: string[];
-    try {
-      fds = await fs.readdir(`/proc/${entry}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      const target = await fs.readlink(`/proc/${entry}/fd/${fd}`).catch(() => '');
-      if (target === real) {
-        pids.push(Number(entry));
-        break;
-      }
-    }
-  }
-  return pids;
 }
 
 export const qemuHandlers = {
@@ -102,7 +80,7 @@ export const qemuHandlers = {
 
   'qemu.alive': async (p: { pid: number }): Promise<{ alive: boolean }> => ({ alive: await isAlive(p.pid) }),
 
-  'process.holding': async (p: { path: string }): Promise<{ pids: number[] }> => ({ pids: await processesHolding(p.path) }),
+  'process.holding': async (p: { path: string }): Promise<{ pids: number[] }> => ({ pids: (await processesHolding(p.path)).map((h) => h.pid) }),
 
   /** Spawns a long-lived helper detached from the agent (not used for QEMU). */
   'process.spawnDetached': async (p: { argv: string[] }): Promise<{ pid: number }> => {

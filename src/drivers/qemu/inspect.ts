@@ -1,6 +1,6 @@
 /** Finding QEMU VMs on a host and describing them through QMP. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { ImageInfo } from '../../storage/qemu-img.js';
+import type { ImageInfo } from '../../storage/image-info.js';
 import { FerryError } from '../../util/errors.js';
 import type { VmDisk, VmInfo } from '../driver.js';
 import { parseQemuArgv } from './argv.js';
