@@ -20,6 +20,7 @@ export interface MigrateRequest {
   bandwidthMiB?: number;
   maxDowntimeMs?: number;
   autoConverge?: boolean;
+  mirrorMode?: 'write-blocking' | 'background';
   force?: boolean;
   deleteSource?: boolean;
   signal: AbortSignal;
@@ -84,6 +85,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       bandwidthBytes: req.bandwidthMiB ? req.bandwidthMiB * 1024 * 1024 : undefined,
       maxDowntimeMs: req.maxDowntimeMs,
       autoConverge: req.autoConverge,
+      mirrorMode: req.mirrorMode,
       force: req.force,
       deleteSource: req.deleteSource,
       signal: req.signal,

@@ -12,6 +12,7 @@ interface MigrateOptions {
   bandwidth?: string;
   maxDowntime?: string;
   autoConverge?: boolean;
+  mirrorMode: string;
   force?: boolean;
   deleteSource?: boolean;
   json?: boolean;
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .option('--bandwidth <MiB/s>', 'cap disk and RAM transfer rate')
     .option('--max-downtime <ms>', 'longest pause QEMU may plan for the switch-over (default 50)')
     .option('--auto-converge', 'let QEMU slow the guest down if it dirties RAM faster than the link')
+    .option('--mirror-mode <mode>', 'write-blocking: guest writes reach both hosts before they complete (shorter pause, always converges); background: they do not wait for the network', 'write-blocking')
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--json', 'print one final JSON object')
@@ -45,6 +47,9 @@ export function register(program: Command): void {
         const diskMap = parseDiskMap(opts.diskMap);
         const bandwidthMiB = positive('--bandwidth', opts.bandwidth);
         const maxDowntimeMs = positive('--max-downtime', opts.maxDowntime);
+        if (opts.mirrorMode !== 'write-blocking' && opts.mirrorMode !== 'background') {
+          throw new FerryError('USAGE', `Invalid --mirror-mode "${opts.mirrorMode}"`, { hint: 'use write-blocking or background' });
+        }
         const inventory = inventoryFor(cmd);
         const view = createMigrationView({ quiet: opts.quiet || (opts.json && !process.stderr.isTTY) });
         const controller = new AbortController();
@@ -58,7 +63,7 @@ export function register(program: Command): void {
         process.on('SIGTERM', onSigint);
         let report: MigrationReport;
         try {
-          report = await migrateLive({ vm, from: opts.from, to: opts.to, inventory, diskMap, bandwidthMiB, maxDowntimeMs, autoConverge: opts.autoConverge, force: opts.force, deleteSource: opts.deleteSource, signal: controller.signal, listener: (e) => view.onEvent(e) });
+          report = await migrateLive({ vm, from: opts.from, to: opts.to, inventory, diskMap, bandwidthMiB, maxDowntimeMs, autoConverge: opts.autoConverge, mirrorMode: opts.mirrorMode, force: opts.force, deleteSource: opts.deleteSource, signal: controller.signal, listener: (e) => view.onEvent(e) });
         } finally {
           view.stop();
           process.off('SIGINT', onSigint);
