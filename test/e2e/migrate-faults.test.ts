@@ -77,7 +77,6 @@ function startMigration(vm: string, extra: string[]): LiveMigration {
   return { child, done, waitFor };
 }
 
-const phase = (name: string) => (e: JournalEntry) => e.step === 'phase' && e.phase === name;
 const logged = (re: RegExp) => (e: JournalEntry) => e.step === 'log' && re.test(String(e.message));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -387,9 +387,16 @@ export class QemuLiveMigration {
     });
   }
 
+  private mirrorStart?: { t: number; done: number };
+
+  /** Seconds left for the mirrors, from the rate they have copied at so far. */
   private diskEta(disks: DiskProgress[]): number | undefined {
+    const done = disks.reduce((s, d) => s + d.done, 0);
     const rest = disks.reduce((s, d) => s + Math.max(0, d.total - d.done), 0);
-    const rate = this.o.bandwidthBytes;
+    const now = performance.now();
+    this.mirrorStart ??= { t: now, done };
+    const seconds = (now - this.mirrorStart.t) / 1000;
+    const rate = seconds > 0.5 ? (done - this.mirrorStart.done) / seconds : this.o.bandwidthBytes;
     return rate ? rest / rate : undefined;
   }
 
@@ -572,11 +579,6 @@ export class QemuLiveMigration {
     const st = await this.srcQmp.execute<{ status: string }>('query-status').catch(() => undefined);
     await this.closeSessions();
     return st?.status === 'running';
-  }
-
-  /** Waits for `p` but gives up when the user aborts. */
-  abortable<T>(p: Promise<T>): Promise<T> {
-    return abortable(p, this.o.signal);
   }
 }
 
