@@ -37,7 +37,9 @@ export type AgentProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
 export function spawnAgent(host: HostConfig): AgentProcess {
   const [file, ...args] = agentArgv(host);
-  return spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C at the terminal reaches ferry alone, which
+  // still needs its agents (and the ssh links to them) to roll back.
+  return spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 }
 
 /** ssh joins its remote arguments into one shell command line. */

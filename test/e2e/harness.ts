@@ -23,9 +23,10 @@ export interface CliResult {
 }
 
 /** Runs `ferry ARGS`; `onStderr` sees the live view as it comes. */
-export function ferry(args: string[], opts: { onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function ferry(args: string[], opts: { onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void; env?: Record<string, string>; ownGroup?: boolean } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // ownGroup: like a command at a terminal, so a test can signal its whole process group (Ctrl-C).
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: !!opts.ownGroup });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

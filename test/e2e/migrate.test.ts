@@ -113,7 +113,7 @@ test('migrate a qcow2 disk on a backing file copies only the top', async () => {
   }
 });
 
-test('a guest dirtying RAM faster than --bandwidth gets a will-not-converge warning, and Ctrl-C leaves it running', async () => {
+test('a guest dirtying RAM faster than --bandwidth gets a will-not-converge warning, and Ctrl-C at the terminal leaves it running', async () => {
   const vm = 'e2e-dirty';
   await cleanVm(a, vm);
   await cleanVm(b, vm);
@@ -123,9 +123,11 @@ test('a guest dirtying RAM faster than --bandwidth gets a will-not-converge warn
     onStderr: (chunk, child) => {
       if (/will not converge/.test(chunk) && !warned) {
         warned = true;
-        child.kill('SIGINT');
+        // As a terminal's Ctrl-C: SIGINT to the whole foreground process group.
+        process.kill(-child.pid!, 'SIGINT');
       }
     },
+    ownGroup: true,
   });
   assert.ok(warned, `no convergence warning in: ${r.stderr.slice(-2000)}`);
   assert.match(r.stderr, /Raise --bandwidth, pass --auto-converge/);
@@ -133,6 +135,12 @@ test('a guest dirtying RAM faster than --bandwidth gets a will-not-converge warn
   assert.match(r.stderr, /is running on lab-a/);
   assert.ok(await vmPid(a, vm));
   assert.equal(await vmPid(b, vm), undefined);
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'the target image was removed');
+  // Rolled back through the agents, which the Ctrl-C did not reach: the guest runs on and nothing of the migration is left.
+  const list = JSON.parse((await ferry(['vm', 'list', 'lab-a', '--json'])).stdout) as Array<{ name: string; state: string }>;
+  assert.equal(list.find((v) => v.name === vm)?.state, 'running');
+  const before = await counter(a, vm);
+  await waitForCounter(a, vm, before + 3);
   await cleanVm(a, vm);
   await cleanVm(b, vm);
 });
