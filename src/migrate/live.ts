@@ -9,20 +9,14 @@ import { asFerryError, FerryError } from '../util/errors.js';
 import { Journal } from './journal.js';
 import { runPhases, type PhaseTimes } from './phases.js';
 import type { MigrationListener } from './progress.js';
+import type { MigrationSettings } from './settings.js';
 
-export interface MigrateRequest {
+export interface MigrateRequest extends MigrationSettings {
   vm: string;
   from: string;
   to: string;
   inventory: Inventory;
-  /** SRC=DST pairs from --disk-map. */
-  diskMap: Map<string, string>;
   bandwidthMiB?: number;
-  maxDowntimeMs?: number;
-  autoConverge?: boolean;
-  mirrorMode?: 'write-blocking' | 'background';
-  force?: boolean;
-  deleteSource?: boolean;
   signal: AbortSignal;
   listener: MigrationListener;
 }
@@ -77,19 +71,13 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     const [source, target] = agents as [AgentClient, AgentClient];
+    const { vm, from, to, inventory, bandwidthMiB, ...settings } = req;
     const migration = new QemuLiveMigration({
-      vmName: req.vm,
+      ...settings,
+      vmName: vm,
       source,
       target,
-      diskMap: req.diskMap,
-      bandwidthBytes: req.bandwidthMiB ? req.bandwidthMiB * 1024 * 1024 : undefined,
-      maxDowntimeMs: req.maxDowntimeMs,
-      autoConverge: req.autoConverge,
-      mirrorMode: req.mirrorMode,
-      force: req.force,
-      deleteSource: req.deleteSource,
-      signal: req.signal,
-      listener: req.listener,
+      bandwidthBytes: bandwidthMiB ? bandwidthMiB * 1024 * 1024 : undefined,
       journal,
     });
     const result = await runPhases(migration.phases(), journal, (phase) => req.listener({ type: 'phase', phase }));

@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { Journal } from '../../migrate/journal.js';
 import type { Phase } from '../../migrate/phases.js';
+import type { MigrationSettings } from '../../migrate/settings.js';
 import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate/progress.js';
 import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
 import type { QmpEvent } from '../../qmp/client.js';
@@ -25,25 +26,12 @@ import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
 
-export interface LiveMigrationOptions {
+export interface LiveMigrationOptions extends MigrationSettings {
   vmName: string;
   source: AgentClient;
   target: AgentClient;
-  /** Source disk path -> target path; disks not named keep their path. */
-  diskMap: Map<string, string>;
   /** Bytes per second for disks and RAM together; undefined: unlimited. */
   bandwidthBytes?: number;
-  maxDowntimeMs?: number;
-  autoConverge?: boolean;
-  /**
-   * write-blocking (default): a guest write completes once both hosts have
-   * it, so the mirror never falls behind and the pause is shorter (measured
-   * here: median 32 ms against 56 ms); background: guest writes do not wait
-   * for the network, the mirror catches up on its own.
-   */
-  mirrorMode?: 'write-blocking' | 'background';
-  force?: boolean;
-  deleteSource?: boolean;
   signal: AbortSignal;
   listener: MigrationListener;
   journal: Journal;
