@@ -12,7 +12,9 @@ export function buildProgram(): Command {
   const program = new Command('ferry')
     .description('Move virtual machines between hosts with local storage')
     .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Usage errors exit 2, as ssh and qemu-img do; help exits 0.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
   program
     .command('agent')

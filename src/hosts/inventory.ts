@@ -115,7 +115,7 @@ export function findHost(inv: Inventory, name: string): HostConfig {
     const known = [...inv.hosts.keys()];
     throw new FerryError('UNKNOWN_HOST', `Unknown host "${name}"`, {
       hint: known.length
-        ? `known hosts: ${known.join(', ')}; add it to the inventory (${inv.sources.join(', ') || '~/.config/ferry/hosts.yaml'})`
+        ? `known hosts: ${known.join(', ')}; add it to the inventory (${inv.sources.filter((s) => !s.startsWith(labDir())).join(', ') || '~/.config/ferry/hosts.yaml, or pass --hosts FILE'})`
         : 'no hosts are defined: write ~/.config/ferry/hosts.yaml, pass --hosts FILE, or run "ferry lab up"',
     });
   }
