@@ -4,6 +4,7 @@
  * when the agent (or the ssh link to it) goes away.
  */
 import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
 import * as rpc from 'vscode-jsonrpc/node.js';
 import type { AgentMethod, AgentParams, AgentResult } from '../agent/registry.js';
 import type { HostFacts } from '../agent/handlers/system.js';
@@ -24,6 +25,7 @@ export class AgentClient extends EventEmitter {
   private readonly child: AgentProcess;
   private readonly connection: rpc.MessageConnection;
   private stderr = '';
+  private toAgent!: PassThrough;
   private closedError?: FerryError;
 
   private constructor(host: HostConfig, child: AgentProcess) {
@@ -33,9 +35,14 @@ export class AgentClient extends EventEmitter {
     child.stderr.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000);
     });
-    this.connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
-    this.connection.onNotification((method: string, params: unknown) => this.emit('notification', method, params));
+    // Writes go through a PassThrough: once the agent (or its ssh) is gone, a
+    // write fails with EPIPE on the pipe, where it is ignored, instead of in
+    // the RPC layer's promise; 'exit' below reports the loss.
+    const toAgent = (this.toAgent = new PassThrough());
     child.stdin.on('error', () => undefined);
+    toAgent.pipe(child.stdin);
+    this.connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(toAgent));
+    this.connection.onNotification((method: string, params: unknown) => this.emit('notification', method, params));
     child.on('exit', (code, signal) => {
       this.closedError = new FerryError('AGENT_GONE', `Lost the agent on host "${host.name}" (${signal ?? `exit ${code}`})${this.lastStderr()}`, {
         hint: host.transport === 'ssh' ? `check that "ssh ${host.ssh}" works and ferry is installed there` : undefined,
@@ -101,7 +108,7 @@ export class AgentClient extends EventEmitter {
   /** Ends the agent; its handlers' cleanups run on the host. */
   close(): void {
     if (this.child.exitCode === null && !this.child.killed) {
-      this.child.stdin.end();
+      this.toAgent.end();
       const t = setTimeout(() => this.child.kill('SIGTERM'), 2000);
       t.unref();
     }
