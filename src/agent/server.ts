@@ -42,8 +42,19 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
       }
       resolve();
     };
-    connection.onClose(() => void finish());
-    input.on('end', () => connection.dispose());
+    let finished = false;
+    const finishOnce = (): void => {
+      if (finished) return;
+      finished = true;
+      void finish();
+    };
+    connection.onClose(finishOnce);
+    // The controller went away (stdin closed): clean up and end, whatever the RPC layer noticed.
+    input.on('end', () => {
+      connection.dispose();
+      finishOnce();
+    });
+    input.on('close', finishOnce);
     connection.listen();
   });
 }

@@ -114,6 +114,8 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
     await fs.mkdir(src, { recursive: true });
     binds.push(`mount --bind '${src}' '${d}'`);
   }
+  // Where a hypervisor host keeps its images and VM files, present from the start.
+  for (const d of ['images', 'vms']) await fs.mkdir(join(root, 'var_lib_ferry', d), { recursive: true });
   // The host's identity, as /etc/machine-id is for a real machine.
   await fs.writeFile(join(root, 'var_lib_ferry', 'host-id'), `ferry-lab-${spec.name}-${Date.now().toString(36)}\n`);
   // bash as PID 1 reaps the orphans (QEMU daemonizes) that the namespace adopts.
