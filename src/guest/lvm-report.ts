@@ -1,6 +1,6 @@
 /** The LVM part of `ferry guest inspect`: volume groups, their LVs and whether ferry could map each. */
 import type { AttachedImage, Filesystem } from './image.js';
-import { mapperName } from './lvm.js';
+import { mapperName, type VolumeGroup } from './lvm.js';
 
 export interface LvmReport {
   /** Partition numbers of the disk's LVM physical volumes. */
@@ -9,14 +9,7 @@ export interface LvmReport {
   volumeGroups: VolumeGroupReport[];
 }
 
-export interface VolumeGroupReport {
-  name: string;
-  uuid: string;
-  size: number;
-  free: number;
-  extentSize: number;
-  /** PVs of the VG on other disks. */
-  missingPvs: number;
+export interface VolumeGroupReport extends Pick<VolumeGroup, 'name' | 'uuid' | 'size' | 'free' | 'extentSize' | 'missingPvs'> {
   physicalVolumes: { partition?: number; uuid: string; peStart: number; size: number }[];
   logicalVolumes: LogicalVolumeReport[];
 }

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../../src/hosts/inventory.js';
@@ -44,6 +45,17 @@ export async function lab(): Promise<{ a: AgentClient; b: AgentClient; close: ()
   const a = await AgentClient.connect(findHost(inv, 'lab-a'));
   const b = await AgentClient.connect(findHost(inv, 'lab-b'));
   return { a, b, close: () => (a.close(), b.close()) };
+}
+
+/** Brings the lab up for a test file: `use` gets both hosts' agents before the first test; they close after the last. */
+export function useLab(use: (hosts: { a: AgentClient; b: AgentClient }) => void): void {
+  let close = (): void => undefined;
+  before(async () => {
+    const l = await lab();
+    close = l.close;
+    use(l);
+  });
+  after(() => close());
 }
 
 /** Starts a test guest and waits until it has written a few records. */

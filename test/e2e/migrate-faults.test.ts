@@ -11,19 +11,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { CLI, cleanVm, counter, diskPath, ferry, killVm, lab, labVmPaths, startGuest, stateDir, vmPid, waitForCounter, type CliResult } from './harness.js';
+import { test } from 'node:test';
+import { CLI, cleanVm, counter, diskPath, ferry, killVm, labVmPaths, startGuest, stateDir, vmPid, waitForCounter, type CliResult, useLab } from './harness.js';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import type { JournalEntry } from '../../src/migrate/journal.js';
 
 let a: AgentClient;
 let b: AgentClient;
-let close: () => void;
-
-before(async () => {
-  ({ a, b, close } = await lab());
-});
-after(() => close());
+useLab((hosts) => ({ a, b } = hosts));
 
 interface Report {
   status: string;

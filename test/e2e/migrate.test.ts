@@ -3,18 +3,13 @@
  * through a real sshd), a guest that writes records without pause.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { cleanVm, counter, diskPath, ferry, killVm, lab, labVmPaths, startGuest, vmPid, waitForCounter } from './harness.js';
+import { test } from 'node:test';
+import { cleanVm, counter, diskPath, ferry, killVm, labVmPaths, startGuest, vmPid, waitForCounter, useLab } from './harness.js';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 
 let a: AgentClient;
 let b: AgentClient;
-let close: () => void;
-
-before(async () => {
-  ({ a, b, close } = await lab());
-});
-after(() => close());
+useLab((hosts) => ({ a, b } = hosts));
 
 async function migrate(vm: string, from: string, to: string, extra: string[] = []): Promise<Record<string, unknown>> {
   const r = await ferry(['migrate', vm, '--from', from, '--to', to, '--json', ...extra]);
