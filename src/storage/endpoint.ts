@@ -95,6 +95,11 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
       // writes through the thread pool manage about 300 MB/s.
       let total = 0;
       for (const p of parts) total += p.length;
+      if (process.env.FERRY_SYNC_WRITE_MODE === 'async') {
+        const { bytesWritten } = await fh.writev(parts, position);
+        if (bytesWritten < total) await ep.write(Buffer.concat(parts).subarray(bytesWritten), position + bytesWritten);
+        return;
+      }
       const written = writevSync(fh.fd, parts, position);
       // Short write (rare): finish the rest in one piece.
       if (written < total) await ep.write(Buffer.concat(parts).subarray(written), position + written);

@@ -142,6 +142,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
       verify,
       fsync: o.fsync ?? true,
       hashThreads: o.hashThreads,
+      info: { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile },
     });
   } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".

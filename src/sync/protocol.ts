@@ -132,6 +132,7 @@ export class FrameParser {
 export class FrameWriter {
   bytesWritten = 0;
   private drained: Promise<void> | undefined;
+  private corked = false;
 
   constructor(private readonly socket: Socket) {}
 
@@ -143,6 +144,16 @@ export class FrameWriter {
     if (this.socket.destroyed) throw new Error('the sync connection is closed');
     const length = payload?.length ?? 0;
     this.bytesWritten += HEADER_SIZE + length;
+    // Thousands of small frames (hashes, verdicts) go out together: the
+    // socket gathers what is written in one tick into one system call.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     let ok = this.socket.write(encodeHeader(type, flags, index, length));
     if (payload && length) ok = this.socket.write(payload, onFlushed ? () => onFlushed() : undefined);
     else onFlushed?.();

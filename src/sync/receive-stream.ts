@@ -49,7 +49,10 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   const { blockSize, size, resumeFrom } = o;
   const blockCount = Math.ceil(size / blockSize);
   const threads = o.hashThreads ?? Math.min(4, cpus().length);
-  const pool = HashPool.create(blockSize, 16 + threads * 2, threads);
+  // Hashing threads start only when the destination must be read (no
+  // remembered digests) or read back (verification).
+  let hashPool: HashPool | undefined;
+  const pool = (): HashPool => (hashPool ??= HashPool.create(blockSize, 16 + threads * 2, threads));
   const res: ReceiveResult = { bytesWritten: 0, blocksWritten: 0, blocksZeroed: 0, verified: false, verifyMismatches: [] };
 
   /** The destination's digests as streamed to the source. */
@@ -148,7 +151,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       } else {
         reader ??= readBlocks({
           disk,
-          pool,
+          pool: pool(),
           blockSize,
           dataBlocks: blocksWithData(await disk.dataRanges(), size, blockSize),
           from: i,
@@ -159,7 +162,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
         const next = await reader.next();
         if (next.done || next.value.index !== i) throw new FerryError('INTERNAL', `Block reader out of step at block ${i}`);
         const s = next.value;
-        if (!s.zero) pool.release(s.slot);
+        if (!s.zero) pool().release(s.slot);
         b = s.zero ? { index: i, zero: true } : { index: i, zero: false, digest: s.digest };
       }
       own.set(i, b.zero ? undefined : b.digest);
@@ -181,10 +184,16 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       await disk.reopen();
       await disk.dropCache();
     }
-    const dataBlocks = blocksWithData(await disk.dataRanges(), size, blockSize);
     const wanted = (i: number): boolean => i < resumeFrom || touched[i] === 1;
-    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: blockCount, window: threads * 2 + 2, wanted })) {
-      if (!b.zero) pool.release(b.slot);
+    let count = resumeFrom;
+    for (let i = resumeFrom; i < blockCount; i++) count += touched[i]!;
+    // A few blocks are read and hashed right here: mapping the disk and
+    // starting hashing threads would take longer than that.
+    const few = count <= 64;
+    const using = few && !hashPool ? HashPool.create(blockSize, 4, 0) : pool();
+    const dataBlocks = few ? new Uint8Array(blockCount).fill(1) : blocksWithData(await disk.dataRanges(), size, blockSize);
+    for await (const b of readBlocks({ disk, pool: using, blockSize, dataBlocks, from: 0, to: blockCount, window: few ? 4 : threads * 2 + 2, wanted })) {
+      if (!b.zero) using.release(b.slot);
       after.set(b.index, b.zero ? undefined : b.digest);
       await sendDigest(FrameType.VerifyHash, b);
     }
@@ -349,6 +358,6 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   try {
     return await done;
   } finally {
-    await pool.close();
+    await hashPool?.close();
   }
 }

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { cpus } from 'node:os';
 import { blocksWithData } from '../storage/allocation.js';
 import { openDisk } from '../storage/endpoint.js';
-import { inspectDisk } from '../storage/image-info.js';
+import { inspectDisk, type DiskInfo } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
 import { readBlocks } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
@@ -34,6 +34,8 @@ export interface SendOptions {
   /** Have the destination flush its disk before it reports done. */
   fsync: boolean;
   hashThreads?: number;
+  /** The source as the controller just inspected it (saves probing it again). */
+  info?: DiskInfo;
   /** Aborting drops the connection; the destination keeps its checkpoint. */
   signal?: AbortSignal;
 }
@@ -66,7 +68,7 @@ export interface SendResult extends SyncProgress {
 }
 
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
-  const info = await inspectDisk(o.path);
+  const info = o.info?.path === o.path ? o.info : await inspectDisk(o.path);
   if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
   const disk = await openDisk(info, false);
   const threads = o.hashThreads ?? Math.min(4, cpus().length);
