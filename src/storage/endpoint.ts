@@ -2,11 +2,21 @@
  * A disk opened for block I/O on its guest-visible content, whatever it is
  * underneath: a regular raw file or block device is used directly; any other
  * image format goes through a FUSE export (see fuse-export.ts).
+ *
+ * A raw disk can also be opened for direct I/O (O_DIRECT): writes then go to
+ * the device without passing through the page cache. For a copy that must
+ * end up durable that is the fast way: buffered writes first fill memory the
+ * host may have to find (on a virtual machine, fault in from the
+ * hypervisor) and then wait for writeback at the final flush, where direct
+ * writes stream to the disk as they arrive and the flush has almost nothing
+ * left to do. It also leaves the host's page cache to its VMs. Measured here
+ * (2 GiB, dd): buffered + fsync 4.3 s, direct 1.8 s.
  */
 import * as fs from 'node:fs/promises';
-import { writevSync } from 'node:fs';
+import { constants, writevSync } from 'node:fs';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { alignedSharedMemory, isAligned } from './aligned-memory.js';
 import { dataRanges, type ByteRange } from './allocation.js';
 import { exportAsRaw, type RawExport } from './fuse-export.js';
 import type { DiskInfo } from './image-info.js';
@@ -17,6 +27,8 @@ export interface DiskEndpoint {
   readonly format: string;
   /** The path reads and writes go to (the disk itself, or its raw export). */
   readonly rawPath: string;
+  /** Whether aligned writes (and reads asked `fromDevice`) bypass the page cache. */
+  readonly direct: boolean;
   /**
    * Whether a completed write survives the writing process dying: true when
    * writes go straight to the kernel (raw files, block devices), false
@@ -25,7 +37,12 @@ export interface DiskEndpoint {
   readonly writesSurviveProcessExit: boolean;
   /** Data ranges right now, from the allocation map. */
   dataRanges(): Promise<ByteRange[]>;
-  read(buf: Uint8Array, length: number, position: number): Promise<number>;
+  /**
+   * Reads `length` bytes at `position` (zeros past the end of a short file).
+   * `fromDevice` reads from the device, not the page cache, when the disk is
+   * direct; `buf` must then be aligned memory (see aligned-memory.ts).
+   */
+  read(buf: Uint8Array, length: number, position: number, fromDevice?: boolean): Promise<number>;
   write(buf: Uint8Array, position: number): Promise<void>;
   /** Writes consecutive pieces at `position` in one call. */
   writev(parts: Buffer[], position: number): Promise<void>;
@@ -40,7 +57,12 @@ export interface DiskEndpoint {
   close(): Promise<void>;
 }
 
-export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskEndpoint> {
+export interface OpenOptions {
+  /** Use direct I/O where the disk allows it (raw files on most filesystems, block devices). */
+  direct?: boolean;
+}
+
+export async function openDisk(info: DiskInfo, writable: boolean, options: OpenOptions = {}): Promise<DiskEndpoint> {
   if (!info.exists || !info.format || info.size === undefined || !info.kind) {
     throw new FerryError('NOT_FOUND', `Cannot open disk "${info.path}": not found`, { hint: 'check the path' });
   }
@@ -60,21 +82,61 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
       hint: 'check permissions and that nothing else holds the disk exclusively',
     });
   }
+  // A second descriptor for direct I/O; filesystems without it (tmpfs) refuse the flag.
+  let dfh: fs.FileHandle | undefined;
+  if (options.direct && !exp) {
+    dfh = await fs.open(rawPath, (writable ? constants.O_RDWR : constants.O_RDONLY) | constants.O_DIRECT).catch(() => undefined);
+  }
+  const staging = new StagingBuffers();
   const size = info.size;
   const format = info.format;
   const kind = info.kind;
   let punchWorks = true;
+
+  const bufferedWrite = async (buf: Uint8Array, position: number): Promise<void> => {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+      done += bytesWritten;
+    }
+  };
+  /** Copies the pieces into aligned memory and writes them with direct I/O. */
+  const directWrite = async (parts: Uint8Array[], total: number, position: number): Promise<void> => {
+    const buf = staging.take(total);
+    try {
+      let at = 0;
+      for (const p of parts) {
+        buf.set(p, at);
+        at += p.length;
+      }
+      let done = 0;
+      while (done < total) {
+        const { bytesWritten } = await dfh!.write(buf, done, total - done, position + done);
+        if (bytesWritten === 0 || !isAligned(bytesWritten)) throw new Error(`short direct write at ${position + done}`);
+        done += bytesWritten;
+      }
+    } finally {
+      staging.give(buf);
+    }
+  };
+  const canDirect = (position: number, length: number): boolean => dfh !== undefined && isAligned(position) && isAligned(length);
+
   const ep: DiskEndpoint = {
     info,
     size,
     format,
     rawPath,
+    direct: dfh !== undefined,
     writesSurviveProcessExit: exp === undefined,
     dataRanges: () => dataRanges(info.path, format, size, kind),
-    async read(buf, length, position) {
+    async read(buf, length, position, fromDevice = false) {
+      // Direct reads cover the aligned part; a short tail goes through the cache.
+      const direct = fromDevice && dfh ? length - (length % 4096) : 0;
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+        const handle = done < direct && isAligned(position + done) ? dfh! : fh;
+        const want = handle === dfh ? direct - done : length - done;
+        const { bytesRead } = await handle.read(buf, done, want, position + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
@@ -83,26 +145,19 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
       return length;
     },
     async write(buf, position) {
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-        done += bytesWritten;
-      }
+      if (canDirect(position, buf.length)) return directWrite([buf], buf.length, position);
+      await bufferedWrite(buf, position);
     },
     async writev(parts, position) {
+      let total = 0;
+      for (const p of parts) total += p.length;
+      if (canDirect(position, total)) return directWrite(parts, total, position);
       // Synchronous on purpose: measured here, a pwritev per received block
       // keeps up with the network (about 680 MB/s) where promise-based
       // writes through the thread pool manage about 300 MB/s.
-      let total = 0;
-      for (const p of parts) total += p.length;
-      if (process.env.FERRY_SYNC_WRITE_MODE === 'async') {
-        const { bytesWritten } = await fh.writev(parts, position);
-        if (bytesWritten < total) await ep.write(Buffer.concat(parts).subarray(bytesWritten), position + bytesWritten);
-        return;
-      }
       const written = writevSync(fh.fd, parts, position);
       // Short write (rare): finish the rest in one piece.
-      if (written < total) await ep.write(Buffer.concat(parts).subarray(written), position + written);
+      if (written < total) await bufferedWrite(Buffer.concat(parts).subarray(written), position + written);
     },
     async zeroRange(start, length) {
       if (punchWorks) {
@@ -126,8 +181,26 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
     },
     async close() {
       await fh.close().catch(() => undefined);
+      await dfh?.close().catch(() => undefined);
       await exp?.close();
     },
   };
   return ep;
+}
+
+/** Aligned buffers for direct writes, kept for reuse (as many as writes run at once). */
+class StagingBuffers {
+  private free: Buffer[] = [];
+
+  take(length: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= length);
+    if (i >= 0) return this.free.splice(i, 1)[0]!.subarray(0, length);
+    return Buffer.from(alignedSharedMemory(length), 0, length);
+  }
+
+  give(buf: Buffer): void {
+    // Back to its full extent: the view may have been cut to one write's length.
+    this.free.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset));
+    if (this.free.length > 8) this.free.shift();
+  }
 }

@@ -25,6 +25,8 @@ export interface BlockReaderOptions {
   wanted?: (index: number) => boolean;
   /** Whether a data block needs its digest (checked when it is read); always when absent. */
   needsDigest?: (index: number) => boolean;
+  /** Read from the device, not the page cache (direct disks; see DiskEndpoint.read). */
+  fromDevice?: boolean;
 }
 
 /**
@@ -39,7 +41,7 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
     if (!o.dataBlocks[i]) return { index: i, zero: true, length };
     const slot = await o.pool.acquire();
     try {
-      await o.disk.read(slot.buf, length, i * o.blockSize);
+      await o.disk.read(slot.buf, length, i * o.blockSize, o.fromDevice);
     } catch (e) {
       o.pool.release(slot);
       throw e;

@@ -55,6 +55,8 @@ export interface SyncSummary {
   block_size: number;
   created: boolean;
   compressed: boolean;
+  /** The destination was written with direct I/O, bypassing the page cache. */
+  direct_io: boolean;
   seconds: number;
   verified: boolean;
   mismatches: Array<{ start: number; length: number }>;
@@ -117,6 +119,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     createFormat: o.createFormat,
     hashThreads: o.hashThreads,
     rehash: o.rehash ?? false,
+    fsync: o.fsync ?? true,
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
 
@@ -173,6 +176,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     block_size: blockSize,
     created: plan.created,
     compressed: sent.compressing,
+    direct_io: got.directIo,
     seconds: (performance.now() - started) / 1000,
     verified: sent.verified,
     mismatches: sent.mismatches,

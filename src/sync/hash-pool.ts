@@ -6,12 +6,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import { createXXHash128 } from 'hash-wasm';
+import { alignedSharedMemory } from '../storage/aligned-memory.js';
 
 export const DIGEST_SIZE = 16;
 
 export interface Slot {
   readonly index: number;
-  /** View of the whole shared buffer (blockSize bytes). */
+  /** The slot's block buffer (blockSize bytes of shared memory, aligned for direct I/O). */
   readonly buf: Buffer;
 }
 
@@ -24,10 +25,12 @@ export class HashPool {
   private turn = 0;
 
   private constructor(readonly blockSize: number, slotCount: number, threads: number) {
-    const sabs = Array.from({ length: slotCount }, () => new SharedArrayBuffer(blockSize));
-    sabs.forEach((s, i) => this.free.push({ index: i, buf: Buffer.from(s) }));
+    // One aligned region, slot i at i * blockSize: blocks can be read and
+    // written with O_DIRECT straight from the slots.
+    const memory = alignedSharedMemory(blockSize * slotCount);
+    for (let i = 0; i < slotCount; i++) this.free.push({ index: i, buf: Buffer.from(memory, i * blockSize, blockSize) });
     for (let t = 0; t < threads; t++) {
-      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { slots: sabs } });
+      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { memory, blockSize } });
       w.on('message', (m: { id: number; digest: Uint8Array }) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);

@@ -5,12 +5,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createXXHash128 } from 'hash-wasm';
 
-const slots = (workerData as { slots: SharedArrayBuffer[] }).slots.map((s) => new Uint8Array(s));
+const { memory, blockSize } = workerData as { memory: SharedArrayBuffer; blockSize: number };
 const hasher = await createXXHash128();
 
 parentPort!.on('message', (m: { id: number; slot: number; length: number }) => {
   hasher.init();
-  hasher.update(slots[m.slot]!.subarray(0, m.length));
+  hasher.update(new Uint8Array(memory, m.slot * blockSize, m.length));
   const digest = hasher.digest('binary');
   parentPort!.postMessage({ id: m.id, digest });
 });

@@ -36,6 +36,8 @@ export interface StreamOptions {
 }
 
 export interface ReceiveResult {
+  /** Whether the destination was written with direct I/O (bypassing the page cache). */
+  directIo: boolean;
   bytesWritten: number;
   blocksWritten: number;
   blocksZeroed: number;
@@ -53,7 +55,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   // remembered digests) or read back (verification).
   let hashPool: HashPool | undefined;
   const pool = (): HashPool => (hashPool ??= HashPool.create(blockSize, 16 + threads * 2, threads));
-  const res: ReceiveResult = { bytesWritten: 0, blocksWritten: 0, blocksZeroed: 0, verified: false, verifyMismatches: [] };
+  const res: ReceiveResult = { directIo: (disk?.direct ?? false) && !o.dryRun, bytesWritten: 0, blocksWritten: 0, blocksZeroed: 0, verified: false, verifyMismatches: [] };
 
   /** The destination's digests as streamed to the source. */
   const own = new DigestTable(blockCount);
@@ -179,8 +181,9 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   const touched = new Uint8Array(blockCount);
   const verifyReadBack = async (fromDisk: boolean): Promise<void> => {
     if (!disk) return;
-    if (fromDisk) {
-      // Read back what is on disk now, not what the page cache remembers.
+    // Read back what is on disk now, not what the page cache remembers:
+    // direct reads do that by themselves.
+    if (fromDisk && !disk.direct) {
       await disk.reopen();
       await disk.dropCache();
     }
@@ -192,7 +195,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
     const few = count <= 64;
     const using = few && !hashPool ? HashPool.create(blockSize, 4, 0) : pool();
     const dataBlocks = few ? new Uint8Array(blockCount).fill(1) : blocksWithData(await disk.dataRanges(), size, blockSize);
-    for await (const b of readBlocks({ disk, pool: using, blockSize, dataBlocks, from: 0, to: blockCount, window: few ? 4 : threads * 2 + 2, wanted })) {
+    for await (const b of readBlocks({ disk, pool: using, blockSize, dataBlocks, from: 0, to: blockCount, window: few ? 4 : threads * 2 + 2, wanted, fromDevice: fromDisk })) {
       if (!b.zero) using.release(b.slot);
       after.set(b.index, b.zero ? undefined : b.digest);
       await sendDigest(FrameType.VerifyHash, b);

@@ -37,6 +37,8 @@ export interface ReceiveOptions {
   hashThreads?: number;
   /** Hash the whole destination even when its digests from the last sync are still valid. */
   rehash?: boolean;
+  /** The copy must end up durable: write it with direct I/O where the disk allows. */
+  fsync: boolean;
 }
 
 export interface ReceivePlan {
@@ -97,7 +99,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
     created = true;
     target = await inspectDisk(o.path);
   }
-  if (target.exists) disk = await openDisk(target, !o.dryRun);
+  if (target.exists) disk = await openDisk(target, !o.dryRun, { direct: o.fsync && !o.dryRun });
 
   let resumeFrom = 0;
   let durableFrom = 0;
