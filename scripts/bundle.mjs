@@ -4,7 +4,7 @@
 // (loaded from node_modules). Run after tsc (npm run build, scripts/setup.sh).
 // With --if-stale it does nothing when the bundle is newer than dist/src.
 import { build } from 'esbuild';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,11 +37,18 @@ function isStale() {
 }
 
 if (!process.argv.includes('--if-stale') || isStale()) {
-  await build({
+  const result = await build({
     absWorkingDir: root,
     entryPoints: entries,
     outdir: 'dist/bundle',
     bundle: true,
+    // Modules imported with await import() (execa, the guest code, the agent
+    // or the commands from the CLI entry) become chunks of their own, read
+    // only when used. Chunks sit beside the entries, so URLs relative to
+    // import.meta.url resolve alike from any of them.
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    metafile: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
@@ -67,4 +74,9 @@ if (!process.argv.includes('--if-stale') || isStale()) {
     ],
     logLevel: 'warning',
   });
+  // Chunks of earlier builds, once the new files are all in place.
+  const current = new Set(Object.keys(result.metafile.outputs).map((f) => f.replace(/^dist\/bundle\//, '')));
+  for (const f of readdirSync(join(root, 'dist/bundle'))) {
+    if (!current.has(f) && !current.has(f.replace(/\.map$/, ''))) rmSync(join(root, 'dist/bundle', f));
+  }
 }
