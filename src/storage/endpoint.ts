@@ -17,6 +17,12 @@ export interface DiskEndpoint {
   readonly format: string;
   /** The path reads and writes go to (the disk itself, or its raw export). */
   readonly rawPath: string;
+  /**
+   * Whether a completed write survives the writing process dying: true when
+   * writes go straight to the kernel (raw files, block devices), false
+   * through a FUSE export, whose daemon caches image metadata until flushed.
+   */
+  readonly writesSurviveProcessExit: boolean;
   /** Data ranges right now, from the allocation map. */
   dataRanges(): Promise<ByteRange[]>;
   read(buf: Uint8Array, length: number, position: number): Promise<number>;
@@ -63,6 +69,7 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
     size,
     format,
     rawPath,
+    writesSurviveProcessExit: exp === undefined,
     dataRanges: () => dataRanges(info.path, format, size, kind),
     async read(buf, length, position) {
       let done = 0;
@@ -88,6 +95,11 @@ export async function openDisk(info: DiskInfo, writable: boolean): Promise<DiskE
       // writes through the thread pool manage about 300 MB/s.
       let total = 0;
       for (const p of parts) total += p.length;
+      if (process.env.FERRY_SYNC_WRITE_MODE === 'async') {
+        const { bytesWritten } = await fh.writev(parts, position);
+        if (bytesWritten < total) await ep.write(Buffer.concat(parts).subarray(bytesWritten), position + bytesWritten);
+        return;
+      }
       const written = writevSync(fh.fd, parts, position);
       // Short write (rare): finish the rest in one piece.
       if (written < total) await ep.write(Buffer.concat(parts).subarray(written), position + written);

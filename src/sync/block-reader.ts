@@ -9,7 +9,7 @@ import { isAllZero, type HashPool, type Slot } from './hash-pool.js';
 
 export type BlockState =
   | { index: number; zero: true; length: number }
-  | { index: number; zero: false; length: number; digest: Buffer; slot: Slot };
+  | { index: number; zero: false; length: number; digest: Buffer | undefined; slot: Slot };
 
 export interface BlockReaderOptions {
   disk: DiskEndpoint;
@@ -23,6 +23,8 @@ export interface BlockReaderOptions {
   window: number;
   /** Only these blocks are read (others are skipped entirely); all when absent. */
   wanted?: (index: number) => boolean;
+  /** Whether a data block needs its digest (checked when it is read); always when absent. */
+  needsDigest?: (index: number) => boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
       o.pool.release(slot);
       return { index: i, zero: true, length };
     }
-    const digest = await o.pool.hash(slot, length);
+    const digest = o.needsDigest && !o.needsDigest(i) ? undefined : await o.pool.hash(slot, length);
     return { index: i, zero: false, length, digest, slot };
   };
   const queue: Array<Promise<BlockState>> = [];

@@ -24,6 +24,10 @@ export interface SyncOptions {
   resume?: boolean;
   dryRun?: boolean;
   verify?: boolean;
+  /** Flush the destination at the end (default true); false leaves it to the kernel, like cp and qemu-img convert. */
+  fsync?: boolean;
+  /** Hash the whole destination even when its digests from the last sync are still valid. */
+  rehash?: boolean;
   force?: boolean;
   /** Volume group to create a missing destination LV in. */
   createLv?: string;
@@ -46,6 +50,8 @@ export interface SyncSummary {
   blocks_changed: number;
   blocks_zero: number;
   blocks_resumed: number;
+  /** Destination blocks whose digests came from the last sync's record, not from reading them. */
+  blocks_cached: number;
   block_size: number;
   created: boolean;
   compressed: boolean;
@@ -110,6 +116,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     createLv: o.createLv,
     createFormat: o.createFormat,
     hashThreads: o.hashThreads,
+    rehash: o.rehash ?? false,
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
 
@@ -133,7 +140,9 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
       resume: o.resume ?? false,
       dryRun: o.dryRun ?? false,
       verify,
+      fsync: o.fsync ?? true,
       hashThreads: o.hashThreads,
+      info: { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile },
     });
   } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".
@@ -160,6 +169,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     blocks_changed: sent.blocksChanged,
     blocks_zero: sent.blocksZero,
     blocks_resumed: sent.blocksResumed,
+    blocks_cached: plan.cachedBlocks,
     block_size: blockSize,
     created: plan.created,
     compressed: sent.compressing,

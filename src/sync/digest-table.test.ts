@@ -18,3 +18,15 @@ test('DigestTable compares blocks and wakes waiters', async () => {
   assert.ok(!a.same(2, b));
   assert.ok(a.has(2) && !new DigestTable(1).has(0));
 });
+
+test('DigestTable round-trips through bytes, keeping unknown blocks unknown', () => {
+  const a = new DigestTable(3);
+  a.set(0, Buffer.alloc(16, 9));
+  a.set(2, undefined);
+  const b = DigestTable.fromBytes(3, a.toBytes())!;
+  assert.ok(b.same(0, a) && b.isZero(2) && !b.has(1));
+  assert.equal(b.known(), 2);
+  b.clear(0);
+  assert.equal(b.known(), 1);
+  assert.equal(DigestTable.fromBytes(4, a.toBytes()), undefined);
+});

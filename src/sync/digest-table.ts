@@ -51,6 +51,32 @@ export class DigestTable {
     return this.digest(index).equals(other.digest(index));
   }
 
+  /** Forgets a block's entry (it is no longer known). */
+  clear(index: number): void {
+    this.state[index] = MISSING;
+  }
+
+  /** How many blocks have an entry. */
+  known(): number {
+    let n = 0;
+    for (const s of this.state) if (s !== MISSING) n++;
+    return n;
+  }
+
+  /** The table as bytes (state bytes, then digests), for storing. */
+  toBytes(): Buffer {
+    return Buffer.concat([Buffer.from(this.state.buffer, this.state.byteOffset, this.count), this.digests]);
+  }
+
+  /** A table from `toBytes()` output; undefined when the bytes do not fit `count` blocks. */
+  static fromBytes(count: number, bytes: Buffer): DigestTable | undefined {
+    if (bytes.length !== count * (1 + DIGEST_SIZE)) return undefined;
+    const t = new DigestTable(count);
+    t.state.set(bytes.subarray(0, count));
+    bytes.copy(t.digests, 0, count);
+    return t;
+  }
+
   /** Resolves when the block's entry is there; `abort` rejects it (connection lost). */
   wait(index: number): Promise<void> {
     if (this.has(index)) return Promise.resolve();

@@ -33,3 +33,17 @@ test('isAllZero and zeroDigest', async () => {
   assert.ok(!isAllZero(b));
   assert.equal((await zeroDigest(10)).length, 16);
 });
+
+test('a pool without threads hashes on the calling thread, alike', async () => {
+  const threaded = HashPool.create(4096, 1, 1);
+  const inline = HashPool.create(4096, 1, 0);
+  try {
+    const [a, b] = [await threaded.acquire(), await inline.acquire()];
+    randomFillSync(a.buf);
+    a.buf.copy(b.buf);
+    assert.ok((await threaded.hash(a, 3000)).equals(await inline.hash(b, 3000)));
+  } finally {
+    await threaded.close();
+    await inline.close();
+  }
+});

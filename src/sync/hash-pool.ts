@@ -44,8 +44,12 @@ export class HashPool {
     }
   }
 
+  /**
+   * A pool with `threads` hashing threads; with 0 it hashes on the calling
+   * thread, which suits a few blocks (starting threads costs more than that).
+   */
   static create(blockSize: number, slotCount: number, threads: number): HashPool {
-    return new HashPool(blockSize, slotCount, Math.max(1, threads));
+    return new HashPool(blockSize, slotCount, Math.max(0, threads));
   }
 
   /** Waits for a free block buffer. */
@@ -63,6 +67,7 @@ export class HashPool {
 
   /** Hashes the first `length` bytes of a slot on a worker thread. */
   hash(slot: Slot, length: number): Promise<Buffer> {
+    if (this.workers.length === 0) return this.hashHere(slot, length);
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length]!;
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
@@ -70,6 +75,14 @@ export class HashPool {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, slot: slot.index, length });
     });
+  }
+
+  private hasher: ReturnType<typeof createXXHash128> | undefined;
+  private async hashHere(slot: Slot, length: number): Promise<Buffer> {
+    const h = await (this.hasher ??= createXXHash128());
+    h.init();
+    h.update(slot.buf.subarray(0, length));
+    return Buffer.from(h.digest('binary'));
   }
 
   async close(): Promise<void> {

@@ -18,12 +18,13 @@ export const FrameType = {
   Data: 2, // block bytes (flags & Compressed: zstd)
   Zero: 3, // block must read as zeros
   Same: 4, // block already equal
-  End: 5, // JSON { verify }
+  End: 5, // JSON SenderEnd
   Verdict: 6, // JSON VerifyVerdict
+  SourceDigest: 7, // 16-byte digest of the Data block that follows (when the source hashed it)
   // destination -> source
   Ready: 20, // JSON ReceiverReady
   Hash: 21, // 16-byte digest (flags & ZeroBlock: block is all zeros, no payload)
-  Ack: 22, // index = every block below it is written and durable
+  Ack: 22, // index = every block below it is written and safe from a crash of either agent; JSON ReceiverLoad
   VerifyHash: 23, // digest of a block read back from disk
   Failed: 24, // JSON { code, message, hint }
   Done: 25, // JSON { } the destination closed cleanly
@@ -131,6 +132,7 @@ export class FrameParser {
 export class FrameWriter {
   bytesWritten = 0;
   private drained: Promise<void> | undefined;
+  private corked = false;
 
   constructor(private readonly socket: Socket) {}
 
@@ -142,6 +144,16 @@ export class FrameWriter {
     if (this.socket.destroyed) throw new Error('the sync connection is closed');
     const length = payload?.length ?? 0;
     this.bytesWritten += HEADER_SIZE + length;
+    // Thousands of small frames (hashes, verdicts) go out together: the
+    // socket gathers what is written in one tick into one system call.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     let ok = this.socket.write(encodeHeader(type, flags, index, length));
     if (payload && length) ok = this.socket.write(payload, onFlushed ? () => onFlushed() : undefined);
     else onFlushed?.();
@@ -181,6 +193,18 @@ export interface SenderHello {
 export interface ReceiverReady {
   /** First block the source must handle; blocks below were confirmed earlier. */
   startBlock: number;
+}
+
+export interface SenderEnd {
+  verify: boolean;
+  /** Flush the destination before answering Done (default); false leaves it to the kernel. */
+  fsync: boolean;
+}
+
+/** How the destination is keeping up, sent with each Ack. */
+export interface ReceiverLoad {
+  /** Share of the last interval the destination spent writing rather than waiting for data (0..1). */
+  busy: number;
 }
 
 export interface VerifyVerdict {

@@ -8,13 +8,13 @@ import * as net from 'node:net';
 import { cpus } from 'node:os';
 import { blocksWithData } from '../storage/allocation.js';
 import { openDisk } from '../storage/endpoint.js';
-import { inspectDisk } from '../storage/image-info.js';
+import { inspectDisk, type DiskInfo } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
 import { readBlocks } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
 import { DigestTable } from './digest-table.js';
 import { HashPool } from './hash-pool.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, type ReceiverReady, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { FrameFlag, FrameParser, FrameType, FrameWriter, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 import { Throttle } from './throttle.js';
 
 export interface SendOptions {
@@ -31,7 +31,11 @@ export interface SendOptions {
   resume: boolean;
   dryRun: boolean;
   verify: boolean;
+  /** Have the destination flush its disk before it reports done. */
+  fsync: boolean;
   hashThreads?: number;
+  /** The source as the controller just inspected it (saves probing it again). */
+  info?: DiskInfo;
   /** Aborting drops the connection; the destination keeps its checkpoint. */
   signal?: AbortSignal;
 }
@@ -64,7 +68,7 @@ export interface SendResult extends SyncProgress {
 }
 
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
-  const info = await inspectDisk(o.path);
+  const info = o.info?.path === o.path ? o.info : await inspectDisk(o.path);
   if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
   const disk = await openDisk(info, false);
   const threads = o.hashThreads ?? Math.min(4, cpus().length);
@@ -127,6 +131,8 @@ async function runSender(
   const theirs = new DigestTable(blockCount);
   const readBack = new DigestTable(blockCount);
   let ready: ((r: ReceiverReady) => void) | undefined;
+  /** Share of time the destination spends writing: when high, it (not the link) holds the sync back. */
+  let receiverBusy = 0;
   let doneFrame: (() => void) | undefined;
   let closed: FerryError | undefined;
   const closeWaiters = new Set<(e: FerryError) => void>();
@@ -143,6 +149,7 @@ async function runSender(
         break;
       case FrameType.Ack:
         progress.blocksConfirmed = f.index;
+        if (f.payload.length) receiverBusy = (JSON.parse(f.payload.toString()) as ReceiverLoad).busy;
         break;
       case FrameType.Done:
         doneFrame?.();
@@ -204,11 +211,16 @@ async function runSender(
       if (dropAfter && writer.bytesWritten > dropAfter) socket.destroy();
     };
 
-    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window })) {
+    // A digest is needed to compare with a destination block that holds
+    // data, and for the verification; a block going onto zeros without
+    // verification is sent unhashed.
+    const needsDigest = (i: number): boolean => o.verify || !theirs.has(i) || !theirs.isZero(i);
+    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window, needsDigest })) {
       await arrived(theirs, b.index);
-      mine.set(b.index, b.zero ? undefined : b.digest);
+      if (b.zero) mine.set(b.index, undefined);
+      else if (b.digest) mine.set(b.index, b.digest);
       if (b.zero) progress.blocksZero++;
-      if (mine.same(b.index, theirs)) {
+      if (mine.has(b.index) && mine.same(b.index, theirs)) {
         if (!b.zero) pool.release(b.slot);
         if (!o.dryRun) await send(FrameType.Same, b.index);
       } else if (b.zero) {
@@ -222,6 +234,8 @@ async function runSender(
         if (o.dryRun) {
           pool.release(b.slot);
         } else {
+          // The destination remembers what it holds for the next sync.
+          if (b.digest) await send(FrameType.SourceDigest, b.index, b.digest);
           const bytes = b.slot.buf.subarray(0, b.length);
           const packed = policy.maybeCompress(bytes);
           if (packed) {
@@ -237,8 +251,9 @@ async function runSender(
       const now = performance.now();
       if (now - lastDecision > 2000) {
         const elapsed = (now - lastDecision) / 1000;
-        // The link's rate is what the socket drained; it is the limit when sending mostly waited.
-        policy.update((writer.bytesWritten - sentAtDecision) / elapsed, waitingSeconds / elapsed > 0.5);
+        // The link's rate is what the socket drained; it is the limit when
+        // sending mostly waited while the destination was not busy writing.
+        policy.update((writer.bytesWritten - sentAtDecision) / elapsed, waitingSeconds / elapsed > 0.5 && receiverBusy < 0.5);
         sentAtDecision = writer.bytesWritten;
         waitingSeconds = 0;
         lastDecision = now;
@@ -246,7 +261,7 @@ async function runSender(
     }
 
     const doneP = new Promise<void>((r) => (doneFrame = r));
-    await send(FrameType.End, 0, Buffer.from(JSON.stringify({ verify: o.verify && !o.dryRun })));
+    await send(FrameType.End, 0, Buffer.from(JSON.stringify({ verify: o.verify && !o.dryRun, fsync: o.fsync } satisfies SenderEnd)));
     let mismatches: Array<{ start: number; length: number }> = [];
     let verified = false;
     if (o.verify && !o.dryRun) {

@@ -54,6 +54,40 @@ test('sync into an older copy sends exactly the changed blocks, zeroed ones as h
   assert.ok(await sameContent(src, dst));
 });
 
+test('a re-sync trusts the digests remembered from the last sync only while the destination is untouched', async () => {
+  const src = `${lab.dir}/c.img`;
+  const dst = `${lab.dir}/c-copy.img`;
+  await makeImage(src, 32, [[0, 32]]);
+  const sync = async (...extra: string[]): Promise<Record<string, unknown>> => {
+    const r = await ferry(['sync', '--json', ...extra, `ha:${src}`, `hb:${dst}`], lab.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(await sameContent(src, dst));
+    return r.json;
+  };
+  assert.equal((await sync()).blocks_cached, 0);
+
+  // Only the source changed: the destination is not read again.
+  await overwriteBlocks(src, [3]);
+  let r = await sync();
+  assert.equal(r.blocks_cached, 32);
+  assert.equal(r.blocks_changed, 1);
+
+  // Written behind ferry's back: the record no longer counts, and the write is repaired.
+  await overwriteBlocks(dst, [7]);
+  r = await sync();
+  assert.equal(r.blocks_cached, 0);
+  assert.equal(r.blocks_changed, 1);
+  assert.equal(r.bytes_written, MiB);
+
+  r = await sync('--rehash');
+  assert.equal(r.blocks_cached, 0);
+  assert.equal(r.blocks_changed, 0);
+
+  // A copy left unflushed is not remembered.
+  assert.equal((await sync('--no-fsync')).blocks_cached, 32);
+  assert.equal((await sync()).blocks_cached, 0);
+});
+
 test('sync --dry-run reports what would be sent and writes nothing', async () => {
   const src = `${lab.dir}/a.img`;
   const dst = `${lab.dir}/a-copy.img`;

@@ -13,6 +13,8 @@ interface SyncFlags {
   resume?: boolean;
   dryRun?: boolean;
   verify: boolean;
+  fsync: boolean;
+  rehash?: boolean;
   force?: boolean;
   createLv?: string;
   format?: string;
@@ -45,6 +47,8 @@ export function register(program: Command): void {
     .option('--resume', 'continue an interrupted sync from its checkpoint on the destination')
     .option('--dry-run', 'report what would be sent; write nothing')
     .option('--no-verify', 'skip reading the destination back to prove it equals the source')
+    .option('--no-fsync', 'leave flushing the destination to the kernel, as cp and qemu-img convert do (faster; a host crash soon after can lose the copy)')
+    .option('--rehash', 'read and hash the whole destination even when ferry remembers its digests from the last sync')
     .option('--force', 'write even when the destination is mounted or open in a VM')
     .option('--create-lv <vg>', 'create a missing destination logical volume /dev/VG/LV in this volume group')
     .option('--format <fmt>', 'format of a destination image that must be created (default: from its name, .img raw, .qcow2 qcow2; else the source\'s)')
@@ -140,6 +144,8 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         resume: flags.resume,
         dryRun: flags.dryRun,
         verify: flags.verify,
+        fsync: flags.fsync,
+        rehash: flags.rehash,
         force: flags.force,
         createLv: flags.createLv,
         createFormat: flags.format,
