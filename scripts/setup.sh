@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ferry needs on a fresh Debian 12 machine, idempotently:
-# Debian packages (QEMU, qemu-utils, busybox, sshd, ...), npm packages, the build.
+# Debian packages (QEMU, qemu-utils, busybox, sshd, ...), npm packages, the build
+# (tsc, then the bundle that bin/ferry runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lockhash" ]; then
 fi
 
 npx tsc -p tsconfig.json >&2
+node scripts/bundle.mjs >&2

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 files=$(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
 node --test --test-concurrency=1 --test-reporter=spec $files
 rc=$?
-node dist/src/cli/main.js lab down >/dev/null 2>&1 || true
+node dist/bundle/ferry.js lab down >/dev/null 2>&1 || true
 exit $rc

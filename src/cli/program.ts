@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { serveAgent } from '../agent/server.js';
 import { register as registerDemo } from './commands/demo.js';
 import { register as registerHistory } from './commands/history.js';
 import { register as registerLab } from './commands/lab.js';
@@ -19,9 +18,9 @@ export function buildProgram(): Command {
   program
     .command('agent')
     .description('run the per-host agent on stdio (started by ferry itself over the host transport)')
+    // main.ts starts the agent before commander loads; this entry is for --help.
     .action(async () => {
-      await serveAgent(process.stdin, process.stdout);
-      process.exit(0);
+      await import('../agent/main.js');
     });
 
   registerVm(program);

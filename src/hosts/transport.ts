@@ -6,12 +6,12 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
+import { agentEntryUrl } from './agent-entry.js';
 import type { HostConfig } from './inventory.js';
 
-/** How this very installation starts its agent: node + the CLI entry point. */
+/** How this very installation starts its agent: node + the agent's lean entry point. */
 export function localAgentCommand(): string[] {
-  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  return [process.execPath, main, 'agent'];
+  return [process.execPath, fileURLToPath(agentEntryUrl)];
 }
 
 export function agentArgv(host: HostConfig): string[] {

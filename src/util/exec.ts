@@ -2,8 +2,11 @@
  * Runs external commands (qemu-img, ssh, losetup, ...) and returns or throws
  * one structured result, in the manner of execa, which does the work.
  */
-import { execa } from 'execa';
 import { FerryError } from './errors.js';
+
+// Loaded on the first command, not at start-up: execa is the largest module
+// the CLI and the agent load, and neither runs a command before its first answer.
+let execaModule: Promise<typeof import('execa')> | undefined;
 
 export interface RunOptions {
   input?: string | Buffer;
@@ -29,6 +32,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const started = performance.now();
   const command = [file, ...args].join(' ');
   try {
+    const { execa } = await (execaModule ??= import('execa'));
     const r = await execa(file, [...args], {
       input: options.input,
       cwd: options.cwd,

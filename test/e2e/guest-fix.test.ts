@@ -15,9 +15,9 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/util/exec.js';
+import { CLI as cli } from './cli.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-const cli = join(repo, 'dist/src/cli/main.js');
 const imageDir = join(process.env.FERRY_CACHE_DIR ?? '/var/cache/ferry', 'guest-debian');
 const NEW_MAC = '52:54:00:12:34:56';
 let work = '';

@@ -9,10 +9,9 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { run } from '../../src/util/exec.js';
+import { CLI as cli } from './cli.js';
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 let work = '';
 
 async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -9,10 +9,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { run } from '../../src/util/exec.js';
+import { CLI as cli } from './cli.js';
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const MiB = 1 << 20;
 const BOOT_SECTORS = 64 * 2048;
 const PV_OFFSET = (2048 + BOOT_SECTORS) * 512;

@@ -7,14 +7,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../../src/hosts/inventory.js';
-import { labUp } from '../../src/lab/lab.js';
 import { lastCounter } from '../../src/lab/records.js';
 import { labVmPaths, readSerial, startLabVm, waitForGuestReady, type LabVmSpec } from '../../src/lab/vm.js';
+import { CLI } from './cli.js';
 
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export { CLI };
 export const stateDir = mkdtempSync(join(tmpdir(), 'ferry-e2e-state-'));
 
 export interface CliResult {
@@ -40,7 +39,9 @@ export function ferry(args: string[], opts: { onStderr?: (chunk: string, child: 
 }
 
 export async function lab(): Promise<{ a: AgentClient; b: AgentClient; close: () => void }> {
-  await labUp();
+  // Through the CLI, as users start it: the lab's inventory then names the bundled agent.
+  const up = await ferry(['lab', 'up']);
+  if (up.code !== 0) throw new Error(`ferry lab up failed: ${up.stderr}`);
   const inv = loadInventory();
   const a = await AgentClient.connect(findHost(inv, 'lab-a'));
   const b = await AgentClient.connect(findHost(inv, 'lab-b'));

@@ -2,10 +2,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { CLI as main } from './cli.js';
 
 export const MiB = 1 << 20;
-const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 export interface Lab {
   dir: string;

@@ -1,5 +1,9 @@
 /** Guest inspection and fixes on the agent's host, for `ferry guest ... HOST:PATH`. */
-import { fixImage, inspectImage, type FixResult, type GuestReport } from '../../guest/mod.js';
+import type { FixResult, GuestReport } from '../../guest/mod.js';
+
+// Loaded on first use: the guest code and its YAML parser are a third of the
+// agent, and most agents (migration, sync) never inspect a guest.
+const guest = (): Promise<typeof import('../../guest/mod.js')> => import('../../guest/mod.js');
 
 export interface GuestFixParams {
   image: string;
@@ -13,8 +17,8 @@ export interface GuestFixParams {
 }
 
 export const guestHandlers = {
-  'guest.inspect': async (p: { image: string; target?: string; targetMacs?: string[] }): Promise<GuestReport> => inspectImage(p.image, p),
+  'guest.inspect': async (p: { image: string; target?: string; targetMacs?: string[] }): Promise<GuestReport> => (await guest()).inspectImage(p.image, p),
 
   'guest.fix': async (p: GuestFixParams): Promise<FixResult> =>
-    fixImage(p.image, { ...p, macs: new Map(p.macs ?? []), uuidMap: new Map(p.uuidMap ?? []) }),
+    (await guest()).fixImage(p.image, { ...p, macs: new Map(p.macs ?? []), uuidMap: new Map(p.uuidMap ?? []) }),
 };

@@ -1,0 +1,77 @@
+// Start-up latency of ferry, several variants measured in turn (the machine
+// is shared and noisy, so rounds interleave them). Prints one JSON line per
+// variant: median, min and max in ms.
+//
+//   node scripts/start-times.mjs ROUNDS LABEL=KIND:COMMAND ...
+//
+// KIND is one of
+//   wall   wall time of COMMAND             wall:bin/ferry --help
+//   agent  spawn to first RPC answer        agent:node dist/bundle/agent.js
+//   sync   `ENTRY sync --json` of a fresh 1 MiB file between two local hosts
+//                                           sync:dist/bundle/ferry.js
+// e.g. node scripts/start-times.mjs 15 help=wall:bin/ferry\ --help agent=agent:bin/ferry\ agent sync=sync:dist/bundle/ferry.js
+import { spawn, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const rounds = Number(process.argv[2]);
+const variants = process.argv.slice(3).map((text) => {
+  const m = /^([^=]+)=(wall|agent|sync):(.+)$/.exec(text);
+  if (!m) throw new Error(`Invalid variant "${text}": write LABEL=wall|agent|sync:COMMAND`);
+  return { label: m[1], kind: m[2], argv: m[3].split(' '), times: [] };
+});
+if (!rounds || variants.length === 0) throw new Error('usage: node scripts/start-times.mjs ROUNDS LABEL=KIND:COMMAND ...');
+
+const work = mkdtempSync(join(tmpdir(), 'ferry-start-times-'));
+writeFileSync(join(work, 'hosts.yaml'), 'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  hb: { transport: local, address: 127.0.0.3 }\n');
+writeFileSync(join(work, 'src.img'), randomFillSync(Buffer.alloc(1 << 20)));
+
+const request = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.facts', params: null });
+const framed = `Content-Length: ${Buffer.byteLength(request)}\r\n\r\n${request}`;
+
+function firstAnswer(argv) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+    child.stdin.write(framed);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /Content-Length: (\d+)\r\n\r\n/.exec(out);
+      if (!m || out.length < m.index + m[0].length + Number(m[1])) return;
+      const ms = performance.now() - started;
+      if (!JSON.parse(out.slice(m.index + m[0].length)).result?.hostname) return reject(new Error(`Unexpected answer: ${out}`));
+      child.stdin.end();
+      child.on('exit', () => resolve(ms));
+    });
+    child.on('error', reject);
+  });
+}
+
+function wall(argv, env) {
+  const started = performance.now();
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (r.status !== 0) throw new Error(`"${argv.join(' ')}" failed with exit code ${r.status}: ${r.stderr}`);
+  return performance.now() - started;
+}
+
+function sync(entry) {
+  rmSync(join(work, 'state'), { recursive: true, force: true });
+  rmSync(join(work, 'dst.img'), { force: true });
+  const env = { ...process.env, FERRY_HOSTS: join(work, 'hosts.yaml'), FERRY_SYNC_STATE_DIR: join(work, 'state'), FERRY_LAB_DIR: join(work, 'no-lab') };
+  return wall([process.execPath, entry, 'sync', '--json', `ha:${join(work, 'src.img')}`, `hb:${join(work, 'dst.img')}`], env);
+}
+
+try {
+  for (let i = 0; i < rounds; i++) {
+    for (const v of variants) v.times.push(v.kind === 'agent' ? await firstAnswer(v.argv) : v.kind === 'sync' ? sync(v.argv[0]) : wall(v.argv));
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+for (const v of variants) {
+  const t = v.times.sort((a, b) => a - b);
+  console.log(JSON.stringify({ variant: v.label, rounds, median_ms: Math.round(t[rounds >> 1]), min_ms: Math.round(t[0]), max_ms: Math.round(t[rounds - 1]) }));
+}
