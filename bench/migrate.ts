@@ -16,7 +16,7 @@ import { lastCounter } from '../src/lab/records.js';
 import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../src/lab/vm.js';
 import { run } from '../src/util/exec.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
 const GOALS = { downtime_ms: 50, total_ms: 5000 };
 const runs = Number(process.env.FERRY_BENCH_RUNS ?? 6);
 const vm = `bench-${process.pid}`;

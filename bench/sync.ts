@@ -33,7 +33,7 @@ const MiB = 1 << 20;
 const SIZE = 4096 * MiB;
 const RUNS = Number(process.env.FERRY_BENCH_RUNS ?? 2);
 const SETTLE_MS = Number(process.env.FERRY_BENCH_SETTLE_MS ?? 3000);
-const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const main = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
 const dir = `/var/tmp/ferry-bench-sync-${process.pid}`;
 
 function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ seconds: number; stdout: string; stderr: string }> {
