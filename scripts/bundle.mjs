@@ -54,7 +54,7 @@ if (!process.argv.includes('--if-stale') || isStale()) {
     target: 'node20',
     sourcemap: true,
     // Native addons: their loaders find the .node binary beside them.
-    external: ['zstd-napi', '@node-rs/xxhash'],
+    external: ['zstd-napi', 'xxhash-addon'],
     // CommonJS dependencies (commander, vscode-jsonrpc, ...) call require() for
     // node built-ins; an ESM bundle has no require unless given one.
     banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },

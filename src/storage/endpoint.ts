@@ -43,6 +43,12 @@ export interface DiskEndpoint {
    * direct; `buf` must then be aligned memory (see aligned-memory.ts).
    */
   read(buf: Uint8Array, length: number, position: number, fromDevice?: boolean): Promise<number>;
+  /**
+   * Descriptors for reading blocks on another thread (positional reads):
+   * `fd` reads the aligned part (direct when `fromDevice` and the disk is
+   * direct; the buffer must then be aligned), `tailFd` the rest.
+   */
+  blockSource(fromDevice?: boolean): { fd: number; tailFd: number };
   write(buf: Uint8Array, position: number): Promise<void>;
   /** Writes consecutive pieces at `position` in one call. */
   writev(parts: Buffer[], position: number): Promise<void>;
@@ -143,6 +149,9 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
       // Past the end of a short raw file the guest sees zeros.
       if (done < length) buf.fill(0, done, length);
       return length;
+    },
+    blockSource(fromDevice = false) {
+      return { fd: fromDevice && dfh ? dfh.fd : fh.fd, tailFd: fh.fd };
     },
     async write(buf, position) {
       if (canDirect(position, buf.length)) return directWrite([buf], buf.length, position);

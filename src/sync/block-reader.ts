@@ -5,7 +5,7 @@
  * slot. This is the read+hash half shared by both ends of a sync.
  */
 import type { DiskEndpoint } from '../storage/endpoint.js';
-import { isAllZero, type HashPool, type Slot } from './hash-pool.js';
+import type { HashPool, Slot } from './hash-pool.js';
 
 export type BlockState =
   | { index: number; zero: true; length: number }
@@ -40,19 +40,19 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
     const length = lengthOf(i);
     if (!o.dataBlocks[i]) return { index: i, zero: true, length };
     const slot = await o.pool.acquire();
+    let r: { zero: boolean; digest?: Buffer };
     try {
-      await o.disk.read(slot.buf, length, i * o.blockSize, o.fromDevice);
+      // Read, zero check and hash happen together on a pool thread.
+      r = await o.pool.readAndHash(slot, o.disk.blockSource(o.fromDevice), length, i * o.blockSize, !o.needsDigest || o.needsDigest(i));
     } catch (e) {
       o.pool.release(slot);
       throw e;
     }
-    const view = slot.buf.subarray(0, length);
-    if (isAllZero(view)) {
+    if (r.zero) {
       o.pool.release(slot);
       return { index: i, zero: true, length };
     }
-    const digest = o.needsDigest && !o.needsDigest(i) ? undefined : await o.pool.hash(slot, length);
-    return { index: i, zero: false, length, digest, slot };
+    return { index: i, zero: false, length, digest: r.digest, slot };
   };
   const queue: Array<Promise<BlockState>> = [];
   let next = o.from;

@@ -28,6 +28,8 @@ export interface SyncOptions {
   fsync?: boolean;
   /** Hash the whole destination even when its digests from the last sync are still valid. */
   rehash?: boolean;
+  /** Write the destination with direct I/O where it allows (default true); false goes through the page cache. */
+  direct?: boolean;
   force?: boolean;
   /** Volume group to create a missing destination LV in. */
   createLv?: string;
@@ -119,7 +121,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     createFormat: o.createFormat,
     hashThreads: o.hashThreads,
     rehash: o.rehash ?? false,
-    fsync: o.fsync ?? true,
+    direct: o.direct ?? true,
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
 

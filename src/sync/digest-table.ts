@@ -3,7 +3,7 @@
  * so a multi-TiB disk costs tens of MB, not millions of small objects.
  * Consumers can wait for a block's digest to arrive.
  */
-import { DIGEST_SIZE } from './hash-pool.js';
+import { DIGEST_SIZE } from './xxh128.js';
 
 const MISSING = 0;
 const DIGEST = 1;

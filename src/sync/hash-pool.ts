@@ -1,14 +1,17 @@
 /**
- * Block buffers in shared memory plus a pool of hashing threads, so hashing
- * large disks uses every core while the main thread keeps reading, sending
- * and writing. The hash is XXH3-128 (hash-wasm): 128-bit, about 4 GB/s per
- * core here, against 1.6 GB/s for sha256 and 0.8 GB/s for BLAKE3 (wasm).
+ * Block buffers in shared memory plus a pool of threads that read, check for
+ * zeros and hash blocks (see xxh128.ts), so scanning a large disk uses every
+ * core while the main thread keeps sending and writing.
  */
 import { Worker } from 'node:worker_threads';
-import { createXXHash128 } from 'hash-wasm';
 import { alignedSharedMemory } from '../storage/aligned-memory.js';
+import { isAllZero, readBlockSync, type BlockSource } from './block-io.js';
+import type { Answer, Job } from './hash-worker.js';
+import { xxh128 } from './xxh128.js';
 
-export const DIGEST_SIZE = 16;
+export { isAllZero } from './block-io.js';
+
+export { DIGEST_SIZE } from './xxh128.js';
 
 export interface Slot {
   readonly index: number;
@@ -16,11 +19,27 @@ export interface Slot {
   readonly buf: Buffer;
 }
 
+/**
+ * Threads started ahead of need: a thread takes ~100 ms to load here, which
+ * a sync would otherwise wait for at its start. `warmHashThreads` is called
+ * when a sync is being prepared; the next pool takes them.
+ */
+const warm: Worker[] = [];
+const spawnThread = (): Worker => {
+  const w = new Worker(new URL('./hash-worker.js', import.meta.url));
+  w.unref();
+  return w;
+};
+
+export function warmHashThreads(count: number): void {
+  while (warm.length < count) warm.push(spawnThread());
+}
+
 export class HashPool {
   private readonly workers: Worker[] = [];
   private readonly free: Slot[] = [];
   private readonly waiters: Array<(s: Slot) => void> = [];
-  private readonly pending = new Map<number, { resolve: (d: Buffer) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private turn = 0;
 
@@ -30,13 +49,15 @@ export class HashPool {
     const memory = alignedSharedMemory(blockSize * slotCount);
     for (let i = 0; i < slotCount; i++) this.free.push({ index: i, buf: Buffer.from(memory, i * blockSize, blockSize) });
     for (let t = 0; t < threads; t++) {
-      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { memory, blockSize } });
-      w.on('message', (m: { id: number; digest: Uint8Array }) => {
+      const w = warm.shift() ?? spawnThread();
+      w.postMessage({ attach: { memory, blockSize } });
+      w.on('message', (m: Answer) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         // Idle workers must not keep the process alive; busy ones must.
         if (this.pending.size === 0) for (const x of this.workers) x.unref();
-        p?.resolve(Buffer.from(m.digest.buffer, m.digest.byteOffset, m.digest.byteLength));
+        if (m.error) p?.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+        else p?.resolve(m);
       });
       w.on('error', (e) => {
         for (const p of this.pending.values()) p.reject(e);
@@ -69,23 +90,39 @@ export class HashPool {
   }
 
   /** Hashes the first `length` bytes of a slot on a worker thread. */
-  hash(slot: Slot, length: number): Promise<Buffer> {
-    if (this.workers.length === 0) return this.hashHere(slot, length);
+  async hash(slot: Slot, length: number): Promise<Buffer> {
+    if (this.workers.length === 0) return this.hashHere(slot.buf.subarray(0, length));
+    return toBuffer((await this.post({ id: 0, slot: slot.index, length })).digest!);
+  }
+
+  /**
+   * Reads a block into a slot, then hashes it unless it is all zeros (or
+   * `digest` is false). Slots are aligned, so `src.fd` may be a direct
+   * descriptor.
+   */
+  async readAndHash(slot: Slot, src: BlockSource, length: number, position: number, digest: boolean): Promise<{ zero: boolean; digest?: Buffer }> {
+    if (this.workers.length === 0) {
+      const view = slot.buf.subarray(0, length);
+      readBlockSync(src, view, position);
+      if (isAllZero(view)) return { zero: true };
+      return { zero: false, digest: digest ? await this.hashHere(view) : undefined };
+    }
+    const a = await this.post({ id: 0, slot: slot.index, length, read: { ...src, position, digest } });
+    return { zero: a.zero === true, digest: a.digest ? toBuffer(a.digest) : undefined };
+  }
+
+  private post(job: Job): Promise<Answer> {
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length]!;
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, slot: slot.index, length });
+      worker.postMessage({ ...job, id });
     });
   }
 
-  private hasher: ReturnType<typeof createXXHash128> | undefined;
-  private async hashHere(slot: Slot, length: number): Promise<Buffer> {
-    const h = await (this.hasher ??= createXXHash128());
-    h.init();
-    h.update(slot.buf.subarray(0, length));
-    return Buffer.from(h.digest('binary'));
+  private async hashHere(view: Uint8Array): Promise<Buffer> {
+    return xxh128(view);
   }
 
   async close(): Promise<void> {
@@ -95,19 +132,7 @@ export class HashPool {
 
 /** The digest of `length` zero bytes (same algorithm as the pool). */
 export async function zeroDigest(length: number): Promise<Buffer> {
-  const h = await createXXHash128();
-  h.init();
-  h.update(new Uint8Array(length));
-  return Buffer.from(h.digest('binary'));
+  return xxh128(new Uint8Array(length));
 }
 
-const ZERO_PAGE = Buffer.alloc(64 * 1024);
-
-/** True when every byte is zero (compares 64 KiB at a time; memcmp speed). */
-export function isAllZero(buf: Buffer): boolean {
-  for (let off = 0; off < buf.length; off += ZERO_PAGE.length) {
-    const end = Math.min(buf.length, off + ZERO_PAGE.length);
-    if (!buf.subarray(off, end).equals(ZERO_PAGE.subarray(0, end - off))) return false;
-  }
-  return true;
-}
+const toBuffer = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);

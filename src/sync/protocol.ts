@@ -17,7 +17,7 @@ export const FrameType = {
   Hello: 1, // JSON SenderHello
   Data: 2, // block bytes (flags & Compressed: zstd)
   Zero: 3, // block must read as zeros
-  Same: 4, // block already equal
+  Same: 4, // blocks index.. already equal (payload: u32 BE count; none = 1)
   End: 5, // JSON SenderEnd
   Verdict: 6, // JSON VerifyVerdict
   SourceDigest: 7, // 16-byte digest of the Data block that follows (when the source hashed it)

@@ -17,6 +17,7 @@ import { Checkpointer } from './checkpointer.js';
 import { dropDigestCache, saveDigestCache } from './digest-cache.js';
 import { DigestTable } from './digest-table.js';
 import { HashPool } from './hash-pool.js';
+import { trace } from '../util/trace.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 
 export interface StreamOptions {
@@ -204,12 +205,14 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
 
   const end = async (e: SenderEnd): Promise<void> => {
     ended = true;
+    trace('receive: end of stream');
     if (!o.dryRun && disk) {
       applied = blockCount;
       await checkpointer?.settle();
       await settleWrites();
       await flushZeros();
       if (e.fsync) await disk.flush();
+      trace('receive: flushed');
       const corrupt = process.env.FERRY_SYNC_CORRUPT_BLOCK; // fault injection: proves verification reads the disk
       if (corrupt) {
         await disk.write(Buffer.alloc(Math.min(blockSize, size - Number(corrupt) * blockSize), 0xee), Number(corrupt) * blockSize);
@@ -218,6 +221,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
     }
     if (e.verify && !o.dryRun) {
       await verifyReadBack(e.fsync);
+      trace('receive: read back');
       // The verdict may already be here when the source had nothing to wait for.
       const v = earlyVerdict ?? (await new Promise<VerifyVerdict>((r) => (verdict = r)));
       res.verified = v.ok;
@@ -229,6 +233,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       const trusted = e.fsync && (!e.verify || res.verified);
       if (disk && trusted && disk.info.kind === 'file') await saveDigestCache(o.path, blockSize, after);
     }
+    trace('receive: digests remembered');
     await writer.sendJson(FrameType.Done, {});
     socket.end();
     finish(res);
@@ -296,10 +301,12 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
         applied = f.index + 1;
         break;
       }
-      case FrameType.Same:
-        after.set(f.index, own.isZero(f.index) ? undefined : own.digest(f.index));
-        applied = f.index + 1;
+      case FrameType.Same: {
+        const count = f.payload.length >= 4 ? f.payload.readUInt32BE(0) : 1;
+        for (let i = f.index; i < f.index + count; i++) after.set(i, own.isZero(i) ? undefined : own.digest(i));
+        applied = f.index + count;
         break;
+      }
       case FrameType.End:
         await end(JSON.parse(f.payload.toString()) as SenderEnd);
         return;

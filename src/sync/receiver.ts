@@ -16,6 +16,7 @@ import { loadCheckpoint, resumePoint } from './checkpoint.js';
 import { loadDigestCache } from './digest-cache.js';
 import type { DigestTable } from './digest-table.js';
 import { serveSource, type ReceiveResult } from './receive-stream.js';
+import { trace } from '../util/trace.js';
 
 export type { ReceiveResult } from './receive-stream.js';
 
@@ -37,8 +38,8 @@ export interface ReceiveOptions {
   hashThreads?: number;
   /** Hash the whole destination even when its digests from the last sync are still valid. */
   rehash?: boolean;
-  /** The copy must end up durable: write it with direct I/O where the disk allows. */
-  fsync: boolean;
+  /** Write with direct I/O where the disk allows (bypassing the page cache). */
+  direct: boolean;
 }
 
 export interface ReceivePlan {
@@ -62,7 +63,9 @@ export interface ReceiveSession {
 
 /** Checks the destination, prepares it and starts listening; nothing is written before the source connects. */
 export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
+  trace('receive: start');
   const info = await inspectDisk(o.path);
+  trace('receive: inspected');
   let created = false;
   let disk: DiskEndpoint | undefined;
   let target: DiskInfo = info;
@@ -99,7 +102,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
     created = true;
     target = await inspectDisk(o.path);
   }
-  if (target.exists) disk = await openDisk(target, !o.dryRun, { direct: o.fsync && !o.dryRun });
+  if (target.exists) disk = await openDisk(target, !o.dryRun, { direct: o.direct && !o.dryRun });
 
   let resumeFrom = 0;
   let durableFrom = 0;
@@ -114,6 +117,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
   let cached: DigestTable | undefined;
   if (disk && !created && !o.rehash && target.kind === 'file') cached = await loadDigestCache(o.path, o.blockSize, blockCount);
 
+  trace('receive: ready to listen');
   const token = randomBytes(16).toString('hex');
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,7 @@ import { DigestTable } from './digest-table.js';
 import { HashPool } from './hash-pool.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 import { Throttle } from './throttle.js';
+import { trace } from '../util/trace.js';
 
 export interface SendOptions {
   path: string;
@@ -70,9 +71,13 @@ export interface SendResult extends SyncProgress {
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
   const info = o.info?.path === o.path ? o.info : await inspectDisk(o.path);
   if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
+  trace('send: start');
   const disk = await openDisk(info, false);
+  trace('send: disk open');
   const threads = o.hashThreads ?? Math.min(4, cpus().length);
-  const window = threads * 2 + 4;
+  // Enough blocks in flight to keep every hashing thread busy despite the
+  // round trip to it and back.
+  const window = threads * 4 + 8;
   const pool = HashPool.create(o.blockSize, window + 16, threads);
   const socket = net.connect({ host: o.host, port: o.port });
   const abort = (): void => void socket.destroy();
@@ -143,6 +148,7 @@ async function runSender(
         break;
       case FrameType.Hash:
         theirs.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
+        if (f.index === blockCount - 1) trace('send: all destination digests in');
         break;
       case FrameType.VerifyHash:
         readBack.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
@@ -179,6 +185,7 @@ async function runSender(
   const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun };
   await writer.sendJson(FrameType.Hello, hello);
   const { startBlock } = await orClose(readyP);
+  trace('send: destination ready');
   progress.blocksResumed = startBlock;
   progress.blocksConfirmed = startBlock;
   progress.bytesCompared = Math.min(size, startBlock * blockSize);
@@ -200,6 +207,7 @@ async function runSender(
 
   try {
     const dataBlocks = await dataBlocksPromise;
+    trace('send: source mapped');
     const send = async (type: (typeof FrameType)[keyof typeof FrameType], index: number, payload?: Buffer, flags = 0, onFlushed?: () => void): Promise<void> => {
       if (closed) throw closed;
       if (payload) await throttle.take(payload.length);
@@ -215,6 +223,16 @@ async function runSender(
     // data, and for the verification; a block going onto zeros without
     // verification is sent unhashed.
     const needsDigest = (i: number): boolean => o.verify || !theirs.has(i) || !theirs.isZero(i);
+    // Equal blocks are announced in runs: one frame for thousands of them.
+    let same: { start: number; count: number } | undefined;
+    const flushSame = async (): Promise<void> => {
+      if (!same) return;
+      const run = same;
+      same = undefined;
+      const count = Buffer.allocUnsafe(4);
+      count.writeUInt32BE(run.count);
+      await send(FrameType.Same, run.start, count);
+    };
     for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window, needsDigest })) {
       await arrived(theirs, b.index);
       if (b.zero) mine.set(b.index, undefined);
@@ -222,12 +240,18 @@ async function runSender(
       if (b.zero) progress.blocksZero++;
       if (mine.has(b.index) && mine.same(b.index, theirs)) {
         if (!b.zero) pool.release(b.slot);
-        if (!o.dryRun) await send(FrameType.Same, b.index);
+        if (!o.dryRun) {
+          if (same) same.count++;
+          else same = { start: b.index, count: 1 };
+          if (same.count >= 1024) await flushSame();
+        }
       } else if (b.zero) {
+        await flushSame();
         progress.blocksChanged++;
         sent[b.index] = 1;
         if (!o.dryRun) await send(FrameType.Zero, b.index);
       } else {
+        await flushSame();
         progress.blocksChanged++;
         sent[b.index] = 1;
         progress.bytesChanged += b.length;
@@ -260,6 +284,8 @@ async function runSender(
       }
     }
 
+    await flushSame();
+    trace('send: compared');
     const doneP = new Promise<void>((r) => (doneFrame = r));
     await send(FrameType.End, 0, Buffer.from(JSON.stringify({ verify: o.verify && !o.dryRun, fsync: o.fsync } satisfies SenderEnd)));
     let mismatches: Array<{ start: number; length: number }> = [];
@@ -271,7 +297,9 @@ async function runSender(
       verified = mismatches.length === 0;
       await send(FrameType.Verdict, 0, Buffer.from(JSON.stringify({ ok: verified, mismatches } satisfies VerifyVerdict)));
     }
+    trace('send: verified');
     await orClose(doneP);
+    trace('send: done');
     progress.phase = 'done';
     progress.blocksConfirmed = blockCount;
     report();

@@ -11,6 +11,9 @@ import { FerryError } from '../../util/errors.js';
 import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
 import { sendDisk, type SendOptions, type SendResult } from '../../sync/sender.js';
 import type { HandlerContext } from '../context.js';
+import { trace } from '../../util/trace.js';
+import { warmHashThreads } from '../../sync/hash-pool.js';
+import { cpus } from 'node:os';
 
 export interface SyncDiskReport extends DiskInfo {
   /** Human description of who uses the disk, empty when nobody. */
@@ -24,9 +27,14 @@ const sessions = new Map<string, ReceiveSession>();
 
 export const syncHandlers = {
   'sync.inspect': async (p: { path: string }): Promise<SyncDiskReport> => {
+    trace(`inspect ${p.path}`);
+    // A sync follows: have the hashing threads load meanwhile.
+    warmHashThreads(Math.min(4, cpus().length));
     const info = await inspectDisk(p.path);
+    trace('inspected (qemu-img info)');
     if (!info.exists) return { ...info, users: '', vmRunning: false, busy: false, deviceMapper: deviceMapperAvailable() };
     const users = await findDiskUsers(p.path);
+    trace('users found');
     return { ...info, users: describeUsers(users), vmRunning: hasRunningVm(users), busy: isBusy(users), deviceMapper: deviceMapperAvailable() };
   },
 

@@ -14,6 +14,7 @@ interface SyncFlags {
   dryRun?: boolean;
   verify: boolean;
   fsync: boolean;
+  direct: boolean;
   rehash?: boolean;
   force?: boolean;
   createLv?: string;
@@ -47,7 +48,8 @@ export function register(program: Command): void {
     .option('--resume', 'continue an interrupted sync from its checkpoint on the destination')
     .option('--dry-run', 'report what would be sent; write nothing')
     .option('--no-verify', 'skip reading the destination back to prove it equals the source')
-    .option('--no-fsync', 'leave flushing the destination to the kernel, as cp and qemu-img convert do (faster; a host crash soon after can lose the copy)')
+    .option('--no-fsync', 'do not flush the destination at the end, as cp and qemu-img convert do not (a host crash soon after can lose the copy); verification then reads through the page cache')
+    .option('--no-direct', 'write the destination through the page cache instead of with direct I/O')
     .option('--rehash', 'read and hash the whole destination even when ferry remembers its digests from the last sync')
     .option('--force', 'write even when the destination is mounted or open in a VM')
     .option('--create-lv <vg>', 'create a missing destination logical volume /dev/VG/LV in this volume group')
@@ -145,6 +147,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         dryRun: flags.dryRun,
         verify: flags.verify,
         fsync: flags.fsync,
+        direct: flags.direct,
         rehash: flags.rehash,
         force: flags.force,
         createLv: flags.createLv,
