@@ -79,7 +79,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     o.onWarning?.(m);
   };
 
-  const [s, d] = await Promise.all([src.client.call('sync.inspect', { path: src.path }), dst.client.call('sync.inspect', { path: dst.path })]);
+  const [s, d] = await Promise.all([src.client.call('sync.inspect', { path: src.path, role: 'source' }), dst.client.call('sync.inspect', { path: dst.path, role: 'destination' })]);
   if (!s.exists) {
     throw new FerryError('NOT_FOUND', `Cannot sync from "${src.label}": source not found`, { hint: 'check the source path and host' });
   }

@@ -8,6 +8,12 @@ import { FerryError } from './errors.js';
 // the CLI and the agent load, and neither runs a command before its first answer.
 let execaModule: Promise<typeof import('execa')> | undefined;
 
+/** Starts loading the command runner in the background (an agent does, once it has answered its first call). */
+export function preloadRunner(): void {
+  execaModule ??= import('execa');
+  execaModule.catch(() => undefined);
+}
+
 export interface RunOptions {
   input?: string | Buffer;
   cwd?: string;

@@ -26,10 +26,12 @@ export interface SyncDiskReport extends DiskInfo {
 const sessions = new Map<string, ReceiveSession>();
 
 export const syncHandlers = {
-  'sync.inspect': async (p: { path: string }): Promise<SyncDiskReport> => {
+  'sync.inspect': async (p: { path: string; role?: 'source' | 'destination' }): Promise<SyncDiskReport> => {
     trace(`inspect ${p.path}`);
-    // A sync follows: have the hashing threads load meanwhile.
-    warmHashThreads(Math.min(4, cpus().length));
+    // A sync follows: the source will read and hash at once, so its hashing
+    // threads load meanwhile. (The destination starts its own only if it has
+    // no remembered digests, which it learns later.)
+    if (p.role === 'source') warmHashThreads(Math.min(4, cpus().length));
     const info = await inspectDisk(p.path);
     trace('inspected (qemu-img info)');
     if (!info.exists) return { ...info, users: '', vmRunning: false, busy: false, deviceMapper: deviceMapperAvailable() };
