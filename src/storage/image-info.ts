@@ -52,7 +52,8 @@ export async function inspectDisk(path: string): Promise<DiskInfo> {
     exists: true,
     kind,
     format: info.format,
-    size: info['virtual-size'],
+    // A raw file holds exactly its bytes (qemu-img rounds its size up to 512).
+    size: info.format === 'raw' && !info['backing-filename'] ? st.size : info['virtual-size'],
     dev: ids.dev,
     ino: ids.ino,
     lv,
@@ -97,6 +98,23 @@ export interface CreateImage {
 
 /** Creates an empty (sparse) image of the given format and guest size, optionally over a backing file. */
 export async function createImage(spec: CreateImage): Promise<void> {
+  if (spec.format === 'raw' && !spec.backingFile) {
+    // Exactly the size asked for (qemu-img rounds raw files up to 512 bytes),
+    // sparse, and never over an existing file.
+    try {
+      const fh = await fs.open(spec.path, 'wx');
+      try {
+        await fh.truncate(spec.sizeBytes);
+      } finally {
+        await fh.close();
+      }
+      return;
+    } catch (e) {
+      throw new FerryError('COMMAND_FAILED', `Cannot create image "${spec.path}" (raw, ${spec.sizeBytes} bytes): ${(e as Error).message}`, {
+        hint: 'check that the directory exists and is writable and has free space, and that the file does not exist yet',
+      });
+    }
+  }
   const args = ['create', '-q', '-f', spec.format];
   if (spec.format === 'qcow2') args.push('-o', 'preallocation=off');
   if (spec.backingFile) args.push('-b', spec.backingFile, '-F', spec.backingFormat ?? 'raw');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { ferry, makeImage, makeLab, MiB, overwriteBlocks, sameContent, sh, type Lab } from './sync-helpers.js';
+import { block, ferry, makeImage, makeLab, MiB, overwriteBlocks, sameContent, sh, type Lab } from './sync-helpers.js';
 
 let lab: Lab;
 before(async () => {
@@ -144,6 +144,31 @@ test('sync qcow2 to raw writes the guest-visible bytes', async () => {
   assert.equal(info.format, 'raw');
   assert.equal((await sh('qemu-img', ['convert', '-O', 'raw', src, `${lab.dir}/b-ref.img`])).code, 0);
   assert.ok(await sameContent(`${lab.dir}/b-ref.img`, dst));
+});
+
+test('sync of a size that is no multiple of 4 KiB writes the aligned part directly and the tail through the cache', async () => {
+  const src = `${lab.dir}/odd.img`;
+  const dst = `${lab.dir}/odd-copy.img`;
+  const size = 3 * MiB + 1234;
+  const bytes = Buffer.concat([block(), block(), block(), block().subarray(0, 1234)]);
+  await fs.writeFile(src, bytes);
+  const r = await ferry(['sync', '--json', '--block-size', '64K', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.direct_io, true);
+  assert.equal(r.json.verified, true);
+  assert.equal(r.json.bytes_written, size);
+  assert.equal((await fs.stat(dst)).size, size);
+  assert.ok(await sameContent(src, dst));
+  // The tail block changes alone: found, sent and verified alone.
+  const fh = await fs.open(src, 'r+');
+  await fh.write(Buffer.from('tail'), 0, 4, size - 4);
+  await fh.close();
+  const again = await ferry(['sync', '--json', '--block-size', '64K', `ha:${src}`, `hb:${dst}`], lab.env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.json.blocks_changed, 1);
+  assert.equal(again.json.bytes_written, 1234 + (3 * MiB) % (64 * 1024));
+  assert.equal(again.json.verified, true);
+  assert.ok(await sameContent(src, dst));
 });
 
 test('sync --compress zstd sends fewer bytes than it changes on compressible data', async () => {
