@@ -7,6 +7,9 @@
 import type { DiskEndpoint } from '../storage/endpoint.js';
 import type { HashPool, Slot } from './hash-pool.js';
 
+/** Consecutive data blocks handed to a pool thread as one job. */
+const RUN = 4;
+
 export type BlockState =
   | { index: number; zero: true; length: number }
   | { index: number; zero: false; length: number; digest: Buffer | undefined; slot: Slot };
@@ -36,39 +39,66 @@ export interface BlockReaderOptions {
 export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockState> {
   const size = o.disk.size;
   const lengthOf = (i: number): number => Math.min(o.blockSize, size - i * o.blockSize);
-  const load = async (i: number): Promise<BlockState> => {
-    const length = lengthOf(i);
-    if (!o.dataBlocks[i]) return { index: i, zero: true, length };
-    const slot = await o.pool.acquire();
-    let r: { zero: boolean; digest?: Buffer };
+  /**
+   * Reads consecutive data blocks as one job for a pool thread: read, zero
+   * check and hash happen there, and one message each way serves them all
+   * (per-block messages kept the main thread, not the threads, busiest).
+   */
+  const loadRun = async (first: number, count: number): Promise<BlockState[]> => {
+    const slots: Slot[] = [];
     try {
-      // Read, zero check and hash happen together on a pool thread.
-      r = await o.pool.readAndHash(slot, o.disk.blockSource(o.fromDevice), length, i * o.blockSize, !o.needsDigest || o.needsDigest(i));
+      for (let k = 0; k < count; k++) slots.push(await o.pool.acquire());
+      const results = await o.pool.readAndHashRun(
+        o.disk.blockSource(o.fromDevice),
+        slots.map((slot, k) => ({ slot, length: lengthOf(first + k), position: (first + k) * o.blockSize, digest: !o.needsDigest || o.needsDigest(first + k) })),
+      );
+      return results.map((r, k) => {
+        const index = first + k;
+        if (!r.zero) return { index, zero: false, length: lengthOf(index), digest: r.digest, slot: slots[k]! };
+        o.pool.release(slots[k]!);
+        return { index, zero: true, length: lengthOf(index) };
+      });
     } catch (e) {
-      o.pool.release(slot);
+      for (const s of slots) o.pool.release(s);
       throw e;
     }
-    if (r.zero) {
-      o.pool.release(slot);
-      return { index: i, zero: true, length };
-    }
-    return { index: i, zero: false, length, digest: r.digest, slot };
   };
-  const queue: Array<Promise<BlockState>> = [];
+  // Runs in flight, in order; each yields its blocks in order.
+  const queue: Array<Promise<BlockState[]>> = [];
+  let queued = 0;
   let next = o.from;
+  const wanted = (i: number): boolean => !o.wanted || o.wanted(i);
   const fill = (): void => {
-    while (next < o.to && queue.length < o.window) {
+    while (next < o.to && queued < o.window) {
       const i = next++;
-      if (o.wanted && !o.wanted(i)) continue;
-      const p = load(i);
-      p.catch(() => undefined); // surfaced when awaited in order
-      queue.push(p);
+      if (!wanted(i)) continue;
+      if (!o.dataBlocks[i]) {
+        // A run of holes: nothing to read.
+        const holes: BlockState[] = [{ index: i, zero: true, length: lengthOf(i) }];
+        while (next < o.to && !o.dataBlocks[next] && holes.length < 1024) {
+          if (wanted(next)) holes.push({ index: next, zero: true, length: lengthOf(next) });
+          next++;
+        }
+        queue.push(Promise.resolve(holes));
+        queued += 1;
+        continue;
+      }
+      let count = 1;
+      while (count < RUN && next < o.to && o.dataBlocks[next] && wanted(next)) {
+        next++;
+        count++;
+      }
+      const run = loadRun(i, count);
+      run.catch(() => undefined); // surfaced when awaited in order
+      queue.push(run);
+      queued += count;
     }
   };
   fill();
   while (queue.length) {
-    const state = await queue.shift()!;
+    const states = await queue.shift()!;
+    queued -= states[0]?.zero && !o.dataBlocks[states[0].index] ? 1 : states.length;
     fill();
-    yield state;
+    yield* states;
   }
 }

@@ -47,3 +47,30 @@ test('a pool without threads hashes on the calling thread, alike', async () => {
     await inline.close();
   }
 });
+
+test('a run of blocks read by a pool thread: zeros found, digests as if hashed one by one', async () => {
+  const file = `/var/tmp/ferry-hash-run-${process.pid}.img`;
+  const blocks = [Buffer.alloc(4096), Buffer.alloc(4096, 1), Buffer.alloc(4096), Buffer.alloc(4096)];
+  randomFillSync(blocks[3]!);
+  const fs = await import('node:fs');
+  fs.writeFileSync(file, Buffer.concat(blocks).subarray(0, 4 * 4096 - 100)); // a short last block reads as zero-padded
+  const fd = fs.openSync(file, 'r');
+  const pool = HashPool.create(4096, 4, 1);
+  try {
+    const slots = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire()]);
+    const got = await pool.readAndHashRun(
+      { fd, tailFd: fd },
+      slots.map((slot, k) => ({ slot, length: 4096, position: k * 4096, digest: k !== 1 })),
+    );
+    assert.deepEqual(got.map((r) => r.zero), [true, false, true, false]);
+    assert.equal(got[1]!.digest, undefined, 'a digest only when asked');
+    const h = await createXXHash128();
+    h.init();
+    h.update(Buffer.concat([blocks[3]!.subarray(0, 4096 - 100), Buffer.alloc(100)]));
+    assert.ok(got[3]!.digest!.equals(Buffer.from(h.digest('binary'))));
+  } finally {
+    await pool.close();
+    fs.closeSync(fd);
+    fs.rmSync(file);
+  }
+});

@@ -92,7 +92,7 @@ export class HashPool {
   /** Hashes the first `length` bytes of a slot on a worker thread. */
   async hash(slot: Slot, length: number): Promise<Buffer> {
     if (this.workers.length === 0) return this.hashHere(slot.buf.subarray(0, length));
-    return toBuffer((await this.post({ id: 0, slot: slot.index, length })).digest!);
+    return toBuffer((await this.post({ id: 0, hash: { slot: slot.index, length } })).digest!);
   }
 
   /**
@@ -101,14 +101,21 @@ export class HashPool {
    * descriptor.
    */
   async readAndHash(slot: Slot, src: BlockSource, length: number, position: number, digest: boolean): Promise<{ zero: boolean; digest?: Buffer }> {
+    return (await this.readAndHashRun(src, [{ slot, length, position, digest }]))[0]!;
+  }
+
+  /** `readAndHash` for several blocks as one job (one message each way). */
+  async readAndHashRun(src: BlockSource, blocks: Array<{ slot: Slot; length: number; position: number; digest: boolean }>): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
     if (this.workers.length === 0) {
-      const view = slot.buf.subarray(0, length);
-      readBlockSync(src, view, position);
-      if (isAllZero(view)) return { zero: true };
-      return { zero: false, digest: digest ? await this.hashHere(view) : undefined };
+      return blocks.map((b) => {
+        const view = b.slot.buf.subarray(0, b.length);
+        readBlockSync(src, view, b.position);
+        if (isAllZero(view)) return { zero: true };
+        return { zero: false, digest: b.digest ? xxh128(view) : undefined };
+      });
     }
-    const a = await this.post({ id: 0, slot: slot.index, length, read: { ...src, position, digest } });
-    return { zero: a.zero === true, digest: a.digest ? toBuffer(a.digest) : undefined };
+    const a = await this.post({ id: 0, read: { ...src, blocks: blocks.map((b) => ({ slot: b.slot.index, length: b.length, position: b.position, digest: b.digest })) } });
+    return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
   }
 
   private post(job: Job): Promise<Answer> {
