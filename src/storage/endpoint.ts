@@ -18,6 +18,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { alignedSharedMemory, isAligned } from './aligned-memory.js';
 import { dataRanges, type ByteRange } from './allocation.js';
+import type { BlockSource } from './block-read.js';
 import { exportAsRaw, type RawExport } from './fuse-export.js';
 import type { DiskInfo } from './image-info.js';
 
@@ -27,7 +28,7 @@ export interface DiskEndpoint {
   readonly format: string;
   /** The path reads and writes go to (the disk itself, or its raw export). */
   readonly rawPath: string;
-  /** Whether aligned writes (and reads asked `fromDevice`) bypass the page cache. */
+  /** Whether aligned writes (and reads from `blockSource(true)`) bypass the page cache. */
   readonly direct: boolean;
   /**
    * Whether a completed write survives the writing process dying: true when
@@ -38,17 +39,11 @@ export interface DiskEndpoint {
   /** Data ranges right now, from the allocation map. */
   dataRanges(): Promise<ByteRange[]>;
   /**
-   * Reads `length` bytes at `position` (zeros past the end of a short file).
-   * `fromDevice` reads from the device, not the page cache, when the disk is
-   * direct; `buf` must then be aligned memory (see aligned-memory.ts).
+   * Descriptors to read blocks from (see block-read.ts): with `fromDevice`
+   * on a direct disk, the aligned part of each block comes from the device,
+   * not the page cache, into aligned memory.
    */
-  read(buf: Uint8Array, length: number, position: number, fromDevice?: boolean): Promise<number>;
-  /**
-   * Descriptors for reading blocks on another thread (positional reads):
-   * `fd` reads the aligned part (direct when `fromDevice` and the disk is
-   * direct; the buffer must then be aligned), `tailFd` the rest.
-   */
-  blockSource(fromDevice?: boolean): { fd: number; tailFd: number };
+  blockSource(fromDevice?: boolean): BlockSource;
   write(buf: Uint8Array, position: number): Promise<void>;
   /** Writes consecutive pieces at `position` in one call. */
   writev(parts: Buffer[], position: number): Promise<void>;
@@ -135,21 +130,6 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
     direct: dfh !== undefined,
     writesSurviveProcessExit: exp === undefined,
     dataRanges: () => dataRanges(info.path, format, size, kind),
-    async read(buf, length, position, fromDevice = false) {
-      // Direct reads cover the aligned part; a short tail goes through the cache.
-      const direct = fromDevice && dfh ? length - (length % 4096) : 0;
-      let done = 0;
-      while (done < length) {
-        const handle = done < direct && isAligned(position + done) ? dfh! : fh;
-        const want = handle === dfh ? direct - done : length - done;
-        const { bytesRead } = await handle.read(buf, done, want, position + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      // Past the end of a short raw file the guest sees zeros.
-      if (done < length) buf.fill(0, done, length);
-      return length;
-    },
     blockSource(fromDevice = false) {
       return { fd: fromDevice && dfh ? dfh.fd : fh.fd, tailFd: fh.fd };
     },

@@ -5,11 +5,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { alignedSharedMemory } from '../storage/aligned-memory.js';
-import { isAllZero, readBlockSync, type BlockSource } from './block-io.js';
+import { readBlockSync, type BlockSource } from '../storage/block-read.js';
+import { isAllZero } from './zeros.js';
 import type { Answer, Job } from './hash-worker.js';
 import { xxh128 } from './xxh128.js';
 
-export { isAllZero } from './block-io.js';
+export { isAllZero } from './zeros.js';
 
 export { DIGEST_SIZE } from './xxh128.js';
 

@@ -6,7 +6,8 @@
  * consecutive blocks per job saves messages.
  */
 import { parentPort } from 'node:worker_threads';
-import { isAllZero, readBlockSync, type BlockSource } from './block-io.js';
+import { readBlockSync, type BlockSource } from '../storage/block-read.js';
+import { isAllZero } from './zeros.js';
 import { xxh128 } from './xxh128.js';
 
 export type Job = {

@@ -1,21 +1,9 @@
 /**
- * Reading one block and deciding what it holds: shared by the hashing
- * threads (which read, check and hash in one go) and by the calling thread
- * when a pool runs without threads.
+ * Positional reads of one block, synchronous, for threads that do nothing
+ * else (the sync engine's hashing threads). Works with a direct descriptor
+ * for the aligned part of the block (see aligned-memory.ts).
  */
 import { readSync } from 'node:fs';
-
-const ZERO_PAGE = Buffer.alloc(64 * 1024);
-
-/** True when every byte is zero (compares 64 KiB at a time; memcmp speed). */
-export function isAllZero(buf: Uint8Array): boolean {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let off = 0; off < b.length; off += ZERO_PAGE.length) {
-    const end = Math.min(b.length, off + ZERO_PAGE.length);
-    if (!b.subarray(off, end).equals(ZERO_PAGE.subarray(0, end - off))) return false;
-  }
-  return true;
-}
 
 /** Where a block is read from: `fd` (direct I/O when it differs from `tailFd`), the unaligned rest from `tailFd`. */
 export interface BlockSource {
