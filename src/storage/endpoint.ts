@@ -112,7 +112,19 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
       }
       let done = 0;
       while (done < total) {
-        const { bytesWritten } = await dfh!.write(buf, done, total - done, position + done);
+        let bytesWritten: number;
+        try {
+          ({ bytesWritten } = await dfh!.write(buf, done, total - done, position + done));
+        } catch (e) {
+          // Some filesystems open with O_DIRECT and then refuse the writes:
+          // the page cache it is, for this write and the rest.
+          if ((e as NodeJS.ErrnoException).code !== 'EINVAL' || !dfh) throw e;
+          const refused = dfh;
+          dfh = undefined;
+          await refused.close().catch(() => undefined);
+          await bufferedWrite(buf.subarray(done, total), position + done);
+          return;
+        }
         if (bytesWritten === 0 || !isAligned(bytesWritten)) throw new Error(`short direct write at ${position + done}`);
         done += bytesWritten;
       }
@@ -127,7 +139,9 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
     size,
     format,
     rawPath,
-    direct: dfh !== undefined,
+    get direct() {
+      return dfh !== undefined;
+    },
     writesSurviveProcessExit: exp === undefined,
     dataRanges: () => dataRanges(info.path, format, size, kind),
     blockSource(fromDevice = false) {

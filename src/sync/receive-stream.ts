@@ -234,6 +234,8 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       if (disk && trusted && disk.info.kind === 'file') await saveDigestCache(o.path, blockSize, after);
     }
     trace('receive: digests remembered');
+    // As it ended: a filesystem may have refused direct writes half-way.
+    res.directIo = (disk?.direct ?? false) && !o.dryRun;
     await writer.sendJson(FrameType.Done, {});
     socket.end();
     finish(res);
