@@ -3,9 +3,13 @@
 
 // `ferry agent` is what ssh hosts run: start it without loading commander and
 // every command's modules, which would double its start-up time.
+import { trace } from '../util/trace.js';
+
+trace(`cli: started (${process.argv[2] ?? ''})`);
 if (process.argv[2] === 'agent' && process.argv.length === 3) {
   await import('../agent/main.js');
 } else {
   const { buildProgram } = await import('./program.js');
+  trace('cli: program loaded');
   await buildProgram().parseAsync(process.argv);
 }

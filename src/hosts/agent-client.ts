@@ -11,6 +11,7 @@ import type { HostFacts } from '../agent/handlers/system.js';
 import { FerryError, type SerializedError } from '../util/errors.js';
 import type { HostConfig } from './inventory.js';
 import { spawnAgent, type AgentProcess } from './transport.js';
+import { trace } from '../util/trace.js';
 
 const FERRY_ERROR_CODE = -32001;
 
@@ -56,6 +57,7 @@ export class AgentClient extends EventEmitter {
   static async connect(host: HostConfig, options: ConnectOptions = {}): Promise<AgentClient> {
     let child: AgentProcess;
     try {
+      trace(`agent: spawn for ${host.name}`);
       child = spawnAgent(host);
     } catch (e) {
       throw new FerryError('UNREACHABLE', `Cannot start the agent for host "${host.name}": ${(e as Error).message}`);
