@@ -5,14 +5,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import { alignedSharedMemory } from '../storage/aligned-memory.js';
-import { readBlockSync, type BlockSource } from '../storage/block-read.js';
-import { isAllZero } from './zeros.js';
+import type { BlockSource } from '../storage/block-read.js';
+import { examineBlock } from './examine-block.js';
 import type { Answer, Job } from './hash-worker.js';
-import { xxh128 } from './xxh128.js';
 
-export { isAllZero } from './zeros.js';
 
-export { DIGEST_SIZE } from './xxh128.js';
 
 export interface Slot {
   readonly index: number;
@@ -90,29 +87,16 @@ export class HashPool {
     else this.free.push(slot);
   }
 
-  /** Hashes the first `length` bytes of a slot on a worker thread. */
-  async hash(slot: Slot, length: number): Promise<Buffer> {
-    if (this.workers.length === 0) return this.hashHere(slot.buf.subarray(0, length));
-    return toBuffer((await this.post({ id: 0, hash: { slot: slot.index, length } })).digest!);
-  }
-
   /**
-   * Reads a block into a slot, then hashes it unless it is all zeros (or
-   * `digest` is false). Slots are aligned, so `src.fd` may be a direct
-   * descriptor.
+   * Reads blocks into their slots, and hashes each unless it is all zeros
+   * (or its `digest` is false): one job for a pool thread, one message each
+   * way. Slots are aligned, so `src.fd` may be a direct descriptor.
    */
-  async readAndHash(slot: Slot, src: BlockSource, length: number, position: number, digest: boolean): Promise<{ zero: boolean; digest?: Buffer }> {
-    return (await this.readAndHashRun(src, [{ slot, length, position, digest }]))[0]!;
-  }
-
-  /** `readAndHash` for several blocks as one job (one message each way). */
   async readAndHashRun(src: BlockSource, blocks: Array<{ slot: Slot; length: number; position: number; digest: boolean }>): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
     if (this.workers.length === 0) {
       return blocks.map((b) => {
-        const view = b.slot.buf.subarray(0, b.length);
-        readBlockSync(src, view, b.position);
-        if (isAllZero(view)) return { zero: true };
-        return { zero: false, digest: b.digest ? xxh128(view) : undefined };
+        const r = examineBlock(src, b.slot.buf.subarray(0, b.length), b.position, b.digest);
+        return { zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined };
       });
     }
     const a = await this.post({ id: 0, read: { ...src, blocks: blocks.map((b) => ({ slot: b.slot.index, length: b.length, position: b.position, digest: b.digest })) } });
@@ -129,18 +113,9 @@ export class HashPool {
     });
   }
 
-  private async hashHere(view: Uint8Array): Promise<Buffer> {
-    return xxh128(view);
-  }
-
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
-}
-
-/** The digest of `length` zero bytes (same algorithm as the pool). */
-export async function zeroDigest(length: number): Promise<Buffer> {
-  return xxh128(new Uint8Array(length));
 }
 
 const toBuffer = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);

@@ -6,20 +6,16 @@
  * consecutive blocks per job saves messages.
  */
 import { parentPort } from 'node:worker_threads';
-import { readBlockSync, type BlockSource } from '../storage/block-read.js';
-import { isAllZero } from './zeros.js';
-import { xxh128 } from './xxh128.js';
+import type { BlockSource } from '../storage/block-read.js';
+import { examineBlock } from './examine-block.js';
 
 export type Job = {
   id: number;
-  /** Hash the first `length` bytes of a slot. */
-  hash?: { slot: number; length: number };
   /** Read blocks into slots, check for zeros, hash the others when asked. */
-  read?: BlockSource & { blocks: Array<{ slot: number; length: number; position: number; digest: boolean }> };
+  read: BlockSource & { blocks: Array<{ slot: number; length: number; position: number; digest: boolean }> };
 };
 export type Answer = {
   id: number;
-  digest?: Uint8Array;
   blocks?: Array<{ zero: boolean; digest?: Uint8Array }>;
   error?: { message: string; code?: string };
 };
@@ -36,18 +32,11 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
   const view = (slot: number, length: number): Uint8Array => new Uint8Array(memory, slot * blockSize, length);
   let answer: Answer;
   try {
-    if (job.read) {
-      const src = job.read;
-      answer = {
-        id: job.id,
-        blocks: src.blocks.map((b) => {
-          const v = view(b.slot, b.length);
-          readBlockSync(src, v, b.position);
-          if (isAllZero(v)) return { zero: true };
-          return { zero: false, digest: b.digest ? xxh128(v) : undefined };
-        }),
-      };
-    } else answer = { id: job.id, digest: xxh128(view(job.hash!.slot, job.hash!.length)) };
+    const src = job.read;
+    answer = {
+      id: job.id,
+      blocks: src.blocks.map((b) => examineBlock(src, view(b.slot, b.length), b.position, b.digest)),
+    };
   } catch (e) {
     answer = { id: job.id, error: { message: (e as Error).message, code: (e as NodeJS.ErrnoException).code } };
   }

@@ -56,7 +56,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   // remembered digests) or read back (verification).
   let hashPool: HashPool | undefined;
   const pool = (): HashPool => (hashPool ??= HashPool.create(blockSize, 16 + threads * 2, threads));
-  const res: ReceiveResult = { directIo: (disk?.direct ?? false) && !o.dryRun, bytesWritten: 0, blocksWritten: 0, blocksZeroed: 0, verified: false, verifyMismatches: [] };
+  const res: ReceiveResult = { directIo: false, bytesWritten: 0, blocksWritten: 0, blocksZeroed: 0, verified: false, verifyMismatches: [] };
 
   /** The destination's digests as streamed to the source. */
   const own = new DigestTable(blockCount);

@@ -1,0 +1,26 @@
+/**
+ * What one block holds: read into its slot, checked for zeros (a zero block
+ * costs nothing on the wire), hashed otherwise. Runs on the pool's threads,
+ * or on the calling thread for a pool without threads.
+ */
+import { readBlockSync, type BlockSource } from '../storage/block-read.js';
+import { xxh128 } from './xxh128.js';
+
+const ZERO_PAGE = Buffer.alloc(64 * 1024);
+
+/** True when every byte is zero (compares 64 KiB at a time; memcmp speed). */
+export function isAllZero(buf: Uint8Array): boolean {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let off = 0; off < b.length; off += ZERO_PAGE.length) {
+    const end = Math.min(b.length, off + ZERO_PAGE.length);
+    if (!b.subarray(off, end).equals(ZERO_PAGE.subarray(0, end - off))) return false;
+  }
+  return true;
+}
+
+/** Reads the block at `position` into `view`; a digest unless it is all zeros or `digest` is false. */
+export function examineBlock(src: BlockSource, view: Uint8Array, position: number, digest: boolean): { zero: boolean; digest?: Uint8Array } {
+  readBlockSync(src, view, position);
+  if (isAllZero(view)) return { zero: true };
+  return { zero: false, digest: digest ? xxh128(view) : undefined };
+}
