@@ -10,7 +10,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exportAsRaw } from '../storage/fuse-export.js';
 import { processesHolding } from '../storage/usage.js';
-import { placeLogicalVolume, readVolumeGroups, type LvIdentity, type VolumeGroup } from './lvm.js';
+import { placeLogicalVolume, readVolumeGroups, type LvIdentity, type VolumeGroup } from '../storage/lvm-layout.js';
 import { readPartitionTable, type Partition, type PartitionTable } from './partitions.js';
 
 export interface Filesystem {

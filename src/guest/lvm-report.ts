@@ -1,6 +1,6 @@
 /** The LVM part of `ferry guest inspect`: volume groups, their LVs and whether ferry could map each. */
 import type { AttachedImage, Filesystem } from './image.js';
-import { mapperName, type VolumeGroup } from './lvm.js';
+import { mapperName, type VolumeGroup } from '../storage/lvm-layout.js';
 
 export interface LvmReport {
   /** Partition numbers of the disk's LVM physical volumes. */

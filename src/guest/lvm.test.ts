@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyDeviceName } from './device-names.js';
 import type { Filesystem } from './image.js';
-import { lvForDevicePath, lvmConfig, mapperName, parseLvmReports, parsePeRanges, placeLogicalVolume, type VolumeGroup } from './lvm.js';
+import { lvForDevicePath, lvmConfig, mapperName, parseLvmReports, parsePeRanges, placeLogicalVolume, type VolumeGroup } from '../storage/lvm-layout.js';
 import { resolveFstabDevice } from './mount.js';
 
 // As `vgs|pvs|lvs --reportformat json --units b --nosuffix` print them (LVM 2.03.16), for a VG whose

@@ -12,7 +12,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { parseFstab, type FstabEntry } from './fstab.js';
 import type { AttachedImage, Filesystem } from './image.js';
-import { lvForDevicePath, type LvIdentity } from './lvm.js';
+import { lvForDevicePath, type LvIdentity } from '../storage/lvm-layout.js';
 
 export interface MountedGuest {
   /** Where the guest's / is mounted on this host. */

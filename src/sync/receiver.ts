@@ -6,10 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openDisk, type DiskEndpoint } from '../storage/endpoint.js';
 import { createImage, formatForNewImage, inspectDisk, type DiskInfo } from '../storage/image-info.js';
-import { createLv, parseLvPath } from '../storage/lvm.js';
+import { createLv, deviceMapperAvailable, lvExists, mapInactiveLv, parseLvPath, type LvName, type MappedLv } from '../storage/lvm.js';
 import { describeUsers, findDiskUsers, isBusy } from '../storage/usage.js';
 import { FerryError } from '../util/errors.js';
 import { loadCheckpoint, resumePoint } from './checkpoint.js';
@@ -64,13 +65,50 @@ export interface ReceiveSession {
 /** Checks the destination, prepares it and starts listening; nothing is written before the source connects. */
 export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
   trace('receive: start');
-  const info = await inspectDisk(o.path);
-  trace('receive: inspected');
+  const lv = await reachLvWithoutDeviceMapper(o);
+  try {
+    return await prepare(o, lv);
+  } catch (e) {
+    await lv?.mapped.release();
+    throw e;
+  }
+}
+
+/**
+ * An LV on a kernel without device-mapper has no device node: its extents
+ * are reached through a loop device (after creating it, with --create-lv).
+ */
+async function reachLvWithoutDeviceMapper(o: ReceiveOptions): Promise<{ mapped: MappedLv; created: boolean } | undefined> {
+  const name = parseLvPath(o.path);
+  if (!name || existsSync(o.path) || deviceMapperAvailable()) return undefined;
   let created = false;
+  if (!(await lvExists(name.vg, name.lv))) {
+    if (o.createLv === undefined || o.dryRun) return undefined; // refused or reported as missing below
+    checkCreateLv(o, name);
+    await createLv(name.vg, name.lv, o.sourceSize);
+    created = true;
+  }
+  return { mapped: await mapInactiveLv(name.vg, name.lv), created };
+}
+
+function checkCreateLv(o: ReceiveOptions, name: LvName | undefined): asserts name is LvName {
+  if (!name || name.vg !== o.createLv) {
+    throw new FerryError('USAGE', `Cannot create "${o.path}" with --create-lv ${o.createLv}: the path must be /dev/${o.createLv}/NAME`, {
+      hint: `name the destination /dev/${o.createLv}/LV`,
+    });
+  }
+}
+
+async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boolean } | undefined): Promise<ReceiveSession> {
+  // Reads and writes go to `ioPath`; messages, checkpoints and records name `o.path`.
+  const ioPath = lv?.mapped.device ?? o.path;
+  const info = await inspectDisk(ioPath);
+  trace('receive: inspected');
+  let created = lv?.created ?? false;
   let disk: DiskEndpoint | undefined;
   let target: DiskInfo = info;
   if (info.exists) {
-    const users = await findDiskUsers(o.path);
+    const users = await findDiskUsers(ioPath);
     if (isBusy(users) && !o.force) {
       throw new FerryError('IN_USE', `Cannot write to "${o.path}": it is ${describeUsers(users)}`, {
         hint: 'unmount it or stop the VM using it first; --force overrides this check (and risks corrupting it)',
@@ -86,11 +124,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
   } else if (!o.dryRun) {
     const lv = parseLvPath(o.path);
     if (o.createLv !== undefined) {
-      if (!lv || lv.vg !== o.createLv) {
-        throw new FerryError('USAGE', `Cannot create "${o.path}" with --create-lv ${o.createLv}: the path must be /dev/${o.createLv}/NAME`, {
-          hint: `name the destination /dev/${o.createLv}/LV`,
-        });
-      }
+      checkCreateLv(o, lv);
       await createLv(lv.vg, lv.lv, o.sourceSize);
     } else if (lv || dirname(o.path) === '/dev') {
       throw new FerryError('NOT_FOUND', `Cannot sync into "${o.path}": no such device`, {
@@ -151,6 +185,7 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
     clearTimeout(timer);
     server.close();
     await disk?.close();
+    await lv?.mapped.release();
   });
   result.catch(() => undefined);
 

@@ -1,16 +1,15 @@
 /**
  * ferry sync refuses bad input with a clear error and a hint, and writes
  * nothing: missing source, destination too small, destination mounted or
- * open in a VM, unknown host, source equal to destination, an LV that cannot
- * be created without device-mapper. A source in a running VM is copied with
- * a crash-consistency warning.
+ * open in a VM, unknown host, source equal to destination, --create-lv with
+ * a missing volume group. A source in a running VM is copied with a
+ * crash-consistency warning.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { deviceMapperAvailable } from '../../src/storage/lvm.js';
 import { ferry, makeImage, makeLab, sameContent, sh, type Lab } from './sync-helpers.js';
 
 let lab: Lab;
@@ -119,8 +118,11 @@ test('a destination open in a running VM is refused; a source in one is copied w
   }
 });
 
-test('--create-lv explains that this kernel cannot activate LVs', { skip: deviceMapperAvailable() && 'device-mapper present' }, async () => {
-  const r = await ferry(['sync', '--json', '--create-lv', 'vgferry', `ha:${src}`, 'hb:/dev/vgferry/copy'], lab.env);
-  assertRefused(r, 'INCOMPATIBLE');
-  assert.match(r.json.message as string, /device-mapper/);
+test('--create-lv names a volume group that does not exist, and a destination outside the one named', async () => {
+  const missing = await ferry(['sync', '--json', '--create-lv', 'vgferrynone', `ha:${src}`, 'hb:/dev/vgferrynone/copy'], lab.env);
+  assertRefused(missing, 'NOT_FOUND');
+  assert.match(missing.json.message as string, /volume group "vgferrynone" not found/);
+  const outside = await ferry(['sync', '--json', '--create-lv', 'vgferrynone', `ha:${src}`, `hb:${lab.dir}/not-an-lv.img`], lab.env);
+  assert.equal(outside.json.code, 'USAGE', JSON.stringify(outside.json));
+  await assert.rejects(fs.stat(`${lab.dir}/not-an-lv.img`));
 });

@@ -1,10 +1,11 @@
 /**
- * LVM2 inside a guest image, on a host without device-mapper: the volume
- * groups are read with the LVM tools in read-only reporting mode, limited to
- * the loop devices ferry made (the host's own volume groups stay invisible,
- * and nothing is activated, locked or cached), and every logical volume
- * that is one linear run of extents becomes its own loop device at that
- * run's offset, which the rest of the inspector treats like a partition.
+ * Where LVM keeps a logical volume's bytes, for hosts without device-mapper
+ * (which alone can activate an LV): the volume groups are read with the LVM
+ * tools in read-only reporting mode, limited to the given devices (nothing
+ * is activated, locked or cached), and a logical volume that is one linear
+ * run of extents can be reached as a loop device at that run's offset on
+ * its physical volume. Guest inspection uses it for the LVs inside a disk
+ * image; sync, for a destination LV on such a host.
  */
 import { run } from '../util/exec.js';
 
