@@ -32,11 +32,17 @@ export const syncHandlers = {
     // threads load meanwhile. (The destination starts its own only if it has
     // no remembered digests, which it learns later.)
     if (p.role === 'source') warmHashThreads(Math.min(4, cpus().length));
+    // Probing the image and looking for its users are independent: at once.
+    const usersLookup = findDiskUsers(p.path).then(
+      (found) => ({ found }),
+      (error: unknown) => ({ error }),
+    );
     const info = await inspectDisk(p.path);
-    trace('inspected (qemu-img info)');
+    const lookup = await usersLookup;
+    trace('inspected');
     if (!info.exists) return { ...info, users: '', vmRunning: false, busy: false, deviceMapper: deviceMapperAvailable() };
-    const users = await findDiskUsers(p.path);
-    trace('users found');
+    if ('error' in lookup) throw lookup.error;
+    const users = lookup.found;
     return { ...info, users: describeUsers(users), vmRunning: hasRunningVm(users), busy: isBusy(users), deviceMapper: deviceMapperAvailable() };
   },
 
