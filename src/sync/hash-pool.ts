@@ -26,6 +26,15 @@ const warm: Worker[] = [];
 const spawnThread = (): Worker => {
   const w = new Worker(new URL('./hash-worker.js', import.meta.url));
   w.unref();
+  // A thread that fails while waiting must not take the agent down (an
+  // 'error' event without a listener would): it is dropped, and a pool
+  // that took it rejects its jobs through its own listener.
+  const drop = (): void => {
+    const i = warm.indexOf(w);
+    if (i >= 0) warm.splice(i, 1);
+  };
+  w.on('error', drop);
+  w.on('exit', drop);
   return w;
 };
 
@@ -57,10 +66,13 @@ export class HashPool {
         if (m.error) p?.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
         else p?.resolve(m);
       });
-      w.on('error', (e) => {
+      const fail = (e: Error): void => {
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
-      });
+      };
+      w.on('error', fail);
+      // A thread gone (or never started) answers nothing: fail its jobs rather than wait forever.
+      w.on('exit', (code) => fail(new Error(`a hashing thread exited (code ${code})`)));
       w.unref();
       this.workers.push(w);
     }

@@ -33,8 +33,8 @@ test('a sync whose connection drops mid-way resumes from its checkpoint', async 
   const dst = `${lab.dir}/drop.img`;
   const env = { ...lab.env, FERRY_SYNC_DROP_AFTER_BYTES: String(40 * MiB) };
   const r = await ferry(['sync', '--json', '--bandwidth', '40', `ha:${lab.dir}/src.img`, `hb:${dst}`], env);
-  assert.equal(r.code, 1);
-  assert.equal(r.json.code, 'ABORTED');
+  assert.equal(r.code, 1, JSON.stringify(r.json));
+  assert.equal(r.json.code, 'ABORTED', JSON.stringify(r.json));
   assert.match(r.json.hint as string, /--resume/);
   await resumeAndCheck(dst);
 });
