@@ -4,6 +4,7 @@
  * for the aligned part of the block (see aligned-memory.ts).
  */
 import { readSync } from 'node:fs';
+import { DIRECT_ALIGNMENT } from './aligned-memory.js';
 
 /** Where a block is read from: `fd` (direct I/O when it differs from `tailFd`), the unaligned rest from `tailFd`. */
 export interface BlockSource {
@@ -17,7 +18,7 @@ export interface BlockSource {
  */
 export function readBlockSync(src: BlockSource, view: Uint8Array, position: number): void {
   const length = view.length;
-  let aligned = src.fd === src.tailFd ? length : length - (length % 4096);
+  let aligned = src.fd === src.tailFd ? length : length - (length % DIRECT_ALIGNMENT);
   let done = 0;
   while (done < length) {
     const direct = done < aligned;

@@ -51,11 +51,6 @@ export class DigestTable {
     return this.digest(index).equals(other.digest(index));
   }
 
-  /** Forgets a block's entry (it is no longer known). */
-  clear(index: number): void {
-    this.state[index] = MISSING;
-  }
-
   /** How many blocks have an entry. */
   known(): number {
     let n = 0;
