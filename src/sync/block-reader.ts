@@ -30,6 +30,8 @@ export interface BlockReaderOptions {
   needsDigest?: (index: number) => boolean;
   /** Read from the device, not the page cache (direct disks; see DiskEndpoint.read). */
   fromDevice?: boolean;
+  /** Once true, no further reads start: the blocks in flight are yielded, then the reader ends. */
+  stopped?: () => boolean;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
   let next = o.from;
   const wanted = (i: number): boolean => !o.wanted || o.wanted(i);
   const fill = (): void => {
-    while (next < o.to && queued < o.window) {
+    while (next < o.to && queued < o.window && !o.stopped?.()) {
       const i = next++;
       if (!wanted(i)) continue;
       if (!o.dataBlocks[i]) {

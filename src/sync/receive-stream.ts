@@ -18,7 +18,7 @@ import { dropDigestCache, saveDigestCache } from './digest-cache.js';
 import { DigestTable } from './digest-table.js';
 import { HashPool } from './hash-pool.js';
 import { trace } from '../util/trace.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { FrameFlag, FrameParser, FrameType, FrameWriter, encodeHashes, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 
 export interface StreamOptions {
   path: string;
@@ -150,7 +150,16 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       if (socket.destroyed) break;
       let b: { index: number; zero: boolean; digest?: Buffer };
       if (!toRead(i)) {
-        b = { index: i, zero: cached!.isZero(i), digest: cached!.isZero(i) ? undefined : Buffer.from(cached!.digest(i)) };
+        // Remembered digests go out a thousand to a frame.
+        const run: Array<Buffer | undefined> = [];
+        for (let k = i; k < blockCount && run.length < 1024 && !toRead(k); k++) {
+          const d = cached!.isZero(k) ? undefined : cached!.digest(k);
+          own.set(k, d);
+          run.push(d);
+        }
+        await writer.send(FrameType.Hashes, i, encodeHashes(run));
+        i += run.length - 1;
+        continue;
       } else {
         reader ??= readBlocks({
           disk,
