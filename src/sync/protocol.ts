@@ -211,6 +211,8 @@ export interface SenderHello {
   sourceId: string;
   resume: boolean;
   dryRun: boolean;
+  /** The run ends with a verification: the destination may read written blocks back as it goes. */
+  verify: boolean;
 }
 
 export interface ReceiverReady {

@@ -185,7 +185,7 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
   const arrived = (table: DigestTable, i: number): Promise<void> => (table.has(i) ? Promise.resolve() : orClose(table.wait(i)));
 
   const readyP = new Promise<ReceiverReady>((r) => (ready = r));
-  const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun };
+  const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun, verify: o.verify && !o.dryRun };
   await writer.sendJson(FrameType.Hello, hello);
   const { startBlock } = await orClose(readyP);
   trace('send: destination ready');
