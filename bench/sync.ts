@@ -33,7 +33,8 @@ const MiB = 1 << 20;
 const SIZE = 4096 * MiB;
 const RUNS = Number(process.env.FERRY_BENCH_RUNS ?? 2);
 const SETTLE_MS = Number(process.env.FERRY_BENCH_SETTLE_MS ?? 3000);
-const main = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
+/** The ferry command as users run it (bin/ferry, from dist/bench/sync.js). */
+const ferryCommand = fileURLToPath(new URL('../../bin/ferry', import.meta.url));
 const dir = `/var/tmp/ferry-bench-sync-${process.pid}`;
 
 function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ seconds: number; stdout: string; stderr: string }> {
@@ -108,7 +109,7 @@ async function main_(): Promise<void> {
   const src = `${dir}/src.img`;
   const out = `${dir}/out.img`;
   const ferry = async (args: string[], dst = out): Promise<Ferry> => {
-    const r = await run(process.execPath, [main, 'sync', '--json', ...args, `ha:${src}`, `hb:${dst}`], env);
+    const r = await run(ferryCommand, ['sync', '--json', ...args, `ha:${src}`, `hb:${dst}`], env);
     return { seconds: r.seconds, result: JSON.parse(r.stdout.trim().split('\n').pop()!) };
   };
   /** The same starting state for every timed run (see the header). */

@@ -33,11 +33,12 @@ export interface FileIdentity {
 }
 
 /**
- * File times tick at the kernel's coarse clock (a few ms): a write in the
- * same tick as the last one recorded would leave them unchanged. So a record
- * is only made once the file's times are this far in the past.
+ * File times tick at the kernel's coarse clock: a write in the same tick as
+ * the last one recorded would leave them unchanged. So a record is only
+ * made once the file's times are more than a tick in the past. Linux ticks
+ * at least 100 times a second (CONFIG_HZ 100 to 1000; 250 here).
  */
-const SETTLE_NS = 50_000_000n;
+const SETTLE_NS = 20_000_000n;
 
 export function digestCachePath(destination: string): string {
   return statePath(destination, '.digests');

@@ -196,14 +196,17 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   /**
    * On a direct disk a written block can be read back from the device as
    * soon as its write completes, so the verification's reads overlap the
-   * stream instead of following it. One at a time, never holding a write
-   * back: blocks written meanwhile are read back at the end.
+   * stream instead of following it. Only where writes are few (a re-sync)
+   * and the disk has nothing else to do, one block at a time: in a full
+   * copy, reads mixed in with the writes slowed it down more than reading
+   * everything back at the end. The rest is read back at the end.
    */
   const readEarly = new Uint8Array(blockCount);
   let earlyRead: Promise<void> | undefined;
   let earlyBuffer: Uint8Array | undefined;
   const readBackSoon = (index: number): void => {
-    if (earlyRead || !disk?.direct || !hello?.verify) return;
+    const mostlyUnchanged = res.blocksWritten * 8 <= applied - resumeFrom;
+    if (earlyRead || inflight.size > 0 || !mostlyUnchanged || !disk?.direct || !hello?.verify) return;
     const view = (earlyBuffer ??= new Uint8Array(alignedSharedMemory(blockSize), 0, blockSize)).subarray(0, Math.min(blockSize, size - index * blockSize));
     earlyRead = (async () => {
       await readBlock(disk.blockSource(true), view, index * blockSize);
