@@ -1,10 +1,15 @@
 /** `ferry sync SRC DST`: block delta sync of one disk between two hosts. */
 import { Command, Option } from 'commander';
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory, type HostConfig } from '../../hosts/inventory.js';
 import { FerryError, asFerryError, formatError } from '../../util/errors.js';
-import { formatEndpointSpec, parseEndpointSpec, syncDisks, verifyError, type SyncProgress, type SyncSummary } from '../../sync/mod.js';
+// The controller and the spec parser, not sync/mod.js: mod.js also exports the
+// agents' sender and receiver, whose native hashing and compression addons the
+// CLI would load for nothing before it can start the agents.
+import { syncDisks, verifyError, type SyncSummary } from '../../sync/controller.js';
+import { formatEndpointSpec, parseEndpointSpec } from '../../sync/endpoint-spec.js';
+import type { SyncProgress } from '../../sync/sender.js';
 
 interface SyncFlags {
   blockSize: string;
@@ -103,15 +108,18 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   if (bandwidth !== undefined && !(bandwidth > 0)) throw new FerryError('USAGE', `Invalid bandwidth "${flags.bandwidth}"`, { hint: 'give MiB per second, e.g. --bandwidth 100' });
   const hashThreads = flags.hashThreads === undefined ? undefined : Number(flags.hashThreads);
 
-  const [srcClient, dstClient] = await Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
-  clients.push(srcClient, dstClient);
-
+  // The agents boot (a node start each) while this process loads the progress bar.
+  const connecting = Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
   const tty = process.stderr.isTTY && !flags.json;
+  const progressBars = tty ? import('cli-progress').then((m) => m.default) : undefined;
+  const [srcClient, dstClient] = await connecting;
+  clients.push(srcClient, dstClient);
+  const cliProgress = await progressBars;
   let bar: cliProgress.SingleBar | undefined;
   let lastLine = 0;
   const onProgress = (p: SyncProgress): void => {
     const payload = progressFields(p);
-    if (tty) {
+    if (cliProgress) {
       if (!bar) {
         bar = new cliProgress.SingleBar(
           {
@@ -127,7 +135,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
       }
       if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
       bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
-    } else if (!tty && performance.now() - lastLine > 2000) {
+    } else if (performance.now() - lastLine > 2000) {
       // Plain lines for logs and pipes (stdout keeps only the result).
       lastLine = performance.now();
       process.stderr.write(
