@@ -6,11 +6,17 @@
 import type { Readable, Writable } from 'node:stream';
 import * as rpc from 'vscode-jsonrpc/node.js';
 import { asFerryError } from '../util/errors.js';
+import { preloadRunner } from '../util/exec.js';
 import type { HandlerContext } from './context.js';
-import { handlers } from './registry.js';
+import { loadHandlers, startHandlers } from './registry.js';
 
 /** JSON-RPC error code for errors a handler raised on purpose. */
 export const FERRY_ERROR_CODE = -32001;
+
+function failure(e: unknown): rpc.ResponseError<unknown> {
+  const err = asFerryError(e);
+  return new rpc.ResponseError(FERRY_ERROR_CODE, err.message, err.toJSON());
+}
 
 export function serveAgent(input: Readable, output: Writable): Promise<void> {
   const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(input), new rpc.StreamMessageWriter(output));
@@ -20,16 +26,46 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
     onClose: (cleanup) => cleanups.push(cleanup),
   };
 
-  for (const [method, handler] of Object.entries(handlers)) {
+  const answer = async (handler: unknown, params: unknown): Promise<unknown> => {
+    try {
+      return await (handler as (p: unknown, c: HandlerContext) => Promise<unknown>)(params, ctx);
+    } catch (e) {
+      return failure(e);
+    }
+  };
+  // Every session starts with one of these (system.facts): once it is
+  // answered, load the other handlers, then the command runner, while the
+  // controller reads the answer and sends its next call.
+  let preloading = false;
+  const preload = (): void => {
+    if (preloading) return;
+    preloading = true;
+    setImmediate(() => {
+      loadHandlers().then(preloadRunner, () => undefined);
+    });
+  };
+  for (const [method, handler] of Object.entries(startHandlers)) {
     connection.onRequest(method, async (params: unknown) => {
       try {
-        return await (handler as (p: unknown, c: HandlerContext) => Promise<unknown>)(params, ctx);
-      } catch (e) {
-        const err = asFerryError(e);
-        return new rpc.ResponseError(FERRY_ERROR_CODE, err.message, err.toJSON());
+        return await answer(handler, params);
+      } finally {
+        preload();
       }
     });
   }
+  // Any other method waits for the other areas to load. A lone parameter that
+  // is not an object travels as a one-element array; the handlers above get
+  // it unwrapped, and so do these.
+  connection.onRequest(async (method: string, params: unknown) => {
+    let handlers: Record<string, unknown>;
+    try {
+      handlers = await loadHandlers();
+    } catch (e) {
+      return failure(e);
+    }
+    if (!Object.hasOwn(handlers, method)) return new rpc.ResponseError(rpc.ErrorCodes.MethodNotFound, `Unhandled method ${method}`);
+    return answer(handlers[method], Array.isArray(params) ? params[0] : params);
+  });
 
   return new Promise((resolve) => {
     const finish = async (): Promise<void> => {
