@@ -1,8 +1,8 @@
 /**
  * Every method the agent answers. Each area keeps its handlers in its own
  * file under handlers/ and adds them here: its type to AgentHandlers (the
- * controller's client derives its typed API from it) and its loader to
- * loadHandlers.
+ * controller's client derives its typed API from it) and its loader, with
+ * its methods' name prefix, to `_areas`.
  *
  * The system handlers load with the agent, so that its first answer
  * (`system.facts`) comes as soon as node has started; the other areas, which
@@ -35,19 +35,47 @@ export type AgentResult<M extends AgentMethod> = Awaited<ReturnType<AgentHandler
 /** The handlers loaded with the agent. */
 export const startHandlers = systemHandlers;
 
-let all: Promise<AgentHandlers> | undefined;
+export interface Area {
+  /** Method name prefixes: a hint to load just this area for such a method (else every area loads). */
+  prefixes: string[];
+  load(): Promise<Record<string, unknown>>;
+}
 
-/** Every handler, loading the areas on the first call. */
-export function loadHandlers(): Promise<AgentHandlers> {
-  all ??= Promise.all([
-    import('./handlers/files.js').then((m) => m.fileHandlers),
-    import('./handlers/qemu.js').then((m) => m.qemuHandlers),
-    import('./handlers/qmp.js').then((m) => m.qmpHandlers),
-    import('./handlers/images.js').then((m) => m.imageHandlers),
-    import('./handlers/leases.js').then((m) => m.leaseHandlers),
-    import('./handlers/lab.js').then((m) => m.labHandlers),
-    import('./handlers/guest.js').then((m) => m.guestHandlers),
-    import('./handlers/sync.js').then((m) => m.syncHandlers),
-  ]).then((areas) => Object.assign({}, startHandlers, ...areas) as AgentHandlers);
-  return all;
+/** The other areas, in the order the agent loads them once it has answered its first call. */
+export const _areas: Area[] = [
+  { prefixes: ['sync.'], load: () => import('./handlers/sync.js').then((m) => m.syncHandlers) },
+  { prefixes: ['file.'], load: () => import('./handlers/files.js').then((m) => m.fileHandlers) },
+  { prefixes: ['qmp.'], load: () => import('./handlers/qmp.js').then((m) => m.qmpHandlers) },
+  { prefixes: ['qemu.', 'process.'], load: () => import('./handlers/qemu.js').then((m) => m.qemuHandlers) },
+  { prefixes: ['image.'], load: () => import('./handlers/images.js').then((m) => m.imageHandlers) },
+  { prefixes: ['lease.'], load: () => import('./handlers/leases.js').then((m) => m.leaseHandlers) },
+  { prefixes: ['lab.'], load: () => import('./handlers/lab.js').then((m) => m.labHandlers) },
+  { prefixes: ['guest.'], load: () => import('./handlers/guest.js').then((m) => m.guestHandlers) },
+];
+
+const loading = new Map<Area, Promise<Record<string, unknown>>>();
+
+function loadArea(area: Area): Promise<Record<string, unknown>> {
+  let handlers = loading.get(area);
+  if (!handlers) loading.set(area, (handlers = area.load()));
+  return handlers;
+}
+
+/**
+ * The handler for a method outside startHandlers, or undefined if there is
+ * none: its area loads first, the others only if its name does not tell it.
+ */
+export async function findHandler(method: string): Promise<unknown> {
+  const hinted = _areas.find((a) => a.prefixes.some((prefix) => method.startsWith(prefix)));
+  if (hinted) {
+    const handlers = await loadArea(hinted);
+    if (Object.hasOwn(handlers, method)) return handlers[method];
+  }
+  const all = await Promise.all(_areas.map(loadArea));
+  return all.find((handlers) => Object.hasOwn(handlers, method))?.[method];
+}
+
+/** Loads every area, one after another, so that a call to one waits for that one alone. */
+export async function preloadAreas(): Promise<void> {
+  for (const area of _areas) await loadArea(area);
 }

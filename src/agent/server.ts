@@ -8,7 +8,7 @@ import * as rpc from 'vscode-jsonrpc/node.js';
 import { asFerryError } from '../util/errors.js';
 import { preloadRunner } from '../util/exec.js';
 import type { HandlerContext } from './context.js';
-import { loadHandlers, startHandlers } from './registry.js';
+import { findHandler, preloadAreas, startHandlers } from './registry.js';
 
 /** JSON-RPC error code for errors a handler raised on purpose. */
 export const FERRY_ERROR_CODE = -32001;
@@ -41,7 +41,7 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
     if (preloading) return;
     preloading = true;
     setImmediate(() => {
-      loadHandlers().then(preloadRunner, () => undefined);
+      preloadAreas().then(preloadRunner, () => undefined);
     });
   };
   for (const [method, handler] of Object.entries(startHandlers)) {
@@ -53,18 +53,18 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
       }
     });
   }
-  // Any other method waits for the other areas to load. A lone parameter that
-  // is not an object travels as a one-element array; the handlers above get
-  // it unwrapped, and so do these.
+  // Any other method waits for its area to load. A lone parameter that is not
+  // an object travels as a one-element array; the handlers above get it
+  // unwrapped, and so do these.
   connection.onRequest(async (method: string, params: unknown) => {
-    let handlers: Record<string, unknown>;
+    let handler: unknown;
     try {
-      handlers = await loadHandlers();
+      handler = await findHandler(method);
     } catch (e) {
       return failure(e);
     }
-    if (!Object.hasOwn(handlers, method)) return new rpc.ResponseError(rpc.ErrorCodes.MethodNotFound, `Unhandled method ${method}`);
-    return answer(handlers[method], Array.isArray(params) ? params[0] : params);
+    if (handler === undefined) return new rpc.ResponseError(rpc.ErrorCodes.MethodNotFound, `Unhandled method ${method}`);
+    return answer(handler, Array.isArray(params) ? params[0] : params);
   });
 
   return new Promise((resolve) => {
