@@ -13,6 +13,8 @@
 //   inspect  the same sync, timed (with FERRY_TRACE) from its start until both
 //          agents have begun `sync.inspect`: the start-up cost of a sync
 //                                           inspect:dist/bundle/ferry.js
+//   send   the same, until the source agent begins sending ("send: start")
+//                                           send:dist/bundle/ferry.js
 // e.g. node scripts/start-times.mjs 15 help=wall:bin/ferry\ --help agent=agent:bin/ferry\ agent sync=sync:dist/bundle/ferry.js
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -28,8 +30,8 @@ if (args[0] === '--source-mib') {
 }
 const rounds = Number(args[0]);
 const variants = args.slice(1).map((text) => {
-  const m = /^([^=]+)=(wall|agent|sync|inspect):(.+)$/.exec(text);
-  if (!m) throw new Error(`Invalid variant "${text}": write LABEL=wall|agent|sync|inspect:COMMAND`);
+  const m = /^([^=]+)=(wall|agent|sync|inspect|send):(.+)$/.exec(text);
+  if (!m) throw new Error(`Invalid variant "${text}": write LABEL=wall|agent|sync|inspect|send:COMMAND`);
   return { label: m[1], kind: m[2], argv: m[3].split(' '), times: [] };
 });
 if (!rounds || !(sourceMiB > 0) || variants.length === 0) throw new Error('usage: node scripts/start-times.mjs [--source-mib N] ROUNDS LABEL=KIND:COMMAND ...');
@@ -75,25 +77,25 @@ function sync(entry, traceFile) {
   return wall([process.execPath, entry, 'sync', '--json', `ha:${join(work, 'src.img')}`, `hb:${join(work, 'dst.img')}`], env);
 }
 
-// From just before the CLI is spawned until the later of the two agents
-// traces the start of `sync.inspect` ("inspect PATH" from its handler).
-function untilInspect(entry) {
+// From just before the CLI is spawned until the last of `count` processes
+// traces a line matching `label` (after its epoch-ms and pid).
+function untilTraced(entry, label, count) {
   const traceFile = join(work, 'trace.log');
   rmSync(traceFile, { force: true });
   const started = performance.timeOrigin + performance.now();
   sync(entry, traceFile);
-  const inspects = readFileSync(traceFile, 'utf8')
+  const lines = readFileSync(traceFile, 'utf8')
     .split('\n')
-    .map((line) => /^(\S+) (\d+) inspect \//.exec(line))
-    .filter((m) => m !== null);
-  if (new Set(inspects.map((m) => m[2])).size !== 2) throw new Error(`Expected two agents to trace "inspect" in ${traceFile}`);
-  return Math.max(...inspects.map((m) => Number(m[1]))) - started;
+    .map((line) => /^(\S+) (\d+) (.*)$/.exec(line))
+    .filter((m) => m !== null && label.test(m[3]));
+  if (new Set(lines.map((m) => m[2])).size !== count) throw new Error(`Expected ${count} processes to trace ${label} in ${traceFile}`);
+  return Math.max(...lines.map((m) => Number(m[1]))) - started;
 }
 
 try {
   for (let i = 0; i < rounds; i++) {
     for (const v of variants) {
-      const kinds = { agent: () => firstAnswer(v.argv), sync: () => sync(v.argv[0]), inspect: () => untilInspect(v.argv[0]), wall: () => wall(v.argv) };
+      const kinds = { agent: () => firstAnswer(v.argv), sync: () => sync(v.argv[0]), inspect: () => untilTraced(v.argv[0], /^inspect \//, 2), send: () => untilTraced(v.argv[0], /^send: start$/, 1), wall: () => wall(v.argv) };
       v.times.push(await kinds[v.kind]());
     }
   }

@@ -5,9 +5,9 @@
  * its methods' name prefix, to `_areas`.
  *
  * The system handlers load with the agent, so that its first answer
- * (`system.facts`) comes as soon as node has started; the other areas, which
- * pull in the sync engine, QMP, QEMU and the guest code, load while the
- * controller reads that answer (see server.ts).
+ * (`system.facts`) comes as soon as node has started; each other area, which
+ * pulls in the sync engine, QMP, QEMU or the guest code, loads when first
+ * called (or ahead, see server.ts).
  */
 import { systemHandlers } from './handlers/system.js';
 import type { fileHandlers } from './handlers/files.js';
@@ -41,7 +41,7 @@ export interface Area {
   load(): Promise<Record<string, unknown>>;
 }
 
-/** The other areas, in the order the agent loads them once it has answered its first call. */
+/** The other areas, loaded when first called. */
 export const _areas: Area[] = [
   { prefixes: ['sync.'], load: () => import('./handlers/sync.js').then((m) => m.syncHandlers) },
   { prefixes: ['file.'], load: () => import('./handlers/files.js').then((m) => m.fileHandlers) },
@@ -73,9 +73,4 @@ export async function findHandler(method: string): Promise<unknown> {
   }
   const all = await Promise.all(_areas.map(loadArea));
   return all.find((handlers) => Object.hasOwn(handlers, method))?.[method];
-}
-
-/** Loads every area, one after another, so that a call to one waits for that one alone. */
-export async function preloadAreas(): Promise<void> {
-  for (const area of _areas) await loadArea(area);
 }
