@@ -111,24 +111,25 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   // The agents boot (a node start each) while this process loads the progress bar.
   const connecting = Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
   const tty = process.stderr.isTTY && !flags.json;
-  const progressBars = tty ? import('cli-progress').then((m) => m.default) : undefined;
+  const loadingBars = tty ? import('cli-progress').then((m) => m.default) : undefined;
   const [srcClient, dstClient] = await connecting;
   clients.push(srcClient, dstClient);
-  const cliProgress = await progressBars;
+  // Only on a terminal: logs and pipes get plain lines.
+  const bars = await loadingBars;
   let bar: cliProgress.SingleBar | undefined;
   let lastLine = 0;
   const onProgress = (p: SyncProgress): void => {
     const payload = progressFields(p);
-    if (cliProgress) {
+    if (bars) {
       if (!bar) {
-        bar = new cliProgress.SingleBar(
+        bar = new bars.SingleBar(
           {
             format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
             stream: process.stderr,
             hideCursor: true,
             etaBuffer: 20,
           },
-          cliProgress.Presets.shades_classic,
+          bars.Presets.shades_classic,
         );
         bar.start(p.bytesTotal, 0, payload);
         setBar(bar);
