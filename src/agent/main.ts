@@ -4,8 +4,15 @@
  * It loads the handlers and the RPC layer only: no commander, no command
  * modules, so the first answer comes as early as node allows.
  */
+import { setFlagsFromString } from 'node:v8';
 import { trace } from '../util/trace.js';
 import { serveAgent } from './server.js';
+
+// The agent's JavaScript only steers native work (reads, hashes, writes and
+// the network are native), so V8's optimizing compiler has little to gain
+// here, and it costs: in a one-second sync on two cores, its threads took a
+// sixth of the CPU the reading threads needed. Baseline code it is.
+setFlagsFromString('--max-opt=1');
 
 trace('agent: loaded');
 

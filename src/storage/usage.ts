@@ -5,6 +5,7 @@
  * gives a crash-consistent copy only.
  */
 import * as fs from 'node:fs/promises';
+import { runningCommandPids } from '../util/exec.js';
 
 export interface DiskUsers {
   /** Mount points whose filesystem lives on the disk. */
@@ -98,10 +99,17 @@ async function loopsBackedBy(real: string): Promise<Array<{ device: string; majm
   return out;
 }
 
-/** Processes (other than this one and `ignorePids`) with `path` open, from the /proc/PID/fd links. */
+/**
+ * Processes with `path` open, from the /proc/PID/fd links; not this one, nor
+ * the commands it is running right now (its own probes of the disk), nor
+ * `ignorePids`.
+ */
 export async function processesHolding(path: string, ignorePids: number[] = []): Promise<Array<{ pid: number; command: string }>> {
   const real = await fs.realpath(path).catch(() => path);
   const ignore = new Set([process.pid, ...ignorePids]);
+  // Looked up when a holder is found, not before the scan: a probe started
+  // meanwhile is registered before it can open anything.
+  const ours = runningCommandPids();
   const out: Array<{ pid: number; command: string }> = [];
   for (const entry of await fs.readdir('/proc')) {
     const pid = Number(entry);
@@ -115,6 +123,7 @@ export async function processesHolding(path: string, ignorePids: number[] = []):
     for (const fd of fds) {
       const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       if (target === real) {
+        if (ours.has(pid)) break;
         // argv[0], not comm: comm is cut at 15 characters ("qemu-system-x86").
         const argv0 = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
         const command = argv0.split('/').pop() || (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();

@@ -30,6 +30,8 @@ export interface BlockReaderOptions {
   needsDigest?: (index: number) => boolean;
   /** Read from the device, not the page cache (direct disks; see DiskEndpoint.read). */
   fromDevice?: boolean;
+  /** Once true, no further reads start: the blocks in flight are yielded, then the reader ends. */
+  stopped?: () => boolean;
 }
 
 /**
@@ -44,10 +46,21 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
    * check and hash happen there, and one message each way serves them all
    * (per-block messages kept the main thread, not the threads, busiest).
    */
+  // Runs take their slots in order, all of one run's before any of the
+  // next's: two runs each holding part of what they need, with no slot
+  // left, would wait for each other for ever.
+  let slotsTaken: Promise<unknown> = Promise.resolve();
+  const takeSlots = (count: number, into: Slot[]): Promise<void> => {
+    const taking = slotsTaken.then(async () => {
+      for (let k = 0; k < count; k++) into.push(await o.pool.acquire());
+    });
+    slotsTaken = taking;
+    return taking;
+  };
   const loadRun = async (first: number, count: number): Promise<BlockState[]> => {
     const slots: Slot[] = [];
     try {
-      for (let k = 0; k < count; k++) slots.push(await o.pool.acquire());
+      await takeSlots(count, slots);
       const results = await o.pool.readAndHashRun(
         o.disk.blockSource(o.fromDevice),
         slots.map((slot, k) => ({ slot, length: lengthOf(first + k), position: (first + k) * o.blockSize, digest: !o.needsDigest || o.needsDigest(first + k) })),
@@ -69,7 +82,7 @@ export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockSt
   let next = o.from;
   const wanted = (i: number): boolean => !o.wanted || o.wanted(i);
   const fill = (): void => {
-    while (next < o.to && queued < o.window) {
+    while (next < o.to && queued < o.window && !o.stopped?.()) {
       const i = next++;
       if (!wanted(i)) continue;
       if (!o.dataBlocks[i]) {

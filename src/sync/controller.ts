@@ -107,6 +107,16 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
   if (s.backingFile) warn(`Source "${src.label}" has a backing file (${s.backingFile}): the destination receives the full guest-visible content, not an overlay`);
 
   const sourceId = `${src.client.facts.hostId}:${src.path}:${s.size}`;
+  const sourceInfo = { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile };
+  // Into an older copy most blocks turn out equal: the source reads and
+  // hashes ahead while the destination gets ready (see source-scan.ts).
+  // Into a new disk every block crosses, and would be read twice.
+  const prescan = d.exists ? src.client.call('sync.prescan', { path: src.path, info: sourceInfo, blockSize, hashThreads: o.hashThreads }) : undefined;
+  prescan?.catch(() => undefined); // without it, the sender reads as usual
+  const cancelScan = async (): Promise<void> => {
+    const scan = await prescan?.catch(() => undefined);
+    if (scan) await src.client.call('sync.cancelScan', scan).catch(() => undefined);
+  };
   const plan = await dst.client.call('sync.receive', {
     path: dst.path,
     address: dst.client.host.address,
@@ -122,6 +132,9 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     hashThreads: o.hashThreads,
     rehash: o.rehash ?? false,
     direct: o.direct ?? true,
+  }).catch(async (e: unknown) => {
+    await cancelScan();
+    throw e;
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
 
@@ -147,7 +160,11 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
       verify,
       fsync: o.fsync ?? true,
       hashThreads: o.hashThreads,
-      info: { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile },
+      info: sourceInfo,
+      scan: await prescan?.then(
+        (r) => r.scan,
+        () => undefined,
+      ),
     });
   } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".

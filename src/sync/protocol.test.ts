@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeHeader, FrameParser, FrameType, type Frame } from './protocol.js';
+import { decodeHashes, encodeHashes, encodeHeader, FrameParser, FrameType, type Frame } from './protocol.js';
 
 test('FrameParser rebuilds frames split at any byte boundary', () => {
   const payload = Buffer.from('hello block');
@@ -22,4 +22,14 @@ test('FrameParser rebuilds frames split at any byte boundary', () => {
     assert.equal(frames[1]!.type, FrameType.Same);
     assert.equal(frames[2]!.index, 9);
   }
+});
+
+test('a Hashes payload carries digests and zero blocks in order', () => {
+  const a = Buffer.alloc(16, 0xaa);
+  const b = Buffer.alloc(16, 0x01);
+  const payload = encodeHashes([a, undefined, b, undefined]);
+  assert.equal(payload.length, 4 * 17);
+  const got: Array<string | undefined> = [];
+  decodeHashes(payload, (k, d) => (got[k] = d?.toString('hex')));
+  assert.deepEqual(got, [a.toString('hex'), undefined, b.toString('hex'), undefined]);
 });

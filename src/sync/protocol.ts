@@ -24,6 +24,7 @@ export const FrameType = {
   // destination -> source
   Ready: 20, // JSON ReceiverReady
   Hash: 21, // 16-byte digest (flags & ZeroBlock: block is all zeros, no payload)
+  Hashes: 26, // digests of blocks index.. (payload: per block, a state byte, 0 zeros or 1 digest, then 16 digest bytes)
   Ack: 22, // index = every block below it is written and safe from a crash of either agent; JSON ReceiverLoad
   VerifyHash: 23, // digest of a block read back from disk
   Failed: 24, // JSON { code, message, hint }
@@ -37,6 +38,28 @@ export const FrameFlag = {
 } as const;
 
 export const HEADER_SIZE = 16;
+
+/** Bytes per block in a Hashes frame. */
+const HASHES_ENTRY = 17;
+
+/** A Hashes payload: each block's digest, or undefined for a zero block. */
+export function encodeHashes(digests: Array<Uint8Array | undefined>): Buffer {
+  const out = Buffer.alloc(digests.length * HASHES_ENTRY);
+  digests.forEach((d, k) => {
+    if (!d) return;
+    out[k * HASHES_ENTRY] = 1;
+    out.set(d.subarray(0, HASHES_ENTRY - 1), k * HASHES_ENTRY + 1);
+  });
+  return out;
+}
+
+/** Calls `each` for every block of a Hashes payload, with its digest or undefined for a zero block. */
+export function decodeHashes(payload: Buffer, each: (k: number, digest: Buffer | undefined) => void): void {
+  for (let k = 0; (k + 1) * HASHES_ENTRY <= payload.length; k++) {
+    const at = k * HASHES_ENTRY;
+    each(k, payload[at] === 1 ? payload.subarray(at + 1, at + HASHES_ENTRY) : undefined);
+  }
+}
 
 export interface Frame {
   type: FrameType;
@@ -188,6 +211,8 @@ export interface SenderHello {
   sourceId: string;
   resume: boolean;
   dryRun: boolean;
+  /** The run ends with a verification: the destination may read written blocks back as it goes. */
+  verify: boolean;
 }
 
 export interface ReceiverReady {

@@ -17,8 +17,12 @@ import { Checkpointer } from './checkpointer.js';
 import { dropDigestCache, saveDigestCache } from './digest-cache.js';
 import { DigestTable } from './digest-table.js';
 import { HashPool } from './hash-pool.js';
+import { alignedSharedMemory } from '../storage/aligned-memory.js';
+import { readBlock } from '../storage/block-read.js';
+import { isAllZero } from './examine-block.js';
+import { xxh128 } from './xxh128.js';
 import { trace } from '../util/trace.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { FrameFlag, FrameParser, FrameType, FrameWriter, encodeHashes, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 
 export interface StreamOptions {
   path: string;
@@ -150,7 +154,16 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       if (socket.destroyed) break;
       let b: { index: number; zero: boolean; digest?: Buffer };
       if (!toRead(i)) {
-        b = { index: i, zero: cached!.isZero(i), digest: cached!.isZero(i) ? undefined : Buffer.from(cached!.digest(i)) };
+        // Remembered digests go out a thousand to a frame.
+        const run: Array<Buffer | undefined> = [];
+        for (let k = i; k < blockCount && run.length < 1024 && !toRead(k); k++) {
+          const d = cached!.isZero(k) ? undefined : cached!.digest(k);
+          own.set(k, d);
+          run.push(d);
+        }
+        await writer.send(FrameType.Hashes, i, encodeHashes(run));
+        i += run.length - 1;
+        continue;
       } else {
         reader ??= readBlocks({
           disk,
@@ -180,6 +193,30 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
    * was just compared equal by hashing the destination's own disk.
    */
   const touched = new Uint8Array(blockCount);
+  /**
+   * On a direct disk a written block can be read back from the device as
+   * soon as its write completes, so the verification's reads overlap the
+   * stream instead of following it. One at a time, never holding a write
+   * back: blocks written meanwhile are read back at the end.
+   */
+  const readEarly = new Uint8Array(blockCount);
+  let earlyRead: Promise<void> | undefined;
+  let earlyBuffer: Uint8Array | undefined;
+  const readBackSoon = (index: number): void => {
+    if (earlyRead || !disk?.direct || !hello?.verify) return;
+    const view = (earlyBuffer ??= new Uint8Array(alignedSharedMemory(blockSize), 0, blockSize)).subarray(0, Math.min(blockSize, size - index * blockSize));
+    earlyRead = (async () => {
+      await readBlock(disk.blockSource(true), view, index * blockSize);
+      const digest = isAllZero(view) ? undefined : xxh128(view);
+      after.set(index, digest);
+      readEarly[index] = 1;
+      await sendDigest(FrameType.VerifyHash, { index, zero: !digest, digest });
+    })()
+      .catch((e: Error) => {
+        if (!socket.destroyed) failWith(e);
+      })
+      .finally(() => (earlyRead = undefined));
+  };
   const verifyReadBack = async (fromDisk: boolean): Promise<void> => {
     if (!disk) return;
     // Read back what is on disk now, not what the page cache remembers:
@@ -188,9 +225,9 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       await disk.reopen();
       await disk.dropCache();
     }
-    const wanted = (i: number): boolean => i < resumeFrom || touched[i] === 1;
-    let count = resumeFrom;
-    for (let i = resumeFrom; i < blockCount; i++) count += touched[i]!;
+    const wanted = (i: number): boolean => (i < resumeFrom || touched[i] === 1) && readEarly[i] === 0;
+    let count = 0;
+    for (let i = 0; i < blockCount; i++) if (wanted(i)) count++;
     // A few blocks are read and hashed right here: mapping the disk and
     // starting hashing threads would take longer than that.
     const few = count <= 64;
@@ -210,6 +247,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       applied = blockCount;
       await checkpointer?.settle();
       await settleWrites();
+      await earlyRead;
       await flushZeros();
       if (e.fsync) await disk.flush();
       trace('receive: flushed');
@@ -217,6 +255,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
       if (corrupt) {
         await disk.write(Buffer.alloc(Math.min(blockSize, size - Number(corrupt) * blockSize), 0xee), Number(corrupt) * blockSize);
         await disk.flush();
+        readEarly[Number(corrupt)] = 0;
       }
     }
     if (e.verify && !o.dryRun) {
@@ -274,7 +313,10 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
         inflight.set(
           index,
           writing.then(
-            () => void inflight.delete(index),
+            () => {
+              inflight.delete(index);
+              readBackSoon(index);
+            },
             (e: Error) => {
               inflight.delete(index);
               failWith(e);

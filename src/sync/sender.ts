@@ -5,16 +5,14 @@
  * the allocation map, or read as all zeros) never carry bytes.
  */
 import * as net from 'node:net';
-import { cpus } from 'node:os';
-import { blocksWithData } from '../storage/allocation.js';
-import { openDisk } from '../storage/endpoint.js';
 import { inspectDisk, type DiskInfo } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
-import { readBlocks } from './block-reader.js';
+import { readBlocks, type BlockState } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
 import { DigestTable } from './digest-table.js';
-import { HashPool } from './hash-pool.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { FrameFlag, FrameParser, FrameType, FrameWriter, decodeHashes, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.js';
+import type { SourceScan } from './source-scan.js';
 import { Throttle } from './throttle.js';
 import { trace } from '../util/trace.js';
 
@@ -39,6 +37,8 @@ export interface SendOptions {
   info?: DiskInfo;
   /** Aborting drops the connection; the destination keeps its checkpoint. */
   signal?: AbortSignal;
+  /** A head-start scan of this source (see source-scan.ts); the sender takes it over. */
+  scan?: SourceScan;
 }
 
 export interface SyncProgress {
@@ -69,37 +69,37 @@ export interface SendResult extends SyncProgress {
 }
 
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
-  const info = o.info?.path === o.path ? o.info : await inspectDisk(o.path);
+  let scan = o.scan;
+  if (scan && (scan.info.path !== o.path || scan.source.blockSize !== o.blockSize)) {
+    await scan.close();
+    scan = undefined;
+  }
+  const info = scan?.info ?? (o.info?.path === o.path ? o.info : await inspectDisk(o.path));
   if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
   trace('send: start');
-  const disk = await openDisk(info, false);
+  const source = scan?.source ?? (await openSourceDisk(info, o.blockSize, o.hashThreads));
   trace('send: disk open');
-  const threads = o.hashThreads ?? Math.min(4, cpus().length);
-  // Enough blocks in flight to keep every hashing thread busy despite the
-  // round trip to it and back.
-  const window = threads * 4 + 8;
-  const pool = HashPool.create(o.blockSize, window + 16, threads);
   const socket = net.connect({ host: o.host, port: o.port });
   const abort = (): void => void socket.destroy();
   o.signal?.addEventListener('abort', abort);
   try {
-    return await runSender(o, disk, pool, socket, window, onProgress);
+    return await runSender(o, source, scan, socket, onProgress);
   } finally {
     o.signal?.removeEventListener('abort', abort);
     socket.destroy();
-    await pool.close();
-    await disk.close();
+    await scan?.stop();
+    await closeSourceDisk(source);
   }
 }
 
-async function runSender(
-  o: SendOptions,
-  disk: Awaited<ReturnType<typeof openDisk>>,
-  pool: HashPool,
-  socket: net.Socket,
-  window: number,
-  onProgress: (p: SyncProgress) => void,
-): Promise<SendResult> {
+/** A block as the sender meets it; a data block decided from its digest alone (equal on both sides) has no bytes. */
+type SourceBlock = BlockState | { index: number; zero: false; length: number; digest: Buffer; slot?: undefined };
+
+/** After this many blocks found changed in a head-start scan, the scan is given up: re-reading them one by one costs more than it saves. */
+const SCAN_CHANGE_BUDGET = 64;
+
+async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | undefined, socket: net.Socket, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
+  const { disk, pool, window } = source;
   const started = performance.now();
   const size = disk.size;
   const blockSize = o.blockSize;
@@ -120,7 +120,6 @@ async function runSender(
     compressing: false,
     seconds: 0,
   };
-  const dataBlocksPromise = disk.dataRanges().then((r) => blocksWithData(r, size, blockSize));
 
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
@@ -149,6 +148,10 @@ async function runSender(
       case FrameType.Hash:
         theirs.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
         if (f.index === blockCount - 1) trace('send: all destination digests in');
+        break;
+      case FrameType.Hashes:
+        decodeHashes(f.payload, (k, digest) => theirs.set(f.index + k, digest));
+        if (theirs.has(blockCount - 1)) trace('send: all destination digests in');
         break;
       case FrameType.VerifyHash:
         readBack.set(f.index, f.flags & FrameFlag.ZeroBlock ? undefined : f.payload);
@@ -182,7 +185,7 @@ async function runSender(
   const arrived = (table: DigestTable, i: number): Promise<void> => (table.has(i) ? Promise.resolve() : orClose(table.wait(i)));
 
   const readyP = new Promise<ReceiverReady>((r) => (ready = r));
-  const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun };
+  const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun, verify: o.verify && !o.dryRun };
   await writer.sendJson(FrameType.Hello, hello);
   const { startBlock } = await orClose(readyP);
   trace('send: destination ready');
@@ -206,7 +209,7 @@ async function runSender(
   const ticker = setInterval(report, 250);
 
   try {
-    const dataBlocks = await dataBlocksPromise;
+    const dataBlocks = await source.dataBlocks;
     trace('send: source mapped');
     const send = async (type: (typeof FrameType)[keyof typeof FrameType], index: number, payload?: Buffer, flags = 0, onFlushed?: () => void): Promise<void> => {
       if (closed) throw closed;
@@ -233,13 +236,56 @@ async function runSender(
       count.writeUInt32BE(run.count);
       await send(FrameType.Same, run.start, count);
     };
-    for await (const b of readBlocks({ disk, pool, blockSize, dataBlocks, from: startBlock, to: blockCount, window, needsDigest })) {
+    const lengthOf = (i: number): number => Math.min(blockSize, size - i * blockSize);
+    /**
+     * The blocks from `startBlock` on: first those a head-start scan already
+     * hashed, decided from their digests (those that must cross are read
+     * again, and sent with the digest of what was read), then the rest read
+     * as usual from where the scan stopped.
+     */
+    async function* blocks(): AsyncGenerator<SourceBlock> {
+      let from = startBlock;
+      if (scan) {
+        let changed = 0;
+        for (; from < blockCount; from++) {
+          const i = from;
+          // Caught up with the scan: it stops, and the usual reading takes over.
+          if (!scan.digests.has(i) && (await scan.stop()) <= i) break;
+          await arrived(theirs, i);
+          if (scan.digests.isZero(i)) {
+            yield { index: i, zero: true, length: lengthOf(i) };
+            continue;
+          }
+          const digest = Buffer.from(scan.digests.digest(i));
+          if (!theirs.isZero(i) && theirs.digest(i).equals(digest)) {
+            yield { index: i, zero: false, length: lengthOf(i), digest };
+            continue;
+          }
+          if (++changed > SCAN_CHANGE_BUDGET) {
+            await scan.stop();
+            break;
+          }
+          const slot = await pool.acquire();
+          try {
+            const [r] = await pool.readAndHashRun(disk.blockSource(), [{ slot, length: lengthOf(i), position: i * blockSize, digest: true }]);
+            if (r!.zero) pool.release(slot);
+            yield r!.zero ? { index: i, zero: true, length: lengthOf(i) } : { index: i, zero: false, length: lengthOf(i), digest: r!.digest, slot };
+          } catch (e) {
+            pool.release(slot);
+            throw e;
+          }
+        }
+        trace(`send: scanned blocks decided up to ${from}`);
+      }
+      yield* readBlocks({ disk, pool, blockSize, dataBlocks, from, to: blockCount, window, needsDigest });
+    }
+    for await (const b of blocks()) {
       await arrived(theirs, b.index);
       if (b.zero) mine.set(b.index, undefined);
       else if (b.digest) mine.set(b.index, b.digest);
       if (b.zero) progress.blocksZero++;
       if (mine.has(b.index) && mine.same(b.index, theirs)) {
-        if (!b.zero) pool.release(b.slot);
+        if (!b.zero && b.slot) pool.release(b.slot);
         if (!o.dryRun) {
           if (same) same.count++;
           else same = { start: b.index, count: 1 };
@@ -251,6 +297,8 @@ async function runSender(
         sent[b.index] = 1;
         if (!o.dryRun) await send(FrameType.Zero, b.index);
       } else {
+        // Only a block found equal is ever decided without its bytes.
+        if (!b.slot) throw new FerryError('INTERNAL', `Block ${b.index} must be sent but was not read`);
         await flushSame();
         progress.blocksChanged++;
         sent[b.index] = 1;
@@ -293,7 +341,9 @@ async function runSender(
     if (o.verify && !o.dryRun) {
       progress.phase = 'verify';
       for (let i = 0; i < blockCount; i++) if (i < startBlock || sent[i] === 1) progress.bytesToVerify += Math.min(blockSize, size - i * blockSize);
-      mismatches = await verifyAgainst(o, disk, pool, dataBlocks, mine, readBack, window, (i) => i < startBlock || sent[i] === 1, (i) => arrived(readBack, i), progress);
+      // Blocks skipped by a resume: the scan may have their digests already.
+      if (scan) for (let i = 0; i < startBlock && i < scan.scanned; i++) mine.set(i, scan.digests.isZero(i) ? undefined : scan.digests.digest(i));
+      mismatches = await verifyAgainst(o, source, dataBlocks, mine, readBack, (i) => i < startBlock || sent[i] === 1, (i) => arrived(readBack, i), progress);
       verified = mismatches.length === 0;
       await send(FrameType.Verdict, 0, Buffer.from(JSON.stringify({ ok: verified, mismatches } satisfies VerifyVerdict)));
     }
@@ -316,16 +366,15 @@ async function runSender(
  */
 async function verifyAgainst(
   o: SendOptions,
-  disk: Awaited<ReturnType<typeof openDisk>>,
-  pool: HashPool,
+  source: SourceDisk,
   dataBlocks: Uint8Array,
   mine: DigestTable,
   readBack: DigestTable,
-  window: number,
   written: (i: number) => boolean,
   arrived: (i: number) => Promise<void>,
   progress: SyncProgress,
 ): Promise<Array<{ start: number; length: number }>> {
+  const { disk, pool, window } = source;
   const size = disk.size;
   const blockSize = o.blockSize;
   const blockCount = mine.count;

@@ -14,6 +14,17 @@ export function preloadRunner(): void {
   execaModule.catch(() => undefined);
 }
 
+/**
+ * Commands started by `run` that are still running, by pid: an agent's own
+ * short-lived helpers (qemu-img info probing a disk, say), which a look for
+ * the disk's users made at the same moment must not count.
+ */
+const running = new Set<number>();
+
+export function runningCommandPids(): ReadonlySet<number> {
+  return running;
+}
+
 export interface RunOptions {
   input?: string | Buffer;
   cwd?: string;
@@ -39,7 +50,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const command = [file, ...args].join(' ');
   try {
     const { execa } = await (execaModule ??= import('execa'));
-    const r = await execa(file, [...args], {
+    const child = execa(file, [...args], {
       input: options.input,
       cwd: options.cwd,
       env: options.env,
@@ -47,6 +58,11 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       cancelSignal: options.signal,
       reject: false,
       stripFinalNewline: true,
+    });
+    const pid = child.pid;
+    if (pid !== undefined) running.add(pid);
+    const r = await child.finally(() => {
+      if (pid !== undefined) running.delete(pid);
     });
     const result: RunResult = {
       command,

@@ -10,6 +10,7 @@ import { deviceMapperAvailable } from '../../storage/lvm.js';
 import { FerryError } from '../../util/errors.js';
 import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
 import { sendDisk, type SendOptions, type SendResult } from '../../sync/sender.js';
+import { SourceScan } from '../../sync/source-scan.js';
 import type { HandlerContext } from '../context.js';
 import { trace } from '../../util/trace.js';
 import { warmHashThreads } from '../../sync/hash-pool.js';
@@ -24,6 +25,10 @@ export interface SyncDiskReport extends DiskInfo {
 }
 
 const sessions = new Map<string, ReceiveSession>();
+/** Head-start scans of sources, until a `sync.send` takes them (or they expire). */
+const scans = new Map<string, SourceScan>();
+/** A scan nobody takes is dropped after this long: the sync it was for did not happen. */
+const SCAN_UNCLAIMED_MS = 60_000;
 
 export const syncHandlers = {
   'sync.inspect': async (p: { path: string; role?: 'source' | 'destination' }): Promise<SyncDiskReport> => {
@@ -64,9 +69,34 @@ export const syncHandlers = {
     }
   },
 
-  'sync.send': async (p: Omit<SendOptions, 'signal'>, ctx: HandlerContext): Promise<SendResult> => {
+  /**
+   * Starts reading and hashing a source ahead of its `sync.send` (see
+   * source-scan.ts); answers at once with the scan's name.
+   */
+  'sync.prescan': async (p: { path: string; info: DiskInfo; blockSize: number; hashThreads?: number }, ctx: HandlerContext): Promise<{ scan: string }> => {
+    const scan = await SourceScan.start(p.info, p.blockSize, p.hashThreads);
+    const id = randomBytes(8).toString('hex');
+    scans.set(id, scan);
+    const drop = (): void => {
+      if (scans.delete(id)) void scan.close();
+    };
+    setTimeout(drop, SCAN_UNCLAIMED_MS).unref();
+    ctx.onClose(drop);
+    return { scan: id };
+  },
+
+  /** Drops a scan whose sync will not happen. */
+  'sync.cancelScan': async (p: { scan: string }): Promise<void> => {
+    const scan = scans.get(p.scan);
+    scans.delete(p.scan);
+    await scan?.close();
+  },
+
+  'sync.send': async (p: Omit<SendOptions, 'signal' | 'scan'> & { scan?: string }, ctx: HandlerContext): Promise<SendResult> => {
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
-    return sendDisk({ ...p, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
+    const scan = p.scan === undefined ? undefined : scans.get(p.scan);
+    if (p.scan !== undefined) scans.delete(p.scan);
+    return sendDisk({ ...p, scan, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
   },
 };

@@ -1,0 +1,83 @@
+/**
+ * A sync that starts from a head-start scan of its source, sender and
+ * receiver run in this process against real files on loopback.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { inspectDisk } from '../storage/image-info.js';
+import { startReceive } from './receiver.js';
+import { sendDisk, type SendResult } from './sender.js';
+import { SourceScan } from './source-scan.js';
+
+const BLOCK = 64 * 1024;
+const BLOCKS = 256;
+const dir = `/var/tmp/ferry-source-scan-test-${process.pid}`;
+const src = `${dir}/src.img`;
+const dst = `${dir}/dst.img`;
+
+before(async () => {
+  await fs.mkdir(`${dir}/state`, { recursive: true });
+  process.env.FERRY_SYNC_STATE_DIR = `${dir}/state`;
+});
+after(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function overwrite(path: string, blocks: number[]): Promise<void> {
+  const fh = await fs.open(path, 'r+');
+  for (const b of blocks) await fh.write(randomBytes(BLOCK), 0, BLOCK, b * BLOCK);
+  await fh.close();
+}
+
+/** Waits until the scan has hashed the whole source. */
+async function scanned(scan: SourceScan): Promise<void> {
+  while (scan.scanned < BLOCKS) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** One sync from `src` into the existing `dst`, from the given scan. */
+async function syncWith(scan: SourceScan): Promise<SendResult> {
+  const info = await inspectDisk(src);
+  const session = await startReceive({ path: dst, address: '127.0.0.1', sourceSize: info.size!, sourceFormat: 'raw', sourceId: 'test', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: true, hashThreads: 1 });
+  const sent = await sendDisk(
+    { path: src, host: '127.0.0.1', port: session.plan.port, token: session.plan.token, sourceId: 'test', blockSize: BLOCK, compress: 'none', resume: false, dryRun: false, verify: true, fsync: true, hashThreads: 1, info, scan },
+    () => undefined,
+  );
+  await session.result;
+  return sent;
+}
+
+test('blocks the scan found equal do not cross; changed ones are read again, as they are at send time', async () => {
+  await fs.writeFile(src, randomBytes(BLOCK * BLOCKS));
+  await fs.copyFile(src, dst);
+  await overwrite(src, [3, 100, 255]);
+  const scan = await SourceScan.start(await inspectDisk(src), BLOCK, 1);
+  await scanned(scan);
+  // Changed again after the scan: what crosses is what the block holds now.
+  await overwrite(src, [100]);
+  const r = await syncWith(scan);
+  assert.equal(r.blocksChanged, 3);
+  assert.equal(r.bytesChanged, 3 * BLOCK);
+  assert.equal(r.verified, true);
+  assert.deepEqual(await fs.readFile(dst), await fs.readFile(src));
+});
+
+test('when most scanned blocks differ, the scan is given up and the rest is read as usual', async () => {
+  await fs.writeFile(src, randomBytes(BLOCK * BLOCKS));
+  await fs.writeFile(dst, randomBytes(BLOCK * BLOCKS));
+  const scan = await SourceScan.start(await inspectDisk(src), BLOCK, 1);
+  await scanned(scan);
+  const r = await syncWith(scan);
+  assert.equal(r.blocksChanged, BLOCKS);
+  assert.equal(r.verified, true);
+  assert.deepEqual(await fs.readFile(dst), await fs.readFile(src));
+});
+
+test('a scan of another block size is not used', async () => {
+  await overwrite(src, [7]);
+  const scan = await SourceScan.start(await inspectDisk(src), BLOCK * 2, 1);
+  const r = await syncWith(scan);
+  assert.equal(r.blocksChanged, 1);
+  assert.deepEqual(await fs.readFile(dst), await fs.readFile(src));
+});
