@@ -60,12 +60,32 @@ if (!process.argv.includes('--if-stale') || isStale()) {
     banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },
     plugins: [
       {
+        // zstd-napi costs ~7 ms to load (its loader, then dlopen), at the start
+        // of every sync in each agent, yet compresses only on slow links. The
+        // bundle imports this stand-in, which loads it on the first call.
+        // Importing any other name from zstd-napi fails the build here.
+        name: 'lazy-zstd',
+        setup(b) {
+          b.onResolve({ filter: /^zstd-napi$/ }, () => ({ path: 'lazy-zstd', namespace: 'ferry-bundle' }));
+          b.onLoad({ filter: /^lazy-zstd$/, namespace: 'ferry-bundle' }, () => ({
+            contents: [
+              "import { createRequire } from 'node:module';",
+              'let zstd;',
+              "const load = () => (zstd ??= createRequire(import.meta.url)('zstd-napi'));",
+              'export const compress = (...args) => load().compress(...args);',
+              'export const decompress = (...args) => load().decompress(...args);',
+            ].join('\n'),
+            loader: 'js',
+          }));
+        },
+      },
+      {
         // In the bundle, import.meta.url is the bundle file itself: the agent
         // to spawn is agent.js beside it, not ../agent/main.js as in dist/src.
         name: 'agent-entry',
         setup(b) {
           b.onResolve({ filter: /\/agent-entry\.js$/ }, () => ({ path: 'agent-entry', namespace: 'ferry-bundle' }));
-          b.onLoad({ filter: /.*/, namespace: 'ferry-bundle' }, () => ({
+          b.onLoad({ filter: /^agent-entry$/, namespace: 'ferry-bundle' }, () => ({
             contents: "export const agentEntryUrl = new URL('./agent.js', import.meta.url);",
             loader: 'js',
           }));

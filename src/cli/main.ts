@@ -10,6 +10,7 @@ if (process.argv[2] === 'agent' && process.argv.length === 3) {
   await import('../agent/main.js');
 } else {
   const { buildProgram } = await import('./program.js');
+  const program = await buildProgram(process.argv);
   trace('cli: program loaded');
-  await buildProgram().parseAsync(process.argv);
+  await program.parseAsync(process.argv);
 }

@@ -1,13 +1,37 @@
 import { Command } from 'commander';
-import { register as registerDemo } from './commands/demo.js';
-import { register as registerHistory } from './commands/history.js';
-import { register as registerLab } from './commands/lab.js';
-import { register as registerMigrate } from './commands/migrate.js';
-import { register as registerVm } from './commands/vm.js';
-import { register as registerGuest } from './commands/guest.js';
-import { register as registerSync } from './commands/sync.js';
 
-export function buildProgram(): Command {
+type CommandModule = { register(program: Command): void };
+
+/**
+ * Every command's module, in help order. Only the invoked command's module is
+ * loaded (each pulls in its own world: QEMU drivers, the guest code, sync...),
+ * which keeps a command's start-up short; help and unknown commands load all.
+ */
+const commandModules: Record<string, () => Promise<CommandModule>> = {
+  vm: () => import('./commands/vm.js'),
+  migrate: () => import('./commands/migrate.js'),
+  history: () => import('./commands/history.js'),
+  lab: () => import('./commands/lab.js'),
+  demo: () => import('./commands/demo.js'),
+  guest: () => import('./commands/guest.js'),
+  sync: () => import('./commands/sync.js'),
+};
+
+/**
+ * The command named in `argv` (node, script, args...) when ferry can tell it
+ * without commander: the first argument, after any `--hosts FILE`. Anything
+ * else (help, other options, no command) gives undefined.
+ */
+export function invokedCommand(argv: readonly string[]): string | undefined {
+  const args = argv.slice(2);
+  let i = 0;
+  while (args[i] === '--hosts' || args[i]?.startsWith('--hosts=')) i += args[i] === '--hosts' ? 2 : 1;
+  const name = args[i];
+  return name !== undefined && Object.hasOwn(commandModules, name) ? name : undefined;
+}
+
+/** The program for `argv`, with the invoked command's module only, or all of them when it is not plain. */
+export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command('ferry')
     .description('Move virtual machines between hosts with local storage')
     .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)')
@@ -23,12 +47,9 @@ export function buildProgram(): Command {
       await import('../agent/main.js');
     });
 
-  registerVm(program);
-  registerMigrate(program);
-  registerHistory(program);
-  registerLab(program);
-  registerDemo(program);
-  registerGuest(program);
-  registerSync(program);
+  const invoked = invokedCommand(argv);
+  const names = invoked === undefined ? Object.keys(commandModules) : [invoked];
+  const modules = await Promise.all(names.map((name) => commandModules[name]!()));
+  for (const m of modules) m.register(program);
   return program;
 }

@@ -62,8 +62,12 @@ export class AgentClient extends EventEmitter {
     } catch (e) {
       throw new FerryError('UNREACHABLE', `Cannot start the agent for host "${host.name}": ${(e as Error).message}`);
     }
-    const client = new AgentClient(host, child);
     const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));
+    spawnError.catch(() => undefined);
+    // Let the caller start its other agents before this one's RPC set-up, so
+    // that all of them boot at once.
+    await Promise.resolve();
+    const client = new AgentClient(host, child);
     const timeoutMs = options.timeoutMs ?? 20_000;
     let timer: NodeJS.Timeout | undefined;
     try {

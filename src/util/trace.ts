@@ -6,11 +6,15 @@
 import { appendFileSync } from 'node:fs';
 
 const file = process.env.FERRY_TRACE;
+let first = true;
 
 export function trace(label: string): void {
   if (!file) return;
   try {
-    appendFileSync(file, `${(performance.timeOrigin + performance.now()).toFixed(1)} ${process.pid} ${label}\n`);
+    // The process's first line says when node itself started, before its own boot.
+    const boot = first ? `${performance.timeOrigin.toFixed(1)} ${process.pid} node: started\n` : '';
+    first = false;
+    appendFileSync(file, `${boot}${(performance.timeOrigin + performance.now()).toFixed(1)} ${process.pid} ${label}\n`);
   } catch {
     // tracing must never break the work it watches
   }

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
-import { preloadRunner, run } from '../../util/exec.js';
+import { run } from '../../util/exec.js';
 
 export interface HostFacts {
   hostname: string;
@@ -37,9 +37,6 @@ async function memInfo(): Promise<{ available: number; total: number }> {
 
 export const systemHandlers = {
   'system.facts': async (): Promise<HostFacts> => {
-    // Every session starts here and runs commands next: load the runner
-    // while the controller reads this answer.
-    setImmediate(preloadRunner);
     const mem = await memInfo();
     return {
       hostname: os.hostname(),

@@ -1,10 +1,15 @@
 /** `ferry sync SRC DST`: block delta sync of one disk between two hosts. */
 import { Command, Option } from 'commander';
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory, type HostConfig } from '../../hosts/inventory.js';
 import { FerryError, asFerryError, formatError } from '../../util/errors.js';
-import { formatEndpointSpec, parseEndpointSpec, syncDisks, verifyError, type SyncProgress, type SyncSummary } from '../../sync/mod.js';
+// The controller and the spec parser, not sync/mod.js: mod.js also exports the
+// agents' sender and receiver, whose native hashing and compression addons the
+// CLI would load for nothing before it can start the agents.
+import { syncDisks, verifyError, type SyncSummary } from '../../sync/controller.js';
+import { formatEndpointSpec, parseEndpointSpec } from '../../sync/endpoint-spec.js';
+import type { SyncProgress } from '../../sync/sender.js';
 
 interface SyncFlags {
   blockSize: string;
@@ -103,31 +108,35 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   if (bandwidth !== undefined && !(bandwidth > 0)) throw new FerryError('USAGE', `Invalid bandwidth "${flags.bandwidth}"`, { hint: 'give MiB per second, e.g. --bandwidth 100' });
   const hashThreads = flags.hashThreads === undefined ? undefined : Number(flags.hashThreads);
 
-  const [srcClient, dstClient] = await Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
-  clients.push(srcClient, dstClient);
-
+  // The agents boot (a node start each) while this process loads the progress bar.
+  const connecting = Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
   const tty = process.stderr.isTTY && !flags.json;
+  const loadingBars = tty ? import('cli-progress').then((m) => m.default) : undefined;
+  const [srcClient, dstClient] = await connecting;
+  clients.push(srcClient, dstClient);
+  // Only on a terminal: logs and pipes get plain lines.
+  const bars = await loadingBars;
   let bar: cliProgress.SingleBar | undefined;
   let lastLine = 0;
   const onProgress = (p: SyncProgress): void => {
     const payload = progressFields(p);
-    if (tty) {
+    if (bars) {
       if (!bar) {
-        bar = new cliProgress.SingleBar(
+        bar = new bars.SingleBar(
           {
             format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
             stream: process.stderr,
             hideCursor: true,
             etaBuffer: 20,
           },
-          cliProgress.Presets.shades_classic,
+          bars.Presets.shades_classic,
         );
         bar.start(p.bytesTotal, 0, payload);
         setBar(bar);
       }
       if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
       bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
-    } else if (!tty && performance.now() - lastLine > 2000) {
+    } else if (performance.now() - lastLine > 2000) {
       // Plain lines for logs and pipes (stdout keeps only the result).
       lastLine = performance.now();
       process.stderr.write(
