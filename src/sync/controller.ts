@@ -4,6 +4,7 @@
  * progress, and merges both ends' results. The bytes never pass through
  * the controller.
  */
+import type { AgentResult } from '../agent/registry.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import type { CompressMode } from './compression.js';
@@ -73,13 +74,42 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
   if (!Number.isInteger(blockSize) || blockSize < 4096 || blockSize > 64 << 20 || blockSize % 4096 !== 0) {
     throw new FerryError('USAGE', `Invalid block size ${blockSize}`, { hint: 'use a multiple of 4 KiB between 4 KiB and 64 MiB, e.g. --block-size 1M' });
   }
+  const sourceInspected = src.client.call('sync.inspect', { path: src.path, role: 'source' });
+  const destinationInspected = dst.client.call('sync.inspect', { path: dst.path, role: 'destination' });
+  // Into an older copy most blocks turn out equal: the source reads and
+  // hashes ahead, from as soon as the destination turns out to exist, while
+  // the checks below run and the destination gets ready (source-scan.ts).
+  // Into a new disk every block crosses, and would be read twice.
+  const prescan = destinationInspected
+    .then((d) => (d.exists ? src.client.call('sync.prescan', { path: src.path, blockSize, hashThreads: o.hashThreads }) : undefined))
+    .catch(() => undefined); // without it, the sender reads as usual
+  const cancelScan = async (): Promise<void> => {
+    const scan = await prescan;
+    if (scan) await src.client.call('sync.cancelScan', scan).catch(() => undefined);
+  };
+  try {
+    return await runSync(src, dst, o, blockSize, started, await Promise.all([sourceInspected, destinationInspected]), prescan);
+  } catch (e) {
+    await cancelScan();
+    throw e;
+  }
+}
+
+/** The sync once both ends are inspected (and the source perhaps scanning ahead). */
+async function runSync(
+  src: SyncSide,
+  dst: SyncSide,
+  o: SyncOptions,
+  blockSize: number,
+  started: number,
+  [s, d]: [AgentResult<'sync.inspect'>, AgentResult<'sync.inspect'>],
+  prescan: Promise<{ scan: string } | undefined>,
+): Promise<SyncSummary> {
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
     o.onWarning?.(m);
   };
-
-  const [s, d] = await Promise.all([src.client.call('sync.inspect', { path: src.path, role: 'source' }), dst.client.call('sync.inspect', { path: dst.path, role: 'destination' })]);
   if (!s.exists) {
     throw new FerryError('NOT_FOUND', `Cannot sync from "${src.label}": source not found`, { hint: 'check the source path and host' });
   }
@@ -108,15 +138,6 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
 
   const sourceId = `${src.client.facts.hostId}:${src.path}:${s.size}`;
   const sourceInfo = { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile };
-  // Into an older copy most blocks turn out equal: the source reads and
-  // hashes ahead while the destination gets ready (see source-scan.ts).
-  // Into a new disk every block crosses, and would be read twice.
-  const prescan = d.exists ? src.client.call('sync.prescan', { path: src.path, info: sourceInfo, blockSize, hashThreads: o.hashThreads }) : undefined;
-  prescan?.catch(() => undefined); // without it, the sender reads as usual
-  const cancelScan = async (): Promise<void> => {
-    const scan = await prescan?.catch(() => undefined);
-    if (scan) await src.client.call('sync.cancelScan', scan).catch(() => undefined);
-  };
   const plan = await dst.client.call('sync.receive', {
     path: dst.path,
     address: dst.client.host.address,
@@ -132,9 +153,6 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     hashThreads: o.hashThreads,
     rehash: o.rehash ?? false,
     direct: o.direct ?? true,
-  }).catch(async (e: unknown) => {
-    await cancelScan();
-    throw e;
   });
   if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
 
@@ -161,10 +179,7 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
       fsync: o.fsync ?? true,
       hashThreads: o.hashThreads,
       info: sourceInfo,
-      scan: await prescan?.then(
-        (r) => r.scan,
-        () => undefined,
-      ),
+      scan: (await prescan)?.scan,
     });
   } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".

@@ -49,6 +49,7 @@ export class HashPool {
   private readonly pending = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private turn = 0;
+  private inlineBuffer: Uint8Array | undefined;
 
   private constructor(readonly blockSize: number, slotCount: number, threads: number) {
     // One aligned region, slot i at i * blockSize: blocks can be read and
@@ -113,6 +114,28 @@ export class HashPool {
     }
     const a = await this.post({ id: 0, read: { ...src, blocks: blocks.map((b) => ({ slot: b.slot.index, length: b.length, position: b.position, digest: b.digest })) } });
     return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
+  }
+
+  /**
+   * Reads and hashes blocks for their digests alone (zero blocks found as
+   * such): each thread reads into a buffer of its own, so no slot is held
+   * and many blocks go in one message.
+   */
+  async hashBlocks(src: BlockSource, blocks: Array<{ length: number; position: number }>): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
+    if (this.workers.length === 0) {
+      const buf = (this.inlineBuffer ??= new Uint8Array(alignedSharedMemory(this.blockSize), 0, this.blockSize));
+      return blocks.map((b) => {
+        const r = examineBlock(src, buf.subarray(0, b.length), b.position, true);
+        return { zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined };
+      });
+    }
+    const a = await this.post({ id: 0, hash: { ...src, blocks } });
+    return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
+  }
+
+  /** How many threads hash (0: the calling thread does). */
+  get threads(): number {
+    return this.workers.length;
   }
 
   private post(job: Job): Promise<Answer> {

@@ -7,12 +7,15 @@
  */
 import { parentPort } from 'node:worker_threads';
 import type { BlockSource } from '../storage/block-read.js';
+import { alignedSharedMemory } from '../storage/aligned-memory.js';
 import { examineBlock } from './examine-block.js';
 
 export type Job = {
   id: number;
   /** Read blocks into slots, check for zeros, hash the others when asked. */
-  read: BlockSource & { blocks: Array<{ slot: number; length: number; position: number; digest: boolean }> };
+  read?: BlockSource & { blocks: Array<{ slot: number; length: number; position: number; digest: boolean }> };
+  /** Only the digests: read each block into this thread's own buffer, check for zeros, hash. */
+  hash?: BlockSource & { blocks: Array<{ length: number; position: number }> };
 };
 export type Answer = {
   id: number;
@@ -23,6 +26,8 @@ export type Answer = {
 // The pool's memory arrives first (threads are started before the pool exists).
 let memory: SharedArrayBuffer;
 let blockSize: number;
+/** This thread's own block buffer, for digest-only jobs. */
+let own: Uint8Array | undefined;
 
 parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blockSize: number } }) => {
   if ('attach' in job) {
@@ -32,11 +37,17 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
   const view = (slot: number, length: number): Uint8Array => new Uint8Array(memory, slot * blockSize, length);
   let answer: Answer;
   try {
-    const src = job.read;
-    answer = {
-      id: job.id,
-      blocks: src.blocks.map((b) => examineBlock(src, view(b.slot, b.length), b.position, b.digest)),
-    };
+    if (job.hash) {
+      const src = job.hash;
+      const buf = (own ??= new Uint8Array(alignedSharedMemory(blockSize)));
+      answer = { id: job.id, blocks: src.blocks.map((b) => examineBlock(src, buf.subarray(0, b.length), b.position, true)) };
+    } else {
+      const src = job.read!;
+      answer = {
+        id: job.id,
+        blocks: src.blocks.map((b) => examineBlock(src, view(b.slot, b.length), b.position, b.digest)),
+      };
+    }
   } catch (e) {
     answer = { id: job.id, error: { message: (e as Error).message, code: (e as NodeJS.ErrnoException).code } };
   }

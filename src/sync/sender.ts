@@ -70,7 +70,9 @@ export interface SendResult extends SyncProgress {
 
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
   let scan = o.scan;
-  if (scan && (scan.info.path !== o.path || scan.source.blockSize !== o.blockSize)) {
+  // A scan of another disk (or the same path, replaced since) or block size is no use.
+  const sameDisk = (a: DiskInfo, b: DiskInfo | undefined): boolean => !b || (a.path === b.path && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.format === b.format);
+  if (scan && (scan.info.path !== o.path || !sameDisk(scan.info, o.info) || scan.source.blockSize !== o.blockSize)) {
     await scan.close();
     scan = undefined;
   }
@@ -95,7 +97,11 @@ export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => 
 /** A block as the sender meets it; a data block decided from its digest alone (equal on both sides) has no bytes. */
 type SourceBlock = BlockState | { index: number; zero: false; length: number; digest: Buffer; slot?: undefined };
 
-/** After this many blocks found changed in a head-start scan, the scan is given up: re-reading them one by one costs more than it saves. */
+/**
+ * Blocks found changed in a head-start scan are read again one by one: past
+ * this many, and past one block in 16, the scan is given up for the usual
+ * reading, which reads each block once.
+ */
 const SCAN_CHANGE_BUDGET = 64;
 
 async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | undefined, socket: net.Socket, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
@@ -238,10 +244,10 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
     };
     const lengthOf = (i: number): number => Math.min(blockSize, size - i * blockSize);
     /**
-     * The blocks from `startBlock` on: first those a head-start scan already
-     * hashed, decided from their digests (those that must cross are read
-     * again, and sent with the digest of what was read), then the rest read
-     * as usual from where the scan stopped.
+     * The blocks from `startBlock` on: those a head-start scan hashed are
+     * decided from their digests (those that must cross are read again, and
+     * sent with the digest of what was read); if the scan is given up (too
+     * many cross) or fails, the rest is read as usual from where it stopped.
      */
     async function* blocks(): AsyncGenerator<SourceBlock> {
       let from = startBlock;
@@ -249,8 +255,7 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
         let changed = 0;
         for (; from < blockCount; from++) {
           const i = from;
-          // Caught up with the scan: it stops, and the usual reading takes over.
-          if (!scan.digests.has(i) && (await scan.stop()) <= i) break;
+          if (!(await scan.reached(i))) break; // the scan stopped short (a read failed)
           await arrived(theirs, i);
           if (scan.digests.isZero(i)) {
             yield { index: i, zero: true, length: lengthOf(i) };
@@ -261,7 +266,7 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
             yield { index: i, zero: false, length: lengthOf(i), digest };
             continue;
           }
-          if (++changed > SCAN_CHANGE_BUDGET) {
+          if (++changed > Math.max(SCAN_CHANGE_BUDGET, (i - startBlock) / 16)) {
             await scan.stop();
             break;
           }

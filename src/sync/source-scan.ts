@@ -3,7 +3,8 @@
  * getting ready (opening its disk, loading the digests it remembers), the
  * source already reads and hashes its disk, keeping only the digests. The
  * sender then decides those blocks from their digests and reads again only
- * the few that must cross; it reads the rest as usual.
+ * the few that must cross. When more than a few cross, it gives the scan
+ * up and reads the rest as usual.
  *
  * Worth it when most blocks will turn out equal (the destination holds an
  * older copy); the controller does not start a scan for a missing
@@ -11,7 +12,6 @@
  */
 import type { DiskInfo } from '../storage/image-info.js';
 import { trace } from '../util/trace.js';
-import { readBlocks } from './block-reader.js';
 import { DigestTable } from './digest-table.js';
 import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.js';
 
@@ -36,6 +36,12 @@ export class SourceScan {
     return this.frontier;
   }
 
+  /** Resolves once block `index` has its digest (true), or the scan ended without it (false). */
+  async reached(index: number): Promise<boolean> {
+    if (!this.digests.has(index)) await Promise.race([this.digests.wait(index), this.running]);
+    return this.digests.has(index);
+  }
+
   /** Stops reading ahead; resolves once the reads in flight have landed, with `scanned`. */
   async stop(): Promise<number> {
     this.stopping = true;
@@ -49,16 +55,44 @@ export class SourceScan {
     await closeSourceDisk(this.source);
   }
 
+  /**
+   * Hands the threads chunks of blocks to hash for their digests alone, two
+   * chunks per thread in flight, and records the answers in order. Holes
+   * (per the allocation map) are recorded as zero blocks without reading.
+   */
   private async scan(): Promise<void> {
-    const { disk, pool, blockSize, window } = this.source;
+    const { disk, pool, blockSize } = this.source;
+    const count = this.digests.count;
+    const lengthOf = (i: number): number => Math.min(blockSize, disk.size - i * blockSize);
+    const src = disk.blockSource();
     try {
       const dataBlocks = await this.source.dataBlocks;
       trace('scan: start');
-      const blocks = readBlocks({ disk, pool, blockSize, dataBlocks, from: 0, to: this.digests.count, window, stopped: () => this.stopping });
-      for await (const b of blocks) {
-        if (!b.zero) pool.release(b.slot);
-        this.digests.set(b.index, b.zero ? undefined : b.digest);
-        this.frontier = b.index + 1;
+      const chunks: Array<{ first: number; end: number; hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
+      let next = 0;
+      const fill = (): void => {
+        while (next < count && chunks.length < Math.max(2, pool.threads * 2) && !this.stopping) {
+          const first = next;
+          const end = Math.min(count, first + SCAN_CHUNK);
+          next = end;
+          const blocks: Array<{ position: number; length: number }> = [];
+          for (let i = first; i < end; i++) if (dataBlocks[i]) blocks.push({ position: i * blockSize, length: lengthOf(i) });
+          const hashed = blocks.length ? pool.hashBlocks(src, blocks) : Promise.resolve([]);
+          hashed.catch(() => undefined); // surfaced in order below
+          chunks.push({ first, end, hashed });
+        }
+      };
+      fill();
+      while (chunks.length) {
+        const chunk = chunks.shift()!;
+        const results = await chunk.hashed;
+        fill();
+        let k = 0;
+        for (let i = chunk.first; i < chunk.end; i++) {
+          const r = dataBlocks[i] ? results[k++]! : { zero: true };
+          this.digests.set(i, r.zero ? undefined : r.digest);
+        }
+        this.frontier = chunk.end;
       }
       trace(`scan: ${this.stopping ? 'stopped' : 'done'} at block ${this.frontier}`);
     } catch {
@@ -66,3 +100,6 @@ export class SourceScan {
     }
   }
 }
+
+/** Blocks per message to a hashing thread. */
+const SCAN_CHUNK = 32;

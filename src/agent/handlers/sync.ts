@@ -29,6 +29,8 @@ const sessions = new Map<string, ReceiveSession>();
 const scans = new Map<string, SourceScan>();
 /** A scan nobody takes is dropped after this long: the sync it was for did not happen. */
 const SCAN_UNCLAIMED_MS = 60_000;
+/** Probes of sources under way or just made: a `sync.prescan` arriving meanwhile uses them. */
+const probes = new Map<string, Promise<DiskInfo>>();
 
 export const syncHandlers = {
   'sync.inspect': async (p: { path: string; role?: 'source' | 'destination' }): Promise<SyncDiskReport> => {
@@ -42,7 +44,13 @@ export const syncHandlers = {
       (found) => ({ found }),
       (error: unknown) => ({ error }),
     );
-    const info = await inspectDisk(p.path);
+    const probe = inspectDisk(p.path);
+    if (p.role === 'source') {
+      probes.set(p.path, probe);
+      const forget = (): void => void setTimeout(() => probes.get(p.path) === probe && probes.delete(p.path), 2000).unref();
+      probe.then(forget, forget);
+    }
+    const info = await probe;
     const lookup = await usersLookup;
     trace('inspected');
     if (!info.exists) return { ...info, users: '', vmRunning: false, busy: false, deviceMapper: deviceMapperAvailable() };
@@ -73,8 +81,10 @@ export const syncHandlers = {
    * Starts reading and hashing a source ahead of its `sync.send` (see
    * source-scan.ts); answers at once with the scan's name.
    */
-  'sync.prescan': async (p: { path: string; info: DiskInfo; blockSize: number; hashThreads?: number }, ctx: HandlerContext): Promise<{ scan: string }> => {
-    const scan = await SourceScan.start(p.info, p.blockSize, p.hashThreads);
+  'sync.prescan': async (p: { path: string; blockSize: number; hashThreads?: number }, ctx: HandlerContext): Promise<{ scan: string }> => {
+    // Usually sent while this agent is still inspecting the source: no need to probe it twice.
+    const info = await (probes.get(p.path) ?? inspectDisk(p.path));
+    const scan = await SourceScan.start(info, p.blockSize, p.hashThreads);
     const id = randomBytes(8).toString('hex');
     scans.set(id, scan);
     const drop = (): void => {
