@@ -22,12 +22,17 @@ export interface ConnectOptions {
 
 export class AgentClient extends EventEmitter {
   readonly host: HostConfig;
+  /** The host's facts, once `ready` has settled. */
   facts!: HostFacts;
+  /** Settles with the agent's first answer (see `start`). */
+  ready!: Promise<void>;
   private readonly child: AgentProcess;
   private readonly connection: rpc.MessageConnection;
   private stderr = '';
   private toAgent!: PassThrough;
   private closedError?: FerryError;
+  /** Set by close(): later calls are refused. */
+  private closing = false;
 
   private constructor(host: HostConfig, child: AgentProcess) {
     super();
@@ -54,7 +59,23 @@ export class AgentClient extends EventEmitter {
     this.connection.listen();
   }
 
+  /** Starts the host's agent and waits for its first answer (the host's facts). */
   static async connect(host: HostConfig, options: ConnectOptions = {}): Promise<AgentClient> {
+    const client = AgentClient.start(host, options);
+    // Let the caller start its other agents before this one's answer, so
+    // that all of them boot at once.
+    await client.ready;
+    return client;
+  }
+
+  /**
+   * Starts the host's agent and returns at once: calls made meanwhile
+   * queue behind the first one and reach the agent as soon as it reads,
+   * which saves a round trip where a command knows its first calls. `ready`
+   * settles with the first answer, or with the error that explains why
+   * there is none (an UNREACHABLE FerryError).
+   */
+  static start(host: HostConfig, options: ConnectOptions = {}): AgentClient {
     let child: AgentProcess;
     try {
       trace(`agent: spawn for ${host.name}`);
@@ -64,23 +85,26 @@ export class AgentClient extends EventEmitter {
     }
     const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));
     spawnError.catch(() => undefined);
-    // Let the caller start its other agents before this one's RPC set-up, so
-    // that all of them boot at once.
-    await Promise.resolve();
     const client = new AgentClient(host, child);
-    const timeoutMs = options.timeoutMs ?? 20_000;
+    client.ready = client.handshake(spawnError, options.timeoutMs ?? 20_000);
+    client.ready.catch(() => undefined); // for whoever awaits it
+    return client;
+  }
+
+  private async handshake(spawnError: Promise<never>, timeoutMs: number): Promise<void> {
+    const host = this.host;
     let timer: NodeJS.Timeout | undefined;
     try {
-      client.facts = await Promise.race([
-        client.call('system.facts', undefined),
+      this.facts = await Promise.race([
+        this.call('system.facts', undefined),
         spawnError,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
     } catch (e) {
-      client.close();
-      const why = client.closedError ? client.closedError.message : (e as Error).message + client.lastStderr();
+      this.close();
+      const why = this.closedError ? this.closedError.message : (e as Error).message + this.lastStderr();
       throw new FerryError('UNREACHABLE', `Cannot reach host "${host.name}": ${why}`, {
         hint:
           host.transport === 'ssh'
@@ -90,12 +114,12 @@ export class AgentClient extends EventEmitter {
     } finally {
       clearTimeout(timer);
     }
-    return client;
   }
 
   /** Calls an agent method; agent-side FerryErrors are rethrown as they were raised. */
   async call<M extends AgentMethod>(method: M, params: AgentParams<M>): Promise<AgentResult<M>> {
     if (this.closedError) throw this.closedError;
+    if (this.closing) throw new FerryError('AGENT_GONE', `The connection to the agent on host "${this.host.name}" is closed`);
     try {
       return (await this.connection.sendRequest(method, params)) as AgentResult<M>;
     } catch (e) {
@@ -113,8 +137,13 @@ export class AgentClient extends EventEmitter {
 
   /** Ends the agent; its handlers' cleanups run on the host. */
   close(): void {
+    this.closing = true;
     if (this.child.exitCode === null && !this.child.killed) {
-      this.toAgent.end();
+      // The agent's stdin ends, not the stream the RPC layer writes to: a
+      // message it still had queued then goes nowhere, where a write to an
+      // ended stream would throw out of the RPC layer.
+      this.toAgent.unpipe(this.child.stdin);
+      this.child.stdin.end();
       const t = setTimeout(() => this.child.kill('SIGTERM'), 2000);
       t.unref();
     }

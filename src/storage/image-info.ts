@@ -29,6 +29,31 @@ export interface DiskInfo {
 
 /** Inspects a disk path; a missing path yields `{ exists: false }`, not an error. */
 export async function inspectDisk(path: string): Promise<DiskInfo> {
+  const seen = await statDisk(path);
+  if (!seen.exists || seen.kind === 'block') return seen;
+  const probe = await run('qemu-img', ['info', '-U', '--output=json', path], { allowFailure: true });
+  if (probe.exitCode !== 0) {
+    throw new FerryError('BAD_FORMAT', `Cannot read image "${path}": ${probe.stderr.trim().split('\n').pop()}`, {
+      hint: 'check that the file is a disk image qemu-img can open (qemu-img info FILE)',
+    });
+  }
+  const info = JSON.parse(probe.stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string; 'full-backing-filename'?: string };
+  return {
+    ...seen,
+    format: info.format,
+    // A raw file holds exactly its bytes (qemu-img rounds its size up to 512).
+    size: info.format === 'raw' && !info['backing-filename'] ? seen.size : info['virtual-size'],
+    backingFile: info['full-backing-filename'] ?? info['backing-filename'],
+  };
+}
+
+/**
+ * What `stat` alone tells of a disk, without starting qemu-img: everything
+ * for a block device; for a regular file all but its format, which is
+ * taken to be raw (the common case) until `inspectDisk` says. Lets work
+ * that would only wait for the probe begin while it runs.
+ */
+export async function statDisk(path: string): Promise<DiskInfo> {
   const lv = parseLvPath(path);
   const st = await statPath(path);
   if (!st.exists) return { path, exists: false, lv };
@@ -38,27 +63,12 @@ export async function inspectDisk(path: string): Promise<DiskInfo> {
     });
   }
   const ids = await fs.stat(path);
-  const kind: DiskKind = st.type;
-  if (kind === 'block') return { path, exists: true, kind, format: 'raw', size: st.size, dev: ids.dev, ino: ids.ino, lv };
-  const probe = await run('qemu-img', ['info', '-U', '--output=json', path], { allowFailure: true });
-  if (probe.exitCode !== 0) {
-    throw new FerryError('BAD_FORMAT', `Cannot read image "${path}": ${probe.stderr.trim().split('\n').pop()}`, {
-      hint: 'check that the file is a disk image qemu-img can open (qemu-img info FILE)',
-    });
-  }
-  const info = JSON.parse(probe.stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string; 'full-backing-filename'?: string };
-  return {
-    path,
-    exists: true,
-    kind,
-    format: info.format,
-    // A raw file holds exactly its bytes (qemu-img rounds its size up to 512).
-    size: info.format === 'raw' && !info['backing-filename'] ? st.size : info['virtual-size'],
-    dev: ids.dev,
-    ino: ids.ino,
-    lv,
-    backingFile: info['full-backing-filename'] ?? info['backing-filename'],
-  };
+  return { path, exists: true, kind: st.type, format: 'raw', size: st.size, dev: ids.dev, ino: ids.ino, lv };
+}
+
+/** Whether two inspections name one disk with the same content layout (same file, size, format and backing). */
+export function sameDisk(a: DiskInfo, b: DiskInfo): boolean {
+  return a.path === b.path && a.exists === b.exists && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.format === b.format && a.backingFile === b.backingFile;
 }
 
 export interface ImageInfo {

@@ -4,6 +4,7 @@
  * progress, and merges both ends' results. The bytes never pass through
  * the controller.
  */
+import { randomBytes } from 'node:crypto';
 import type { AgentResult } from '../agent/registry.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
@@ -74,21 +75,31 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
   if (!Number.isInteger(blockSize) || blockSize < 4096 || blockSize > 64 << 20 || blockSize % 4096 !== 0) {
     throw new FerryError('USAGE', `Invalid block size ${blockSize}`, { hint: 'use a multiple of 4 KiB between 4 KiB and 64 MiB, e.g. --block-size 1M' });
   }
-  const sourceInspected = src.client.call('sync.inspect', { path: src.path, role: 'source' });
-  const destinationInspected = dst.client.call('sync.inspect', { path: dst.path, role: 'destination' });
   // Into an older copy most blocks turn out equal: the source reads and
-  // hashes ahead, from as soon as the destination turns out to exist, while
-  // the checks below run and the destination gets ready (source-scan.ts).
-  // Into a new disk every block crosses, and would be read twice.
-  const prescan = destinationInspected
-    .then((d) => (d.exists ? src.client.call('sync.prescan', { path: src.path, blockSize, hashThreads: o.hashThreads }) : undefined))
-    .catch(() => undefined); // without it, the sender reads as usual
+  // hashes ahead from the moment it is inspected, while the checks below
+  // run and the destination gets ready (source-scan.ts). Into a new disk
+  // every block crosses, and would be read twice: the scan is called off
+  // as soon as the destination turns out missing.
+  const scan = randomBytes(8).toString('hex');
+  let scanning = true;
   const cancelScan = async (): Promise<void> => {
-    const scan = await prescan;
-    if (scan) await src.client.call('sync.cancelScan', scan).catch(() => undefined);
+    if (!scanning) return;
+    scanning = false;
+    await src.client.call('sync.cancelScan', { scan }).catch(() => undefined);
   };
+  // Sent at once, even to agents still starting (AgentClient.start): each
+  // reaches its agent right behind the agent's first call.
+  const sourceInspected = src.client.call('sync.inspect', { path: src.path, role: 'source', scan: { id: scan, blockSize, hashThreads: o.hashThreads } });
+  const destinationInspected = dst.client.call('sync.inspect', { path: dst.path, role: 'destination' });
+  sourceInspected.catch(() => undefined); // awaited below, once both agents are known to be up
+  destinationInspected.then(
+    (d) => void (d.exists ? undefined : cancelScan()),
+    () => void cancelScan(),
+  );
   try {
-    return await runSync(src, dst, o, blockSize, started, await Promise.all([sourceInspected, destinationInspected]), prescan);
+    // An agent that did not start explains more than the calls it failed.
+    await Promise.all([src.client.ready, dst.client.ready]);
+    return await runSync(src, dst, o, blockSize, started, await Promise.all([sourceInspected, destinationInspected]), () => (scanning ? scan : undefined));
   } catch (e) {
     await cancelScan();
     throw e;
@@ -103,7 +114,8 @@ async function runSync(
   blockSize: number,
   started: number,
   [s, d]: [AgentResult<'sync.inspect'>, AgentResult<'sync.inspect'>],
-  prescan: Promise<{ scan: string } | undefined>,
+  /** The source's head-start scan, if still wanted. */
+  scan: () => string | undefined,
 ): Promise<SyncSummary> {
   const warnings: string[] = [];
   const warn = (m: string): void => {
@@ -179,7 +191,7 @@ async function runSync(
       fsync: o.fsync ?? true,
       hashThreads: o.hashThreads,
       info: sourceInfo,
-      scan: (await prescan)?.scan,
+      scan: scan(),
     });
   } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".

@@ -5,7 +5,7 @@
  * the allocation map, or read as all zeros) never carry bytes.
  */
 import * as net from 'node:net';
-import { inspectDisk, type DiskInfo } from '../storage/image-info.js';
+import { inspectDisk, sameDisk, type DiskInfo } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
 import { readBlocks, type BlockState } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
@@ -71,8 +71,7 @@ export interface SendResult extends SyncProgress {
 export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
   let scan = o.scan;
   // A scan of another disk (or the same path, replaced since) or block size is no use.
-  const sameDisk = (a: DiskInfo, b: DiskInfo | undefined): boolean => !b || (a.path === b.path && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.format === b.format);
-  if (scan && (scan.info.path !== o.path || !sameDisk(scan.info, o.info) || scan.source.blockSize !== o.blockSize)) {
+  if (scan && (scan.info.path !== o.path || (o.info && !sameDisk(scan.info, o.info)) || scan.source.blockSize !== o.blockSize)) {
     await scan.close();
     scan = undefined;
   }

@@ -7,8 +7,10 @@
  * up and reads the rest as usual.
  *
  * Worth it when most blocks will turn out equal (the destination holds an
- * older copy); the controller does not start a scan for a missing
- * destination, where every block would be read twice.
+ * older copy). The source's agent starts one as it inspects the source,
+ * before anyone knows whether the destination exists; the controller
+ * cancels it as soon as the destination turns out missing, where every
+ * block must cross and would be read twice.
  */
 import type { DiskInfo } from '../storage/image-info.js';
 import { trace } from '../util/trace.js';
@@ -59,27 +61,38 @@ export class SourceScan {
    * Hands the threads chunks of blocks to hash for their digests alone, two
    * chunks per thread in flight, and records the answers in order. Holes
    * (per the allocation map) are recorded as zero blocks without reading.
+   * The map comes from qemu-img, which takes a moment to start: until it
+   * is in, every block is read (a hole reads as zeros, which is cheap).
    */
   private async scan(): Promise<void> {
     const { disk, pool, blockSize } = this.source;
     const count = this.digests.count;
     const lengthOf = (i: number): number => Math.min(blockSize, disk.size - i * blockSize);
     const src = disk.blockSource();
+    let dataBlocks: Uint8Array | undefined;
+    this.source.dataBlocks.then(
+      (map) => (dataBlocks = map),
+      () => undefined, // without a map every block is read
+    );
     try {
-      const dataBlocks = await this.source.dataBlocks;
       trace('scan: start');
-      const chunks: Array<{ first: number; end: number; hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
+      const chunks: Array<{ first: number; end: number; read: Uint8Array; hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
       let next = 0;
       const fill = (): void => {
         while (next < count && chunks.length < Math.max(2, pool.threads * 2) && !this.stopping) {
           const first = next;
           const end = Math.min(count, first + SCAN_CHUNK);
           next = end;
+          const read = new Uint8Array(end - first);
           const blocks: Array<{ position: number; length: number }> = [];
-          for (let i = first; i < end; i++) if (dataBlocks[i]) blocks.push({ position: i * blockSize, length: lengthOf(i) });
+          for (let i = first; i < end; i++) {
+            if (dataBlocks && !dataBlocks[i]) continue;
+            read[i - first] = 1;
+            blocks.push({ position: i * blockSize, length: lengthOf(i) });
+          }
           const hashed = blocks.length ? pool.hashBlocks(src, blocks) : Promise.resolve([]);
           hashed.catch(() => undefined); // surfaced in order below
-          chunks.push({ first, end, hashed });
+          chunks.push({ first, end, read, hashed });
         }
       };
       fill();
@@ -89,7 +102,7 @@ export class SourceScan {
         fill();
         let k = 0;
         for (let i = chunk.first; i < chunk.end; i++) {
-          const r = dataBlocks[i] ? results[k++]! : { zero: true };
+          const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
           this.digests.set(i, r.zero ? undefined : r.digest);
         }
         this.frontier = chunk.end;

@@ -1,9 +1,9 @@
 /**
  * ferry sync refuses bad input with a clear error and a hint, and writes
  * nothing: missing source, destination too small, destination mounted or
- * open in a VM, unknown host, source equal to destination, --create-lv with
- * a missing volume group. A source in a running VM is copied with a
- * crash-consistency warning.
+ * open in a VM, unknown host, a host whose agent does not start, source
+ * equal to destination, --create-lv with a missing volume group. A source
+ * in a running VM is copied with a crash-consistency warning.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -54,6 +54,23 @@ test('an unknown host is refused with the known ones in the hint', async () => {
   const r = await ferry(['sync', '--json', `ha:${src}`, `nohost:${lab.dir}/x.img`], lab.env);
   assertRefused(r, 'UNKNOWN_HOST');
   assert.match(r.json.hint as string, /ha, hb/);
+});
+
+test('a host whose agent does not start is reported unreachable, either side, and nothing is written', async () => {
+  const hosts = `${lab.dir}/hosts-dead.yaml`;
+  await fs.writeFile(hosts, 'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  dead: { transport: local, address: 127.0.0.3, agent: [/bin/false] }\n');
+  const env = { ...lab.env, FERRY_HOSTS: hosts };
+  for (const [from, to] of [
+    [`ha:${src}`, `dead:${lab.dir}/dead-out.img`],
+    [`dead:${src}`, `ha:${lab.dir}/dead-out.img`],
+  ]) {
+    const r = await ferry(['sync', '--json', from!, to!], env);
+    assertRefused(r, 'UNREACHABLE');
+    assert.match(r.json.message as string, /"dead"/);
+    // One clear error: no stack trace of a message still queued to the agent that was up.
+    assert.doesNotMatch(r.stderr, /\bat \S+ \(|ERR_STREAM/, r.stderr);
+    await assert.rejects(fs.stat(`${lab.dir}/dead-out.img`));
+  }
 });
 
 test('SRC equal to DST is refused, also under two host names for one machine', async () => {

@@ -4,7 +4,7 @@
  * agent to agent; the controller only starts both ends and watches progress.
  */
 import { randomBytes } from 'node:crypto';
-import { inspectDisk, type DiskInfo } from '../../storage/image-info.js';
+import { inspectDisk, sameDisk, statDisk, type DiskInfo } from '../../storage/image-info.js';
 import { describeUsers, findDiskUsers, hasRunningVm, isBusy } from '../../storage/usage.js';
 import { deviceMapperAvailable } from '../../storage/lvm.js';
 import { FerryError } from '../../util/errors.js';
@@ -25,15 +25,24 @@ export interface SyncDiskReport extends DiskInfo {
 }
 
 const sessions = new Map<string, ReceiveSession>();
-/** Head-start scans of sources, until a `sync.send` takes them (or they expire). */
-const scans = new Map<string, SourceScan>();
+/**
+ * Head-start scans of sources (see source-scan.ts), by the name the
+ * controller gave them, until a `sync.send` takes them, they are
+ * cancelled, or they expire.
+ */
+const scans = new Map<string, Promise<SourceScan | undefined>>();
 /** A scan nobody takes is dropped after this long: the sync it was for did not happen. */
 const SCAN_UNCLAIMED_MS = 60_000;
-/** Probes of sources under way or just made: a `sync.prescan` arriving meanwhile uses them. */
-const probes = new Map<string, Promise<DiskInfo>>();
+
+/** What the controller asks of a source's inspection when a sync follows it: a head-start scan under this name. */
+export interface ScanRequest {
+  id: string;
+  blockSize: number;
+  hashThreads?: number;
+}
 
 export const syncHandlers = {
-  'sync.inspect': async (p: { path: string; role?: 'source' | 'destination' }): Promise<SyncDiskReport> => {
+  'sync.inspect': async (p: { path: string; role?: 'source' | 'destination'; scan?: ScanRequest }, ctx: HandlerContext): Promise<SyncDiskReport> => {
     trace(`inspect ${p.path}`);
     // A sync follows: the source will read and hash at once, so its hashing
     // threads load meanwhile. (The destination starts its own only if it has
@@ -45,11 +54,7 @@ export const syncHandlers = {
       (error: unknown) => ({ error }),
     );
     const probe = inspectDisk(p.path);
-    if (p.role === 'source') {
-      probes.set(p.path, probe);
-      const forget = (): void => void setTimeout(() => probes.get(p.path) === probe && probes.delete(p.path), 2000).unref();
-      probe.then(forget, forget);
-    }
+    if (p.role === 'source' && p.scan) startScan(p.scan, p.path, probe, ctx);
     const info = await probe;
     const lookup = await usersLookup;
     trace('inspected');
@@ -77,36 +82,51 @@ export const syncHandlers = {
     }
   },
 
-  /**
-   * Starts reading and hashing a source ahead of its `sync.send` (see
-   * source-scan.ts); answers at once with the scan's name.
-   */
-  'sync.prescan': async (p: { path: string; blockSize: number; hashThreads?: number }, ctx: HandlerContext): Promise<{ scan: string }> => {
-    // Usually sent while this agent is still inspecting the source: no need to probe it twice.
-    const info = await (probes.get(p.path) ?? inspectDisk(p.path));
-    const scan = await SourceScan.start(info, p.blockSize, p.hashThreads);
-    const id = randomBytes(8).toString('hex');
-    scans.set(id, scan);
-    const drop = (): void => {
-      if (scans.delete(id)) void scan.close();
-    };
-    setTimeout(drop, SCAN_UNCLAIMED_MS).unref();
-    ctx.onClose(drop);
-    return { scan: id };
-  },
-
-  /** Drops a scan whose sync will not happen. */
+  /** Drops a scan whose sync will not happen (the destination is missing, or the sync failed). */
   'sync.cancelScan': async (p: { scan: string }): Promise<void> => {
     const scan = scans.get(p.scan);
     scans.delete(p.scan);
-    await scan?.close();
+    await (await scan)?.close();
   },
 
   'sync.send': async (p: Omit<SendOptions, 'signal' | 'scan'> & { scan?: string }, ctx: HandlerContext): Promise<SendResult> => {
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
-    const scan = p.scan === undefined ? undefined : scans.get(p.scan);
+    const scan = p.scan === undefined ? undefined : await scans.get(p.scan);
     if (p.scan !== undefined) scans.delete(p.scan);
     return sendDisk({ ...p, scan, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
   },
 };
+
+/**
+ * Starts the head-start scan of a source being inspected. It does not wait
+ * for qemu-img's probe (tens of milliseconds, more on a busy host): what
+ * `stat` says is enough to start reading a raw disk, and the probe, once
+ * in, confirms it or replaces the scan with one of the right format.
+ */
+function startScan(req: ScanRequest, path: string, probe: Promise<DiskInfo>, ctx: HandlerContext): void {
+  const cancelled = (): boolean => scans.get(req.id) !== starting;
+  const starting = (async (): Promise<SourceScan | undefined> => {
+    const seen = await statDisk(path).catch(() => undefined);
+    let scan = seen?.exists && !cancelled() ? await SourceScan.start(seen, req.blockSize, req.hashThreads) : undefined;
+    const info = await probe.catch(() => undefined);
+    if (scan && (!info || !sameDisk(scan.info, info) || cancelled())) {
+      await scan.close();
+      scan = undefined;
+    }
+    if (!scan && info?.exists && !cancelled()) scan = await SourceScan.start(info, req.blockSize, req.hashThreads);
+    if (scan && cancelled()) {
+      await scan.close();
+      return undefined;
+    }
+    return scan;
+  })().catch(() => undefined); // without a scan, the sender reads as usual
+  scans.set(req.id, starting);
+  const drop = (): void => {
+    if (scans.get(req.id) !== starting) return;
+    scans.delete(req.id);
+    void starting.then((scan) => scan?.close());
+  };
+  setTimeout(drop, SCAN_UNCLAIMED_MS).unref();
+  ctx.onClose(drop);
+}

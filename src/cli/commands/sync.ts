@@ -108,19 +108,23 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   if (bandwidth !== undefined && !(bandwidth > 0)) throw new FerryError('USAGE', `Invalid bandwidth "${flags.bandwidth}"`, { hint: 'give MiB per second, e.g. --bandwidth 100' });
   const hashThreads = flags.hashThreads === undefined ? undefined : Number(flags.hashThreads);
 
-  // The agents boot (a node start each) while this process loads the progress bar.
-  const connecting = Promise.all([AgentClient.connect(srcHost), AgentClient.connect(dstHost)]);
+  // The agents boot (a node start each) while this process loads the
+  // progress bar; the sync's first calls go out without waiting for them.
+  const srcClient = AgentClient.start(srcHost);
+  clients.push(srcClient);
+  const dstClient = AgentClient.start(dstHost);
+  clients.push(dstClient);
   const tty = process.stderr.isTTY && !flags.json;
-  const loadingBars = tty ? import('cli-progress').then((m) => m.default) : undefined;
-  const [srcClient, dstClient] = await connecting;
-  clients.push(srcClient, dstClient);
-  // Only on a terminal: logs and pipes get plain lines.
-  const bars = await loadingBars;
+  // Only on a terminal: logs and pipes get plain lines. (Progress before
+  // the bar has loaded is not shown: it comes within milliseconds.)
+  let bars: typeof cliProgress | undefined;
+  if (tty) void import('cli-progress').then((m) => (bars = m.default), () => undefined);
   let bar: cliProgress.SingleBar | undefined;
   let lastLine = 0;
   const onProgress = (p: SyncProgress): void => {
     const payload = progressFields(p);
-    if (bars) {
+    if (tty) {
+      if (!bars) return;
       if (!bar) {
         bar = new bars.SingleBar(
           {
