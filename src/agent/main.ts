@@ -17,4 +17,5 @@ setFlagsFromString('--max-opt=1');
 trace('agent: loaded');
 
 await serveAgent(process.stdin, process.stdout);
+trace('agent: exit');
 process.exit(0);

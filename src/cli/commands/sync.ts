@@ -10,6 +10,7 @@ import { FerryError, asFerryError, formatError } from '../../util/errors.js';
 import { syncDisks, verifyError, type SyncSummary } from '../../sync/controller.js';
 import { formatEndpointSpec, parseEndpointSpec } from '../../sync/endpoint-spec.js';
 import type { SyncProgress } from '../../sync/sender.js';
+import { trace } from '../../util/trace.js';
 
 interface SyncFlags {
   blockSize: string;
@@ -76,6 +77,7 @@ export function register(program: Command): void {
         const summary = await runSync(srcText, dstText, flags, clients, (b) => (bar = b));
         if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
         else printSummary(summary);
+        trace('cli: result out');
         if (summary.status === 'verify-failed') {
           process.stderr.write(formatError(verifyError(summary)) + '\n');
           process.exitCode = 1;
