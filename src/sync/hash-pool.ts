@@ -119,17 +119,21 @@ export class HashPool {
   /**
    * Reads and hashes blocks for their digests alone (zero blocks found as
    * such): each thread reads into a buffer of its own, so no slot is held
-   * and many blocks go in one message.
+   * and many blocks go in one message. Once `cancel[0]` is set, a job
+   * answers for the blocks it has done: the answer may be shorter.
    */
-  async hashBlocks(src: BlockSource, blocks: Array<{ length: number; position: number }>): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
+  async hashBlocks(src: BlockSource, blocks: Array<{ length: number; position: number }>, cancel?: Int32Array): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
     if (this.workers.length === 0) {
       const buf = (this.inlineBuffer ??= new Uint8Array(alignedSharedMemory(this.blockSize), 0, this.blockSize));
-      return blocks.map((b) => {
+      const out: Array<{ zero: boolean; digest?: Buffer }> = [];
+      for (const b of blocks) {
+        if (cancel && Atomics.load(cancel, 0) !== 0) break;
         const r = examineBlock(src, buf.subarray(0, b.length), b.position, true);
-        return { zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined };
-      });
+        out.push({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined });
+      }
+      return out;
     }
-    const a = await this.post({ id: 0, hash: { ...src, blocks } });
+    const a = await this.post({ id: 0, hash: { ...src, blocks, cancel } });
     return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
   }
 

@@ -14,8 +14,12 @@ export type Job = {
   id: number;
   /** Read blocks into slots, check for zeros, hash the others when asked. */
   read?: BlockSource & { blocks: Array<{ slot: number; length: number; position: number; digest: boolean }> };
-  /** Only the digests: read each block into this thread's own buffer, check for zeros, hash. */
-  hash?: BlockSource & { blocks: Array<{ length: number; position: number }> };
+  /**
+   * Only the digests: read each block into this thread's own buffer, check
+   * for zeros, hash. When `cancel[0]` turns non-zero the job ends early,
+   * answering for the blocks done so far.
+   */
+  hash?: BlockSource & { blocks: Array<{ length: number; position: number }>; cancel?: Int32Array };
 };
 export type Answer = {
   id: number;
@@ -40,7 +44,12 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
     if (job.hash) {
       const src = job.hash;
       const buf = (own ??= new Uint8Array(alignedSharedMemory(blockSize)));
-      answer = { id: job.id, blocks: src.blocks.map((b) => examineBlock(src, buf.subarray(0, b.length), b.position, true)) };
+      const blocks: Answer['blocks'] = [];
+      for (const b of src.blocks) {
+        if (src.cancel && Atomics.load(src.cancel, 0) !== 0) break;
+        blocks.push(examineBlock(src, buf.subarray(0, b.length), b.position, true));
+      }
+      answer = { id: job.id, blocks };
     } else {
       const src = job.read!;
       answer = {

@@ -10,6 +10,7 @@ import { inspectDisk } from '../storage/image-info.js';
 import { startReceive } from './receiver.js';
 import { sendDisk, type SendResult } from './sender.js';
 import { SourceScan } from './source-scan.js';
+import { xxh128 } from './xxh128.js';
 
 const BLOCK = 64 * 1024;
 const BLOCKS = 256;
@@ -80,4 +81,28 @@ test('a scan of another block size is not used', async () => {
   const r = await syncWith(scan);
   assert.equal(r.blocksChanged, 1);
   assert.deepEqual(await fs.readFile(dst), await fs.readFile(src));
+});
+
+test('a scan stopped mid-way drops its queued blocks: what it reports scanned has the digests of the disk', async () => {
+  // Large enough that the threads still have queued chunks when stop() comes.
+  const big = `${dir}/big.img`;
+  const blocks = 4096;
+  const fh = await fs.open(big, 'w');
+  for (let b = 0; b < blocks; b += 256) await fh.write(randomBytes(BLOCK * 256), 0, BLOCK * 256, b * BLOCK);
+  await fh.close();
+  const scan = await SourceScan.start(await inspectDisk(big), BLOCK, 2);
+  while (scan.scanned === 0) await new Promise((r) => setImmediate(r));
+  const before = scan.scanned;
+  const at = await scan.stop();
+  assert.ok(at > 0 && at < blocks, `stopped at ${at} of ${blocks}`);
+  // Each thread had four chunks of 32 blocks queued: read out, they would
+  // take the frontier some 200 blocks further.
+  assert.ok(at - before < 128, `went on from ${before} to ${at}`);
+  assert.equal(scan.scanned, at);
+  assert.equal(await scan.reached(at), false);
+  const data = await fs.readFile(big);
+  for (const i of [0, Math.floor(at / 2), at - 1]) {
+    assert.deepEqual(Buffer.from(scan.digests.digest(i)!), xxh128(data.subarray(i * BLOCK, (i + 1) * BLOCK)), `block ${i}`);
+  }
+  await scan.close();
 });

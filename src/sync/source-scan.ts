@@ -22,6 +22,8 @@ export class SourceScan {
   readonly digests: DigestTable;
   private frontier = 0;
   private stopping = false;
+  /** Raised by stop(): the threads drop the scan's queued blocks. */
+  private readonly cancel = new Int32Array(new SharedArrayBuffer(4));
   private readonly running: Promise<void>;
 
   private constructor(readonly source: SourceDisk, readonly info: DiskInfo) {
@@ -44,9 +46,10 @@ export class SourceScan {
     return this.digests.has(index);
   }
 
-  /** Stops reading ahead; resolves once the reads in flight have landed, with `scanned`. */
+  /** Stops reading ahead; resolves once the reads in flight have landed or been dropped, with `scanned`. */
   async stop(): Promise<number> {
     this.stopping = true;
+    Atomics.store(this.cancel, 0, 1);
     await this.running;
     return this.frontier;
   }
@@ -58,11 +61,17 @@ export class SourceScan {
   }
 
   /**
-   * Hands the threads chunks of blocks to hash for their digests alone, two
-   * chunks per thread in flight, and records the answers in order. Holes
-   * (per the allocation map) are recorded as zero blocks without reading.
-   * The map comes from qemu-img, which takes a moment to start: until it
-   * is in, every block is read (a hole reads as zeros, which is cheap).
+   * Hands the threads chunks of blocks to hash for their digests alone and
+   * records the answers in order. Holes (per the allocation map) are
+   * recorded as zero blocks without reading. The map comes from qemu-img,
+   * which takes a moment to start: until it is in, every block is read (a
+   * hole reads as zeros, which is cheap).
+   *
+   * Each thread has CHUNKS_PER_THREAD chunks queued, so that it keeps
+   * reading while this agent's main thread is busy elsewhere (answering the
+   * controller, starting qemu-img): with two, the scan of a 4 GiB image took
+   * 14% longer here (median of 6 re-syncs, 452 ms against 388 ms). Queued
+   * work is no cost at `stop()`: the threads drop it (the cancel flag).
    */
   private async scan(): Promise<void> {
     const { disk, pool, blockSize } = this.source;
@@ -79,7 +88,7 @@ export class SourceScan {
       const chunks: Array<{ first: number; end: number; read: Uint8Array; hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
       let next = 0;
       const fill = (): void => {
-        while (next < count && chunks.length < Math.max(2, pool.threads * 2) && !this.stopping) {
+        while (next < count && chunks.length < Math.max(2, pool.threads * CHUNKS_PER_THREAD) && !this.stopping) {
           const first = next;
           const end = Math.min(count, first + SCAN_CHUNK);
           next = end;
@@ -90,7 +99,7 @@ export class SourceScan {
             read[i - first] = 1;
             blocks.push({ position: i * blockSize, length: lengthOf(i) });
           }
-          const hashed = blocks.length ? pool.hashBlocks(src, blocks) : Promise.resolve([]);
+          const hashed = blocks.length ? pool.hashBlocks(src, blocks, this.cancel) : Promise.resolve([]);
           hashed.catch(() => undefined); // surfaced in order below
           chunks.push({ first, end, read, hashed });
         }
@@ -101,11 +110,14 @@ export class SourceScan {
         const results = await chunk.hashed;
         fill();
         let k = 0;
-        for (let i = chunk.first; i < chunk.end; i++) {
+        let i = chunk.first;
+        for (; i < chunk.end; i++) {
+          if (chunk.read[i - chunk.first] && k === results.length) break; // cut short by stop()
           const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
           this.digests.set(i, r.zero ? undefined : r.digest);
         }
-        this.frontier = chunk.end;
+        this.frontier = i;
+        if (i < chunk.end) break;
       }
       trace(`scan: ${this.stopping ? 'stopped' : 'done'} at block ${this.frontier}`);
     } catch {
@@ -116,3 +128,5 @@ export class SourceScan {
 
 /** Blocks per message to a hashing thread. */
 const SCAN_CHUNK = 32;
+/** Messages queued per hashing thread (see scan()). */
+const CHUNKS_PER_THREAD = 4;
