@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostConfig } from './inventory.js';
-import { AGENT_MALLOC_TUNING, agentArgv, spawnAgent } from './transport.js';
+import { agentArgv, spawnAgent } from './transport.js';
 
 const local = (agent: string[]): HostConfig => ({ name: 'h', transport: 'local', sshOptions: [], address: '127.0.0.1', agent });
 
@@ -19,20 +19,16 @@ async function printedBy(host: HostConfig): Promise<string> {
   return out.trim();
 }
 
-test('a local agent keeps freed memory for reuse and skips the extra CA certificates', async () => {
-  const saved = { tunables: process.env.GLIBC_TUNABLES, ca: process.env.NODE_EXTRA_CA_CERTS };
-  delete process.env.GLIBC_TUNABLES;
+test('a local agent starts without the extra CA certificates, with the rest of the environment', async () => {
+  const saved = process.env.NODE_EXTRA_CA_CERTS;
   process.env.NODE_EXTRA_CA_CERTS = '/nonexistent/ca.pem';
+  process.env.FERRY_TRANSPORT_TEST = 'kept';
   try {
-    assert.equal(await printedBy(local(['sh', '-c', 'echo "$GLIBC_TUNABLES|${NODE_EXTRA_CA_CERTS:-unset}"'])), `${AGENT_MALLOC_TUNING}|unset`);
-    // A tuning of the user's own is left as it is.
-    process.env.GLIBC_TUNABLES = 'glibc.malloc.arena_max=2';
-    assert.equal(await printedBy(local(['sh', '-c', 'echo "$GLIBC_TUNABLES"'])), 'glibc.malloc.arena_max=2');
+    assert.equal(await printedBy(local(['sh', '-c', 'echo "${NODE_EXTRA_CA_CERTS:-unset}|$FERRY_TRANSPORT_TEST"'])), 'unset|kept');
   } finally {
-    if (saved.tunables === undefined) delete process.env.GLIBC_TUNABLES;
-    else process.env.GLIBC_TUNABLES = saved.tunables;
-    if (saved.ca === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
-    else process.env.NODE_EXTRA_CA_CERTS = saved.ca;
+    delete process.env.FERRY_TRANSPORT_TEST;
+    if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+    else process.env.NODE_EXTRA_CA_CERTS = saved;
   }
 });
 

@@ -33,19 +33,6 @@ export function agentArgv(host: HostConfig): string[] {
   ];
 }
 
-/**
- * glibc's allocator hands freed memory back to the kernel as soon as the
- * top of its heap holds 128 KiB free, and serves blocks of 128 KiB and more
- * with fresh mappings. An agent receiving a disk frees its network buffers
- * by the hundred at each garbage collection, so it kept faulting fresh
- * pages in, and on a virtual machine a fresh page costs the hypervisor's
- * work too: up to an eighth of a re-sync's CPU went to clearing pages
- * (perf, clear_page_erms). Keeping freed memory for reuse ends that; an
- * agent lives for one command, so the memory it keeps is its own peak.
- * (bin/ferry sets the same for agents started over ssh.)
- */
-export const AGENT_MALLOC_TUNING = 'glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432';
-
 export type AgentProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
 export function spawnAgent(host: HostConfig): AgentProcess {
@@ -54,7 +41,6 @@ export function spawnAgent(host: HostConfig): AgentProcess {
   // certificate NODE_EXTRA_CA_CERTS names before running anything: with a
   // system bundle that is 30-50 ms of CPU per start.
   const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
-  env.GLIBC_TUNABLES ??= AGENT_MALLOC_TUNING;
   // Its own process group: a Ctrl-C at the terminal reaches ferry alone, which
   // still needs its agents (and the ssh links to them) to roll back.
   return spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
