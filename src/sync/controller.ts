@@ -150,52 +150,59 @@ async function runSync(
 
   const sourceId = `${src.client.facts.hostId}:${src.path}:${s.size}`;
   const sourceInfo = { path: s.path, exists: s.exists, kind: s.kind, format: s.format, size: s.size, dev: s.dev, ino: s.ino, lv: s.lv, backingFile: s.backingFile };
-  const plan = await dst.client.call('sync.receive', {
-    path: dst.path,
-    address: dst.client.host.address,
-    sourceSize: s.size!,
-    sourceFormat: s.format!,
+  // The source listens, the destination connects to it (see sender.ts).
+  const sending = await src.client.call('sync.send', {
+    path: src.path,
+    address: src.client.host.address,
     sourceId,
     blockSize,
+    compress: o.compress ?? 'auto',
+    bandwidth: o.bandwidthMiB ? o.bandwidthMiB * (1 << 20) : undefined,
     resume: o.resume ?? false,
     dryRun: o.dryRun ?? false,
-    force: o.force ?? false,
-    createLv: o.createLv,
-    createFormat: o.createFormat,
+    verify,
+    fsync: o.fsync ?? true,
     hashThreads: o.hashThreads,
-    rehash: o.rehash ?? false,
-    direct: o.direct ?? true,
+    info: sourceInfo,
+    scan: scan(),
   });
-  if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
-
   const onNote = (method: string, params: unknown): void => {
     if (method === 'sync.progress') o.onProgress?.(params as SyncProgress);
   };
   src.client.on('notification', onNote);
-  const received = dst.client.call('sync.receiveResult', { session: plan.session });
-  received.catch(() => undefined);
   let sent: SendResult;
+  let received: Promise<AgentResult<'sync.receiveResult'>> | undefined;
+  let plan: AgentResult<'sync.receive'>;
   try {
-    sent = await src.client.call('sync.send', {
-      path: src.path,
-      host: dst.client.host.address,
-      port: plan.port,
-      token: plan.token,
+    plan = await dst.client.call('sync.receive', {
+      path: dst.path,
+      source: { host: src.client.host.address, port: sending.port, token: sending.token },
+      sourceSize: s.size!,
+      sourceFormat: s.format!,
       sourceId,
       blockSize,
-      compress: o.compress ?? 'auto',
-      bandwidth: o.bandwidthMiB ? o.bandwidthMiB * (1 << 20) : undefined,
       resume: o.resume ?? false,
       dryRun: o.dryRun ?? false,
-      verify,
-      fsync: o.fsync ?? true,
+      force: o.force ?? false,
+      createLv: o.createLv,
+      createFormat: o.createFormat,
       hashThreads: o.hashThreads,
-      info: sourceInfo,
-      scan: scan(),
+      rehash: o.rehash ?? false,
+      direct: o.direct ?? true,
     });
   } catch (e) {
+    src.client.off('notification', onNote);
+    await src.client.call('sync.cancelSend', { session: sending.session }).catch(() => undefined);
+    throw e;
+  }
+  try {
+    if (o.resume && plan.resumeFrom === 0 && !plan.created) warn('No usable checkpoint on the destination: comparing from the start (unchanged blocks still do not cross)');
+    received = dst.client.call('sync.receiveResult', { session: plan.session });
+    received.catch(() => undefined);
+    sent = await src.client.call('sync.sendResult', { session: sending.session });
+  } catch (e) {
     // The destination's view (e.g. its disk failed) explains more than "connection lost".
-    const theirs = await received.then(
+    const theirs = await received?.then(
       () => undefined,
       (x: unknown) => x,
     );
@@ -204,7 +211,7 @@ async function runSync(
   } finally {
     src.client.off('notification', onNote);
   }
-  const got = await received;
+  const got = await received!;
 
   const summary: SyncSummary = {
     status: o.dryRun ? 'dry-run' : sent.mismatches.length ? 'verify-failed' : 'ok',

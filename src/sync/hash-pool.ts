@@ -153,7 +153,14 @@ export class HashPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    // A stopping thread does not hold the process open (not even ref'd):
+    // a caller with nothing else pending would see node exit mid-await.
+    const holdOpen = setInterval(() => undefined, 1000);
+    try {
+      await Promise.all(this.workers.map((w) => w.terminate()));
+    } finally {
+      clearInterval(holdOpen);
+    }
   }
 }
 

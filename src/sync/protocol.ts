@@ -1,6 +1,8 @@
 /**
  * The wire protocol between the source and destination agents, one TCP
- * stream each way, framed. Every frame has a 16-byte header:
+ * connection (the destination connects to the source, and proves with the
+ * session's token that it is the one the controller sent), framed both
+ * ways. Every frame has a 16-byte header:
  *
  *   0  type (u8)   1  flags (u8)   2  reserved (u16)
  *   4  payload length (u32 BE)     8  block index (u64 BE)
@@ -22,6 +24,7 @@ export const FrameType = {
   Verdict: 6, // JSON VerifyVerdict
   SourceDigest: 7, // 16-byte digest of the Data block that follows (when the source hashed it)
   // destination -> source
+  Join: 27, // the session token: the destination connects to the source's listener and says this first
   Ready: 20, // JSON ReceiverReady
   Hash: 21, // 16-byte digest (flags & ZeroBlock: block is all zeros, no payload)
   Hashes: 26, // digests of blocks index.. (payload: per block, a state byte, 0 zeros or 1 digest, then 16 digest bytes)

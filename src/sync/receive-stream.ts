@@ -22,7 +22,8 @@ import { readBlock } from '../storage/block-read.js';
 import { isAllZero } from './examine-block.js';
 import { xxh128 } from './xxh128.js';
 import { trace } from '../util/trace.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, encodeHashes, type Frame, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import type { FrameAssembler, PooledFrame } from './frame-assembler.js';
+import { FrameFlag, FrameType, FrameWriter, encodeHashes, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 
 export interface StreamOptions {
   path: string;
@@ -50,7 +51,12 @@ export interface ReceiveResult {
   verifyMismatches: Array<{ start: number; length: number }>;
 }
 
-export async function serveSource(socket: net.Socket, o: StreamOptions, disk: DiskEndpoint | undefined): Promise<ReceiveResult> {
+/**
+ * Serves the connection to the source: `input` assembles what the socket
+ * reads. The first frame out is the session's token (Join), which is what
+ * makes the source's listener take this connection.
+ */
+export async function serveSource(socket: net.Socket, input: FrameAssembler, o: StreamOptions, disk: DiskEndpoint | undefined): Promise<ReceiveResult> {
   socket.setNoDelay(true);
   const writer = new FrameWriter(socket);
   const { blockSize, size, resumeFrom } = o;
@@ -72,7 +78,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
   let ended = false;
   let verdict: ((v: VerifyVerdict) => void) | undefined;
   let earlyVerdict: VerifyVerdict | undefined;
-  const queue: Frame[] = [];
+  const queue: PooledFrame[] = [];
   let working = false;
   let failure: Error | undefined;
   let busyMs = 0;
@@ -283,7 +289,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
     finish(res);
   };
 
-  const apply = async (f: Frame): Promise<void> => {
+  const apply = async (f: PooledFrame): Promise<void> => {
     switch (f.type) {
       case FrameType.Hello: {
         hello = JSON.parse(f.payload.toString()) as SenderHello;
@@ -306,10 +312,12 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
         let writing: Promise<void>;
         if (f.flags & FrameFlag.Compressed) {
           const bytes = decompress(f.payload);
+          f.release();
           writing = disk.write(bytes, f.index * blockSize);
           length = bytes.length;
         } else {
-          writing = disk.writev(f.parts, f.index * blockSize);
+          // The payload's buffer goes back to the pool once written.
+          writing = disk.writev(f.parts, f.index * blockSize).finally(() => f.release());
           length = f.parts.reduce((n, p) => n + p.length, 0);
         }
         const index = f.index;
@@ -373,6 +381,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
         const f = queue.shift()!;
         if (queue.length < 64 && socket.isPaused()) socket.resume();
         await apply(f);
+        if (f.type !== FrameType.Data) f.release(); // a Data frame's goes back once written
       }
     } catch (e) {
       failWith(e as Error);
@@ -381,7 +390,7 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
     }
   };
 
-  const parser = new FrameParser((f) => {
+  input.onFrame = (f) => {
     // Verdicts must not wait behind the End frame that is awaiting them.
     if (f.type === FrameType.Verdict) {
       earlyVerdict = JSON.parse(f.payload.toString()) as VerifyVerdict;
@@ -391,8 +400,9 @@ export async function serveSource(socket: net.Socket, o: StreamOptions, disk: Di
     queue.push(f);
     if (queue.length > 256 && !socket.isPaused()) socket.pause();
     void work();
-  });
-  socket.on('data', (d: Buffer) => parser.push(d));
+  };
+  // Only now, with frames handled: the source says nothing before this.
+  void writer.send(FrameType.Join, 0, Buffer.from(o.token)).catch(() => undefined); // a failure shows as the socket closing
   socket.on('error', () => undefined);
   socket.on('close', () => {
     void (async () => {

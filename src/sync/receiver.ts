@@ -1,10 +1,9 @@
 /**
  * The destination end of a sync, run by the destination host's agent: checks
  * and opens (or creates) the disk, finds its resume point and remembered
- * digests, and listens for the source agent; receive-stream.ts serves the
- * connection. Nothing is written before the source connects.
+ * digests, and connects to the source agent; receive-stream.ts serves the
+ * connection. Nothing is written before the source's Hello.
  */
-import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -16,6 +15,7 @@ import { FerryError } from '../util/errors.js';
 import { loadCheckpoint, resumePoint } from './checkpoint.js';
 import { loadDigestCache } from './digest-cache.js';
 import type { DigestTable } from './digest-table.js';
+import { FrameAssembler } from './frame-assembler.js';
 import { serveSource, type ReceiveResult } from './receive-stream.js';
 import { trace } from '../util/trace.js';
 
@@ -23,8 +23,8 @@ export type { ReceiveResult } from './receive-stream.js';
 
 export interface ReceiveOptions {
   path: string;
-  /** Address to listen on (the host's inventory address). */
-  address: string;
+  /** The source agent's listener, and the session token to say to it. */
+  source: { host: string; port: number; token: string };
   sourceSize: number;
   sourceFormat: string;
   /** Format for a destination image that must be created (default: from its name, else the source's). */
@@ -44,8 +44,6 @@ export interface ReceiveOptions {
 }
 
 export interface ReceivePlan {
-  port: number;
-  token: string;
   created: boolean;
   format: string;
   size: number;
@@ -58,11 +56,11 @@ export interface ReceivePlan {
 export interface ReceiveSession {
   plan: ReceivePlan;
   result: Promise<ReceiveResult>;
-  /** Stops listening and closes the disk (controller gone, Ctrl-C). */
+  /** Drops the connection and closes the disk (controller gone, Ctrl-C). */
   cancel(): Promise<void>;
 }
 
-/** Checks the destination, prepares it and starts listening; nothing is written before the source connects. */
+/** Checks the destination, prepares it and connects to the source; nothing is written before the source's Hello. */
 export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
   trace('receive: start');
   const lv = await reachLvWithoutDeviceMapper(o);
@@ -151,56 +149,69 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
   let cached: DigestTable | undefined;
   if (disk && !created && !o.rehash && target.kind === 'file') cached = await loadDigestCache(o.path, o.blockSize, blockCount);
 
-  trace('receive: ready to listen');
-  const token = randomBytes(16).toString('hex');
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) =>
-      reject(new FerryError('UNREACHABLE', `Cannot listen for the sync on ${o.address}: ${e.message}`, { hint: "check the host's address in the inventory" })),
-    );
-    server.listen(0, o.address, () => resolve());
+  trace('receive: connecting');
+  const plan: ReceivePlan = { created, format: target.format ?? o.sourceFormat, size: target.size ?? o.sourceSize, resumeFrom, cachedBlocks: cached?.known() ?? 0 };
+  const { host, port, token } = o.source;
+  const input = new FrameAssembler(o.blockSize);
+  const socket = net.connect({
+    host,
+    port,
+    // Reads land in this one buffer and are copied out at once (see frame-assembler.ts).
+    onread: {
+      buffer: Buffer.allocUnsafeSlow(READ_BUFFER),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        input.push(buf, n);
+        return true;
+      },
+    },
   });
-  const port = (server.address() as net.AddressInfo).port;
-  const plan: ReceivePlan = { port, token, created, format: target.format ?? o.sourceFormat, size: target.size ?? o.sourceSize, resumeFrom, cachedBlocks: cached?.known() ?? 0 };
-
-  let active: net.Socket | undefined;
-  let rejectWaiting: ((e: Error) => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const result = new Promise<ReceiveResult>((resolve, reject) => {
-    rejectWaiting = reject;
-    timer = setTimeout(() => {
-      reject(new FerryError('UNREACHABLE', `No source connected to ${o.address}:${port} within 60 s`, { hint: 'check that the source host can reach this address' }));
-    }, 60_000);
-    server.on('connection', (socket) => {
+  let cancelled = false;
+  const connected = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: no answer within ${CONNECT_TIMEOUT_MS / 1000} s`, { hint: 'check that the destination host can reach the source address (firewall, inventory address)' }));
+    }, CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
       clearTimeout(timer);
-      server.close(); // one source per session
-      active = socket;
+      resolve();
+    });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: ${e.message}`, { hint: 'check that the destination host can reach the source address (firewall, inventory address)' }));
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (cancelled) reject(new FerryError('ABORTED', `Sync into "${o.path}" cancelled before the source connected`));
+    });
+  });
+  const result = connected
+    .then(() =>
       serveSource(
         socket,
+        input,
         { path: o.path, sourceId: o.sourceId, size: o.sourceSize, blockSize: o.blockSize, dryRun: o.dryRun, hashThreads: o.hashThreads, token, resumeFrom, durableFrom, cached },
         disk,
-      ).then(resolve, reject);
+      ),
+    )
+    .finally(async () => {
+      socket.destroy();
+      await disk?.close();
+      await lv?.mapped.release();
     });
-  }).finally(async () => {
-    clearTimeout(timer);
-    server.close();
-    await disk?.close();
-    await lv?.mapped.release();
-  });
   result.catch(() => undefined);
 
   return {
     plan,
     result,
     cancel: async () => {
-      server.close();
-      if (active) {
-        // Dropping the stream makes the session checkpoint what it applied; wait for that.
-        active.destroy();
-      } else {
-        rejectWaiting?.(new FerryError('ABORTED', `Sync into "${o.path}" cancelled before the source connected`));
-      }
+      // Dropping the stream makes the session checkpoint what it applied; wait for that.
+      cancelled = true;
+      socket.destroy();
       await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
     },
   };
 }
+
+/** Bytes per read from the source. */
+const READ_BUFFER = 256 * 1024;
+const CONNECT_TIMEOUT_MS = 30_000;

@@ -4,6 +4,7 @@
  * the bytes only when the destination's hash differs. Zero blocks (holes in
  * the allocation map, or read as all zeros) never carry bytes.
  */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import { inspectDisk, sameDisk, type DiskInfo } from '../storage/image-info.js';
 import { FerryError } from '../util/errors.js';
@@ -18,10 +19,8 @@ import { trace } from '../util/trace.js';
 
 export interface SendOptions {
   path: string;
-  /** Destination agent's listener. */
-  host: string;
-  port: number;
-  token: string;
+  /** Address to listen on for the destination agent (the source host's inventory address). */
+  address: string;
   sourceId: string;
   blockSize: number;
   compress: CompressMode;
@@ -35,8 +34,10 @@ export interface SendOptions {
   hashThreads?: number;
   /** The source as the controller just inspected it (saves probing it again). */
   info?: DiskInfo;
-  /** Aborting drops the connection; the destination keeps its checkpoint. */
+  /** Aborting stops waiting for the destination or drops the connection; the destination keeps its checkpoint. */
   signal?: AbortSignal;
+  /** How long to wait for the destination to connect (default 60 s). */
+  connectTimeoutMs?: number;
   /** A head-start scan of this source (see source-scan.ts); the sender takes it over. */
   scan?: SourceScan;
 }
@@ -68,29 +69,118 @@ export interface SendResult extends SyncProgress {
   mismatches: Array<{ start: number; length: number }>;
 }
 
-export async function sendDisk(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
+/** A send under way: where the destination connects, with what token, and the result. */
+export interface SendSession {
+  port: number;
+  token: string;
+  result: Promise<SendResult>;
+}
+
+/**
+ * Opens the source (or takes over its head-start scan), listens for the
+ * destination and answers with the port and token to give it; the sync
+ * runs once the destination has connected and said the token.
+ *
+ * The destination connects, not the source, because the receiving end
+ * reads far more than it writes and only a connecting socket can read
+ * into one reused buffer (see frame-assembler.ts).
+ */
+export async function startSend(o: SendOptions, onProgress: (p: SyncProgress) => void): Promise<SendSession> {
   let scan = o.scan;
   // A scan of another disk (or the same path, replaced since) or block size is no use.
   if (scan && (scan.info.path !== o.path || (o.info && !sameDisk(scan.info, o.info)) || scan.source.blockSize !== o.blockSize)) {
     await scan.close();
     scan = undefined;
   }
-  const info = scan?.info ?? (o.info?.path === o.path ? o.info : await inspectDisk(o.path));
-  if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
-  trace('send: start');
-  const source = scan?.source ?? (await openSourceDisk(info, o.blockSize, o.hashThreads));
-  trace('send: disk open');
-  const socket = net.connect({ host: o.host, port: o.port });
-  const abort = (): void => void socket.destroy();
-  o.signal?.addEventListener('abort', abort);
-  try {
-    return await runSender(o, source, scan, socket, onProgress);
-  } finally {
-    o.signal?.removeEventListener('abort', abort);
-    socket.destroy();
+  const release = async (source?: SourceDisk): Promise<void> => {
     await scan?.stop();
-    await closeSourceDisk(source);
+    if (source) await closeSourceDisk(source);
+    else await scan?.close();
+  };
+  let source: SourceDisk | undefined;
+  let server: net.Server;
+  const token = randomBytes(16).toString('hex');
+  try {
+    const info = scan?.info ?? (o.info?.path === o.path ? o.info : await inspectDisk(o.path));
+    if (!info.exists) throw new FerryError('NOT_FOUND', `Cannot read source "${o.path}": not found`, { hint: 'check the source path' });
+    trace('send: start');
+    source = scan?.source ?? (await openSourceDisk(info, o.blockSize, o.hashThreads));
+    trace('send: disk open');
+    server = await listen(o.address);
+  } catch (e) {
+    await release(source);
+    throw e;
   }
+  const port = (server.address() as net.AddressInfo).port;
+  const opened = source;
+  const result = (async (): Promise<SendResult> => {
+    let socket: net.Socket | undefined;
+    const abort = (): void => void socket?.destroy();
+    try {
+      socket = await acceptDestination(server, token, o.connectTimeoutMs ?? 60_000, o.signal);
+      o.signal?.addEventListener('abort', abort);
+      return await runSender(o, token, opened, scan, socket, onProgress);
+    } finally {
+      o.signal?.removeEventListener('abort', abort);
+      server.close();
+      socket?.destroy();
+      await release(opened);
+    }
+  })();
+  result.catch(() => undefined); // the caller awaits it
+  return { port, token, result };
+}
+
+function listen(address: string): Promise<net.Server> {
+  const server = net.createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) =>
+      reject(new FerryError('UNREACHABLE', `Cannot listen for the sync on ${address}: ${e.message}`, { hint: "check the host's address in the inventory" })),
+    );
+    server.listen(0, address, () => resolve(server));
+  });
+}
+
+/**
+ * The first connection that says the session's token (a Join frame) within
+ * the time allowed; others are dropped. Nothing else comes from the
+ * destination before this side's Hello.
+ */
+function acceptDestination(server: net.Server, token: string, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const address = server.address() as net.AddressInfo;
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', aborted);
+      server.off('connection', connection);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new FerryError('UNREACHABLE', `No destination connected to ${address.address}:${address.port} within ${Math.round(timeoutMs / 1000)} s`, { hint: 'check that the destination host can reach the source address (firewall, inventory address)' }));
+    }, timeoutMs);
+    const aborted = (): void => {
+      done();
+      reject(new FerryError('ABORTED', 'Sync cancelled before the destination connected'));
+    };
+    signal?.addEventListener('abort', aborted);
+    const expected = Buffer.from(token);
+    const connection = (socket: net.Socket): void => {
+      socket.on('error', () => undefined);
+      const parser = new FrameParser((f) => {
+        socket.off('data', onData);
+        const said = f.payload;
+        if (f.type === FrameType.Join && said.length === expected.length && timingSafeEqual(said, expected)) {
+          done();
+          resolve(socket);
+        } else {
+          socket.destroy();
+        }
+      });
+      const onData = (d: Buffer): void => parser.push(d);
+      socket.on('data', onData);
+    };
+    server.on('connection', connection);
+  });
 }
 
 /** A block as the sender meets it; a data block decided from its digest alone (equal on both sides) has no bytes. */
@@ -103,7 +193,7 @@ type SourceBlock = BlockState | { index: number; zero: false; length: number; di
  */
 const SCAN_CHANGE_BUDGET = 64;
 
-async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | undefined, socket: net.Socket, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
+async function runSender(o: SendOptions, token: string, source: SourceDisk, scan: SourceScan | undefined, socket: net.Socket, onProgress: (p: SyncProgress) => void): Promise<SendResult> {
   const { disk, pool, window } = source;
   const started = performance.now();
   const size = disk.size;
@@ -126,12 +216,6 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
     seconds: 0,
   };
 
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', (e) =>
-      reject(new FerryError('UNREACHABLE', `Cannot connect to the destination agent at ${o.host}:${o.port}: ${e.message}`, { hint: 'check that the source host can reach the destination address (firewall, inventory address)' })),
-    );
-  });
   socket.setNoDelay(true);
   const writer = new FrameWriter(socket);
   const dropAfter = Number(process.env.FERRY_SYNC_DROP_AFTER_BYTES ?? 0); // fault injection for tests
@@ -190,7 +274,7 @@ async function runSender(o: SendOptions, source: SourceDisk, scan: SourceScan | 
   const arrived = (table: DigestTable, i: number): Promise<void> => (table.has(i) ? Promise.resolve() : orClose(table.wait(i)));
 
   const readyP = new Promise<ReceiverReady>((r) => (ready = r));
-  const hello: SenderHello = { token: o.token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun, verify: o.verify && !o.dryRun };
+  const hello: SenderHello = { token, size, blockSize, sourceId: o.sourceId, resume: o.resume, dryRun: o.dryRun, verify: o.verify && !o.dryRun };
   await writer.sendJson(FrameType.Hello, hello);
   const { startBlock } = await orClose(readyP);
   trace('send: destination ready');

@@ -2,13 +2,15 @@
  * A sync that starts from a head-start scan of its source, sender and
  * receiver run in this process against real files on loopback.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { inspectDisk } from '../storage/image-info.js';
 import { startReceive } from './receiver.js';
-import { sendDisk, type SendResult } from './sender.js';
+import { startSend, type SendResult } from './sender.js';
 import { SourceScan } from './source-scan.js';
 import { xxh128 } from './xxh128.js';
 
@@ -40,11 +42,12 @@ async function scanned(scan: SourceScan): Promise<void> {
 /** One sync from `src` into the existing `dst`, from the given scan. */
 async function syncWith(scan: SourceScan): Promise<SendResult> {
   const info = await inspectDisk(src);
-  const session = await startReceive({ path: dst, address: '127.0.0.1', sourceSize: info.size!, sourceFormat: 'raw', sourceId: 'test', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: true, hashThreads: 1 });
-  const sent = await sendDisk(
-    { path: src, host: '127.0.0.1', port: session.plan.port, token: session.plan.token, sourceId: 'test', blockSize: BLOCK, compress: 'none', resume: false, dryRun: false, verify: true, fsync: true, hashThreads: 1, info, scan },
+  const sending = await startSend(
+    { path: src, address: '127.0.0.1', sourceId: 'test', blockSize: BLOCK, compress: 'none', resume: false, dryRun: false, verify: true, fsync: true, hashThreads: 1, info, scan },
     () => undefined,
   );
+  const session = await startReceive({ path: dst, source: { host: '127.0.0.1', port: sending.port, token: sending.token }, sourceSize: info.size!, sourceFormat: 'raw', sourceId: 'test', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: true, hashThreads: 1 });
+  const sent = await sending.result;
   await session.result;
   return sent;
 }
@@ -105,4 +108,20 @@ test('a scan stopped mid-way drops its queued blocks: what it reports scanned ha
     assert.deepEqual(Buffer.from(scan.digests.digest(i)!), xxh128(data.subarray(i * BLOCK, (i + 1) * BLOCK)), `block ${i}`);
   }
   await scan.close();
+});
+
+test('a scan stopped and closed at once ends, even with nothing else keeping the process alive', () => {
+  // In a process of its own: there, a close() that never finished would let node exit mid-await.
+  const file = `${dir}/close-at-once.mjs`;
+  writeFileSync(
+    file,
+    `const { inspectDisk } = await import(${JSON.stringify(new URL('../storage/image-info.js', import.meta.url).href)});
+     const { SourceScan } = await import(${JSON.stringify(new URL('./source-scan.js', import.meta.url).href)});
+     const scan = await SourceScan.start(await inspectDisk(${JSON.stringify(src)}), ${BLOCK * 2}, 1);
+     await scan.stop();
+     await scan.close();
+     console.log('closed');`,
+  );
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout.trim(), 'closed', `exit ${r.status}: ${r.stderr}`);
 });

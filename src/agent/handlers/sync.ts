@@ -1,7 +1,8 @@
 /**
- * Block delta sync on the agent's host: inspect a disk, receive into one
- * (listening on the host's address) or send one to another agent. Data flows
- * agent to agent; the controller only starts both ends and watches progress.
+ * Block delta sync on the agent's host: inspect a disk, send one (listening
+ * on the host's address) or receive into one (connecting to the source's
+ * agent). Data flows agent to agent; the controller only starts both ends
+ * and watches progress.
  */
 import { randomBytes } from 'node:crypto';
 import { inspectDisk, sameDisk, statDisk, type DiskInfo } from '../../storage/image-info.js';
@@ -9,7 +10,7 @@ import { describeUsers, findDiskUsers, hasRunningVm, isBusy } from '../../storag
 import { deviceMapperAvailable } from '../../storage/lvm.js';
 import { FerryError } from '../../util/errors.js';
 import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
-import { sendDisk, type SendOptions, type SendResult } from '../../sync/sender.js';
+import { startSend, type SendOptions, type SendResult } from '../../sync/sender.js';
 import { SourceScan } from '../../sync/source-scan.js';
 import type { HandlerContext } from '../context.js';
 import { trace } from '../../util/trace.js';
@@ -25,6 +26,8 @@ export interface SyncDiskReport extends DiskInfo {
 }
 
 const sessions = new Map<string, ReceiveSession>();
+/** Sends under way, until `sync.sendResult` collects them. */
+const sends = new Map<string, { result: Promise<SendResult>; abort: AbortController }>();
 /**
  * Head-start scans of sources (see source-scan.ts), by the name the
  * controller gave them, until a `sync.send` takes them, they are
@@ -89,12 +92,38 @@ export const syncHandlers = {
     await (await scan)?.close();
   },
 
-  'sync.send': async (p: Omit<SendOptions, 'signal' | 'scan'> & { scan?: string }, ctx: HandlerContext): Promise<SendResult> => {
+  /**
+   * Starts sending a source: answers at once with where the destination
+   * must connect (`sync.receive` takes that) and the session to ask
+   * `sync.sendResult` about.
+   */
+  'sync.send': async (p: Omit<SendOptions, 'signal' | 'scan'> & { scan?: string }, ctx: HandlerContext): Promise<{ port: number; token: string; session: string }> => {
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
     const scan = p.scan === undefined ? undefined : await scans.get(p.scan);
     if (p.scan !== undefined) scans.delete(p.scan);
-    return sendDisk({ ...p, scan, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
+    const session = await startSend({ ...p, scan, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
+    const id = randomBytes(8).toString('hex');
+    sends.set(id, { result: session.result, abort });
+    return { port: session.port, token: session.token, session: id };
+  },
+
+  'sync.sendResult': async (p: { session: string }): Promise<SendResult> => {
+    const s = sends.get(p.session);
+    if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${p.session}"`);
+    try {
+      return await s.result;
+    } finally {
+      sends.delete(p.session);
+    }
+  },
+
+  /** Drops a send whose destination will not connect (its preparation failed). */
+  'sync.cancelSend': async (p: { session: string }): Promise<void> => {
+    const s = sends.get(p.session);
+    sends.delete(p.session);
+    s?.abort.abort();
+    await s?.result.catch(() => undefined);
   },
 };
 
