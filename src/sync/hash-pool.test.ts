@@ -77,3 +77,23 @@ test('isAllZero, and xxh128 on memory of any kind', async () => {
   const shared = new Uint8Array(new SharedArrayBuffer(64), 8, 40).fill(3);
   assert.ok(xxh128(shared).equals(await reference(Buffer.alloc(40, 3))));
 });
+
+test('a digest job whose cancel flag is up answers for the blocks done before it, on a thread and inline', async () => {
+  const fd = fs.openSync('/dev/zero', 'r');
+  const blocks = Array.from({ length: 8 }, (_, i) => ({ position: i * 65536, length: 65536 }));
+  try {
+    for (const threads of [1, 0]) {
+      const pool = HashPool.create(65536, 4, threads);
+      try {
+        const cancel = new Int32Array(new SharedArrayBuffer(4));
+        assert.equal((await pool.hashBlocks({ fd, tailFd: fd }, blocks, cancel)).length, 8);
+        Atomics.store(cancel, 0, 1);
+        assert.equal((await pool.hashBlocks({ fd, tailFd: fd }, blocks, cancel)).length, 0, `${threads} threads`);
+      } finally {
+        await pool.close();
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+});
