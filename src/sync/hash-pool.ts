@@ -38,6 +38,19 @@ const spawnThread = (): Worker => {
   return w;
 };
 
+/** Asks a thread to end once it has loaded and done its queued jobs; terminates it if it has not within 10 s. */
+function endThread(w: Worker): Promise<void> {
+  if (w.threadId === -1) return Promise.resolve(); // already gone
+  return new Promise((resolve) => {
+    const stuck = setTimeout(() => void w.terminate(), 10_000);
+    w.once('exit', () => {
+      clearTimeout(stuck);
+      resolve();
+    });
+    w.postMessage({ exit: true });
+  });
+}
+
 export function warmHashThreads(count: number): void {
   while (warm.length < count) warm.push(spawnThread());
 }
@@ -152,12 +165,18 @@ export class HashPool {
     });
   }
 
+  /**
+   * Ends the threads. Each is asked to end after its queued jobs rather
+   * than terminated: a thread terminated while still loading (a pool
+   * closed right after it was created, as a head-start scan called off is)
+   * can take the whole process down with it.
+   */
   async close(): Promise<void> {
-    // A stopping thread does not hold the process open (not even ref'd):
-    // a caller with nothing else pending would see node exit mid-await.
+    // An ending thread does not hold the process open (not even ref'd): a
+    // caller with nothing else pending would see node exit mid-await.
     const holdOpen = setInterval(() => undefined, 1000);
     try {
-      await Promise.all(this.workers.map((w) => w.terminate()));
+      await Promise.all(this.workers.map((w) => endThread(w)));
     } finally {
       clearInterval(holdOpen);
     }

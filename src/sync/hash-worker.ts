@@ -33,9 +33,14 @@ let blockSize: number;
 /** This thread's own block buffer, for digest-only jobs. */
 let own: Uint8Array | undefined;
 
-parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blockSize: number } }) => {
+parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blockSize: number } } | { exit: true }) => {
   if ('attach' in job) {
     ({ memory, blockSize } = job.attach);
+    return;
+  }
+  if ('exit' in job) {
+    // The pool is done: with the port closed the thread has nothing left and ends.
+    parentPort!.close();
     return;
   }
   const view = (slot: number, length: number): Uint8Array => new Uint8Array(memory, slot * blockSize, length);
