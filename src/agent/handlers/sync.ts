@@ -75,15 +75,7 @@ export const syncHandlers = {
     return { ...session.plan, session: id };
   },
 
-  'sync.receiveResult': async (p: { session: string }): Promise<ReceiveResult> => {
-    const s = sessions.get(p.session);
-    if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${p.session}"`);
-    try {
-      return await s.result;
-    } finally {
-      sessions.delete(p.session);
-    }
-  },
+  'sync.receiveResult': (p: { session: string }): Promise<ReceiveResult> => collect(sessions, p.session),
 
   /** Drops a scan whose sync will not happen (the destination is missing, or the sync failed). */
   'sync.cancelScan': async (p: { scan: string }): Promise<void> => {
@@ -108,15 +100,7 @@ export const syncHandlers = {
     return { port: session.port, token: session.token, session: id };
   },
 
-  'sync.sendResult': async (p: { session: string }): Promise<SendResult> => {
-    const s = sends.get(p.session);
-    if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${p.session}"`);
-    try {
-      return await s.result;
-    } finally {
-      sends.delete(p.session);
-    }
-  },
+  'sync.sendResult': (p: { session: string }): Promise<SendResult> => collect(sends, p.session),
 
   /** Drops a send whose destination will not connect (its preparation failed). */
   'sync.cancelSend': async (p: { session: string }): Promise<void> => {
@@ -126,6 +110,17 @@ export const syncHandlers = {
     await s?.result.catch(() => undefined);
   },
 };
+
+/** Waits for a session's result, then forgets the session. */
+async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string): Promise<T> {
+  const s = under.get(id);
+  if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${id}"`);
+  try {
+    return await s.result;
+  } finally {
+    under.delete(id);
+  }
+}
 
 /**
  * Starts the head-start scan of a source being inspected. It does not wait
