@@ -16,8 +16,8 @@ import { HEADER_SIZE, type Frame, type FrameType } from './protocol.js';
 
 /** Payloads up to this size get a buffer of their own (few: digests, JSON). */
 const SMALL_PAYLOAD = 64 * 1024;
-/** Freed block buffers kept for reuse; more than that many in use at once are allocated and left to the collector. */
-const POOL_LIMIT = 64;
+/** Bytes of freed block buffers kept for reuse; more in use at once are allocated and left to the collector. */
+const POOL_BYTES = 64 << 20;
 
 /** A frame whose payload lives in a pooled buffer: `release()` when done with it. */
 export interface PooledFrame extends Frame {
@@ -36,8 +36,12 @@ export class FrameAssembler {
   private payloadLength = 0;
   private readonly free: Buffer[] = [];
 
+  private readonly poolLimit: number;
+
   /** @param blockSize payloads up to this size (a block) are taken from the pool */
-  constructor(private readonly blockSize: number) {}
+  constructor(private readonly blockSize: number) {
+    this.poolLimit = Math.max(4, Math.floor(POOL_BYTES / blockSize));
+  }
 
   /** Buffers allocated for the pool so far, in use or free (for tests). */
   allocated = 0;
@@ -85,7 +89,7 @@ export class FrameAssembler {
       release: () => {
         if (released || !pooled) return;
         released = true;
-        if (this.free.length < POOL_LIMIT) this.free.push(buffer!);
+        if (this.free.length < this.poolLimit) this.free.push(buffer!);
       },
     });
   }
