@@ -169,7 +169,7 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
   const connected = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: no answer within ${CONNECT_TIMEOUT_MS / 1000} s`, { hint: 'check that the destination host can reach the source address (firewall, inventory address)' }));
+      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: no answer within ${CONNECT_TIMEOUT_MS / 1000} s`, { hint: UNREACHABLE_HINT }));
     }, CONNECT_TIMEOUT_MS);
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -177,7 +177,7 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
     });
     socket.once('error', (e) => {
       clearTimeout(timer);
-      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: ${e.message}`, { hint: 'check that the destination host can reach the source address (firewall, inventory address)' }));
+      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: ${e.message}`, { hint: UNREACHABLE_HINT }));
     });
     socket.once('close', () => {
       clearTimeout(timer);
@@ -215,3 +215,4 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
 /** Bytes per read from the source. */
 const READ_BUFFER = 256 * 1024;
 const CONNECT_TIMEOUT_MS = 30_000;
+const UNREACHABLE_HINT = 'check that the destination host can reach the source address (firewall, inventory address)';

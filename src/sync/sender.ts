@@ -11,7 +11,7 @@ import { FerryError } from '../util/errors.js';
 import { readBlocks, type BlockState } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
 import { DigestTable } from './digest-table.js';
-import { FrameFlag, FrameParser, FrameType, FrameWriter, decodeHashes, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
+import { FrameFlag, FrameParser, FrameType, FrameWriter, HEADER_SIZE, decodeHashes, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.js';
 import type { SourceScan } from './source-scan.js';
 import { Throttle } from './throttle.js';
@@ -92,10 +92,10 @@ export async function startSend(o: SendOptions, onProgress: (p: SyncProgress) =>
     await scan.close();
     scan = undefined;
   }
+  // A scan owns the source it opened: closing it closes both.
   const release = async (source?: SourceDisk): Promise<void> => {
-    await scan?.stop();
-    if (source) await closeSourceDisk(source);
-    else await scan?.close();
+    if (scan) await scan.close();
+    else if (source) await closeSourceDisk(source);
   };
   let source: SourceDisk | undefined;
   let server: net.Server;
@@ -143,16 +143,19 @@ function listen(address: string): Promise<net.Server> {
 
 /**
  * The first connection that says the session's token (a Join frame) within
- * the time allowed; others are dropped. Nothing else comes from the
- * destination before this side's Hello.
+ * the time allowed; others are dropped, as is one that says more than a
+ * token's worth before it. Nothing else comes from the destination before
+ * this side's Hello.
  */
 function acceptDestination(server: net.Server, token: string, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const address = server.address() as net.AddressInfo;
+    const unproven = new Set<net.Socket>();
     const done = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', aborted);
       server.off('connection', connection);
+      for (const s of unproven) s.destroy();
     };
     const timer = setTimeout(() => {
       done();
@@ -166,8 +169,12 @@ function acceptDestination(server: net.Server, token: string, timeoutMs: number,
     const expected = Buffer.from(token);
     const connection = (socket: net.Socket): void => {
       socket.on('error', () => undefined);
+      unproven.add(socket);
+      socket.once('close', () => unproven.delete(socket));
+      let heard = 0;
       const parser = new FrameParser((f) => {
         socket.off('data', onData);
+        unproven.delete(socket);
         const said = f.payload;
         if (f.type === FrameType.Join && said.length === expected.length && timingSafeEqual(said, expected)) {
           done();
@@ -176,7 +183,11 @@ function acceptDestination(server: net.Server, token: string, timeoutMs: number,
           socket.destroy();
         }
       });
-      const onData = (d: Buffer): void => parser.push(d);
+      const onData = (d: Buffer): void => {
+        heard += d.length;
+        if (heard > HEADER_SIZE + 2 * expected.length) socket.destroy();
+        else parser.push(d);
+      };
       socket.on('data', onData);
     };
     server.on('connection', connection);
