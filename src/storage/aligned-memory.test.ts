@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { alignedSharedMemory, isAligned } from './aligned-memory.js';
+import { alignedBuffer, alignedSharedMemory, isAligned, isAlignedView } from './aligned-memory.js';
 
 test('aligned memory takes direct I/O where an ordinary Buffer is refused', () => {
   const file = `/var/tmp/ferry-aligned-${process.pid}.img`;
@@ -27,4 +27,12 @@ test('aligned memory takes direct I/O where an ordinary Buffer is refused', () =
     fs.closeSync(fd);
     fs.rmSync(file);
   }
+});
+
+test('isAlignedView knows aligned memory from here, at aligned offsets only', () => {
+  const b = alignedBuffer(3 * 4096);
+  assert.ok(isAlignedView(b));
+  assert.ok(isAlignedView(b.subarray(4096)));
+  assert.ok(!isAlignedView(b.subarray(100)));
+  assert.ok(!isAlignedView(Buffer.alloc(8192)), 'an ordinary Buffer is not known aligned');
 });

@@ -9,10 +9,25 @@ export const DIRECT_ALIGNMENT = 4096;
 
 const WASM_PAGE = 65536;
 
+/** Memory handed out here: a view into it at an aligned offset is aligned. */
+const aligned = new WeakSet<ArrayBufferLike>();
+
 /** Shared memory of at least `bytes`, page-aligned, usable from worker threads. */
 export function alignedSharedMemory(bytes: number): SharedArrayBuffer {
   const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
-  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }).buffer as unknown as SharedArrayBuffer;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }).buffer as unknown as SharedArrayBuffer;
+  aligned.add(memory);
+  return memory;
+}
+
+/** A Buffer of `bytes` bytes of aligned memory. */
+export function alignedBuffer(bytes: number): Buffer {
+  return Buffer.from(alignedSharedMemory(bytes), 0, bytes);
+}
+
+/** Whether `view` starts at an aligned address (it lies in memory from here, at an aligned offset). */
+export function isAlignedView(view: Uint8Array): boolean {
+  return aligned.has(view.buffer) && view.byteOffset % DIRECT_ALIGNMENT === 0;
 }
 
 /** Whether a position or length suits direct I/O. */

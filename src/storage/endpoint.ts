@@ -16,7 +16,7 @@ import * as fs from 'node:fs/promises';
 import { constants, writevSync } from 'node:fs';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
-import { alignedSharedMemory, isAligned } from './aligned-memory.js';
+import { alignedSharedMemory, isAligned, isAlignedView } from './aligned-memory.js';
 import { dataRanges, type ByteRange } from './allocation.js';
 import type { BlockSource } from './block-read.js';
 import { exportAsRaw, type RawExport } from './fuse-export.js';
@@ -101,14 +101,17 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
       done += bytesWritten;
     }
   };
-  /** Copies the pieces into aligned memory and writes them with direct I/O. */
+  /** Writes the pieces with direct I/O: from where they are when that is one piece of aligned memory, else copied into some. */
   const directWrite = async (parts: Uint8Array[], total: number, position: number): Promise<void> => {
-    const buf = staging.take(total);
+    const inPlace = parts.length === 1 && isAlignedView(parts[0]!);
+    const buf = inPlace ? parts[0]! : staging.take(total);
     try {
-      let at = 0;
-      for (const p of parts) {
-        buf.set(p, at);
-        at += p.length;
+      if (!inPlace) {
+        let at = 0;
+        for (const p of parts) {
+          buf.set(p, at);
+          at += p.length;
+        }
       }
       let done = 0;
       while (done < total) {
@@ -129,7 +132,7 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
         done += bytesWritten;
       }
     } finally {
-      staging.give(buf);
+      if (!inPlace) staging.give(buf as Buffer);
     }
   };
   const canDirect = (position: number, length: number): boolean => dfh !== undefined && isAligned(position) && isAligned(length);

@@ -78,8 +78,9 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
   // Into an older copy most blocks turn out equal: the source reads and
   // hashes ahead from the moment it is inspected, while the checks below
   // run and the destination gets ready (source-scan.ts). Into a new disk
-  // every block crosses, and would be read twice: the scan is called off
-  // as soon as the destination turns out missing.
+  // every block crosses, and would be read twice: the scan stops as soon as
+  // the destination turns out missing, keeping its disk and threads for the
+  // send; if the sync fails it is called off.
   const scan = randomBytes(8).toString('hex');
   let scanning = true;
   const cancelScan = async (): Promise<void> => {
@@ -87,13 +88,14 @@ export async function syncDisks(src: SyncSide, dst: SyncSide, o: SyncOptions = {
     scanning = false;
     await src.client.call('sync.cancelScan', { scan }).catch(() => undefined);
   };
+  const stopScan = (): void => void src.client.call('sync.stopScan', { scan }).catch(() => undefined);
   // Sent at once, even to agents still starting (AgentClient.start): each
   // reaches its agent right behind the agent's first call.
   const sourceInspected = src.client.call('sync.inspect', { path: src.path, role: 'source', scan: { id: scan, blockSize, hashThreads: o.hashThreads } });
   const destinationInspected = dst.client.call('sync.inspect', { path: dst.path, role: 'destination' });
   sourceInspected.catch(() => undefined); // awaited below, once both agents are known to be up
   destinationInspected.then(
-    (d) => void (d.exists ? undefined : cancelScan()),
+    (d) => void (d.exists ? undefined : stopScan()),
     () => void cancelScan(),
   );
   try {

@@ -19,6 +19,13 @@ export class DigestTable {
     this.state = new Uint8Array(count);
   }
 
+  /** A table of `count` blocks all known to be zeros. */
+  static zeros(count: number): DigestTable {
+    const t = new DigestTable(count);
+    t.state.fill(ZERO);
+    return t;
+  }
+
   /** Records a digest, or (digest undefined) that the block is all zeros. */
   set(index: number, digest: Uint8Array | undefined): void {
     if (digest) {

@@ -97,3 +97,33 @@ test('a digest job whose cancel flag is up answers for the blocks done before it
     fs.closeSync(fd);
   }
 });
+
+test('a closed pool leaves its threads to the next pool, which hashes right with its own block size even while an old job was still queued', async () => {
+  const zero = fs.openSync('/dev/zero', 'r');
+  const random = `/var/tmp/ferry-hash-pool-${process.pid}-reuse.img`;
+  const data = randomFillSync(Buffer.alloc(256 * 1024));
+  fs.writeFileSync(random, data);
+  const fd = fs.openSync(random, 'r');
+  try {
+    const first = HashPool.create(4096, 4, 2);
+    const ids = first.threadIds;
+    // A long job (a stopped scan's) is still queued when the pool closes.
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const queued = first.hashBlocks({ fd: zero, tailFd: zero }, Array.from({ length: 4096 }, (_, i) => ({ position: i * 4096, length: 4096 })), cancel);
+    Atomics.store(cancel, 0, 1);
+    await first.close();
+    assert.ok((await queued).length < 4096, 'the cancelled job ended early');
+    const second = HashPool.create(256 * 1024, 4, 2);
+    try {
+      assert.deepEqual(second.threadIds.sort(), ids.sort(), 'the same threads');
+      const [r] = await second.hashBlocks({ fd, tailFd: fd }, [{ position: 0, length: 256 * 1024 }]);
+      assert.ok(r!.digest!.equals(await reference(data)), 'a block larger than the first pool\'s hashed whole');
+    } finally {
+      await second.close();
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.closeSync(zero);
+    fs.rmSync(random);
+  }
+});

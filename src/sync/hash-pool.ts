@@ -18,11 +18,16 @@ export interface Slot {
 }
 
 /**
- * Threads started ahead of need: a thread takes ~100 ms to load here, which
- * a sync would otherwise wait for at its start. `warmHashThreads` is called
- * when a sync is being prepared; the next pool takes them.
+ * Threads started ahead of need, or kept from a closed pool: a thread takes
+ * ~100 ms of CPU to load here (more while the agent itself is loading),
+ * which a sync would otherwise pay at its start. `warmHashThreads` is
+ * called when a sync is being prepared; a closed pool leaves its threads
+ * here (a head-start scan called off hands them to the full copy that
+ * follows); the next pool takes them.
  */
 const warm: Worker[] = [];
+/** Idle threads kept at most. */
+const MAX_WARM = 4;
 const spawnThread = (): Worker => {
   const w = new Worker(new URL('./hash-worker.js', import.meta.url));
   w.unref();
@@ -55,13 +60,19 @@ export function warmHashThreads(count: number): void {
   while (warm.length < count) warm.push(spawnThread());
 }
 
+/** Job ids are unique across pools: a thread kept from a closed pool may still answer one of its jobs. */
+let nextJobId = 0;
+
 export class HashPool {
   private readonly workers: Worker[] = [];
   private readonly free: Slot[] = [];
   private readonly waiters: Array<(s: Slot) => void> = [];
   private readonly pending = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
   private turn = 0;
+  /** Called once no job is pending. */
+  private readonly idle: Array<() => void> = [];
+  /** This pool's listeners on each thread, taken off when the thread is handed on. */
+  private readonly listeners: Array<{ message: (m: Answer) => void; error: (e: Error) => void; exit: (code: number) => void }> = [];
   private inlineBuffer: Uint8Array | undefined;
 
   private constructor(readonly blockSize: number, slotCount: number, threads: number) {
@@ -72,21 +83,25 @@ export class HashPool {
     for (let t = 0; t < threads; t++) {
       const w = warm.shift() ?? spawnThread();
       w.postMessage({ attach: { memory, blockSize } });
-      w.on('message', (m: Answer) => {
+      const message = (m: Answer): void => {
         const p = this.pending.get(m.id);
+        if (!p) return; // a job of the pool this thread served before
         this.pending.delete(m.id);
-        // Idle workers must not keep the process alive; busy ones must.
-        if (this.pending.size === 0) for (const x of this.workers) x.unref();
-        if (m.error) p?.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
-        else p?.resolve(m);
-      });
+        if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+        else p.resolve(m);
+        this.whenIdle();
+      };
       const fail = (e: Error): void => {
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
+        this.whenIdle();
       };
-      w.on('error', fail);
       // A thread gone (or never started) answers nothing: fail its jobs rather than wait forever.
-      w.on('exit', (code) => fail(new Error(`a hashing thread exited (code ${code})`)));
+      const exit = (code: number): void => fail(new Error(`a hashing thread exited (code ${code})`));
+      w.on('message', message);
+      w.on('error', fail);
+      w.on('exit', exit);
+      this.listeners.push({ message, error: fail, exit });
       w.unref();
       this.workers.push(w);
     }
@@ -150,13 +165,25 @@ export class HashPool {
     return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
   }
 
+  private whenIdle(): void {
+    if (this.pending.size) return;
+    // Idle workers must not keep the process alive; busy ones must.
+    for (const x of this.workers) x.unref();
+    for (const f of this.idle.splice(0)) f();
+  }
+
+  /** The threads' ids (for tests: which threads a pool got). */
+  get threadIds(): number[] {
+    return this.workers.map((w) => w.threadId);
+  }
+
   /** How many threads hash (0: the calling thread does). */
   get threads(): number {
     return this.workers.length;
   }
 
   private post(job: Job): Promise<Answer> {
-    const id = this.nextId++;
+    const id = nextJobId++;
     const worker = this.workers[this.turn++ % this.workers.length]!;
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise((resolve, reject) => {
@@ -166,17 +193,30 @@ export class HashPool {
   }
 
   /**
-   * Ends the threads. Each is asked to end after its queued jobs rather
-   * than terminated: a thread terminated while still loading (a pool
-   * closed right after it was created, as a head-start scan called off is)
-   * can take the whole process down with it.
+   * Done with the threads: once their jobs are answered, up to MAX_WARM are
+   * kept for the next pool, the others asked to end. A thread is asked
+   * rather than terminated: one terminated while still loading (a pool
+   * closed right after it was created) can take the whole process down.
    */
   async close(): Promise<void> {
     // An ending thread does not hold the process open (not even ref'd): a
     // caller with nothing else pending would see node exit mid-await.
     const holdOpen = setInterval(() => undefined, 1000);
     try {
-      await Promise.all(this.workers.map((w) => endThread(w)));
+      // Jobs still queued (a stopped scan's) answer quickly: their cancel flag is up.
+      if (this.pending.size) await new Promise<void>((resolve) => this.idle.push(resolve));
+      const ending: Array<Promise<void>> = [];
+      this.workers.forEach((w, i) => {
+        const l = this.listeners[i]!;
+        w.off('message', l.message);
+        w.off('error', l.error);
+        w.off('exit', l.exit);
+        w.unref();
+        if (w.threadId !== -1 && warm.length < MAX_WARM) warm.push(w);
+        else ending.push(endThread(w));
+      });
+      this.workers.length = 0;
+      await Promise.all(ending);
     } finally {
       clearInterval(holdOpen);
     }

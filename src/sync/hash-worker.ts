@@ -35,6 +35,8 @@ let own: Uint8Array | undefined;
 
 parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blockSize: number } } | { exit: true }) => {
   if ('attach' in job) {
+    // A thread serves one pool after another (see hash-pool.ts): each brings its own memory, perhaps another block size.
+    if (job.attach.blockSize !== blockSize) own = undefined;
     ({ memory, blockSize } = job.attach);
     return;
   }

@@ -37,8 +37,8 @@ export interface StreamOptions {
   resumeFrom: number;
   /** Durable mark of the checkpoint resumed from. */
   durableFrom: number;
-  /** Remembered digests of the destination, when still valid. */
-  cached?: DigestTable;
+  /** Digests of the destination known without reading it: remembered ones still valid, or those of a disk just created. */
+  known?: DigestTable;
 }
 
 export interface ReceiveResult {
@@ -153,7 +153,7 @@ export async function serveSource(socket: net.Socket, input: FrameAssembler, o: 
       }
       return;
     }
-    const cached = o.cached;
+    const cached = o.known;
     const toRead = (i: number): boolean => !cached?.has(i);
     let reader: AsyncGenerator<BlockState> | undefined;
     for (let i = resumeFrom; i < blockCount; i++) {

@@ -14,7 +14,7 @@ import { describeUsers, findDiskUsers, isBusy } from '../storage/usage.js';
 import { FerryError } from '../util/errors.js';
 import { loadCheckpoint, resumePoint } from './checkpoint.js';
 import { loadDigestCache } from './digest-cache.js';
-import type { DigestTable } from './digest-table.js';
+import { DigestTable } from './digest-table.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { serveSource, type ReceiveResult } from './receive-stream.js';
 import { trace } from '../util/trace.js';
@@ -149,6 +149,10 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
   let cached: DigestTable | undefined;
   if (disk && !created && !o.rehash && target.kind === 'file') cached = await loadDigestCache(o.path, o.blockSize, blockCount);
 
+  // A file just created reads as zeros throughout: its digests are known
+  // without reading it (or starting threads to hash it).
+  const known = created && target.kind === 'file' ? DigestTable.zeros(blockCount) : cached;
+
   trace('receive: connecting');
   const plan: ReceivePlan = { created, format: target.format ?? o.sourceFormat, size: target.size ?? o.sourceSize, resumeFrom, cachedBlocks: cached?.known() ?? 0 };
   const { host, port, token } = o.source;
@@ -156,11 +160,11 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
   const socket = net.connect({
     host,
     port,
-    // Reads land in this one buffer and are copied out at once (see frame-assembler.ts).
+    // Each read goes where the assembler says: a block's buffer, or its scratch buffer (see frame-assembler.ts).
     onread: {
-      buffer: Buffer.allocUnsafeSlow(READ_BUFFER),
+      buffer: () => input.nextBuffer(),
       callback: (n: number, buf: Uint8Array): boolean => {
-        input.push(buf, n);
+        input.received(buf, n);
         return true;
       },
     },
@@ -189,7 +193,7 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
       serveSource(
         socket,
         input,
-        { path: o.path, sourceId: o.sourceId, size: o.sourceSize, blockSize: o.blockSize, dryRun: o.dryRun, hashThreads: o.hashThreads, token, resumeFrom, durableFrom, cached },
+        { path: o.path, sourceId: o.sourceId, size: o.sourceSize, blockSize: o.blockSize, dryRun: o.dryRun, hashThreads: o.hashThreads, token, resumeFrom, durableFrom, known },
         disk,
       ),
     )
@@ -211,8 +215,5 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
     },
   };
 }
-
-/** Bytes per read from the source. */
-const READ_BUFFER = 256 * 1024;
 const CONNECT_TIMEOUT_MS = 30_000;
 const UNREACHABLE_HINT = 'check that the destination host can reach the source address (firewall, inventory address)';

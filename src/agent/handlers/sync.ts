@@ -34,6 +34,11 @@ const sends = new Map<string, { result: Promise<SendResult>; abort: AbortControl
  * cancelled, or they expire.
  */
 const scans = new Map<string, Promise<SourceScan | undefined>>();
+/**
+ * Scans told to stop reading ahead (`sync.stopScan`) before they were under
+ * way: they stop as soon as they start.
+ */
+const halted = new Set<string>();
 /** A scan nobody takes is dropped after this long: the sync it was for did not happen. */
 const SCAN_UNCLAIMED_MS = 60_000;
 
@@ -77,11 +82,23 @@ export const syncHandlers = {
 
   'sync.receiveResult': (p: { session: string }): Promise<ReceiveResult> => collect(sessions, p.session),
 
-  /** Drops a scan whose sync will not happen (the destination is missing, or the sync failed). */
+  /** Drops a scan whose sync will not happen (it failed). */
   'sync.cancelScan': async (p: { scan: string }): Promise<void> => {
     const scan = scans.get(p.scan);
     scans.delete(p.scan);
+    halted.delete(p.scan);
     await (await scan)?.close();
+  },
+
+  /**
+   * Stops a scan from reading ahead, for a sync into a new disk (every block
+   * will cross, and would be read twice), but keeps its disk and threads
+   * open for the send that follows: starting threads again would cost that
+   * send ~100 ms of CPU each.
+   */
+  'sync.stopScan': async (p: { scan: string }): Promise<void> => {
+    halted.add(p.scan);
+    await (await scans.get(p.scan))?.stop();
   },
 
   /**
@@ -93,7 +110,10 @@ export const syncHandlers = {
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
     const scan = p.scan === undefined ? undefined : await scans.get(p.scan);
-    if (p.scan !== undefined) scans.delete(p.scan);
+    if (p.scan !== undefined) {
+      scans.delete(p.scan);
+      halted.delete(p.scan);
+    }
     const session = await startSend({ ...p, scan, signal: abort.signal }, (progress) => ctx.notify('sync.progress', progress));
     const id = randomBytes(8).toString('hex');
     sends.set(id, { result: session.result, abort });
@@ -130,15 +150,20 @@ async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string
  */
 function startScan(req: ScanRequest, path: string, probe: Promise<DiskInfo>, ctx: HandlerContext): void {
   const cancelled = (): boolean => scans.get(req.id) !== starting;
+  const begin = async (info: DiskInfo): Promise<SourceScan> => {
+    const scan = await SourceScan.start(info, req.blockSize, req.hashThreads);
+    if (halted.has(req.id)) void scan.stop();
+    return scan;
+  };
   const starting = (async (): Promise<SourceScan | undefined> => {
     const seen = await statDisk(path).catch(() => undefined);
-    let scan = seen?.exists && !cancelled() ? await SourceScan.start(seen, req.blockSize, req.hashThreads) : undefined;
+    let scan = seen?.exists && !cancelled() ? await begin(seen) : undefined;
     const info = await probe.catch(() => undefined);
     if (scan && (!info || !sameDisk(scan.info, info) || cancelled())) {
       await scan.close();
       scan = undefined;
     }
-    if (!scan && info?.exists && !cancelled()) scan = await SourceScan.start(info, req.blockSize, req.hashThreads);
+    if (!scan && info?.exists && !cancelled()) scan = await begin(info);
     if (scan && cancelled()) {
       await scan.close();
       return undefined;
@@ -149,6 +174,7 @@ function startScan(req: ScanRequest, path: string, probe: Promise<DiskInfo>, ctx
   const drop = (): void => {
     if (scans.get(req.id) !== starting) return;
     scans.delete(req.id);
+    halted.delete(req.id);
     void starting.then((scan) => scan?.close());
   };
   setTimeout(drop, SCAN_UNCLAIMED_MS).unref();
