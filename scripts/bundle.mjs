@@ -42,7 +42,7 @@ if (!process.argv.includes('--if-stale') || isStale()) {
     entryPoints: entries,
     outdir: 'dist/bundle',
     bundle: true,
-    // Modules imported with await import() (execa, the guest code, the agent
+    // Modules imported with await import() (the guest code, the agent
     // or the commands from the CLI entry) become chunks of their own, read
     // only when used. Chunks sit beside the entries, so URLs relative to
     // import.meta.url resolve alike from any of them.

@@ -6,7 +6,6 @@
 import type { Readable, Writable } from 'node:stream';
 import * as rpc from 'vscode-jsonrpc/node.js';
 import { asFerryError } from '../util/errors.js';
-import { preloadRunner } from '../util/exec.js';
 import type { HandlerContext } from './context.js';
 import { findHandler, startHandlers } from './registry.js';
 
@@ -36,14 +35,14 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
   // Every session starts with one of these (system.facts). Once it is
   // answered, while the controller reads it and sends its next call, load
   // what a sync, the case where start-up counts most, needs first: its
-  // handlers, then the command runner. Other areas load when first called
-  // (loading them all here delayed a sync's first command by ~20 ms).
+  // handlers. Other areas load when first called (loading them all here
+  // delayed a sync's first command by ~20 ms).
   let preloading = false;
   const preload = (): void => {
     if (preloading) return;
     preloading = true;
     setImmediate(() => {
-      findHandler('sync.inspect').then(preloadRunner, () => undefined);
+      findHandler('sync.inspect').catch(() => undefined);
     });
   };
   for (const [method, handler] of Object.entries(startHandlers)) {

@@ -26,11 +26,16 @@ export interface Slot {
  * follows); the next pool takes them.
  */
 const warm: Worker[] = [];
+/** Threads that have loaded and can take jobs at once. */
+const loaded = new WeakSet<Worker>();
 /** Idle threads kept at most. */
 const MAX_WARM = 4;
 const spawnThread = (): Worker => {
   const w = new Worker(new URL('./hash-worker.js', import.meta.url));
   w.unref();
+  w.on('message', (m: { ready?: boolean }) => {
+    if (m.ready) loaded.add(w);
+  });
   // A thread that fails while waiting must not take the agent down (an
   // 'error' event without a listener would): it is dropped, and a pool
   // that took it rejects its jobs through its own listener.
@@ -151,18 +156,26 @@ export class HashPool {
    * answers for the blocks it has done: the answer may be shorter.
    */
   async hashBlocks(src: BlockSource, blocks: Array<{ length: number; position: number }>, cancel?: Int32Array): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
-    if (this.workers.length === 0) {
-      const buf = (this.inlineBuffer ??= new Uint8Array(alignedSharedMemory(this.blockSize), 0, this.blockSize));
-      const out: Array<{ zero: boolean; digest?: Buffer }> = [];
-      for (const b of blocks) {
-        if (cancel && Atomics.load(cancel, 0) !== 0) break;
-        const r = examineBlock(src, buf.subarray(0, b.length), b.position, true);
-        out.push({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined });
-      }
-      return out;
-    }
+    if (this.workers.length === 0) return this.hashBlocksHere(src, blocks, cancel);
     const a = await this.post({ id: 0, hash: { ...src, blocks, cancel } });
     return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
+  }
+
+  /** `hashBlocks` on the calling thread, synchronously. */
+  hashBlocksHere(src: BlockSource, blocks: Array<{ length: number; position: number }>, cancel?: Int32Array): Array<{ zero: boolean; digest?: Buffer }> {
+    const buf = (this.inlineBuffer ??= new Uint8Array(alignedSharedMemory(this.blockSize), 0, this.blockSize));
+    const out: Array<{ zero: boolean; digest?: Buffer }> = [];
+    for (const b of blocks) {
+      if (cancel && Atomics.load(cancel, 0) !== 0) break;
+      const r = examineBlock(src, buf.subarray(0, b.length), b.position, true);
+      out.push({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined });
+    }
+    return out;
+  }
+
+  /** Whether some thread has loaded (a thread takes 50-150 ms to, at an agent's start). */
+  get threadReady(): boolean {
+    return this.workers.some((w) => loaded.has(w));
   }
 
   private whenIdle(): void {

@@ -69,3 +69,6 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
   }
   parentPort!.postMessage(answer);
 });
+
+// Loaded: the pool may now count on this thread (see HashPool.threadReady).
+parentPort!.postMessage({ ready: true });

@@ -11,6 +11,7 @@ import { FerryError } from '../util/errors.js';
 import { readBlocks, type BlockState } from './block-reader.js';
 import { CompressionPolicy, type CompressMode } from './compression.js';
 import { DigestTable } from './digest-table.js';
+import { examineBlock } from './examine-block.js';
 import { FrameFlag, FrameParser, FrameType, FrameWriter, HEADER_SIZE, decodeHashes, type ReceiverLoad, type ReceiverReady, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
 import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.js';
 import type { SourceScan } from './source-scan.js';
@@ -364,11 +365,13 @@ async function runSender(o: SendOptions, token: string, source: SourceDisk, scan
             await scan.stop();
             break;
           }
+          // Read again right here: a thread would take it only after the
+          // scan's chunks queued before it (tens of milliseconds each time).
           const slot = await pool.acquire();
           try {
-            const [r] = await pool.readAndHashRun(disk.blockSource(), [{ slot, length: lengthOf(i), position: i * blockSize, digest: true }]);
-            if (r!.zero) pool.release(slot);
-            yield r!.zero ? { index: i, zero: true, length: lengthOf(i) } : { index: i, zero: false, length: lengthOf(i), digest: r!.digest, slot };
+            const r = examineBlock(disk.blockSource(), slot.buf.subarray(0, lengthOf(i)), i * blockSize, true);
+            if (r.zero) pool.release(slot);
+            yield r.zero ? { index: i, zero: true, length: lengthOf(i) } : { index: i, zero: false, length: lengthOf(i), digest: Buffer.from(r.digest!), slot };
           } catch (e) {
             pool.release(slot);
             throw e;

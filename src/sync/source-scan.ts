@@ -67,6 +67,11 @@ export class SourceScan {
    * which takes a moment to start: until it is in, every block is read (a
    * hole reads as zeros, which is cheap).
    *
+   * Until a thread has loaded (50-150 ms at an agent's start, longer than
+   * the map takes), this thread reads and hashes the first chunks itself,
+   * one at a time between its other work: the scan is the longest part of
+   * a re-sync, and would otherwise begin only once the threads are up.
+   *
    * Each thread has CHUNKS_PER_THREAD chunks queued, so that it keeps
    * reading while this agent's main thread is busy elsewhere (answering the
    * controller, starting qemu-img): with two, the scan of a 4 GiB image took
@@ -83,41 +88,56 @@ export class SourceScan {
       (map) => (dataBlocks = map),
       () => undefined, // without a map every block is read
     );
+    type Chunk = { first: number; end: number; read: Uint8Array; blocks: Array<{ position: number; length: number }> };
+    let next = 0;
+    const nextChunk = (): Chunk => {
+      const first = next;
+      const end = Math.min(count, first + SCAN_CHUNK);
+      next = end;
+      const read = new Uint8Array(end - first);
+      const blocks: Chunk['blocks'] = [];
+      for (let i = first; i < end; i++) {
+        if (dataBlocks && !dataBlocks[i]) continue;
+        read[i - first] = 1;
+        blocks.push({ position: i * blockSize, length: lengthOf(i) });
+      }
+      return { first, end, read, blocks };
+    };
+    /** Records a chunk's answers; false when they stop short (the scan was stopped). */
+    const record = (chunk: Chunk, results: Array<{ zero: boolean; digest?: Buffer }>): boolean => {
+      let k = 0;
+      let i = chunk.first;
+      for (; i < chunk.end; i++) {
+        if (chunk.read[i - chunk.first] && k === results.length) break; // cut short by stop()
+        const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
+        this.digests.set(i, r.zero ? undefined : r.digest);
+      }
+      this.frontier = i;
+      return i === chunk.end;
+    };
     try {
       trace('scan: start');
-      const chunks: Array<{ first: number; end: number; read: Uint8Array; hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
-      let next = 0;
+      while (pool.threads > 0 && !pool.threadReady && next < count && !this.stopping) {
+        const chunk = nextChunk();
+        if (!record(chunk, pool.hashBlocksHere(src, chunk.blocks, this.cancel))) break;
+        await new Promise((resolve) => setImmediate(resolve)); // answers, messages from the threads
+      }
+      if (next > 0) trace(`scan: threads up at block ${next}`);
+      const queued: Array<Chunk & { hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
       const fill = (): void => {
-        while (next < count && chunks.length < Math.max(2, pool.threads * CHUNKS_PER_THREAD) && !this.stopping) {
-          const first = next;
-          const end = Math.min(count, first + SCAN_CHUNK);
-          next = end;
-          const read = new Uint8Array(end - first);
-          const blocks: Array<{ position: number; length: number }> = [];
-          for (let i = first; i < end; i++) {
-            if (dataBlocks && !dataBlocks[i]) continue;
-            read[i - first] = 1;
-            blocks.push({ position: i * blockSize, length: lengthOf(i) });
-          }
-          const hashed = blocks.length ? pool.hashBlocks(src, blocks, this.cancel) : Promise.resolve([]);
+        while (next < count && queued.length < Math.max(2, pool.threads * CHUNKS_PER_THREAD) && !this.stopping) {
+          const chunk = nextChunk();
+          const hashed = chunk.blocks.length ? pool.hashBlocks(src, chunk.blocks, this.cancel) : Promise.resolve([]);
           hashed.catch(() => undefined); // surfaced in order below
-          chunks.push({ first, end, read, hashed });
+          queued.push({ ...chunk, hashed });
         }
       };
       fill();
-      while (chunks.length) {
-        const chunk = chunks.shift()!;
+      while (queued.length) {
+        const chunk = queued.shift()!;
         const results = await chunk.hashed;
         fill();
-        let k = 0;
-        let i = chunk.first;
-        for (; i < chunk.end; i++) {
-          if (chunk.read[i - chunk.first] && k === results.length) break; // cut short by stop()
-          const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
-          this.digests.set(i, r.zero ? undefined : r.digest);
-        }
-        this.frontier = i;
-        if (i < chunk.end) break;
+        if (!record(chunk, results)) break;
       }
       trace(`scan: ${this.stopping ? 'stopped' : 'done'} at block ${this.frontier}`);
     } catch {
