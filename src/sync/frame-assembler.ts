@@ -70,7 +70,8 @@ export class FrameAssembler {
    * way when it is a block's, else the scratch buffer.
    */
   nextBuffer(): Uint8Array {
-    if (this.pooled && this.payload && this.headerHave === HEADER_SIZE && this.payloadLength - this.payloadHave >= IN_PLACE_MIN) {
+    // A payload buffer exists only between its header and its last byte.
+    if (this.pooled && this.payload && this.payloadLength - this.payloadHave >= IN_PLACE_MIN) {
       return this.payload.subarray(this.payloadHave, this.payloadLength);
     }
     return this.scratch;

@@ -76,8 +76,8 @@ export class HashPool {
   private turn = 0;
   /** Called once no job is pending. */
   private readonly idle: Array<() => void> = [];
-  /** This pool's listeners on each thread, taken off when the thread is handed on. */
-  private readonly listeners: Array<{ message: (m: Answer) => void; error: (e: Error) => void; exit: (code: number) => void }> = [];
+  /** Per thread, takes this pool's listeners off it (when the thread is handed on). */
+  private readonly detach: Array<() => void> = [];
   private inlineBuffer: Uint8Array | undefined;
 
   private constructor(readonly blockSize: number, slotCount: number, threads: number) {
@@ -106,7 +106,7 @@ export class HashPool {
       w.on('message', message);
       w.on('error', fail);
       w.on('exit', exit);
-      this.listeners.push({ message, error: fail, exit });
+      this.detach.push(() => w.off('message', message).off('error', fail).off('exit', exit));
       w.unref();
       this.workers.push(w);
     }
@@ -220,15 +220,13 @@ export class HashPool {
       if (this.pending.size) await new Promise<void>((resolve) => this.idle.push(resolve));
       const ending: Array<Promise<void>> = [];
       this.workers.forEach((w, i) => {
-        const l = this.listeners[i]!;
-        w.off('message', l.message);
-        w.off('error', l.error);
-        w.off('exit', l.exit);
+        this.detach[i]!();
         w.unref();
         if (w.threadId !== -1 && warm.length < MAX_WARM) warm.push(w);
         else ending.push(endThread(w));
       });
       this.workers.length = 0;
+      this.detach.length = 0;
       await Promise.all(ending);
     } finally {
       clearInterval(holdOpen);

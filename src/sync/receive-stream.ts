@@ -153,17 +153,17 @@ export async function serveSource(socket: net.Socket, input: FrameAssembler, o: 
       }
       return;
     }
-    const cached = o.known;
-    const toRead = (i: number): boolean => !cached?.has(i);
+    const known = o.known;
+    const toRead = (i: number): boolean => !known?.has(i);
     let reader: AsyncGenerator<BlockState> | undefined;
     for (let i = resumeFrom; i < blockCount; i++) {
       if (socket.destroyed) break;
       let b: { index: number; zero: boolean; digest?: Buffer };
       if (!toRead(i)) {
-        // Remembered digests go out a thousand to a frame.
+        // Known digests go out a thousand to a frame.
         const run: Array<Buffer | undefined> = [];
         for (let k = i; k < blockCount && run.length < 1024 && !toRead(k); k++) {
-          const d = cached!.isZero(k) ? undefined : cached!.digest(k);
+          const d = known!.isZero(k) ? undefined : known!.digest(k);
           own.set(k, d);
           run.push(d);
         }
