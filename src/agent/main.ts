@@ -16,6 +16,11 @@ setFlagsFromString('--max-opt=1');
 
 trace('agent: loaded');
 
+// The controller, or the ssh link to it, may vanish while a migration's guard
+// still has work to finish here: a hang-up or a broken pipe must not end it.
+process.on('SIGHUP', () => undefined);
+process.stdout.on('error', () => undefined);
+
 await serveAgent(process.stdin, process.stdout);
 trace('agent: exit');
 process.exit(0);

@@ -21,7 +21,7 @@ test('no prefix names two areas, and no area answers a start method', async () =
 });
 
 test('findHandler finds methods of every area and nothing for an unknown one', async () => {
-  for (const method of ['sync.inspect', 'file.stat', 'qmp.open', 'qemu.list', 'process.holding', 'image.chain', 'lease.take', 'lab.checkRecords', 'guest.inspect']) {
+  for (const method of ['sync.inspect', 'file.stat', 'qmp.open', 'qemu.list', 'process.holding', 'image.chain', 'migration.records', 'lab.checkRecords', 'guest.inspect']) {
     assert.equal(typeof (await findHandler(method)), 'function', method);
   }
   assert.equal(await findHandler('sync.noSuchMethod'), undefined);

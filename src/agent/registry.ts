@@ -13,21 +13,21 @@ import { systemHandlers } from './handlers/system.js';
 import type { fileHandlers } from './handlers/files.js';
 import type { imageHandlers } from './handlers/images.js';
 import type { labHandlers } from './handlers/lab.js';
-import type { leaseHandlers } from './handlers/leases.js';
 import type { qemuHandlers } from './handlers/qemu.js';
 import type { qmpHandlers } from './handlers/qmp.js';
 import type { guestHandlers } from './handlers/guest.js';
 import type { syncHandlers } from './handlers/sync.js';
+import type { migrationHandlers } from '../drivers/qemu/host/handlers.js';
 
 export type AgentHandlers = typeof fileHandlers &
   typeof systemHandlers &
   typeof qemuHandlers &
   typeof qmpHandlers &
   typeof imageHandlers &
-  typeof leaseHandlers &
   typeof labHandlers &
   typeof guestHandlers &
-  typeof syncHandlers;
+  typeof syncHandlers &
+  typeof migrationHandlers;
 export type AgentMethod = keyof AgentHandlers;
 export type AgentParams<M extends AgentMethod> = Parameters<AgentHandlers[M]>[0];
 export type AgentResult<M extends AgentMethod> = Awaited<ReturnType<AgentHandlers[M]>>;
@@ -48,9 +48,9 @@ export const _areas: Area[] = [
   { prefixes: ['qmp.'], load: () => import('./handlers/qmp.js').then((m) => m.qmpHandlers) },
   { prefixes: ['qemu.', 'process.'], load: () => import('./handlers/qemu.js').then((m) => m.qemuHandlers) },
   { prefixes: ['image.'], load: () => import('./handlers/images.js').then((m) => m.imageHandlers) },
-  { prefixes: ['lease.'], load: () => import('./handlers/leases.js').then((m) => m.leaseHandlers) },
   { prefixes: ['lab.'], load: () => import('./handlers/lab.js').then((m) => m.labHandlers) },
   { prefixes: ['guest.'], load: () => import('./handlers/guest.js').then((m) => m.guestHandlers) },
+  { prefixes: ['migration.'], load: () => import('../drivers/qemu/host/handlers.js').then((m) => m.migrationHandlers) },
 ];
 
 const loading = new Map<Area, Promise<Record<string, unknown>>>();

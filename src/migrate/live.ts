@@ -3,6 +3,7 @@
  * with its phases, rollback and a final report for humans and scripts.
  */
 import { QemuLiveMigration } from '../drivers/qemu/live.js';
+import { RemoteQmp } from '../drivers/qemu/remote-qmp.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, FerryError } from '../util/errors.js';
@@ -37,9 +38,27 @@ export interface MigrationReport {
   phases: PhaseTimes;
   failed_phase?: string;
   error?: { code: string; message: string; hint?: string };
-  /** After a failure: whether the VM was verified running on the source. */
+  /** After a failure: whether the VM was verified running (not paused) on the source. */
   source_running?: boolean;
+  /** Completed, but something after the commit point needed settling. */
+  warnings?: string[];
   journal: string;
+}
+
+/** Whether VM `name` runs, and is not paused, on the agent's host. */
+async function sourceRunning(agent: AgentClient, name: string): Promise<boolean> {
+  try {
+    const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === name);
+    if (!proc?.qmpSocket) return false;
+    const qmp = await RemoteQmp.open(agent, proc.qmpSocket);
+    try {
+      return (await qmp.execute<{ status: string }>('query-status')).status === 'running';
+    } finally {
+      await qmp.close();
+    }
+  } catch {
+    return false;
+  }
 }
 
 export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
@@ -60,6 +79,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
   journal.record('start', { kind: 'live', vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
   const report: MigrationReport = { id: journal.id, status: 'failed', vm: req.vm, from: req.from, to: req.to, total_ms: 0, ram_bytes: 0, disk_bytes: 0, phases: {}, journal: journal.path };
   const agents: AgentClient[] = [];
+  let migration: QemuLiveMigration | undefined;
   try {
     if (req.from === req.to) {
       throw new FerryError('SAME_HOST', `Source and target are both "${req.from}"`, { hint: 'name another host with --to' });
@@ -72,7 +92,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     const [source, target] = agents as [AgentClient, AgentClient];
     const { vm, from, to, inventory, bandwidthMiB, ...settings } = req;
-    const migration = new QemuLiveMigration({
+    migration = new QemuLiveMigration({
       ...settings,
       vmName: vm,
       source,
@@ -88,11 +108,24 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       ram_bytes: migration.stats.ramBytes,
       disk_bytes: migration.stats.diskBytes,
     });
-    if (result.error) {
+    if (result.error && migration.committed) {
+      // Failed after the commit point: the target owns the VM and runs it; what failed was tidying up.
+      report.status = 'completed';
+      report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
+    } else if (result.error) {
       report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
       report.failed_phase = result.failedPhase;
       report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
-      if (!migration.committed && migration.vmInfo) report.source_running = await migration.assertSourceRunning().catch(() => false);
+      const outcome = migration.settlement?.outcome;
+      if (outcome === 'died') {
+        report.error = {
+          code: 'VM_DIED',
+          message: `VM "${req.vm}" died on "${req.to}" after it had taken the VM over (${result.error.message})`,
+          hint: `its disks on "${req.to}" hold everything it wrote: start it there again; the older copy on "${req.from}" was stopped and its disks kept`,
+        };
+      }
+      if (migration.vmInfo && outcome !== 'died') report.source_running = await sourceRunning(migration.agents[0]!, req.vm);
+      if (outcome === 'died') report.source_running = false;
     } else {
       report.status = 'completed';
     }
@@ -101,7 +134,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     report.status = err.code === 'ABORTED' ? 'aborted' : 'failed';
     report.error = { code: err.code, message: err.message, hint: err.hint };
   } finally {
-    for (const a of agents) a.close();
+    for (const a of new Set([...agents, ...(migration?.agents ?? [])])) a.close();
   }
   report.total_ms = Math.round(performance.now() - t0);
   journal.record('end', { status: report.status, error: report.error?.message, code: report.error?.code, downtime_ms: report.downtime_ms, total_ms: report.total_ms, ram_bytes: report.ram_bytes, disk_bytes: report.disk_bytes, phases: report.phases });

@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'AGENT_ERROR'
   | 'AGENT_GONE'
   | 'MIGRATION_FAILED'
+  | 'VM_DIED'
   | 'ABORTED'
   | 'VERIFY_FAILED'
   | 'LAB'

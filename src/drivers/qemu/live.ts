@@ -17,12 +17,12 @@ import type { Journal } from '../../migrate/journal.js';
 import type { Phase } from '../../migrate/phases.js';
 import type { MigrationSettings } from '../../migrate/settings.js';
 import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate/progress.js';
-import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
 import type { QmpEvent } from '../../qmp/client.js';
 import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import type { VmDisk, VmInfo } from '../driver.js';
 import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
+import { liveAgent, settleMigration, type Settlement } from './settle.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
 
@@ -71,26 +71,30 @@ export const DEFAULT_MAX_DOWNTIME_MS = 50;
 
 export class QemuLiveMigration {
   readonly stats: LiveMigrationStats = { ramBytes: 0, diskBytes: 0 };
-  /** Set once QEMU completed the switch-over: from then on the target owns the VM. */
+  /** Set at the commit point, the target's incoming migration completed: from then on the target owns the VM. */
   committed = false;
+  /** How a failed migration was settled, once it was. */
+  settlement?: Settlement;
 
   private srcQmp?: RemoteQmp;
   private dstQmp?: RemoteQmp;
   private vm?: VmInfo & { nodes: Map<string, string> };
   private parsed?: ParsedArgv;
   private plans: DiskPlan[] = [];
-  private readonly leaseId = `migrate-${randomUUID()}`;
+  /** Names the migration on both hosts (their records) and in the journal. */
+  private readonly id: string;
+  /** Proves to the target's beacon that the source's agent asking is this migration's. */
+  private readonly token = randomUUID();
   private nbdPort = 0;
   private migrationPort = 0;
-  private jobsStarted: DiskPlan[] = [];
-  private nbdNodesAdded: DiskPlan[] = [];
+  private beaconPort = 0;
   private sourceStop?: QmpEvent;
-  private switchover?: Promise<SwitchoverResult>;
-  private migrated?: Promise<QmpEvent>;
   private resumed?: Promise<QmpEvent>;
   private convergenceWarned = false;
 
-  constructor(private readonly o: LiveMigrationOptions) {}
+  constructor(private readonly options: LiveMigrationOptions) {
+    this.id = options.journal.id;
+  }
 
   get vmInfo(): VmInfo | undefined {
     return this.vm;
@@ -99,29 +103,31 @@ export class QemuLiveMigration {
   phases(): Phase[] {
     return [
       { name: 'check', run: () => this.check() },
-      { name: 'prepare', run: () => this.prepareTarget(), rollback: () => this.destroyTarget() },
-      { name: 'mirror', run: () => this.mirrorDisks(), rollback: () => this.cancelMirrors() },
-      { name: 'memory', run: () => this.migrateMemory(), rollback: () => this.cancelMemory() },
-      { name: 'switchover', run: () => this.switchOver(), rollback: () => this.cancelMemory() },
+      // One rollback for every phase from here on: settle the migration to
+      // whichever side owns the VM at the moment of the failure.
+      { name: 'prepare', run: () => this.prepareTarget(), rollback: async () => void (this.settlement = await this.settle()) },
+      { name: 'mirror', run: () => this.mirrorDisks() },
+      { name: 'memory', run: () => this.migrateMemory() },
+      { name: 'switchover', run: () => this.switchOver() },
       { name: 'finish', run: () => this.finish() },
     ];
   }
 
   private log(message: string): void {
-    this.o.listener({ type: 'log', message });
-    this.o.journal.record('log', { message });
+    this.options.listener({ type: 'log', message });
+    this.options.journal.record('log', { message });
   }
 
   // ---- check -------------------------------------------------------------
 
   private async check(): Promise<void> {
-    const { source, target } = this.o;
-    const proc = await findQemuProcess(source, this.o.vmName);
+    const { source, target } = this.options;
+    const proc = await findQemuProcess(source, this.options.vmName);
     this.parsed = parseQemuArgv(proc.argv);
     this.srcQmp = await RemoteQmp.open(source, proc.qmpSocket!);
     this.vm = await describeWithQmp(this.srcQmp, proc);
     const vm = this.vm;
-    this.o.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+    this.options.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
 
     if (vm.state !== 'running') {
       throw new FerryError('VM_NOT_RUNNING', `VM "${vm.name}" on "${source.host.name}" is ${vm.state}, not running`, {
@@ -153,7 +159,7 @@ export class QemuLiveMigration {
     if (running.some((p) => p.name === vm.name)) {
       throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host' });
     }
-    for (const src of this.o.diskMap.keys()) {
+    for (const src of this.options.diskMap.keys()) {
       if (!vm.disks.some((d) => d.path === src)) {
         throw new FerryError('USAGE', `--disk-map names "${src}", which is not a disk of VM "${vm.name}"`, { hint: `its disks: ${vm.disks.map((d) => d.path).join(', ')}` });
       }
@@ -168,12 +174,12 @@ export class QemuLiveMigration {
     const needByDir = new Map<string, number>();
     this.plans = [];
     for (const [index, disk] of vm.disks.entries()) {
-      if (disk.cache.noFlush && !this.o.force) {
+      if (disk.cache.noFlush && !this.options.force) {
         throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
           hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
         });
       }
-      const targetPath = this.o.diskMap.get(disk.path) ?? disk.path;
+      const targetPath = this.options.diskMap.get(disk.path) ?? disk.path;
       const st = await target.call('file.stat', { path: targetPath });
       const plan: DiskPlan = {
         disk,
@@ -193,14 +199,14 @@ export class QemuLiveMigration {
             hint: 'map the disk to a device at least as large as the source disk',
           });
         }
-        if (!this.o.force) {
+        if (!this.options.force) {
           const holders = await target.call('process.holding', { path: targetPath });
           if (holders.pids.length) throw new FerryError('IN_USE', `Target "${targetPath}" on "${target.host.name}" is in use by process ${holders.pids.join(', ')}`, { hint: 'choose a free device' });
         }
         plan.create = false;
         plan.targetFormat = 'raw';
       } else if (st.exists) {
-        if (!this.o.force) {
+        if (!this.options.force) {
           throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {
             hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
           });
@@ -232,7 +238,7 @@ export class QemuLiveMigration {
 
   /** The base must hold the same bytes on both hosts, or the top would be read against a different disk. */
   private async checkBase(disk: VmDisk, basePath: string): Promise<void> {
-    const { source, target } = this.o;
+    const { source, target } = this.options;
     const st = await target.call('file.stat', { path: basePath });
     if (!st.exists) {
       throw new FerryError('BACKING_MISMATCH', `Disk "${disk.path}" has backing file "${basePath}", which does not exist on "${target.host.name}"`, {
@@ -250,26 +256,28 @@ export class QemuLiveMigration {
   }
 
   // ---- prepare -----------------------------------------------------------
+  // The source owns the VM. Everything made on the target is listed in the
+  // target's record first, so that its agent removes it if the controller
+  // vanishes, and any later agent there knows what to remove.
 
   private async prepareTarget(): Promise<void> {
-    const { target } = this.o;
+    const { target } = this.options;
     const vm = this.vm!;
     const parsed = this.parsed!;
-    await target.call('lease.take', { id: this.leaseId });
+    await target.call('migration.target.begin', { id: this.id, vm: vm.name, token: this.token });
     for (const p of this.plans) {
       if (!p.create) continue;
       const base = p.sync === 'top' ? p.disk.backingChain[0] : undefined;
-      // Claim the path first so a failure half-way still removes it.
-      await target.call('lease.take', { id: this.leaseId, files: [p.targetPath] });
+      await target.call('migration.target.claim', { id: this.id, files: [p.targetPath] });
       await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: base?.filename, backingFormat: base?.format });
-      this.o.journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: base?.filename });
+      this.options.journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: base?.filename });
     }
     // Files the target QEMU creates itself (monitor socket, serial log): removed on rollback if new.
     for (const f of filesQemuCreates(parsed)) {
       const st = await target.call('file.stat', { path: f });
       if (!st.exists) {
         await target.call('file.mkdir', { path: dirname(f) });
-        await target.call('lease.take', { id: this.leaseId, files: [f] });
+        await target.call('migration.target.claim', { id: this.id, files: [f] });
       }
     }
     this.nbdPort = (await target.call('net.freePort', { address: target.host.address })).port;
@@ -281,9 +289,11 @@ export class QemuLiveMigration {
       diskFormats: new Map(this.plans.map((p) => [p.disk.path, p.targetFormat])),
     });
     const pidfile = `/run/ferry/${vm.name}.incoming.pid`;
-    this.o.journal.record('target-argv', { argv });
+    this.options.journal.record('target-argv', { argv });
+    await target.call('migration.target.claim', { id: this.id, files: [pidfile] });
     const { pid } = await target.call('qemu.start', { argv, pidfile });
-    await target.call('lease.take', { id: this.leaseId, pids: [pid], files: [pidfile] });
+    await target.call('migration.target.claim', { id: this.id, pid, qmpSocket: parsed.qmpSocket });
+    this.options.journal.record('target-started', { host: target.host.name, pid });
     this.log(`target QEMU started on ${target.host.name} (pid ${pid}), waiting for the incoming migration`);
     this.dstQmp = await RemoteQmp.open(target, parsed.qmpSocket!);
     const dst = await describeWithQmp(this.dstQmp, { pid, name: vm.name, argv });
@@ -297,28 +307,32 @@ export class QemuLiveMigration {
     }
     await this.dstQmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     await this.dstQmp.execute('migrate-incoming', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
+    this.beaconPort = (await target.call('migration.target.incoming', { id: this.id, address: target.host.address })).port;
     this.log(`target exports ${this.plans.length} disk${this.plans.length === 1 ? '' : 's'} over NBD on ${target.host.address}:${this.nbdPort}`);
   }
 
-  private async destroyTarget(): Promise<void> {
-    const { target } = this.o;
-    if (this.dstQmp) await this.dstQmp.close();
-    if (target.closed) return; // the agent's own lease clean-up runs on its host
-    await target.call('lease.destroy', { id: this.leaseId });
-    this.log(`removed what was created on ${target.host.name}`);
-  }
-
   // ---- mirror ------------------------------------------------------------
+  // The source owns the VM. Its record lists the NBD nodes and jobs about to
+  // be added, so that its agent removes them whoever fails.
 
   private async mirrorDisks(): Promise<void> {
     const src = this.srcQmp!;
-    const { target, signal } = this.o;
+    const { source, target, signal } = this.options;
+    await source.call('migration.source.begin', {
+      id: this.id,
+      vm: this.vm!.name,
+      pid: this.vm!.pid,
+      qmpSocket: this.parsed!.qmpSocket!,
+      nbdNodes: this.plans.map((p) => p.nbdNode),
+      jobs: this.plans.map((p) => p.jobId),
+      beacon: { address: target.host.address, port: this.beaconPort, token: this.token },
+    });
     const ready = new Set<string>();
     const failures: string[] = [];
     const onEvent = (e: QmpEvent): void => {
       const id = String(e.data.device ?? e.data.id ?? '');
       if (e.event === 'BLOCK_JOB_READY') ready.add(id);
-      if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && this.jobsStarted.some((p) => p.jobId === id) && !this.committed) {
+      if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && this.plans.some((p) => p.jobId === id) && !this.pausedForSwitchover) {
         failures.push(`${id}: ${String(e.data.error ?? 'the job ended early')}`);
       }
       if (e.event === 'BLOCK_JOB_ERROR') failures.push(`${id}: I/O error (${String(e.data.operation)})`);
@@ -332,25 +346,24 @@ export class QemuLiveMigration {
           server: { type: 'inet', host: target.host.address, port: String(this.nbdPort) },
           export: p.disk.device,
         });
-        this.nbdNodesAdded.push(p);
       }
       // All disks at once: they converge together and the pause covers all of them.
       for (const p of this.plans) {
         const args: Record<string, unknown> = { 'job-id': p.jobId, device: p.sourceNode, target: p.nbdNode, sync: p.sync };
-        args['copy-mode'] = this.o.mirrorMode ?? 'write-blocking';
+        args['copy-mode'] = this.options.mirrorMode ?? 'write-blocking';
         const speed = this.diskSpeed();
         if (speed) args.speed = speed;
         await src.execute('blockdev-mirror', args);
-        this.jobsStarted.push(p);
       }
       this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'top' ? 'top only' : 'full'})`).join(', ')}`);
       for (;;) {
         const disks = await this.pollMirrors();
-        this.o.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks) } });
+        this.options.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks) } });
         if (failures.length) throw new FerryError('MIGRATION_FAILED', `Disk mirror failed: ${failures.join('; ')}`, { hint: 'check the target host and the network between the hosts, then retry' });
         if (this.plans.every((p) => ready.has(p.jobId))) break;
         await sleep(POLL_MS, signal);
       }
+      this.options.journal.record('mirror-ready', {});
       this.log('every disk is mirrored; writes now go to both hosts');
     } finally {
       src.off('event', onEvent);
@@ -358,21 +371,29 @@ export class QemuLiveMigration {
   }
 
   private diskSpeed(): number | undefined {
-    return this.o.bandwidthBytes ? Math.max(1, Math.floor(this.o.bandwidthBytes)) : undefined;
+    return this.options.bandwidthBytes ? Math.max(1, Math.floor(this.options.bandwidthBytes)) : undefined;
   }
 
   private mirrorsFailed = false;
   private pausedForSwitchover = false;
 
   private async pollMirrors(): Promise<DiskProgress[]> {
+    this.checkAgents();
     const jobs = await this.srcQmp!.execute<Array<{ device: string; offset: number; len: number; ready: boolean; status: string }>>('query-block-jobs');
     return this.plans.map((p) => {
       const j = jobs.find((x) => x.device === p.jobId);
       if (j) p.bytesCopied = j.offset;
       // After the pause the source's agent completes the mirrors: gone is then fine.
-      else if (!this.committed && !this.pausedForSwitchover) this.mirrorsFailed = true;
+      else if (!this.pausedForSwitchover) this.mirrorsFailed = true;
       return { device: p.disk.device, done: j?.offset ?? p.bytesCopied, total: j?.len ?? p.disk.virtualSize, ready: j?.ready ?? false };
     });
+  }
+
+  /** An agent lost before the commit point fails the phase: the migration is then settled with fresh agents. */
+  private checkAgents(): void {
+    for (const agent of [this.options.source, this.options.target]) {
+      if (agent.closed) throw new FerryError('AGENT_GONE', `Lost the agent on host "${agent.host.name}"`, { hint: 'check the host and the link to it, then retry' });
+    }
   }
 
   private mirrorStart?: { t: number; done: number };
@@ -384,41 +405,24 @@ export class QemuLiveMigration {
     const now = performance.now();
     this.mirrorStart ??= { t: now, done };
     const seconds = (now - this.mirrorStart.t) / 1000;
-    const rate = seconds > 0.5 ? (done - this.mirrorStart.done) / seconds : this.o.bandwidthBytes;
+    const rate = seconds > 0.5 ? (done - this.mirrorStart.done) / seconds : this.options.bandwidthBytes;
     return rate ? rest / rate : undefined;
   }
 
-  private async cancelMirrors(): Promise<void> {
-    const src = this.srcQmp;
-    if (!src || src.closed) return;
-    for (const p of this.jobsStarted) {
-      await src.execute('block-job-cancel', { device: p.jobId, force: true }).catch(() => undefined);
-    }
-    for (let i = 0; i < 100; i++) {
-      const jobs = await src.execute<Array<{ device: string }>>('query-block-jobs').catch(() => []);
-      if (!jobs.some((j) => this.jobsStarted.some((p) => p.jobId === j.device))) break;
-      await sleep(50);
-    }
-    for (const p of this.nbdNodesAdded) await src.execute('blockdev-del', { 'node-name': p.nbdNode }).catch(() => undefined);
-    this.jobsStarted = [];
-    this.nbdNodesAdded = [];
-    this.log('disk mirrors cancelled; the source disks were never changed');
-  }
-
   // ---- memory ------------------------------------------------------------
+  // The source owns the VM; its agent makes the switch-over by itself at the pause.
 
   private async migrateMemory(): Promise<void> {
     const src = this.srcQmp!;
-    const { target, signal } = this.o;
+    const { target, signal } = this.options;
     const caps = [
       { capability: 'events', state: true },
       { capability: 'pause-before-switchover', state: true },
-      { capability: 'auto-converge', state: !!this.o.autoConverge },
+      { capability: 'auto-converge', state: !!this.options.autoConverge },
     ];
     await src.execute('migrate-set-capabilities', { capabilities: caps });
-    const params: Record<string, unknown> = { 'downtime-limit': this.o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.o.bandwidthBytes ?? 10 * 1024 * MIB) };
+    const params: Record<string, unknown> = { 'downtime-limit': this.options.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.options.bandwidthBytes ?? 10 * 1024 * MIB) };
     await src.execute('migrate-set-parameters', params);
-    // React to the pause at once: every millisecond between STOP and the switch-over is downtime.
     let paused!: () => void;
     const pausedNow = new Promise<void>((r) => (paused = r));
     const onStop = (e: QmpEvent): void => {
@@ -427,10 +431,6 @@ export class QemuLiveMigration {
       if (e.event === 'MIGRATION' && ['pre-switchover', 'failed', 'cancelled'].includes(String(e.data.status))) paused();
     };
     src.on('event', onStop);
-    // Everything the switch-over waits for is subscribed before it can happen.
-    this.switchover = (await src.armSwitchover(this.plans.map((p) => p.jobId))).outcome;
-    this.migrated = src.waitForEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data.status)), 0);
-    this.migrated.catch(() => undefined);
     this.resumed = this.dstQmp!.waitForEvent('RESUME', () => true, 0);
     this.resumed.catch(() => undefined);
     await src.execute('migrate', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
@@ -445,83 +445,60 @@ export class QemuLiveMigration {
         // exports (and so the mirrors) with it: name the cause, not the effect.
         const now = await src.execute<QueryMigrate>('query-migrate').catch(() => m);
         if (now.status === 'failed' || now.status === 'cancelled') throw ramFailed(now);
+        if (PAUSED_STATES.includes(now.status)) break;
         throw new FerryError('MIGRATION_FAILED', 'A disk mirror stopped during the RAM migration', { hint: 'check the target host and the network, then retry' });
       }
       const ram = ramProgress(m);
       const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
-      this.o.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta } });
+      this.options.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta } });
       if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
-      if (PAUSED_STATES.includes(m.status)) break;
       if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
       else slowPolls = 0;
       if (slowPolls >= 8 && !this.convergenceWarned) {
         this.convergenceWarned = true;
-        this.o.listener({
+        this.options.listener({
           type: 'warning',
           code: 'NOT_CONVERGING',
           message: `The guest dirties ${fmtMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${fmtMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
         });
-        this.o.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
+        this.options.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
       }
       await abortable(Promise.race([sleep(POLL_MS), pausedNow]), signal);
     }
     src.off('event', onStop);
   }
 
-  private async cancelMemory(): Promise<void> {
-    const src = this.srcQmp;
-    if (!src || src.closed || this.committed) return;
-    const m = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
-    if (m && ['setup', 'active', 'pre-switchover', 'device', 'wait-unplug'].includes(m.status)) {
-      await src.execute('migrate_cancel').catch(() => undefined);
-      for (let i = 0; i < 200; i++) {
-        const s = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
-        if (!s || !['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'wait-unplug'].includes(s.status)) break;
-        await sleep(50);
-      }
-    }
-    await this.ensureSourceRunning();
-    await this.cancelMirrors();
-  }
-
-  private async ensureSourceRunning(): Promise<void> {
-    const src = this.srcQmp!;
-    const st = await src.execute<{ status: string }>('query-status').catch(() => undefined);
-    if (st && st.status !== 'running') {
-      await src.execute('cont').catch(() => undefined);
-      this.log(`source VM was ${st.status}; resumed it`);
-    }
-  }
-
   // ---- switch over -------------------------------------------------------
+  // The guest is paused on the source. The source's agent completes the
+  // mirrors and lets QEMU finish; the commit point is the target reporting
+  // its incoming migration completed. Before it, the source owns the VM;
+  // from it on, the target does, and nothing may destroy the target.
 
   private async switchOver(): Promise<void> {
-    const src = this.srcQmp!;
-    this.o.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
-    // The source's agent completes the mirrors (the guest is paused, so the
-    // target's disks are then identical) and continues the migration.
-    const result = await this.switchover!;
-    this.jobsStarted = [];
-    for (const p of this.plans) p.bytesCopied = result.copied[p.jobId] ?? p.bytesCopied;
-    this.o.journal.record('continued', { ok: result.ok, paused_to_continue_ms: result.pausedToContinueMs, since_stop_ms: this.sinceStop() });
-    if (!result.ok) throw new FerryError('MIGRATION_FAILED', result.error ?? 'The switch-over failed', { hint: 'the VM keeps running on the source; retry' });
-    const end = await withTimeout(this.migrated!, 120_000, 'the migration to complete');
-    if (end.data.status !== 'completed') {
-      const m = await src.execute<QueryMigrate>('query-migrate').catch(() => undefined);
-      throw new FerryError('MIGRATION_FAILED', `The switch-over ${String(end.data.status)}${m?.['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
+    const { source, target } = this.options;
+    this.options.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
+    const end = await source.call('migration.source.outcome', { id: this.id });
+    const result = end.switchover;
+    for (const p of this.plans) p.bytesCopied = result?.copied[p.jobId] ?? p.bytesCopied;
+    this.options.journal.record('continued', { ok: result?.ok, status: end.status, paused_to_continue_ms: result?.pausedToContinueMs, since_stop_ms: this.sinceStop() });
+    if (end.status !== 'completed') {
+      throw new FerryError('MIGRATION_FAILED', `The switch-over ${end.status === 'none' ? 'failed' : end.status}${end.error ? `: ${end.error}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
     }
+    this.options.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
+    const { outcome } = await target.call('migration.target.resolve', { id: this.id, abort: false, waitMs: 120_000 });
+    if (outcome !== 'committed') throw new FerryError('MIGRATION_FAILED', `The target did not take the VM over (${outcome})`, { hint: 'the VM keeps running on the source; retry' });
     this.committed = true;
-    this.o.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
+    this.options.journal.record('committed', { host: target.host.name, since_stop_ms: this.sinceStop() });
     const resume = await withTimeout(this.resumed!, 60_000, 'the target to resume');
-    this.o.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
-    const m = await src.execute<QueryMigrate>('query-migrate');
-    this.stats.ramBytes = m.ram?.transferred ?? 0;
-    this.stats.qemuDowntimeMs = m.downtime;
-    this.stats.setupMs = m['setup-time'];
-    this.stats.ramIterations = m.ram?.['dirty-sync-count'];
+    this.options.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
+    const m = await this.srcQmp!.execute<QueryMigrate>('query-migrate').catch(() => undefined);
+    this.stats.ramBytes = m?.ram?.transferred ?? 0;
+    this.stats.qemuDowntimeMs = m?.downtime;
+    this.stats.setupMs = m?.['setup-time'];
+    this.stats.ramIterations = m?.ram?.['dirty-sync-count'];
     this.stats.diskBytes = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
     if (this.sourceStop) this.stats.downtimeMs = Math.max(0, Math.round((resume.timestampMs - this.sourceStop.timestampMs) * 10) / 10);
-    this.log(`switched over: the VM runs on ${this.o.target.host.name}`);
+    this.log(`switched over: the VM runs on ${target.host.name}`);
   }
 
   private sinceStop(): number | undefined {
@@ -529,44 +506,55 @@ export class QemuLiveMigration {
   }
 
   // ---- finish ------------------------------------------------------------
+  // The target owns the VM: the source's QEMU stops, its disks stay unless asked.
 
   private async finish(): Promise<void> {
-    const { source, target } = this.o;
-    await this.dstQmp!.execute('nbd-server-stop').catch(() => undefined);
-    await target.call('lease.release', { id: this.leaseId });
-    const st = await this.dstQmp!.execute<{ status: string }>('query-status');
-    if (st.status !== 'running') await this.dstQmp!.execute('cont');
-    await this.srcQmp!.execute('quit').catch(() => undefined);
-    await this.srcQmp!.close();
-    const gone = await source.call('qemu.kill', { pid: this.vm!.pid, signal: 'SIGTERM', waitMs: 10_000 });
-    if (!gone.exited) await source.call('qemu.kill', { pid: this.vm!.pid, signal: 'SIGKILL' });
+    const { source, target } = this.options;
+    await this.closeSessions();
+    await source.call('migration.source.resolve', { id: this.id, verdict: 'committed' });
+    this.options.journal.record('source-stopped', { host: source.host.name });
     this.log(`source QEMU on ${source.host.name} stopped`);
-    if (this.o.deleteSource) {
-      for (const p of this.plans) {
-        const st = await source.call('file.stat', { path: p.disk.path });
-        if (st.type === 'file') {
-          await source.call('file.remove', { path: p.disk.path });
-          this.log(`deleted source disk ${source.host.name}:${p.disk.path} (--delete-source)`);
-        }
+    await target.call('migration.target.release', { id: this.id });
+    if (this.options.deleteSource) await this.deleteSourceDisks();
+    else this.log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+  }
+
+  /** Only ever after the commit point, and never by a recovery. */
+  private async deleteSourceDisks(): Promise<void> {
+    const { source } = this.options;
+    for (const p of this.plans) {
+      const st = await source.call('file.stat', { path: p.disk.path });
+      if (st.type === 'file') {
+        await source.call('file.remove', { path: p.disk.path });
+        this.log(`deleted source disk ${source.host.name}:${p.disk.path} (--delete-source)`);
       }
-    } else {
-      this.log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
     }
-    await this.dstQmp!.close();
   }
 
   private async closeSessions(): Promise<void> {
-    await this.srcQmp?.close();
-    await this.dstQmp?.close();
+    await this.srcQmp?.close().catch(() => undefined);
+    await this.dstQmp?.close().catch(() => undefined);
   }
 
-  /** Whatever happened, the source must end running when the target does not own the VM. */
-  async assertSourceRunning(): Promise<boolean> {
-    if (this.committed || !this.srcQmp || this.srcQmp.closed) return this.committed;
-    await this.ensureSourceRunning();
-    const st = await this.srcQmp.execute<{ status: string }>('query-status').catch(() => undefined);
+  /**
+   * After any failure: one owner for the VM, whatever was lost on the way
+   * (agents are started again where theirs went away). Returns who owns it.
+   */
+  async settle(): Promise<Settlement> {
     await this.closeSessions();
-    return st?.status === 'running';
+    const source = await liveAgent(this.options.source.host, this.options.source);
+    const target = await liveAgent(this.options.target.host, this.options.target);
+    this.options.source = source;
+    this.options.target = target;
+    const settlement = await settleMigration(this.id, source, target);
+    if (settlement.outcome === 'committed') this.committed = true;
+    this.options.journal.record('settled', { outcome: settlement.outcome, source: settlement.source });
+    return settlement;
+  }
+
+  /** The agents the migration ended with (new ones if it had to start them again). */
+  get agents(): AgentClient[] {
+    return [this.options.source, this.options.target];
   }
 }
 

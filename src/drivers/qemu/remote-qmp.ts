@@ -7,7 +7,6 @@ import { EventEmitter } from 'node:events';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { waitForQmpEvent, type QmpEvent, type QmpEventSource, type QmpGreeting } from '../../qmp/client.js';
 import { FerryError } from '../../util/errors.js';
-import type { SwitchoverResult } from '../../agent/handlers/qmp.js';
 
 export class RemoteQmp extends EventEmitter implements QmpEventSource {
   private closedError?: FerryError;
@@ -43,29 +42,6 @@ export class RemoteQmp extends EventEmitter implements QmpEventSource {
 
   waitForEvent(name: string, match: (e: QmpEvent) => boolean = () => true, timeoutMs = 60_000): Promise<QmpEvent> {
     return waitForQmpEvent(this, name, match, timeoutMs);
-  }
-
-  /**
-   * Has the agent complete the mirrors and continue the migration the moment
-   * QEMU pauses at pre-switchover; resolves with what it did.
-   */
-  async armSwitchover(jobs: string[]): Promise<{ outcome: Promise<SwitchoverResult> }> {
-    const outcome = new Promise<SwitchoverResult>((resolve, reject) => {
-      const onNotification = (method: string, params: SwitchoverResult & { session: number }): void => {
-        if (method !== 'qmp.switchover' || params.session !== this.session) return;
-        this.agent.off('notification', onNotification);
-        resolve(params);
-      };
-      this.agent.on('notification', onNotification);
-      this.once('close', (e: FerryError) => {
-        this.agent.off('notification', onNotification);
-        reject(e);
-      });
-    });
-    outcome.catch(() => undefined);
-    await this.agent.call('qmp.armSwitchover', { session: this.session, jobs });
-    // Wrapped: an async function returning the bare promise would wait for it.
-    return { outcome };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,108 @@
+/**
+ * What a migration has made or changed on one host, kept on that host's disk
+ * so that whichever agent runs there next (the same one after its controller
+ * vanished, a new one after it was killed, `ferry recover`) knows what to
+ * undo or keep without asking the controller.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function recordDir(): string {
+  return process.env.FERRY_MIGRATION_DIR ?? '/var/lib/ferry/migrations';
+}
+
+/**
+ * The target's side. `phase` is the ownership of the VM as seen from here:
+ * until the incoming migration completes the source owns it and everything
+ * listed is ferry's to remove; from `committed` on, the target owns it.
+ */
+export interface TargetRecord {
+  id: string;
+  role: 'target';
+  vm: string;
+  /** The agent process watching over this side. */
+  guardPid: number;
+  /** That agent acted alone on its outcome and let go of the VM: another agent may take over. */
+  settled?: boolean;
+  phase: 'preparing' | 'incoming' | 'committed' | 'aborted' | 'died';
+  /** The incoming QEMU, once started. */
+  pid?: number;
+  qmpSocket?: string;
+  /** Files ferry created here: removed unless the target commits. */
+  files: string[];
+  /** Where the source's agent asks for the outcome when no controller tells it. */
+  beacon?: { address: string; port: number };
+  token: string;
+}
+
+/** The source's side: what ferry added to the running VM, and the settings it changed. */
+export interface SourceRecord {
+  id: string;
+  role: 'source';
+  vm: string;
+  guardPid: number;
+  settled?: boolean;
+  phase: 'mirroring' | 'completed' | 'resumed' | 'stopped';
+  pid: number;
+  qmpSocket: string;
+  nbdNodes: string[];
+  jobs: string[];
+  /** Migration capabilities and parameters as they were before ferry set its own. */
+  capabilities?: Array<{ capability: string; state: boolean }>;
+  parameters?: Record<string, unknown>;
+  beacon?: { address: string; port: number; token: string };
+}
+
+export type MigrationRecord = TargetRecord | SourceRecord;
+
+function recordPath(id: string, role: MigrationRecord['role']): string {
+  return join(recordDir(), `${id}.${role}.json`);
+}
+
+/** Written whole and renamed into place: a reader never sees half a record. */
+export function saveRecord(record: MigrationRecord): void {
+  mkdirSync(recordDir(), { recursive: true });
+  const path = recordPath(record.id, record.role);
+  writeFileSync(`${path}.tmp`, JSON.stringify(record) + '\n');
+  renameSync(`${path}.tmp`, path);
+}
+
+export function loadRecord<R extends MigrationRecord['role']>(id: string, role: R): Extract<MigrationRecord, { role: R }> | undefined {
+  try {
+    const record = JSON.parse(readFileSync(recordPath(id, role), 'utf8')) as MigrationRecord;
+    return record.role === role ? (record as Extract<MigrationRecord, { role: R }>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeRecord(id: string, role: MigrationRecord['role']): void {
+  rmSync(recordPath(id, role), { force: true });
+}
+
+export function listRecords(): MigrationRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(recordDir()).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const out: MigrationRecord[] = [];
+  for (const n of names) {
+    try {
+      out.push(JSON.parse(readFileSync(join(recordDir(), n), 'utf8')) as MigrationRecord);
+    } catch {
+      // a record being replaced: the next listing has it
+    }
+  }
+  return out;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

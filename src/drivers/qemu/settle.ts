@@ -1,0 +1,47 @@
+/**
+ * Settling a live migration that did not end normally: a phase failed, an
+ * agent or the link to it was lost, or `ferry recover` found it unfinished.
+ * The target decides: if its incoming migration completed, it owns the VM
+ * and the source stops; otherwise the target's leftovers are destroyed and
+ * the VM runs on at the source. Both hosts' agents act from what they
+ * recorded on their own disks, so this works from a fresh controller too.
+ */
+import { AgentClient } from '../../hosts/agent-client.js';
+import type { HostConfig } from '../../hosts/inventory.js';
+import type { SourceResolution } from './host/source-guard.js';
+import type { TargetOutcome } from './host/target-guard.js';
+
+export interface Settlement {
+  /** Who owns the VM now: the target (`committed`), the source (`aborted`, or `none` when nothing had begun), or nobody (`died`). */
+  outcome: TargetOutcome;
+  source: SourceResolution;
+}
+
+/** An agent for `host`: `current` while it is connected, else a new one. */
+export async function liveAgent(host: HostConfig, current?: AgentClient): Promise<AgentClient> {
+  if (current && !current.closed) return current;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await AgentClient.connect(host);
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * Brings migration `id` to one owner. The source first stops a migration
+ * that has not reached the switch-over (so the target's fate is sealed),
+ * then the target says whether it committed, then the source follows.
+ */
+export async function settleMigration(id: string, source: AgentClient, target: AgentClient): Promise<Settlement> {
+  await source.call('migration.source.cancel', { id });
+  const { outcome } = await target.call('migration.target.resolve', { id, abort: true });
+  const verdict = outcome === 'committed' || outcome === 'died' ? outcome : 'aborted';
+  const { resolution } = await source.call('migration.source.resolve', { id, verdict });
+  await target.call('migration.target.release', { id });
+  return { outcome, source: resolution };
+}
