@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { buildProgram, invokedCommand } from './program.js';
 
 const argv = (...args: string[]): string[] => ['node', 'ferry', ...args];
-const ALL = ['agent', 'vm', 'migrate', 'history', 'lab', 'demo', 'guest', 'sync'];
+const ALL = ['agent', 'vm', 'migrate', 'history', 'recover', 'lab', 'demo', 'guest', 'sync'];
 
 test('invokedCommand names the command given first or after --hosts', () => {
   assert.equal(invokedCommand(argv('sync', 'a:/x', 'b:/y')), 'sync');

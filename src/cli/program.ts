@@ -11,6 +11,7 @@ const commandModules: Record<string, () => Promise<CommandModule>> = {
   vm: () => import('./commands/vm.js'),
   migrate: () => import('./commands/migrate.js'),
   history: () => import('./commands/history.js'),
+  recover: () => import('./commands/recover.js'),
   lab: () => import('./commands/lab.js'),
   demo: () => import('./commands/demo.js'),
   guest: () => import('./commands/guest.js'),

@@ -11,6 +11,17 @@ export function stateDir(): string {
   return process.env.FERRY_STATE_DIR ?? join(homedir(), '.local/state/ferry');
 }
 
+/**
+ * For fault tests: the controller stops itself (SIGSTOP) right after writing
+ * this step, so that a test can strike at exactly that instant.
+ */
+const holdAt = process.env.FERRY_JOURNAL_HOLD;
+
+/** A journal line's step as fault tests name it: `phase:NAME` for a phase's start, else its step. */
+export function journalStep(entry: JournalEntry): string {
+  return entry.step === 'phase' ? `phase:${String(entry.phase)}` : entry.step;
+}
+
 export interface JournalEntry {
   time: string;
   step: string;
@@ -21,18 +32,28 @@ export class Journal {
   readonly id: string;
   readonly path: string;
 
-  constructor(kind: string, subject: string) {
+  constructor(kind: string, subject: string, id?: string) {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-    this.id = `${stamp}-${kind}-${subject}-${process.pid}`;
+    this.id = id ?? `${stamp}-${kind}-${subject}-${process.pid}`;
     const dir = join(stateDir(), 'journal');
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, `${this.id}.jsonl`);
+  }
+
+  /** The journal of an earlier migration, to append to (`ferry recover`). */
+  static reopen(id: string): Journal {
+    return new Journal('', '', id);
+  }
+
+  entries(): JournalEntry[] {
+    return readEntries(this.path);
   }
 
   /** Appends synchronously: the line must be on disk even if ferry dies next. */
   record(step: string, data: Record<string, unknown> = {}): void {
     const entry: JournalEntry = { time: new Date().toISOString(), step, ...data };
     appendFileSync(this.path, JSON.stringify(entry) + '\n');
+    if (holdAt !== undefined && journalStep(entry) === holdAt) process.kill(process.pid, 'SIGSTOP');
   }
 }
 
@@ -47,6 +68,30 @@ export interface HistoryItem {
   error?: string;
   downtimeMs?: number;
   totalMs?: number;
+  /** For a migration that ended without an end record: the command that settles it. */
+  settleWith?: string;
+  /** After a recovery: the host the VM was found running on. */
+  runsOn?: string;
+}
+
+function readEntries(path: string): JournalEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as JournalEntry;
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((e): e is JournalEntry => !!e);
 }
 
 export function readHistory(): HistoryItem[] {
@@ -58,17 +103,7 @@ export function readHistory(): HistoryItem[] {
     return [];
   }
   return files.sort().map((f) => {
-    const entries = readFileSync(join(dir, f), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => {
-        try {
-          return JSON.parse(l) as JournalEntry;
-        } catch {
-          return undefined;
-        }
-      })
-      .filter((e): e is JournalEntry => !!e);
+    const entries = readEntries(join(dir, f));
     const start = entries.find((e) => e.step === 'start');
     const end = [...entries].reverse().find((e) => e.step === 'end');
     return {
@@ -80,6 +115,8 @@ export function readHistory(): HistoryItem[] {
       to: start?.to as string | undefined,
       // No end line: ferry itself was killed mid-way.
       status: String(end?.status ?? 'interrupted'),
+      settleWith: end ? undefined : `ferry recover ${f.replace(/\.jsonl$/, '')}`,
+      runsOn: end?.runs_on as string | undefined,
       error: end?.error as string | undefined,
       downtimeMs: end?.downtime_ms as number | undefined,
       totalMs: end?.total_ms as number | undefined,

@@ -91,6 +91,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     const [source, target] = agents as [AgentClient, AgentClient];
+    journal.record('agents', { source: { host: source.host.name, pid: source.facts.agentPid }, target: { host: target.host.name, pid: target.facts.agentPid } });
     const { vm, from, to, inventory, bandwidthMiB, ...settings } = req;
     migration = new QemuLiveMigration({
       ...settings,

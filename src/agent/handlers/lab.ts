@@ -7,14 +7,14 @@ export const labHandlers = {
    * Checks the test guest's records on its (stopped) disks against the
    * highest counter it reported on any of the given serial logs.
    */
-  'lab.checkRecords': async (p: { disks: string[]; serialLogs: string[]; lastReported?: number }) => {
+  'lab.checkRecords': async (p: { disks: string[]; serialLogs: string[]; lastReported?: number; forceShare?: boolean }) => {
     let last = p.lastReported ?? 0;
     for (const log of p.serialLogs) {
       const text = await readFile(log, 'utf8').catch(() => '');
       last = Math.max(last, lastCounter(text));
     }
     const disks = [];
-    for (const d of p.disks) disks.push(await checkImage(d));
+    for (const d of p.disks) disks.push(await checkImage(d, undefined, { forceShare: p.forceShare }));
     const verdict = verifyReported(disks, last);
     // A slot past the last reported record that holds something else (a backing file's data) is not a lost write.
     const corruptReported = verdict.corrupt.filter((c) => c.seq <= last);

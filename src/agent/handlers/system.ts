@@ -13,6 +13,8 @@ export interface HostFacts {
   cpus: number;
   kernel: string;
   agentVersion: string;
+  /** The agent's process id on its host (in the host's own PID namespace). */
+  agentPid: number;
 }
 
 export const AGENT_VERSION = '0.1.0';
@@ -46,6 +48,7 @@ export const systemHandlers = {
       cpus: os.cpus().length,
       kernel: os.release(),
       agentVersion: AGENT_VERSION,
+      agentPid: process.pid,
     };
   },
 

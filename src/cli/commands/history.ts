@@ -22,7 +22,14 @@ export function register(program: Command): void {
           return;
         }
         for (const h of items) {
-          const fig = h.status === 'completed' ? `downtime ${h.downtimeMs ?? '?'} ms, total ${((h.totalMs ?? 0) / 1000).toFixed(1)} s` : (h.error ?? '');
+          const fig =
+            h.status === 'completed'
+              ? `downtime ${h.downtimeMs ?? '?'} ms, total ${((h.totalMs ?? 0) / 1000).toFixed(1)} s`
+              : h.settleWith
+                ? `no end record: settle it with "${h.settleWith}"`
+                : h.status === 'recovered'
+                  ? `settled by ferry recover${h.runsOn ? `; runs on ${h.runsOn}` : ''}`
+                  : (h.error ?? '');
           process.stdout.write(`${h.started.replace('T', ' ').replace(/\..*/, '')}  ${h.vm.padEnd(12)} ${(h.from ?? '') + ' -> ' + (h.to ?? '')}  ${h.status.padEnd(11)} ${fig}\n`);
         }
       }),
