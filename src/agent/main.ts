@@ -20,6 +20,7 @@ trace('agent: loaded');
 // still has work to finish here: a hang-up or a broken pipe must not end it.
 process.on('SIGHUP', () => undefined);
 process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
 
 await serveAgent(process.stdin, process.stdout);
 trace('agent: exit');

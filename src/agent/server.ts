@@ -21,7 +21,14 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
   const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(input), new rpc.StreamMessageWriter(output));
   const cleanups: Array<() => void | Promise<void>> = [];
   const ctx: HandlerContext = {
-    notify: (method, params) => void connection.sendNotification(method, params),
+    // Once the controller is gone there is nobody to tell; a guard still at work must not fail on it.
+    notify: (method, params) => {
+      try {
+        connection.sendNotification(method, params).catch(() => undefined);
+      } catch {
+        // the connection is closed or disposed
+      }
+    },
     onClose: (cleanup) => cleanups.push(cleanup),
   };
 

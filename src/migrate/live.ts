@@ -109,7 +109,16 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       ram_bytes: migration.stats.ramBytes,
       disk_bytes: migration.stats.diskBytes,
     });
-    if (result.error && migration.committed) {
+    if (result.error?.code === 'VM_DIED' || migration.settlement?.outcome === 'died') {
+      report.status = 'failed';
+      report.failed_phase = result.failedPhase;
+      report.source_running = false;
+      report.error = {
+        code: 'VM_DIED',
+        message: `VM "${req.vm}" died on "${req.to}" after it had taken the VM over${result.error ? ` (${result.error.message})` : ''}`,
+        hint: `its disks on "${req.to}" hold everything it wrote: start it there again; the older copy on "${req.from}" was stopped and its disks kept`,
+      };
+    } else if (result.error && migration.committed) {
       // Failed after the commit point: the target owns the VM and runs it; what failed was tidying up.
       report.status = 'completed';
       report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
@@ -117,16 +126,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
       report.failed_phase = result.failedPhase;
       report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
-      const outcome = migration.settlement?.outcome;
-      if (outcome === 'died') {
-        report.error = {
-          code: 'VM_DIED',
-          message: `VM "${req.vm}" died on "${req.to}" after it had taken the VM over (${result.error.message})`,
-          hint: `its disks on "${req.to}" hold everything it wrote: start it there again; the older copy on "${req.from}" was stopped and its disks kept`,
-        };
-      }
-      if (migration.vmInfo && outcome !== 'died') report.source_running = await sourceRunning(migration.agents[0]!, req.vm);
-      if (outcome === 'died') report.source_running = false;
+      if (migration.vmInfo) report.source_running = await sourceRunning(migration.agents[0]!, req.vm);
     } else {
       report.status = 'completed';
     }

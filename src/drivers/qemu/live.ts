@@ -88,6 +88,7 @@ export class QemuLiveMigration {
   private nbdPort = 0;
   private migrationPort = 0;
   private beaconPort = 0;
+  private targetPid = 0;
   private sourceStop?: QmpEvent;
   private resumed?: Promise<QmpEvent>;
   private convergenceWarned = false;
@@ -292,6 +293,7 @@ export class QemuLiveMigration {
     this.options.journal.record('target-argv', { argv });
     await target.call('migration.target.claim', { id: this.id, files: [pidfile] });
     const { pid } = await target.call('qemu.start', { argv, pidfile });
+    this.targetPid = pid;
     await target.call('migration.target.claim', { id: this.id, pid, qmpSocket: parsed.qmpSocket });
     this.options.journal.record('target-started', { host: target.host.name, pid });
     this.log(`target QEMU started on ${target.host.name} (pid ${pid}), waiting for the incoming migration`);
@@ -413,6 +415,7 @@ export class QemuLiveMigration {
   // The source owns the VM; its agent makes the switch-over by itself at the pause.
 
   private async migrateMemory(): Promise<void> {
+    this.checkAgents();
     const src = this.srcQmp!;
     const { target, signal } = this.options;
     const caps = [
@@ -515,6 +518,11 @@ export class QemuLiveMigration {
     this.options.journal.record('source-stopped', { host: source.host.name });
     this.log(`source QEMU on ${source.host.name} stopped`);
     await target.call('migration.target.release', { id: this.id });
+    if (!(await target.call('qemu.alive', { pid: this.targetPid })).alive) {
+      throw new FerryError('VM_DIED', `VM "${this.vm!.name}" died on "${target.host.name}" right after it had taken the VM over`, {
+        hint: `its disks on "${target.host.name}" hold everything it wrote: start it there again`,
+      });
+    }
     if (this.options.deleteSource) await this.deleteSourceDisks();
     else this.log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
   }

@@ -29,6 +29,8 @@ export class TargetGuard {
   private beacon?: Server;
   private settled?: Promise<TargetOutcome>;
   private readonly changed = new Set<() => void>();
+  /** The source began streaming RAM: it may finish sending before learning the outcome, so it must be able to ask. */
+  private streamed = false;
   /** Called once the source's agent has heard the outcome from the beacon. */
   private sourceTold?: () => void;
 
@@ -88,6 +90,7 @@ export class TargetGuard {
     if (this.qmp || !this.record.qmpSocket) return;
     this.qmp = await acquireQmp(this.record.qmpSocket);
     this.qmp.on('event', (e: QmpEvent) => {
+      if (e.event === 'MIGRATION' && e.data.status === 'active') this.streamed = true;
       if (e.event === 'MIGRATION' && e.data.status === 'completed') this.commit();
     });
     this.qmp.once('close', () => this.qemuGone());
@@ -187,7 +190,9 @@ export class TargetGuard {
   private async incomingStreaming(): Promise<boolean> {
     if (!this.qmp) return false;
     const m = await this.qmp.execute<{ status?: string }>('query-migrate').catch(() => undefined);
-    return m?.status === 'active' || m?.status === 'device';
+    const streaming = m?.status === 'active' || m?.status === 'device';
+    if (streaming) this.streamed = true;
+    return streaming;
   }
 
   /** The VM is the target's now: running, with nothing of the migration left in its QEMU. */
@@ -239,13 +244,16 @@ export class TargetGuard {
   /** Alone: reach the right end, answer the source's agent until it has heard, then forget. */
   async controllerLost(): Promise<void> {
     const heard = new Promise<void>((resolve) => (this.sourceTold = resolve));
-    const outcome = await this.resolve({ abort: true }).catch(() => undefined);
+    let outcome: TargetOutcome | undefined;
+    // A resolve the controller had started may have been waiting for the commit only: go on until there is an owner.
+    do outcome = await this.resolve({ abort: true }).catch(() => undefined);
+    while (outcome === 'incoming');
     // The VM's monitor is free for whoever comes next; only the beacon stays.
     if (this.qmp && this.record.qmpSocket) releaseQmp(this.record.qmpSocket, this.qmp);
     this.qmp = undefined;
     this.record.settled = true;
     saveRecord(this.record);
-    if (outcome && this.beacon) {
+    if (outcome && this.beacon && (outcome !== 'aborted' || this.streamed)) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([heard, new Promise<void>((r) => (timer = setTimeout(r, BEACON_LINGER_MS)))]);
       clearTimeout(timer);

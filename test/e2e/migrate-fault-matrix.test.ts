@@ -1,0 +1,349 @@
+/**
+ * The fault matrix: a live migration of the test guest (writing without
+ * pause) from lab-a to lab-b, struck at every step its journal records by
+ * each fault: the controller, the source's agent or the target's agent
+ * killed, the ssh link to the target dropped, the target QEMU killed.
+ *
+ * The controller holds itself (SIGSTOP) right after writing the step
+ * (FERRY_JOURNAL_HOLD), the fault strikes, and the controller goes on
+ * (unless it was the one killed). Then, whoever was lost: exactly one copy
+ * of the VM runs, not paused, with every record it reported intact on its
+ * disk and nothing of ferry's left in its QEMU; the other host holds nothing
+ * ferry made; `ferry recover` finds nothing to do or settles it; and the
+ * next migration succeeds. The one exception is the target QEMU killed after
+ * it took the VM over: the VM dies with its owner, which ferry must report,
+ * keeping every disk.
+ *
+ * The guest boots once per fault; a cell that ends with the VM on lab-b
+ * moves it back for the next.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
+import { labState } from '../../src/lab/lab.js';
+import { journalStep, type JournalEntry } from '../../src/migrate/journal.js';
+import { CLI, cleanVm, counter, diskPath, ferry, labVmPaths, startGuest, stateDir, useLab, vmPid, waitForCounter } from './harness.js';
+
+let a: AgentClient;
+let b: AgentClient;
+useLab((hosts) => ({ a, b } = hosts));
+
+/** Every step a live migration's journal records, in order (log lines aside). */
+const STEPS = [
+  'start',
+  'agents',
+  'phase:check',
+  'vm',
+  'phase:prepare',
+  'created',
+  'target-argv',
+  'target-started',
+  'phase:mirror',
+  'mirror-ready',
+  'phase:memory',
+  'pre-switchover',
+  'continued',
+  'source-completed',
+  'committed',
+  'target-resumed',
+  'phase:finish',
+  'source-stopped',
+] as const;
+type Step = (typeof STEPS)[number];
+type Fault = 'controller' | 'source-agent' | 'target-agent' | 'target-link' | 'target-qemu';
+const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'target-link', 'target-qemu'];
+
+/** Up to here the source must keep the VM; from `committed` on, the target owns it. */
+const LAST_SOURCE_STEP = STEPS.indexOf('phase:memory');
+const COMMIT_STEP = STEPS.indexOf('committed');
+
+type Owner = 'lab-a' | 'lab-b' | 'died';
+const matrix = new Map<Fault, Map<Step, string>>();
+
+interface Cell {
+  fault: Fault;
+  step: Step;
+}
+
+function globalPidOf(hostPid: number, nsPid: number): number | undefined {
+  const ns = readlinkSync(`/proc/${hostPid}/ns/pid`);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/pid`) !== ns) continue;
+      const line = /^NSpid:\s+(.+)$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
+      if (line && Number(line.trim().split(/\s+/).pop()) === nsPid) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+function processState(pid: number): string | undefined {
+  try {
+    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(/\) \S (\d+) /.exec(readFileSync(`/proc/${entry}/stat`, 'utf8'))?.[1]);
+      if (ppid === pid) out.push({ pid: Number(entry), argv: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A migration lab-a -> lab-b held at `step`. */
+function startHeldMigration(vm: string, step: Step) {
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: step },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  const journalFile = (): string | undefined => {
+    const dir = join(stateDir, 'journal');
+    const name = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(`-migrate-${vm}-${child.pid}.jsonl`)) : undefined;
+    return name && join(dir, name);
+  };
+  const entries = (): JournalEntry[] => {
+    const file = journalFile();
+    return file ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry) : [];
+  };
+  return { child, done, entries, id: () => journalFile()?.replace(/^.*\//, '').replace(/\.jsonl$/, '') };
+}
+
+async function qmpOf(agent: AgentClient, vm: string): Promise<RemoteQmp> {
+  const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === vm);
+  assert.ok(proc?.qmpSocket, `${vm} runs on ${agent.host.name}`);
+  return RemoteQmp.open(agent, proc.qmpSocket);
+}
+
+interface Baseline {
+  parameters: Record<string, unknown>;
+}
+
+/** The VM runs (not paused) and its QEMU holds nothing of ferry's. */
+async function assertCleanOwner(agent: AgentClient, vm: string, baseline: Baseline, where: string): Promise<void> {
+  const qmp = await qmpOf(agent, vm);
+  try {
+    const status = await qmp.execute<{ status: string }>('query-status');
+    assert.equal(status.status, 'running', `${where}: the VM runs on ${agent.host.name}, not ${status.status}`);
+    assert.deepEqual(await qmp.execute('query-block-jobs'), [], `${where}: no block job left`);
+    const nodes = await qmp.execute<Array<{ 'node-name': string; 'dirty-bitmaps'?: unknown[] }>>('query-named-block-nodes');
+    assert.deepEqual(nodes.filter((n) => n['node-name'].startsWith('ferry-')).map((n) => n['node-name']), [], `${where}: no ferry block node left`);
+    assert.deepEqual(nodes.flatMap((n) => n['dirty-bitmaps'] ?? []), [], `${where}: no dirty bitmap left`);
+    assert.deepEqual(await qmp.execute('query-block-exports'), [], `${where}: no NBD export left`);
+    const caps = await qmp.execute<Array<{ capability: string; state: boolean }>>('query-migrate-capabilities');
+    assert.deepEqual(caps.filter((c) => c.state).map((c) => c.capability), [], `${where}: no migration capability left set`);
+    const params = await qmp.execute<Record<string, unknown>>('query-migrate-parameters');
+    for (const [k, v] of Object.entries(baseline.parameters)) assert.deepEqual(params[k], v, `${where}: migration parameter ${k} is back to ${String(v)}`);
+  } finally {
+    await qmp.close();
+  }
+}
+
+async function records(agent: AgentClient, id: string): Promise<string[]> {
+  return (await agent.call('migration.records', undefined)).filter((r) => r.id === id).map((r) => `${r.role}:${r.phase}`);
+}
+
+async function injectFault(cell: Cell, m: ReturnType<typeof startHeldMigration>, vm: string): Promise<boolean> {
+  const lab = (await labState())!;
+  const hostPid = (name: string): number => lab.hosts.find((h) => h.name === name)!.pid;
+  const agents = m.entries().find((e) => e.step === 'agents') as (JournalEntry & { source: { pid: number }; target: { pid: number } }) | undefined;
+  switch (cell.fault) {
+    case 'controller':
+      process.kill(m.child.pid!, 'SIGKILL');
+      return true;
+    case 'source-agent':
+    case 'target-agent': {
+      if (!agents) return false;
+      const [host, nsPid] = cell.fault === 'source-agent' ? ['lab-a', agents.source.pid] : ['lab-b', agents.target.pid];
+      const pid = globalPidOf(hostPid(host), nsPid);
+      assert.ok(pid, `found the ${cell.fault} process`);
+      process.kill(pid, 'SIGKILL');
+      return true;
+    }
+    case 'target-link': {
+      if (!agents) return false;
+      const ssh = childrenOf(m.child.pid!).find((c) => c.argv[0] === 'ssh' && c.argv.includes('lab-b'));
+      assert.ok(ssh, 'the controller holds an ssh link to lab-b');
+      process.kill(ssh.pid, 'SIGKILL');
+      return true;
+    }
+    case 'target-qemu': {
+      const pid = await vmPid(b, vm);
+      if (!pid) return false;
+      await b.call('qemu.kill', { pid, signal: 'SIGKILL' });
+      return true;
+    }
+  }
+}
+
+interface Row {
+  vm: string;
+  baseline: Baseline;
+  /** The highest record the guest has reported, on either host. */
+  reported: number;
+}
+
+async function bootRow(fault: Fault, n: number): Promise<Row> {
+  const vm = `mx-${fault.replace(/-.*/, '')}${n}-${process.pid % 10000}`;
+  await cleanHosts(vm);
+  await startGuest(a, { name: vm, disks: ['32M'], extraAppend: 'ferry.rate=20' });
+  const qmp = await qmpOf(a, vm);
+  const params = await qmp.execute<Record<string, unknown>>('query-migrate-parameters');
+  await qmp.close();
+  return { vm, baseline: { parameters: { 'downtime-limit': params['downtime-limit'], 'max-bandwidth': params['max-bandwidth'] } }, reported: await counter(a, vm) };
+}
+
+async function cleanHosts(vm: string): Promise<void> {
+  for (const h of [a, b]) {
+    await cleanVm(h, vm, 1);
+    const { qmpSocket, pidfile } = labVmPaths(vm);
+    for (const path of [qmpSocket, pidfile, `/run/ferry/${vm}.incoming.pid`]) await h.call('file.remove', { path });
+  }
+}
+
+/** Runs one cell and returns its outcome for the matrix. */
+async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: Owner }> {
+  const { vm } = row;
+  const where = `${cell.fault} at ${cell.step}`;
+  const m = startHeldMigration(vm, cell.step);
+  const held = await Promise.race([
+    until(`the controller to hold at ${cell.step}`, () => (processState(m.child.pid!) === 'T' && m.entries().some((e) => journalStep(e) === cell.step) ? true : undefined), 120_000, 10),
+    m.done.then((r) => {
+      throw new Error(`${where}: the migration ended before the step: ${r.stdout} ${r.stderr}`);
+    }),
+  ]);
+  assert.ok(held);
+  const id = m.id()!;
+  const applied = await injectFault(cell, m, vm);
+  if (cell.fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');
+  const result = await m.done;
+  const report = cell.fault === 'controller' ? undefined : (JSON.parse(result.stdout) as { status: string; source_running?: boolean; error?: { code: string } });
+
+  // Alone or not, both sides settle: no record of the migration is left on either host.
+  await until(`${where}: the hosts to settle`, async () => ((await records(a, id)).length + (await records(b, id)).length === 0 ? true : undefined), 90_000, 250);
+  const onA = await vmPid(a, vm);
+  const onB = await vmPid(b, vm);
+  assert.ok(!(onA && onB), `${where}: the VM must not run on both hosts`);
+  const owner: Owner = onA ? 'lab-a' : onB ? 'lab-b' : 'died';
+  const index = STEPS.indexOf(cell.step);
+  if (!applied) assert.equal(owner, 'lab-b', `${where}: with nothing to strike, the migration completes`);
+  if (index <= LAST_SOURCE_STEP && applied) assert.equal(owner, 'lab-a', `${where}: before the switch-over the source keeps the VM`);
+  if (index >= COMMIT_STEP && applied) assert.equal(owner, cell.fault === 'target-qemu' ? 'died' : 'lab-b', `${where}: after the commit point the target owns the VM`);
+  if (owner === 'died') assert.equal(cell.fault, 'target-qemu', `${where}: only killing the VM's own QEMU may lose it`);
+
+  if (report) {
+    if (owner === 'lab-a') {
+      assert.notEqual(report.status, 'completed', `${where}: ${result.stdout}`);
+      assert.equal(report.source_running, true, `${where}: the report confirms the source runs`);
+    }
+    if (owner === 'lab-b') assert.equal(report.status, 'completed', `${where}: ${result.stdout}`);
+    if (owner === 'died') assert.equal(report.error?.code, 'VM_DIED', `${where}: the report says the VM died: ${result.stdout}`);
+  }
+
+  const recover = await ferry(['recover', id, '--json']);
+  assert.equal(recover.code, 0, `${where}: ferry recover: ${recover.stdout} ${recover.stderr}`);
+  const recovered = JSON.parse(recover.stdout) as Array<{ status: string }>;
+  const recovery = recovered[0]?.status ?? 'closed';
+  assert.ok(['nothing-to-do', 'closed'].includes(recovery), `${where}: after settling, recover has nothing left to do: ${recover.stdout}`);
+  assert.equal(await vmPid(a, vm), onA, `${where}: recover changed nothing on lab-a`);
+  assert.equal(await vmPid(b, vm), onB, `${where}: recover changed nothing on lab-b`);
+
+  const { serialLog, qmpSocket } = labVmPaths(vm);
+  if (owner === 'lab-a') {
+    for (const path of [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
+      assert.equal((await b.call('file.stat', { path })).exists, false, `${where}: lab-b:${path} was removed`);
+    }
+  } else {
+    assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, `${where}: the source disk is kept`);
+  }
+  if (owner === 'died') {
+    assert.ok((await b.call('file.stat', { path: diskPath(vm) })).exists, `${where}: the target's disk, which holds the VM's last writes, is kept`);
+    return { owner, outcome: 'VM died with its owner (reported); disks kept on both' };
+  }
+
+  const agent = owner === 'lab-a' ? a : b;
+  await assertCleanOwner(agent, vm, row.baseline, where);
+  const before = await counter(agent, vm);
+  row.reported = Math.max(row.reported, before);
+  await waitForCounter(agent, vm, before + 2, 30_000);
+  row.reported = Math.max(row.reported, await counter(agent, vm));
+  const check = await agent.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: row.reported, forceShare: true });
+  assert.equal(check.missingCount, 0, `${where}: records missing on ${owner}: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0, `${where}: records corrupt on ${owner}: ${JSON.stringify(check.corruptReported)}`);
+
+  if (owner === 'lab-b') {
+    // The next migration succeeds: back to lab-a, once the kept source disk is out of the way.
+    await a.call('file.remove', { path: diskPath(vm) });
+    const back = await ferry(['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--delete-source', '--json']);
+    assert.equal(back.code, 0, `${where}: the next migration succeeds: ${back.stdout} ${back.stderr}`);
+    await waitForCounter(a, vm, row.reported + 2, 30_000);
+  }
+  const side = owner === 'lab-a' ? 'source keeps it' : 'target owns it';
+  return { owner, outcome: applied ? `${side}; recover: ${recovery}` : `n/a (nothing to strike yet); ${side}` };
+}
+
+for (const fault of FAULTS) {
+  test(`fault matrix: ${fault}`, async () => {
+    const row = matrix.get(fault) ?? new Map<Step, string>();
+    matrix.set(fault, row);
+    let boots = 0;
+    let current = await bootRow(fault, boots++);
+    try {
+      for (const step of STEPS) {
+        const { outcome, owner } = await runCell(current, { fault, step });
+        row.set(step, outcome);
+        if (owner === 'died') {
+          await cleanHosts(current.vm);
+          current = await bootRow(fault, boots++);
+        }
+      }
+      // The guest that went through the whole row: every record it reported is on its disk.
+      const last = await counter(a, current.vm);
+      await a.call('qemu.kill', { pid: (await vmPid(a, current.vm))!, signal: 'SIGKILL' });
+      const check = await a.call('lab.checkRecords', { disks: [diskPath(current.vm)], serialLogs: [], lastReported: Math.max(last, current.reported) });
+      assert.equal(check.missingCount, 0, `records missing: ${check.missing.join(',')}`);
+      assert.ok(check.ok, JSON.stringify(check.problems));
+    } finally {
+      await cleanHosts(current.vm);
+      printMatrix();
+    }
+  });
+}
+
+function printMatrix(): void {
+  const lines = ['fault matrix (step x fault -> outcome):'];
+  for (const [fault, row] of matrix) for (const [step, outcome] of row) lines.push(`  ${step.padEnd(17)} ${fault.padEnd(13)} ${outcome}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
