@@ -7,12 +7,13 @@ import type { Command } from 'commander';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory } from '../../hosts/inventory.js';
 import { labUp } from '../../lab/lab.js';
-import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
+import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { migrateLive, type MigrationReport } from '../../migrate/live.js';
 import { sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
-import { action, mib } from '../context.js';
+import { formatMiB } from '../../util/units.js';
+import { action } from '../context.js';
 import { createMigrationView } from '../migration-view.js';
 import { printReport } from './migrate.js';
 
@@ -33,7 +34,7 @@ export function register(program: Command): void {
         try {
           for (const agent of [a, b]) {
             for (const p of await agent.call('qemu.list', undefined)) if (p.name === name) await agent.call('qemu.kill', { pid: p.pid, signal: 'SIGKILL' });
-            for (const f of [`/var/lib/ferry/images/${name}-disk0.qcow2`, labVmPaths(name).serialLog]) await agent.call('file.remove', { path: f });
+            for (const f of [labDiskPath(name), labVmPaths(name).serialLog]) await agent.call('file.remove', { path: f });
           }
           say(`boot the test guest "${name}" on lab-a (it writes numbered, checksummed records to its disk without pause)`);
           const t0 = Date.now();
@@ -64,9 +65,9 @@ export function register(program: Command): void {
           }
           say('stop the guest and check every record on its disk');
           for (const p of await a.call('qemu.list', undefined)) if (p.name === name) await a.call('qemu.kill', { pid: p.pid, signal: 'SIGKILL' });
-          const check = await a.call('lab.checkRecords', { disks: [`/var/lib/ferry/images/${name}-disk0.qcow2`], serialLogs: [labVmPaths(name).serialLog] });
+          const check = await a.call('lab.checkRecords', { disks: [labDiskPath(name)], serialLogs: [labVmPaths(name).serialLog] });
           say('result');
-          for (const r of reports) process.stdout.write(`${r.from} -> ${r.to}: downtime ${r.downtime_ms} ms (QEMU ${r.qemu_downtime_ms} ms), total ${(r.total_ms / 1000).toFixed(2)} s, moved RAM ${mib(r.ram_bytes)} + disk ${mib(r.disk_bytes)}\n`);
+          for (const r of reports) process.stdout.write(`${r.from} -> ${r.to}: downtime ${r.downtime_ms} ms (QEMU ${r.qemu_downtime_ms} ms), total ${(r.total_ms / 1000).toFixed(2)} s, moved RAM ${formatMiB(r.ram_bytes)} MiB + disk ${formatMiB(r.disk_bytes)} MiB\n`);
           process.stdout.write(`records: ${check.ok ? 'OK' : 'FAILED'}: ${check.intact} intact, the guest reported ${check.lastReportedSeq}, ${check.missingCount} missing, ${check.corrupt.length} corrupt\n`);
           if (!check.ok) process.exitCode = 1;
           process.stdout.write('\nThe lab stays up: try "ferry vm list lab-a", "ferry history"; "ferry lab down" removes it.\n');

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory } from '../../hosts/inventory.js';
 import { FerryError, formatError } from '../../util/errors.js';
+import { formatMiB } from '../../util/units.js';
 import type { GuestFixParams } from '../../agent/handlers/guest.js';
 import { fixImage, FIX_OPERATIONS, inspectImage, type FixResult, type GuestReport, type Problem } from '../../guest/mod.js';
 import { isMac } from '../../guest/network-config.js';
@@ -62,11 +63,11 @@ function printReport(r: GuestReport): void {
   }
   if (r.lvm.note) console.log(`LVM: ${r.lvm.note}`);
   for (const vg of r.lvm.volumeGroups) {
-    console.log(`Volume group ${vg.name}: ${(vg.size / 2 ** 20).toFixed(0)} MiB (${(vg.free / 2 ** 20).toFixed(0)} MiB free), extents of ${(vg.extentSize / 2 ** 20).toFixed(0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
+    console.log(`Volume group ${vg.name}: ${formatMiB(vg.size, 0)} MiB (${formatMiB(vg.free, 0)} MiB free), extents of ${formatMiB(vg.extentSize, 0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
     for (const lv of vg.logicalVolumes) {
       const segs = lv.segments.map((s) => `${s.type} ${s.ranges.map((x) => `p${x.partition ?? '?'}:${x.first}-${x.last}`).join(' ')}`).join('; ');
       const fs = lv.filesystem ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}` : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
-      console.log(`  ${lv.path} (${lv.mapperPath}) ${(lv.size / 2 ** 20).toFixed(0)} MiB [${segs}]: ${fs}`);
+      console.log(`  ${lv.path} (${lv.mapperPath}) ${formatMiB(lv.size, 0)} MiB [${segs}]: ${fs}`);
     }
   }
   console.log('fstab:');

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
-import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
+import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
 import { action, connectHost } from '../context.js';
@@ -108,7 +108,7 @@ export function register(program: Command): void {
       action(async (name: string, opts: { host: string; disk: string[]; json?: boolean }) => {
         const agent = await connectHost(vm, opts.host);
         try {
-          const disks = opts.disk.length ? opts.disk : [`/var/lib/ferry/images/${name}-disk0.qcow2`];
+          const disks = opts.disk.length ? opts.disk : [labDiskPath(name)];
           const r = await agent.call('lab.checkRecords', { disks, serialLogs: [labVmPaths(name).serialLog] });
           if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
           else process.stdout.write(`${r.ok ? 'OK' : 'FAILED'}: ${r.intact} records intact, last reported ${r.lastReportedSeq}, ${r.missingCount} missing, ${r.corrupt.length} corrupt\n`);
