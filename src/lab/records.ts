@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { open, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isAllZero } from '../storage/zeros.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -92,7 +93,7 @@ function defaultPayload(seq: number): Buffer {
 /** Reads one 4096-byte slot: empty (all zero), a sound record, or corrupt with the reason. */
 export function decodeRecord(slot: Buffer): DecodedSlot {
   if (slot.length !== RECORD_SIZE) return { kind: 'corrupt', reason: `slot is ${slot.length} bytes, not ${RECORD_SIZE}` };
-  if (isZero(slot)) return { kind: 'empty' };
+  if (isAllZero(slot)) return { kind: 'empty' };
   const head = slot.toString('latin1', 0, HEADER_SIZE);
   if (!head.startsWith(RECORD_MAGIC + ' ')) return { kind: 'corrupt', reason: 'no record magic' };
   const h = HEADER_RE.exec(head);
@@ -111,11 +112,6 @@ export function decodeRecord(slot: Buffer): DecodedSlot {
     return { kind: 'corrupt', reason: `impossible header (seq ${record.seq}, disk ${record.diskIndex} of ${record.diskCount})` };
   }
   return { kind: 'record', record };
-}
-
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
-  return true;
 }
 
 export interface SlotProblem {
