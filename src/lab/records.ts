@@ -156,26 +156,26 @@ export async function checkRecords(
     }
     for (let i = 0; i < count; i++) {
       const slot = first + i;
-      const d = decodeRecord(chunk.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE));
-      if (d.kind === 'empty') {
+      const decoded = decodeRecord(chunk.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE));
+      if (decoded.kind === 'empty') {
         empty++;
         continue;
       }
-      if (d.kind === 'corrupt') {
-        corrupt.push({ slot, reason: d.reason });
+      if (decoded.kind === 'corrupt') {
+        corrupt.push({ slot, reason: decoded.reason });
         continue;
       }
-      const r = d.record;
-      const home = placeOf(r.seq, r.diskCount);
-      if (home.slot !== slot || home.diskIndex !== r.diskIndex) {
-        corrupt.push({ slot, reason: `misplaced record ${r.seq} (belongs to slot ${home.slot} of disk ${home.diskIndex})` });
-      } else if (diskId !== undefined && r.disk !== diskId) {
-        corrupt.push({ slot, reason: `record ${r.seq} was written for disk "${r.disk}", not "${diskId}"` });
-      } else if (place && (place.disk !== r.disk || place.diskIndex !== r.diskIndex || place.diskCount !== r.diskCount)) {
-        corrupt.push({ slot, reason: `record ${r.seq} claims disk "${r.disk}" ${r.diskIndex} of ${r.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}` });
+      const record = decoded.record;
+      const home = placeOf(record.seq, record.diskCount);
+      if (home.slot !== slot || home.diskIndex !== record.diskIndex) {
+        corrupt.push({ slot, reason: `misplaced record ${record.seq} (belongs to slot ${home.slot} of disk ${home.diskIndex})` });
+      } else if (diskId !== undefined && record.disk !== diskId) {
+        corrupt.push({ slot, reason: `record ${record.seq} was written for disk "${record.disk}", not "${diskId}"` });
+      } else if (place && (place.disk !== record.disk || place.diskIndex !== record.diskIndex || place.diskCount !== record.diskCount)) {
+        corrupt.push({ slot, reason: `record ${record.seq} claims disk "${record.disk}" ${record.diskIndex} of ${record.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}` });
       } else {
-        place ??= { disk: r.disk, diskIndex: r.diskIndex, diskCount: r.diskCount };
-        seqs.push(r.seq);
+        place ??= { disk: record.disk, diskIndex: record.diskIndex, diskCount: record.diskCount };
+        seqs.push(record.seq);
       }
     }
   }
@@ -215,13 +215,13 @@ export interface ReportedVerdict {
  */
 export function verifyReported(disks: readonly DiskRecords[], lastReportedSeq: number): ReportedVerdict {
   const problems: string[] = [];
-  const k = disks.length;
-  if (k === 0) {
+  const diskCount = disks.length;
+  if (diskCount === 0) {
     return { ok: false, lastReportedSeq, missing: range(1, lastReportedSeq), corrupt: [], problems: ['no disk was checked'] };
   }
   disks.forEach((d, i) => {
-    if (d.diskCount !== undefined && d.diskCount !== k) {
-      problems.push(`disk ${i} (${d.disk ?? '?'}) holds records written for ${d.diskCount} disks, but ${k} were checked`);
+    if (d.diskCount !== undefined && d.diskCount !== diskCount) {
+      problems.push(`disk ${i} (${d.disk ?? '?'}) holds records written for ${d.diskCount} disks, but ${diskCount} were checked`);
     }
     if (d.diskIndex !== undefined && d.diskIndex !== i) {
       problems.push(`disk ${i} (${d.disk ?? '?'}) holds the records of disk ${d.diskIndex}; pass disks in the guest's order`);
@@ -230,9 +230,9 @@ export function verifyReported(disks: readonly DiskRecords[], lastReportedSeq: n
   const found = disks.map((d) => new Set(d.seqs));
   const missing: number[] = [];
   for (let n = 1; n <= lastReportedSeq; n++) {
-    if (!found[placeOf(n, k).diskIndex]!.has(n)) missing.push(n);
+    if (!found[placeOf(n, diskCount).diskIndex]!.has(n)) missing.push(n);
   }
-  const corrupt = disks.flatMap((d, i) => d.corrupt.map((c) => ({ ...c, disk: i, seq: seqAt(c.slot, i, k) })));
+  const corrupt = disks.flatMap((d, i) => d.corrupt.map((c) => ({ ...c, disk: i, seq: seqAt(c.slot, i, diskCount) })));
   return { ok: missing.length === 0 && corrupt.length === 0 && problems.length === 0, lastReportedSeq, missing, corrupt, problems };
 }
 
