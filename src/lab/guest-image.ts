@@ -6,7 +6,7 @@
  * outside the repository, keyed on the init script.
  */
 import { createHash } from 'node:crypto';
-import { access, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../util/errors.js';
@@ -296,9 +296,4 @@ async function _addBusybox(work: string, initramfs: string): Promise<void> {
 async function _cpioCommand(): Promise<string> {
   const r = await run('sh', ['-c', 'command -v cpio'], { allowFailure: true });
   return r.exitCode === 0 ? 'cpio -o -H newc --quiet' : 'bin/busybox cpio -o -H newc';
-}
-
-/** Reads the cache manifest of a built guest (kernel package and version), for reports. */
-export async function testGuestManifest(guest: TestGuest): Promise<TestGuestManifest> {
-  return JSON.parse(await readFile(join(dirname(guest.kernel), 'manifest.json'), 'utf8')) as TestGuestManifest;
 }

@@ -17,7 +17,7 @@ import { open, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAllZero } from '../storage/zeros.js';
-import { FerryError } from '../util/errors.js';
+import { FerryError, isSystemError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
 export const RECORD_SIZE = 4096;
@@ -298,8 +298,8 @@ async function detectFormat(path: string, share: string[]): Promise<ImageFormat>
 }
 
 async function checkRawFile(path: string, diskId?: string): Promise<DiskRecords> {
-  const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new FerryError('NOT_FOUND', `Cannot open disk "${path}": ${e.code === 'ENOENT' ? 'file not found' : e.message}`, {
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw new FerryError('NOT_FOUND', `Cannot open disk "${path}": ${isSystemError(e, 'ENOENT') ? 'file not found' : messageOf(e)}`, {
       hint: 'check the path of the test guest\'s disk image',
       cause: e,
     });

@@ -1,7 +1,7 @@
 /** Finding QEMU VMs on a host and describing them through QMP. */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { ImageInfo } from '../../storage/image-info.js';
-import { FerryError } from '../../util/errors.js';
+import { FerryError, messageOf } from '../../util/errors.js';
 import type { VmDisk, VmInfo } from '../driver.js';
 import { parseQemuArgv } from './argv.js';
 import { RemoteQmp } from './remote-qmp.js';
@@ -85,7 +85,7 @@ export async function listVms(agent: AgentClient): Promise<VmInfo[]> {
       out.push(await describeVm(agent, proc));
     } catch (e) {
       // A VM whose monitor is busy (another client holds it) is still listed.
-      out.push({ name: proc.name, driver: 'qemu', pid: proc.pid, state: `unknown (${e instanceof Error ? e.message : String(e)})`, memoryBytes: 0, disks: [], hypervisorVersion: '', auxFiles: [] });
+      out.push({ name: proc.name, driver: 'qemu', pid: proc.pid, state: `unknown (${messageOf(e)})`, memoryBytes: 0, disks: [], hypervisorVersion: '', auxFiles: [] });
     }
   }
   return out;
