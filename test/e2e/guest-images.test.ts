@@ -10,14 +10,9 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../../src/util/exec.js';
-import { CLI as cli } from './cli.js';
+import { runFerry as ferry } from './cli.js';
 
 let work = '';
-
-async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await run('node', [cli, ...args], { allowFailure: true, timeoutMs: 120_000 });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-}
 
 async function digest(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
