@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { labDir } from '../hosts/inventory.js';
 import { localAgentCommand } from '../hosts/transport.js';
+import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -190,7 +191,7 @@ async function startSshd(dir: string, host: LabHostState): Promise<number> {
   await run(nsenterPrefix(host.pid)[0]!, [...nsenterPrefix(host.pid).slice(1), sshd, '-f', join(sshDir, 'sshd_config')]);
   for (let i = 0; i < 100; i++) {
     if (existsSync(pidFile)) return Number((await fs.readFile(pidFile, 'utf8')).trim());
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
 }
@@ -227,7 +228,7 @@ export async function labDown(): Promise<{ stopped: string[] }> {
       }
     }
     for (const h of s.hosts) {
-      for (let i = 0; i < 100 && alive(h.pid); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && alive(h.pid); i++) await sleep(50);
     }
   }
   // Loop devices the lab created point into the lab's files; free them first.

@@ -14,6 +14,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../../src/util/abort.js';
 import { run } from '../../src/util/exec.js';
 import { runFerry, type FerryRun } from './cli.js';
 
@@ -53,7 +54,7 @@ async function boot(disk: string, log: string, seconds: number, done: RegExp): P
   let text = '';
   try {
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       text = await readFile(log, 'utf8').catch(() => '');
       if (done.test(text)) break;
     }

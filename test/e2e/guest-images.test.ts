@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { sleep } from '../../src/util/abort.js';
 import { run } from '../../src/util/exec.js';
 import { runFerry as ferry } from './cli.js';
 
@@ -54,7 +55,7 @@ test('an image a running QEMU holds open is refused', async () => {
   try {
     let r = { code: 0, stdout: '', stderr: '' };
     for (let i = 0; i < 20; i++) {
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       r = await ferry(['guest', 'fix', disk]);
       if (r.code !== 0) break;
     }

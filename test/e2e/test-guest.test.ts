@@ -15,6 +15,7 @@ import { ensureTestGuest, type TestGuest } from '../../src/lab/guest-image.js';
 import { GUEST_READY, RECORD_SIZE, checkImage, lastCounter, verifyReported } from '../../src/lab/records.js';
 import { labVmArgv } from '../../src/lab/vm.js';
 import { QmpClient } from '../../src/qmp/client.js';
+import { sleep } from '../../src/util/abort.js';
 import { FerryError } from '../../src/util/errors.js';
 import { run } from '../../src/util/exec.js';
 
@@ -87,7 +88,7 @@ async function waitForSerial(b: Booted, what: string, ready: (text: string) => b
     if (ready(await serial(b))) return performance.now();
     if (b.qemu.exitCode !== null || b.qemu.signalCode !== null) assert.fail(`QEMU exited before ${what}:\n${await serial(b)}`);
     if (performance.now() > deadline) assert.fail(`No ${what} after ${timeoutMs} ms; serial log:\n${await serial(b)}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
@@ -102,7 +103,7 @@ async function dirtyRateMiB(socket: string): Promise<number> {
     // Page sampling (by content hash): QEMU 7.2 under TCG crashes in mode dirty-bitmap.
     await qmp.execute('calc-dirty-rate', { 'calc-time': 1, 'sample-pages': 4096 });
     for (;;) {
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       const r = await qmp.execute<{ status: string; 'dirty-rate'?: number }>('query-dirty-rate');
       if (r.status === 'measured') return r['dirty-rate'] ?? 0;
     }
@@ -118,7 +119,7 @@ test('every record reported before SIGKILL is intact on the qcow2 disk, and dama
   const t1 = await waitForSerial(b, 'record 30', (s) => lastCounter(s) >= 30);
   const c1 = lastCounter(await serial(b));
   quietDirtyRate = await dirtyRateMiB(b.qmp);
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
   const c2 = lastCounter(await serial(b));
   const t2 = performance.now();
   b.qemu.kill('SIGKILL');
