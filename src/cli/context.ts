@@ -33,6 +33,11 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
   };
 }
 
+/** Commander's parser of a repeatable option: each use adds its value. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 /** @deprecated Write `${formatMiB(bytes)} MiB` (util/units.ts); kept until commands/migrate.ts does. */
 export function mib(bytes: number): string {
   return `${formatMiB(bytes)} MiB`;

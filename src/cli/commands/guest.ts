@@ -4,13 +4,13 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { AgentClient } from '../../hosts/agent-client.js';
-import { findHost, loadInventory } from '../../hosts/inventory.js';
+import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError, formatError } from '../../util/errors.js';
 import { formatMiB } from '../../util/units.js';
 import type { GuestFixParams } from '../../agent/handlers/guest.js';
 import { fixImage, FIX_OPERATIONS, inspectImage, type FixResult, type GuestReport, type Problem } from '../../guest/mod.js';
 import { isMac } from '../../guest/network-config.js';
+import { collect, connectHost } from '../context.js';
 
 interface Located {
   host?: string;
@@ -24,12 +24,12 @@ function locate(image: string): Located {
   return { path: image };
 }
 
-async function onHost<T>(hostName: string, hostsFile: string | undefined, call: (agent: AgentClient) => Promise<T>): Promise<T> {
-  const client = await AgentClient.connect(findHost(loadInventory(hostsFile), hostName));
+async function onHost<T>(program: Command, hostName: string, call: (agent: AgentClient) => Promise<T>): Promise<T> {
+  const agent = await connectHost(program, hostName);
   try {
-    return await call(client);
+    return await call(agent);
   } finally {
-    client.close();
+    agent.close();
   }
 }
 
@@ -42,8 +42,6 @@ function pairs(values: string[], what: string, check: (s: string) => boolean): [
     return [a.toLowerCase(), b.toLowerCase()];
   });
 }
-
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 function printProblems(problems: Problem[]): void {
   if (problems.length === 0) {
@@ -126,7 +124,7 @@ export function register(program: Command): void {
         const at = locate(image);
         const params = { image: at.path, target: opts.for, targetMacs: opts.nicMac };
         const inspection = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (agent) => agent.call('guest.inspect', params))
+          ? await onHost(program, at.host, (agent) => agent.call('guest.inspect', params))
           : await inspectImage(at.path, params);
         if (opts.json) console.log(JSON.stringify(inspection, null, 2));
         else printReport(inspection);
@@ -163,7 +161,7 @@ export function register(program: Command): void {
         };
         const at = locate(image);
         const result = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (agent) => agent.call('guest.fix', { ...params, image: at.path }))
+          ? await onHost(program, at.host, (agent) => agent.call('guest.fix', { ...params, image: at.path }))
           : await fixImage(at.path, { ...params, macs: new Map(params.macs), uuidMap: new Map(params.uuidMap) });
         if (opts.json) console.log(JSON.stringify(result, null, 2));
         else printFix(result);

@@ -5,7 +5,7 @@ import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js
 import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
-import { action, connectHost } from '../context.js';
+import { action, collect, connectHost } from '../context.js';
 
 export function register(program: Command): void {
   const lab = program.command('lab').description('a lab of simulated hosts on this machine (lab-a, lab-b)');
@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .option('--kernel <path>', 'kernel to boot (default: the test guest)')
     .option('--initrd <path>', 'initramfs')
     .option('--append <cmdline>', 'kernel command line')
-    .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', collect, [])
     .option('--memory <MiB>', 'memory', '256')
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
     .option('--no-wait', 'do not wait for the test guest to report ready')
@@ -101,7 +101,7 @@ export function register(program: Command): void {
   vm.command('check')
     .argument('<name>', 'VM name')
     .requiredOption('--host <host>', 'lab host holding its disks (stop the VM first)')
-    .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', (v: string, p: string[]) => [...p, v], [])
+    .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', collect, [])
     .option('--json', 'print JSON')
     .description("check every record the test guest wrote: intact, none it reported missing")
     .action(
