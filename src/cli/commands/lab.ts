@@ -34,12 +34,12 @@ export function register(program: Command): void {
     .description('show the lab hosts')
     .action(
       action(async () => {
-        const s = await labState();
-        if (!s || !(await labIsUp())) {
+        const state = await labState();
+        if (!state || !(await labIsUp())) {
           process.stdout.write('The lab is down ("ferry lab up" creates it).\n');
           return;
         }
-        for (const h of s.hosts) process.stdout.write(`${h.name}  ${h.address}  ${h.transport}  pid ${h.pid}\n`);
+        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}\n`);
       }),
     );
 
