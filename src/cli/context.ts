@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, loadInventory, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, formatError } from '../util/errors.js';
+import { formatMiB } from '../util/units.js';
 
 export function inventoryFor(cmd: Command): Inventory {
   const root = cmd.optsWithGlobals() as { hosts?: string };
@@ -32,6 +33,12 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
   };
 }
 
+/** Commander's parser of a repeatable option: each use adds its value. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** @deprecated Write `${formatMiB(bytes)} MiB` (util/units.ts); kept until commands/migrate.ts does. */
 export function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${formatMiB(bytes)} MiB`;
 }

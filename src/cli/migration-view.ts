@@ -5,9 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { MigrationEvent, MigrationProgress } from '../migrate/progress.js';
-
-const MIB = 1024 * 1024;
-const f1 = (n: number): string => (n / MIB).toFixed(1);
+import { formatMiB, MiB } from '../util/units.js';
 
 export interface MigrationView {
   onEvent(e: MigrationEvent): void;
@@ -24,11 +22,11 @@ function summary(p: MigrationProgress): string {
   const parts: string[] = [];
   const dDone = p.disks.reduce((s, d) => s + d.done, 0);
   const dTotal = p.disks.reduce((s, d) => s + d.total, 0);
-  if (p.disks.length) parts.push(`disks ${f1(dDone)}/${f1(dTotal)} MiB${p.disks.every((d) => d.ready) ? ' (in sync)' : ''}`);
+  if (p.disks.length) parts.push(`disks ${formatMiB(dDone)}/${formatMiB(dTotal)} MiB${p.disks.every((d) => d.ready) ? ' (in sync)' : ''}`);
   if (p.ram) {
-    parts.push(`ram ${f1(p.ram.transferred)} MiB sent, ${f1(p.ram.remaining)} MiB left of ${f1(p.ram.total)}`);
-    parts.push(`${f1(p.ram.throughput)} MiB/s`);
-    parts.push(`dirty ${f1(p.ram.dirtyRate)} MiB/s`);
+    parts.push(`ram ${formatMiB(p.ram.transferred)} MiB sent, ${formatMiB(p.ram.remaining)} MiB left of ${formatMiB(p.ram.total)}`);
+    parts.push(`${formatMiB(p.ram.throughput)} MiB/s`);
+    parts.push(`dirty ${formatMiB(p.ram.dirtyRate)} MiB/s`);
   }
   if (p.etaSeconds !== undefined && Number.isFinite(p.etaSeconds)) parts.push(`eta ${Math.ceil(p.etaSeconds)} s`);
   return parts.join(', ');
@@ -74,16 +72,16 @@ class BarView implements MigrationView {
     else if (e.type === 'progress') {
       const p = e.progress;
       for (const d of p.disks) {
-        const b = this.bar(`disk ${d.device}`, d.total / MIB);
-        b.setTotal(Math.max(1, Math.round(d.total / MIB)));
-        b.update(Math.round(d.done / MIB), { extra: d.ready ? 'in sync' : '' });
+        const b = this.bar(`disk ${d.device}`, d.total / MiB);
+        b.setTotal(Math.max(1, Math.round(d.total / MiB)));
+        b.update(Math.round(d.done / MiB), { extra: d.ready ? 'in sync' : '' });
       }
       if (p.ram) {
-        const total = Math.max(1, Math.round((p.ram.transferred + p.ram.remaining) / MIB));
+        const total = Math.max(1, Math.round((p.ram.transferred + p.ram.remaining) / MiB));
         const b = this.bar('ram', total);
         b.setTotal(total);
         const eta = p.etaSeconds !== undefined && Number.isFinite(p.etaSeconds) ? `, eta ${Math.ceil(p.etaSeconds)} s` : '';
-        b.update(Math.round(p.ram.transferred / MIB), { extra: `${f1(p.ram.throughput)} MiB/s, dirty ${f1(p.ram.dirtyRate)} MiB/s, pass ${p.ram.iterations}${eta}` });
+        b.update(Math.round(p.ram.transferred / MiB), { extra: `${formatMiB(p.ram.throughput)} MiB/s, dirty ${formatMiB(p.ram.dirtyRate)} MiB/s, pass ${p.ram.iterations}${eta}` });
       }
     }
   }

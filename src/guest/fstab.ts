@@ -1,6 +1,7 @@
 /** /etc/fstab: what it mounts and how it names each device. */
 import { classifyDeviceName, type DeviceName, type TargetNaming } from './device-names.js';
-import { parseTable, replaceField, unescapeOctal } from './table-file.js';
+import { unescapeOctal } from '../util/octal-escapes.js';
+import { parseTable, replaceField } from './table-file.js';
 
 export interface FstabEntry {
   line: number;

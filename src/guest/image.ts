@@ -6,7 +6,7 @@
  * needs neither device-mapper (kpartx) nor the nbd module.
  */
 import { access, constants, stat } from 'node:fs/promises';
-import { FerryError } from '../util/errors.js';
+import { FerryError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exportAsRaw } from '../storage/fuse-export.js';
 import { processesHolding } from '../storage/usage.js';
@@ -126,7 +126,7 @@ async function mapLogicalVolumes(rawPath: string, filesystems: Filesystem[], wri
   try {
     lvm.volumeGroups = await readVolumeGroups(pvs.map((f) => f.device));
   } catch (e) {
-    lvm.error = (e as Error).message;
+    lvm.error = messageOf(e);
     return lvm;
   }
   for (const vg of lvm.volumeGroups) {

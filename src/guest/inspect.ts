@@ -4,6 +4,7 @@
  * Works on any directory holding the guest's tree, so it is tested on
  * sample trees as well as on mounted images.
  */
+import { messageOf } from '../util/errors.js';
 import { parseCrypttab, type CrypttabEntry } from './crypttab.js';
 import { parseFstab, type FstabEntry } from './fstab.js';
 import { grubTerminalLines, parseBootEntries, parseDefaultGrub, type BootEntry, type GrubFlavour } from './grub.js';
@@ -129,19 +130,19 @@ export async function readKernels(root: string, listModules = listInitramfs): Pr
     const version = m[1]!;
     const drivers = {} as Record<VirtioDriver, DriverPresence>;
     for (const d of VIRTIO_DRIVERS) drivers[d] = await driverPresence(root, version, d);
-    const k: KernelInfo = { version, vmlinuz: `/boot/${name}`, drivers };
+    const kernel: KernelInfo = { version, vmlinuz: `/boot/${name}`, drivers };
     for (const candidate of INITRAMFS_NAMES(version)) {
       if (!(await guestFileExists(root, candidate))) continue;
-      k.initramfs = candidate;
+      kernel.initramfs = candidate;
       try {
         const mods = modulesIn(await listModules(await guestPath(root, candidate)));
-        k.initramfsModules = Object.fromEntries(VIRTIO_DRIVERS.map((d) => [d, mods.has(d)])) as Record<VirtioDriver, boolean>;
+        kernel.initramfsModules = Object.fromEntries(VIRTIO_DRIVERS.map((d) => [d, mods.has(d)])) as Record<VirtioDriver, boolean>;
       } catch (e) {
-        k.initramfsError = (e as Error).message;
+        kernel.initramfsError = messageOf(e);
       }
       break;
     }
-    kernels.push(k);
+    kernels.push(kernel);
   }
   return kernels.sort((a, b) => b.version.localeCompare(a.version, undefined, { numeric: true }));
 }

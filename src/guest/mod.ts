@@ -104,9 +104,9 @@ async function uuidPairsFrom(from: string, image: AttachedImage): Promise<Map<st
   const old = await attachImage(from, { writable: false });
   try {
     const pairs = new Map<string, string>();
-    for (const f of image.filesystems) {
-      const o = old.filesystems.find((x) => sameFilesystem(x, f));
-      if (o?.uuid && f.uuid && o.uuid !== f.uuid && o.type === f.type) pairs.set(o.uuid, f.uuid);
+    for (const now of image.filesystems) {
+      const before = old.filesystems.find((x) => sameFilesystem(x, now));
+      if (before?.uuid && now.uuid && before.uuid !== now.uuid && before.type === now.type) pairs.set(before.uuid, now.uuid);
     }
     return pairs;
   } finally {
@@ -144,7 +144,7 @@ export async function fixImage(imagePath: string, options: FixOptions = {}): Pro
   const image = await attachImage(imagePath, { writable: !dryRun });
   try {
     const pairs = new Map(options.uuidMap ?? []);
-    if (options.restoreUuidsFrom) for (const [o, n] of await uuidPairsFrom(options.restoreUuidsFrom, image)) pairs.set(o, n);
+    if (options.restoreUuidsFrom) for (const [oldUuid, newUuid] of await uuidPairsFrom(options.restoreUuidsFrom, image)) pairs.set(oldUuid, newUuid);
     const mode = options.uuidMode ?? 'restore';
     const preLog = new ChangeLog('/', dryRun);
     if (mode === 'restore' && pairs.size > 0) await restoreUuids(image, pairs, preLog);
@@ -159,7 +159,7 @@ export async function fixImage(imagePath: string, options: FixOptions = {}): Pro
         filesystems: image.filesystems,
         target,
         log,
-        macMap: new Map([...(options.macs ?? [])].map(([o, n]) => [o.toLowerCase(), n.toLowerCase()])),
+        macMap: new Map([...(options.macs ?? [])].map(([oldMac, newMac]) => [oldMac.toLowerCase(), newMac.toLowerCase()])),
         uuidRewrites: mode === 'rewrite' ? pairs : new Map<string, string>(),
       };
       for (const op of FIX_OPERATIONS) {

@@ -36,8 +36,3 @@ export function replaceField(text: string, line: number, index: number, value: s
   }
   throw new RangeError(`Line ${line} has no field ${index}`);
 }
-
-/** Decodes fstab's octal escapes (\040 for a space). */
-export function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}

@@ -6,7 +6,7 @@
  * outside the repository, keyed on the init script.
  */
 import { createHash } from 'node:crypto';
-import { access, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../util/errors.js';
@@ -296,37 +296,4 @@ async function _addBusybox(work: string, initramfs: string): Promise<void> {
 async function _cpioCommand(): Promise<string> {
   const r = await run('sh', ['-c', 'command -v cpio'], { allowFailure: true });
   return r.exitCode === 0 ? 'cpio -o -H newc --quiet' : 'bin/busybox cpio -o -H newc';
-}
-
-export interface GuestQemuOptions {
-  /** Disk images in the guest's order (vda, vdb, ...). */
-  disks: ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>;
-  /** File that receives the serial console (FERRY-GUEST-READY, FERRY-REC N). */
-  serialLog: string;
-  /** QMP unix socket to create, if any. */
-  qmpSocket?: string;
-  memoryMiB?: number;
-  /** Extra kernel parameters, e.g. `ferry.dirty=32`. */
-  extraAppend?: string;
-}
-
-/** QEMU arguments (after qemu-system-x86_64) that boot the test guest under TCG. */
-export function testGuestQemuArgs(guest: TestGuest, o: GuestQemuOptions): string[] {
-  const args = [
-    '-accel', 'tcg',
-    '-m', String(o.memoryMiB ?? 256),
-    '-nodefaults', '-nographic', '-no-reboot',
-    '-serial', `file:${o.serialLog}`,
-    '-kernel', guest.kernel,
-    '-initrd', guest.initrd,
-    '-append', o.extraAppend ? `${guest.append} ${o.extraAppend}` : guest.append,
-  ];
-  for (const d of o.disks) args.push('-drive', `file=${d.path},if=virtio,format=${d.format}`);
-  if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
-  return args;
-}
-
-/** Reads the cache manifest of a built guest (kernel package and version), for reports. */
-export async function testGuestManifest(guest: TestGuest): Promise<TestGuestManifest> {
-  return JSON.parse(await readFile(join(dirname(guest.kernel), 'manifest.json'), 'utf8')) as TestGuestManifest;
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { labDir } from '../hosts/inventory.js';
 import { localAgentCommand } from '../hosts/transport.js';
+import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -67,8 +68,8 @@ function alive(pid: number): boolean {
 
 /** True when every lab host's namespace is still held. */
 export async function labIsUp(): Promise<boolean> {
-  const s = await labState();
-  return !!s && s.hosts.every((h) => alive(h.pid)) && (s.sshdPid === undefined || alive(s.sshdPid));
+  const state = await labState();
+  return !!state && state.hosts.every((host) => alive(host.pid)) && (state.sshdPid === undefined || alive(state.sshdPid));
 }
 
 export function nsenterPrefix(pid: number): string[] {
@@ -76,11 +77,11 @@ export function nsenterPrefix(pid: number): string[] {
 }
 
 export async function labHost(name: string): Promise<LabHostState> {
-  const s = await labState();
-  if (!s) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up"' });
-  const h = s.hosts.find((x) => x.name === name);
-  if (!h) throw new FerryError('UNKNOWN_HOST', `Unknown lab host "${name}"`, { hint: `lab hosts: ${s.hosts.map((x) => x.name).join(', ')}` });
-  return h;
+  const state = await labState();
+  if (!state) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up"' });
+  const host = state.hosts.find((x) => x.name === name);
+  if (!host) throw new FerryError('UNKNOWN_HOST', `Unknown lab host "${name}"`, { hint: `lab hosts: ${state.hosts.map((x) => x.name).join(', ')}` });
+  return host;
 }
 
 export interface LabUpResult {
@@ -190,7 +191,7 @@ async function startSshd(dir: string, host: LabHostState): Promise<number> {
   await run(nsenterPrefix(host.pid)[0]!, [...nsenterPrefix(host.pid).slice(1), sshd, '-f', join(sshDir, 'sshd_config')]);
   for (let i = 0; i < 100; i++) {
     if (existsSync(pidFile)) return Number((await fs.readFile(pidFile, 'utf8')).trim());
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
 }
@@ -215,19 +216,19 @@ async function writeInventory(state: LabState): Promise<void> {
 
 /** Stops every lab VM and host and removes the lab's files. */
 export async function labDown(): Promise<{ stopped: string[] }> {
-  const s = await labState();
+  const state = await labState();
   const stopped: string[] = [];
-  if (s) {
-    if (s.sshdPid && alive(s.sshdPid)) process.kill(s.sshdPid, 'SIGKILL');
-    for (const h of s.hosts) {
+  if (state) {
+    if (state.sshdPid && alive(state.sshdPid)) process.kill(state.sshdPid, 'SIGKILL');
+    for (const host of state.hosts) {
       // Killing a PID namespace's init kills everything in it: its QEMUs too.
-      if (alive(h.pid)) {
-        process.kill(h.pid, 'SIGKILL');
-        stopped.push(h.name);
+      if (alive(host.pid)) {
+        process.kill(host.pid, 'SIGKILL');
+        stopped.push(host.name);
       }
     }
-    for (const h of s.hosts) {
-      for (let i = 0; i < 100 && alive(h.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    for (const host of state.hosts) {
+      for (let i = 0; i < 100 && alive(host.pid); i++) await sleep(50);
     }
   }
   // Loop devices the lab created point into the lab's files; free them first.
@@ -236,7 +237,7 @@ export async function labDown(): Promise<{ stopped: string[] }> {
     const loops = await run('losetup', ['-J', '-l'], { allowFailure: true });
     try {
       const devs = (JSON.parse(loops.stdout || '{"loopdevices":[]}') as { loopdevices: Array<{ name: string; 'back-file': string }> }).loopdevices;
-      for (const d of devs) if (d['back-file']?.startsWith(dir)) await run('losetup', ['-d', d.name], { allowFailure: true });
+      for (const loop of devs) if (loop['back-file']?.startsWith(dir)) await run('losetup', ['-d', loop.name], { allowFailure: true });
     } catch {
       // no loop devices
     }
@@ -246,7 +247,7 @@ export async function labDown(): Promise<{ stopped: string[] }> {
 }
 
 /** Runs a command inside a lab host. */
-export async function labExecArgv(host: string, argv: string[]): Promise<string[]> {
-  const h = await labHost(host);
-  return [...nsenterPrefix(h.pid), ...argv];
+export async function labExecArgv(hostName: string, argv: string[]): Promise<string[]> {
+  const host = await labHost(hostName);
+  return [...nsenterPrefix(host.pid), ...argv];
 }

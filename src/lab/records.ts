@@ -16,7 +16,8 @@ import { createHash } from 'node:crypto';
 import { open, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FerryError } from '../util/errors.js';
+import { isAllZero } from '../storage/zeros.js';
+import { FerryError, isSystemError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
 export const RECORD_SIZE = 4096;
@@ -92,7 +93,7 @@ function defaultPayload(seq: number): Buffer {
 /** Reads one 4096-byte slot: empty (all zero), a sound record, or corrupt with the reason. */
 export function decodeRecord(slot: Buffer): DecodedSlot {
   if (slot.length !== RECORD_SIZE) return { kind: 'corrupt', reason: `slot is ${slot.length} bytes, not ${RECORD_SIZE}` };
-  if (isZero(slot)) return { kind: 'empty' };
+  if (isAllZero(slot)) return { kind: 'empty' };
   const head = slot.toString('latin1', 0, HEADER_SIZE);
   if (!head.startsWith(RECORD_MAGIC + ' ')) return { kind: 'corrupt', reason: 'no record magic' };
   const h = HEADER_RE.exec(head);
@@ -111,11 +112,6 @@ export function decodeRecord(slot: Buffer): DecodedSlot {
     return { kind: 'corrupt', reason: `impossible header (seq ${record.seq}, disk ${record.diskIndex} of ${record.diskCount})` };
   }
   return { kind: 'record', record };
-}
-
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
-  return true;
 }
 
 export interface SlotProblem {
@@ -160,26 +156,26 @@ export async function checkRecords(
     }
     for (let i = 0; i < count; i++) {
       const slot = first + i;
-      const d = decodeRecord(chunk.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE));
-      if (d.kind === 'empty') {
+      const decoded = decodeRecord(chunk.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE));
+      if (decoded.kind === 'empty') {
         empty++;
         continue;
       }
-      if (d.kind === 'corrupt') {
-        corrupt.push({ slot, reason: d.reason });
+      if (decoded.kind === 'corrupt') {
+        corrupt.push({ slot, reason: decoded.reason });
         continue;
       }
-      const r = d.record;
-      const home = placeOf(r.seq, r.diskCount);
-      if (home.slot !== slot || home.diskIndex !== r.diskIndex) {
-        corrupt.push({ slot, reason: `misplaced record ${r.seq} (belongs to slot ${home.slot} of disk ${home.diskIndex})` });
-      } else if (diskId !== undefined && r.disk !== diskId) {
-        corrupt.push({ slot, reason: `record ${r.seq} was written for disk "${r.disk}", not "${diskId}"` });
-      } else if (place && (place.disk !== r.disk || place.diskIndex !== r.diskIndex || place.diskCount !== r.diskCount)) {
-        corrupt.push({ slot, reason: `record ${r.seq} claims disk "${r.disk}" ${r.diskIndex} of ${r.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}` });
+      const record = decoded.record;
+      const home = placeOf(record.seq, record.diskCount);
+      if (home.slot !== slot || home.diskIndex !== record.diskIndex) {
+        corrupt.push({ slot, reason: `misplaced record ${record.seq} (belongs to slot ${home.slot} of disk ${home.diskIndex})` });
+      } else if (diskId !== undefined && record.disk !== diskId) {
+        corrupt.push({ slot, reason: `record ${record.seq} was written for disk "${record.disk}", not "${diskId}"` });
+      } else if (place && (place.disk !== record.disk || place.diskIndex !== record.diskIndex || place.diskCount !== record.diskCount)) {
+        corrupt.push({ slot, reason: `record ${record.seq} claims disk "${record.disk}" ${record.diskIndex} of ${record.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}` });
       } else {
-        place ??= { disk: r.disk, diskIndex: r.diskIndex, diskCount: r.diskCount };
-        seqs.push(r.seq);
+        place ??= { disk: record.disk, diskIndex: record.diskIndex, diskCount: record.diskCount };
+        seqs.push(record.seq);
       }
     }
   }
@@ -219,13 +215,13 @@ export interface ReportedVerdict {
  */
 export function verifyReported(disks: readonly DiskRecords[], lastReportedSeq: number): ReportedVerdict {
   const problems: string[] = [];
-  const k = disks.length;
-  if (k === 0) {
+  const diskCount = disks.length;
+  if (diskCount === 0) {
     return { ok: false, lastReportedSeq, missing: range(1, lastReportedSeq), corrupt: [], problems: ['no disk was checked'] };
   }
   disks.forEach((d, i) => {
-    if (d.diskCount !== undefined && d.diskCount !== k) {
-      problems.push(`disk ${i} (${d.disk ?? '?'}) holds records written for ${d.diskCount} disks, but ${k} were checked`);
+    if (d.diskCount !== undefined && d.diskCount !== diskCount) {
+      problems.push(`disk ${i} (${d.disk ?? '?'}) holds records written for ${d.diskCount} disks, but ${diskCount} were checked`);
     }
     if (d.diskIndex !== undefined && d.diskIndex !== i) {
       problems.push(`disk ${i} (${d.disk ?? '?'}) holds the records of disk ${d.diskIndex}; pass disks in the guest's order`);
@@ -234,9 +230,9 @@ export function verifyReported(disks: readonly DiskRecords[], lastReportedSeq: n
   const found = disks.map((d) => new Set(d.seqs));
   const missing: number[] = [];
   for (let n = 1; n <= lastReportedSeq; n++) {
-    if (!found[placeOf(n, k).diskIndex]!.has(n)) missing.push(n);
+    if (!found[placeOf(n, diskCount).diskIndex]!.has(n)) missing.push(n);
   }
-  const corrupt = disks.flatMap((d, i) => d.corrupt.map((c) => ({ ...c, disk: i, seq: seqAt(c.slot, i, k) })));
+  const corrupt = disks.flatMap((d, i) => d.corrupt.map((c) => ({ ...c, disk: i, seq: seqAt(c.slot, i, diskCount) })));
   return { ok: missing.length === 0 && corrupt.length === 0 && problems.length === 0, lastReportedSeq, missing, corrupt, problems };
 }
 
@@ -302,8 +298,8 @@ async function detectFormat(path: string, share: string[]): Promise<ImageFormat>
 }
 
 async function checkRawFile(path: string, diskId?: string): Promise<DiskRecords> {
-  const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new FerryError('NOT_FOUND', `Cannot open disk "${path}": ${e.code === 'ENOENT' ? 'file not found' : e.message}`, {
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw new FerryError('NOT_FOUND', `Cannot open disk "${path}": ${isSystemError(e, 'ENOENT') ? 'file not found' : messageOf(e)}`, {
       hint: 'check the path of the test guest\'s disk image',
       cause: e,
     });

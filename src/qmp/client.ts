@@ -127,23 +127,24 @@ export class QmpClient extends EventEmitter {
   }
 
   private onMessage(line: string): void {
-    let msg: Record<string, unknown>;
+    let msg: unknown;
     try {
-      msg = JSON.parse(line) as Record<string, unknown>;
+      msg = JSON.parse(line);
     } catch {
       return; // QEMU only sends JSON; ignore noise rather than die mid-migration
     }
+    if (!isObject(msg)) return;
     if ('QMP' in msg) {
       this.greeting = msg.QMP as QmpGreeting;
       this.greeted?.(this.greeting);
       return;
     }
     if (typeof msg.event === 'string') {
-      const ts = msg.timestamp as { seconds: number; microseconds: number } | undefined;
+      const ts = msg.timestamp;
       const event: QmpEvent = {
         event: msg.event,
-        data: (msg.data as Record<string, unknown>) ?? {},
-        timestampMs: ts ? ts.seconds * 1000 + ts.microseconds / 1000 : Date.now(),
+        data: isObject(msg.data) ? msg.data : {},
+        timestampMs: isObject(ts) && typeof ts.seconds === 'number' && typeof ts.microseconds === 'number' ? ts.seconds * 1000 + ts.microseconds / 1000 : Date.now(),
       };
       this.emit('event', event);
       return;
@@ -154,8 +155,8 @@ export class QmpClient extends EventEmitter {
     this.pending.delete(id);
     clearTimeout(entry.timer);
     if ('error' in msg) {
-      const err = msg.error as { class: string; desc: string };
-      entry.reject(new QmpError(entry.command, err.class, err.desc));
+      const { class: qmpClass, desc } = isObject(msg.error) ? msg.error : {};
+      entry.reject(new QmpError(entry.command, String(qmpClass), String(desc)));
     } else {
       entry.resolve(msg.return);
     }
@@ -171,6 +172,11 @@ export class QmpClient extends EventEmitter {
     this.pending.clear();
     this.emit('close', error);
   }
+}
+
+/** A JSON object (QMP messages and their members are objects, never arrays). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Anything that emits QMP events and 'close', local or through an agent. */

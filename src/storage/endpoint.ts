@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs/promises';
 import { constants, writevSync } from 'node:fs';
-import { FerryError } from '../util/errors.js';
+import { FerryError, isSystemError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { alignedSharedMemory, isAligned, isAlignedView } from './aligned-memory.js';
 import { dataRanges, type ByteRange } from './allocation.js';
@@ -79,7 +79,7 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
     fh = await fs.open(rawPath, flags);
   } catch (e) {
     await exp?.close();
-    throw new FerryError('IN_USE', `Cannot open disk "${info.path}" for ${writable ? 'writing' : 'reading'}: ${(e as Error).message}`, {
+    throw new FerryError('IN_USE', `Cannot open disk "${info.path}" for ${writable ? 'writing' : 'reading'}: ${messageOf(e)}`, {
       hint: 'check permissions and that nothing else holds the disk exclusively',
     });
   }
@@ -121,7 +121,7 @@ export async function openDisk(info: DiskInfo, writable: boolean, options: OpenO
         } catch (e) {
           // Some filesystems open with O_DIRECT and then refuse the writes:
           // the page cache it is, for this write and the rest.
-          if ((e as NodeJS.ErrnoException).code !== 'EINVAL' || !dfh) throw e;
+          if (!isSystemError(e, 'EINVAL') || !dfh) throw e;
           const refused = dfh;
           dfh = undefined;
           await refused.close().catch(() => undefined);

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 
 export interface RawExport {
@@ -52,7 +53,7 @@ export async function exportAsRaw(image: string, format: string, writable: boole
         hint: /lock/i.test(stderr) ? 'another process (a running VM?) holds the image; stop it or pass --force' : 'check that the image opens with "qemu-img info"',
       });
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return {
     rawPath: mountpoint,
@@ -68,7 +69,7 @@ async function stopGuard(child: ChildProcess, mountpoint: string): Promise<void>
     await gone;
     clearTimeout(t);
   }
-  for (let i = 0; i < 100 && (await isMounted(mountpoint)); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (await isMounted(mountpoint)); i++) await sleep(50);
   await fs.rm(mountpoint, { force: true }).catch(() => undefined);
 }
 

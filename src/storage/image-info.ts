@@ -3,7 +3,7 @@
  * its image format as qemu-img sees it, and its guest-visible size.
  */
 import * as fs from 'node:fs/promises';
-import { FerryError } from '../util/errors.js';
+import { FerryError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { statPath } from './stat.js';
 import { parseLvPath, type LvName } from './lvm.js';
@@ -120,7 +120,7 @@ export async function createImage(spec: CreateImage): Promise<void> {
       }
       return;
     } catch (e) {
-      throw new FerryError('COMMAND_FAILED', `Cannot create image "${spec.path}" (raw, ${spec.sizeBytes} bytes): ${(e as Error).message}`, {
+      throw new FerryError('COMMAND_FAILED', `Cannot create image "${spec.path}" (raw, ${spec.sizeBytes} bytes): ${messageOf(e)}`, {
         hint: 'check that the directory exists and is writable and has free space, and that the file does not exist yet',
       });
     }

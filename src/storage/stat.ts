@@ -1,5 +1,6 @@
 /** What a path is on this host: missing, a file (with its allocation), a block device (with its size). */
 import * as fs from 'node:fs/promises';
+import { isSystemError } from '../util/errors.js';
 
 export interface FileStat {
   exists: boolean;
@@ -15,7 +16,7 @@ export async function statPath(path: string): Promise<FileStat> {
   try {
     st = await fs.stat(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false };
+    if (isSystemError(e, 'ENOENT')) return { exists: false };
     throw e;
   }
   if (st.isBlockDevice()) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sleep } from '../util/abort.js';
 import { run, runningCommandPids } from '../util/exec.js';
 import { findDiskUsers, processesHolding } from './usage.js';
 
@@ -12,7 +13,7 @@ async function untilHolding(pid: number, path: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
     for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === path) return;
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   throw new Error(`process ${pid} never opened ${path}`);
 }
@@ -27,7 +28,7 @@ test('a process holding the disk is a user; a probe this process is running on i
     // Our own command, like qemu-img info probing the disk during the look.
     const probe = run('sh', ['-c', `exec 3<"${disk}"; exec sleep 1`]);
     const probePid = await (async () => {
-      for (let i = 0; i < 200 && runningCommandPids().size === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 200 && runningCommandPids().size === 0; i++) await sleep(5);
       return [...runningCommandPids()][0]!;
     })();
     await untilHolding(probePid, disk);

@@ -7,6 +7,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { runningCommandPids } from '../util/exec.js';
+import { unescapeOctal } from '../util/octal-escapes.js';
 
 export interface DiskUsers {
   /** Mount points whose filesystem lives on the disk. */
@@ -52,11 +53,12 @@ export async function findDiskUsers(path: string, ignorePids: number[] = []): Pr
   }
   const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
   for (const line of mountinfo.split('\n')) {
-    const f = line.split(' ');
-    if (f.length < 5) continue;
-    const sep = f.indexOf('-');
-    const source = sep > 0 ? unescapeMount(f[sep + 2] ?? '') : '';
-    if ((st.isBlockDevice() && devNumbers.has(f[2]!)) || devNumbers.has(f[2]!) || source === real) users.mounts.push(unescapeMount(f[4]!));
+    const fields = line.split(' ');
+    if (fields.length < 5) continue;
+    // mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+    const sep = fields.indexOf('-');
+    const source = sep > 0 ? unescapeOctal(fields[sep + 2] ?? '') : '';
+    if (devNumbers.has(fields[2]!) || source === real) users.mounts.push(unescapeOctal(fields[4]!));
   }
   users.openers = await processesHolding(real, ignorePids);
   return users;
@@ -148,9 +150,4 @@ function holds(pid: number, real: string): boolean {
     }
   }
   return false;
-}
-
-/** /proc/self/mountinfo escapes spaces and such as octal. */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

@@ -75,8 +75,17 @@ export interface SerializedError {
 /** Wraps anything thrown into a FerryError, keeping FerryErrors as they are. */
 export function asFerryError(e: unknown, code: ErrorCode = 'INTERNAL'): FerryError {
   if (e instanceof FerryError) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  return new FerryError(code, message, { cause: e });
+  return new FerryError(code, messageOf(e), { cause: e });
+}
+
+/** The message of anything thrown: an Error's message, else the value as text. */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** True when `e` is an error of a system call (ENOENT, EINVAL, ...), and of `code` when one is given. */
+export function isSystemError(e: unknown, code?: string): e is NodeJS.ErrnoException & { code: string } {
+  return e instanceof Error && 'errno' in e && typeof e.errno === 'number' && 'code' in e && typeof e.code === 'string' && (code === undefined || e.code === code);
 }
 
 /** One line for humans: the message, then the hint. */

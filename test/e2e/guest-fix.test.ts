@@ -14,8 +14,9 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../../src/util/abort.js';
 import { run } from '../../src/util/exec.js';
-import { CLI as cli } from './cli.js';
+import { runFerry, type FerryRun } from './cli.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const imageDir = join(process.env.FERRY_CACHE_DIR ?? '/var/cache/ferry', 'guest-debian');
@@ -24,10 +25,8 @@ let work = '';
 let facts: { oldMac: string; address: string; rootUuid: string };
 const timings: Record<string, number> = {};
 
-async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const r = await run('node', [cli, ...args], { allowFailure: true, timeoutMs: 20 * 60_000 });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: r.durationMs };
-}
+// A fix rebuilds the guest's initramfs in a chroot: minutes, not seconds.
+const ferry = (args: string[]): Promise<FerryRun> => runFerry(args, 20 * 60_000);
 
 async function copyImage(name: string): Promise<string> {
   const to = join(work, name);
@@ -55,7 +54,7 @@ async function boot(disk: string, log: string, seconds: number, done: RegExp): P
   let text = '';
   try {
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       text = await readFile(log, 'utf8').catch(() => '');
       if (done.test(text)) break;
     }

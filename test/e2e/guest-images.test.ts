@@ -9,15 +9,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { sleep } from '../../src/util/abort.js';
 import { run } from '../../src/util/exec.js';
-import { CLI as cli } from './cli.js';
+import { runFerry as ferry } from './cli.js';
 
 let work = '';
-
-async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await run('node', [cli, ...args], { allowFailure: true, timeoutMs: 120_000 });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-}
 
 async function digest(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
@@ -59,7 +55,7 @@ test('an image a running QEMU holds open is refused', async () => {
   try {
     let r = { code: 0, stdout: '', stderr: '' };
     for (let i = 0; i < 20; i++) {
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       r = await ferry(['guest', 'fix', disk]);
       if (r.code !== 0) break;
     }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../../src/util/exec.js';
-import { CLI as cli } from './cli.js';
+import { runFerry as ferry } from './cli.js';
 
 const MiB = 1 << 20;
 const BOOT_SECTORS = 64 * 2048;
@@ -20,11 +20,6 @@ let disk = '';
 let bootUuid = '';
 /** Where the root LV's bytes are on the disk, as the LVM tools report them. */
 let rootOnDisk = { offset: 0, size: 0 };
-
-async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await run('node', [cli, ...args], { allowFailure: true, timeoutMs: 120_000 });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-}
 
 async function tree(name: string, files: Record<string, string>): Promise<string> {
   const dir = join(work, name);

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { FerryError } from '../../util/errors.js';
+import { FerryError, isSystemError, messageOf } from '../../util/errors.js';
 import type { HandlerContext } from '../context.js';
 import { statPath, type FileStat } from '../../storage/stat.js';
 
@@ -10,8 +10,8 @@ export const fileHandlers = {
   'file.stat': async (p: { path: string }): Promise<FileStat> => statPath(p.path),
 
   'file.read': async (p: { path: string; maxBytes?: number }): Promise<{ text: string }> => {
-    const buf = await fs.readFile(p.path).catch((e: NodeJS.ErrnoException) => {
-      throw new FerryError('NOT_FOUND', `Cannot read "${p.path}": ${e.code ?? e.message}`);
+    const buf = await fs.readFile(p.path).catch((e: unknown) => {
+      throw new FerryError('NOT_FOUND', `Cannot read "${p.path}": ${isSystemError(e) ? e.code : messageOf(e)}`);
     });
     return { text: buf.subarray(0, p.maxBytes ?? buf.length).toString('utf8') };
   },

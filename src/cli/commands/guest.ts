@@ -4,12 +4,13 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { AgentClient } from '../../hosts/agent-client.js';
-import { findHost, loadInventory } from '../../hosts/inventory.js';
+import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError, formatError } from '../../util/errors.js';
+import { formatMiB } from '../../util/units.js';
 import type { GuestFixParams } from '../../agent/handlers/guest.js';
 import { fixImage, FIX_OPERATIONS, inspectImage, type FixResult, type GuestReport, type Problem } from '../../guest/mod.js';
 import { isMac } from '../../guest/network-config.js';
+import { collect, connectHost } from '../context.js';
 
 interface Located {
   host?: string;
@@ -23,12 +24,12 @@ function locate(image: string): Located {
   return { path: image };
 }
 
-async function onHost<T>(hostName: string, hostsFile: string | undefined, call: (c: AgentClient) => Promise<T>): Promise<T> {
-  const client = await AgentClient.connect(findHost(loadInventory(hostsFile), hostName));
+async function onHost<T>(program: Command, hostName: string, call: (agent: AgentClient) => Promise<T>): Promise<T> {
+  const agent = await connectHost(program, hostName);
   try {
-    return await call(client);
+    return await call(agent);
   } finally {
-    client.close();
+    agent.close();
   }
 }
 
@@ -42,8 +43,6 @@ function pairs(values: string[], what: string, check: (s: string) => boolean): [
   });
 }
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
-
 function printProblems(problems: Problem[]): void {
   if (problems.length === 0) {
     console.log('\nNo problems: the guest needs no fix for this target.');
@@ -53,51 +52,51 @@ function printProblems(problems: Problem[]): void {
   for (const p of problems) console.log(`  [${p.severity}] ${p.message}\n      fix: ${p.fix}${p.operation ? ` (ferry guest fix: ${p.operation})` : ''}`);
 }
 
-function printReport(r: GuestReport): void {
-  console.log(`Image ${r.image} (${r.format}), target ${r.target}, inspected in ${(r.durationMs / 1000).toFixed(1)} s`);
-  console.log(`OS: ${r.os ? `${r.os.name} (from ${r.os.source})` : 'unknown'}`);
-  console.log(`Partition table: ${r.partitionTable.kind}`);
-  for (const f of r.filesystems) {
+function printReport(inspection: GuestReport): void {
+  console.log(`Image ${inspection.image} (${inspection.format}), target ${inspection.target}, inspected in ${(inspection.durationMs / 1000).toFixed(1)} s`);
+  console.log(`OS: ${inspection.os ? `${inspection.os.name} (from ${inspection.os.source})` : 'unknown'}`);
+  console.log(`Partition table: ${inspection.partitionTable.kind}`);
+  for (const f of inspection.filesystems) {
     console.log(`  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
   }
-  if (r.lvm.note) console.log(`LVM: ${r.lvm.note}`);
-  for (const vg of r.lvm.volumeGroups) {
-    console.log(`Volume group ${vg.name}: ${(vg.size / 2 ** 20).toFixed(0)} MiB (${(vg.free / 2 ** 20).toFixed(0)} MiB free), extents of ${(vg.extentSize / 2 ** 20).toFixed(0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
+  if (inspection.lvm.note) console.log(`LVM: ${inspection.lvm.note}`);
+  for (const vg of inspection.lvm.volumeGroups) {
+    console.log(`Volume group ${vg.name}: ${formatMiB(vg.size, 0)} MiB (${formatMiB(vg.free, 0)} MiB free), extents of ${formatMiB(vg.extentSize, 0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
     for (const lv of vg.logicalVolumes) {
       const segs = lv.segments.map((s) => `${s.type} ${s.ranges.map((x) => `p${x.partition ?? '?'}:${x.first}-${x.last}`).join(' ')}`).join('; ');
       const fs = lv.filesystem ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}` : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
-      console.log(`  ${lv.path} (${lv.mapperPath}) ${(lv.size / 2 ** 20).toFixed(0)} MiB [${segs}]: ${fs}`);
+      console.log(`  ${lv.path} (${lv.mapperPath}) ${formatMiB(lv.size, 0)} MiB [${segs}]: ${fs}`);
     }
   }
   console.log('fstab:');
-  for (const e of r.fstab) console.log(`  ${e.spec} ${e.mountPoint} ${e.type}: ${e.device.kind}, ${e.device.survives ? 'survives the move' : `does not survive (${e.device.why})`}`);
-  for (const e of r.crypttab) console.log(`crypttab: ${e.name} ${e.source}: ${e.device.survives ? 'survives' : 'does not survive'}`);
+  for (const e of inspection.fstab) console.log(`  ${e.spec} ${e.mountPoint} ${e.type}: ${e.device.kind}, ${e.device.survives ? 'survives the move' : `does not survive (${e.device.why})`}`);
+  for (const e of inspection.crypttab) console.log(`crypttab: ${e.name} ${e.source}: ${e.device.survives ? 'survives' : 'does not survive'}`);
   console.log('Bootloader:');
-  for (const f of r.bootloader.files) {
+  for (const f of inspection.bootloader.files) {
     for (const e of f.entries) console.log(`  ${f.path} [${e.title}] root=${e.root ?? '-'} resume=${e.resume ?? '-'} console=${e.consoles.join(',') || '-'}`);
   }
-  const dg = r.bootloader.defaultGrub;
-  if (dg) console.log(`  /etc/default/grub: GRUB_CMDLINE_LINUX="${dg.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${dg.cmdlineLinuxDefault}"${dg.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`);
-  console.log(`Kernels (initramfs by ${r.initramfsTool ?? 'unknown'}):`);
-  for (const k of r.kernels) {
-    const mods = k.initramfsModules ? Object.entries(k.initramfsModules).map(([d, has]) => `${d}${has ? '+' : '-'}`).join(' ') : (k.initramfsError ?? 'no initramfs');
-    console.log(`  ${k.version}: ${Object.entries(k.drivers).map(([d, p]) => `${d}=${p}`).join(' ')}; initramfs ${k.initramfs ?? '-'}: ${mods}`);
+  const defaultGrub = inspection.bootloader.defaultGrub;
+  if (defaultGrub) console.log(`  /etc/default/grub: GRUB_CMDLINE_LINUX="${defaultGrub.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${defaultGrub.cmdlineLinuxDefault}"${defaultGrub.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`);
+  console.log(`Kernels (initramfs by ${inspection.initramfsTool ?? 'unknown'}):`);
+  for (const kernel of inspection.kernels) {
+    const mods = kernel.initramfsModules ? Object.entries(kernel.initramfsModules).map(([driver, has]) => `${driver}${has ? '+' : '-'}`).join(' ') : (kernel.initramfsError ?? 'no initramfs');
+    console.log(`  ${kernel.version}: ${Object.entries(kernel.drivers).map(([driver, how]) => `${driver}=${how}`).join(' ')}; initramfs ${kernel.initramfs ?? '-'}: ${mods}`);
   }
   console.log('Network:');
-  for (const c of r.network.configs) console.log(`  ${c.file}: ${c.interface ?? '?'} ${c.method} ${c.addresses.join(' ')}${c.gateway ? ` via ${c.gateway}` : ''}${c.mac ? ` MAC ${c.mac}` : ''}`);
-  for (const b of r.network.nameBindings) console.log(`  ${b.file}: MAC ${b.mac} -> ${b.name}`);
-  console.log(`  predictable interface names: ${r.network.predictableNames ? 'on' : 'off'}`);
-  console.log(`Console: kernel ${r.console.kernel.join(', ') || 'default'}; gettys ${r.console.gettys.join(', ') || 'default'}`);
-  printProblems(r.problems);
+  for (const c of inspection.network.configs) console.log(`  ${c.file}: ${c.interface ?? '?'} ${c.method} ${c.addresses.join(' ')}${c.gateway ? ` via ${c.gateway}` : ''}${c.mac ? ` MAC ${c.mac}` : ''}`);
+  for (const b of inspection.network.nameBindings) console.log(`  ${b.file}: MAC ${b.mac} -> ${b.name}`);
+  console.log(`  predictable interface names: ${inspection.network.predictableNames ? 'on' : 'off'}`);
+  console.log(`Console: kernel ${inspection.console.kernel.join(', ') || 'default'}; gettys ${inspection.console.gettys.join(', ') || 'default'}`);
+  printProblems(inspection.problems);
 }
 
-function printFix(r: FixResult): void {
-  for (const c of r.changes) {
+function printFix(result: FixResult): void {
+  for (const c of result.changes) {
     console.log(`== ${c.operation}: ${c.kind === 'command' ? `run ${c.diff}` : c.kind === 'remove' ? c.diff : `${c.file} (original kept as ${c.backup})`}`);
     if (c.kind === 'edit') console.log(c.diff.trimEnd());
   }
-  console.log(`\n${r.dryRun ? 'Dry run: nothing changed' : `${r.changes.length} change(s) made`} in ${(r.durationMs / 1000).toFixed(1)} s.`);
-  if (r.remaining.length > 0) printProblems(r.remaining);
+  console.log(`\n${result.dryRun ? 'Dry run: nothing changed' : `${result.changes.length} change(s) made`} in ${(result.durationMs / 1000).toFixed(1)} s.`);
+  if (result.remaining.length > 0) printProblems(result.remaining);
 }
 
 async function report(action: () => Promise<void>): Promise<void> {
@@ -118,17 +117,17 @@ export function register(program: Command): void {
     .option('--json', 'print the report as JSON (top-level "problems" array)')
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
     .option('--nic-mac <mac>', 'a MAC the guest\'s NIC will have on the target; configuration bound to it is fine (repeatable)', collect, [])
-    .action((image: string, o: { json?: boolean; for: string; nicMac: string[] }) =>
+    .action((image: string, opts: { json?: boolean; for: string; nicMac: string[] }) =>
       report(async () => {
-        const bad = o.nicMac.find((m) => !isMac(m));
+        const bad = opts.nicMac.find((m) => !isMac(m));
         if (bad) throw new FerryError('USAGE', `Cannot read --nic-mac "${bad}"`, { hint: 'write it as 52:54:00:12:34:56' });
         const at = locate(image);
-        const params = { image: at.path, target: o.for, targetMacs: o.nicMac };
-        const r = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.inspect', params))
+        const params = { image: at.path, target: opts.for, targetMacs: opts.nicMac };
+        const inspection = at.host
+          ? await onHost(program, at.host, (agent) => agent.call('guest.inspect', params))
           : await inspectImage(at.path, params);
-        if (o.json) console.log(JSON.stringify(r, null, 2));
-        else printReport(r);
+        if (opts.json) console.log(JSON.stringify(inspection, null, 2));
+        else printReport(inspection);
       }),
     );
 
@@ -143,29 +142,29 @@ export function register(program: Command): void {
     .option('--uuid-mode <mode>', 'restore: give filesystems their old UUIDs back; rewrite: point references at the new ones', 'restore')
     .option('--skip <operation>', 'skip a fix operation (repeatable)', collect, [])
     .option('--json', 'print the result as JSON')
-    .action((image: string, o: { for: string; mac: string[]; dryRun?: boolean; restoreUuids?: string; uuidMap: string[]; uuidMode: string; skip: string[]; json?: boolean }) =>
+    .action((image: string, opts: { for: string; mac: string[]; dryRun?: boolean; restoreUuids?: string; uuidMap: string[]; uuidMode: string; skip: string[]; json?: boolean }) =>
       report(async () => {
-        if (o.uuidMode !== 'restore' && o.uuidMode !== 'rewrite') {
-          throw new FerryError('USAGE', `Unknown --uuid-mode "${o.uuidMode}"`, { hint: 'use restore or rewrite' });
+        if (opts.uuidMode !== 'restore' && opts.uuidMode !== 'rewrite') {
+          throw new FerryError('USAGE', `Unknown --uuid-mode "${opts.uuidMode}"`, { hint: 'use restore or rewrite' });
         }
-        const unknown = o.skip.filter((s) => !FIX_OPERATIONS.some((f) => f.name === s));
+        const unknown = opts.skip.filter((s) => !FIX_OPERATIONS.some((f) => f.name === s));
         if (unknown.length) throw new FerryError('USAGE', `Unknown fix operation "${unknown[0]}"`, { hint: `operations: ${FIX_OPERATIONS.map((f) => f.name).join(', ')}` });
         const params: GuestFixParams = {
           image,
-          target: o.for,
-          dryRun: o.dryRun === true,
-          macs: pairs(o.mac, '--mac', isMac),
-          uuidMap: pairs(o.uuidMap, '--uuid-map', (s) => /^[0-9a-f-]{4,}$/i.test(s)),
-          restoreUuidsFrom: o.restoreUuids,
-          uuidMode: o.uuidMode,
-          skip: o.skip,
+          target: opts.for,
+          dryRun: opts.dryRun === true,
+          macs: pairs(opts.mac, '--mac', isMac),
+          uuidMap: pairs(opts.uuidMap, '--uuid-map', (s) => /^[0-9a-f-]{4,}$/i.test(s)),
+          restoreUuidsFrom: opts.restoreUuids,
+          uuidMode: opts.uuidMode,
+          skip: opts.skip,
         };
         const at = locate(image);
-        const r = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.fix', { ...params, image: at.path }))
+        const result = at.host
+          ? await onHost(program, at.host, (agent) => agent.call('guest.fix', { ...params, image: at.path }))
           : await fixImage(at.path, { ...params, macs: new Map(params.macs), uuidMap: new Map(params.uuidMap) });
-        if (o.json) console.log(JSON.stringify(r, null, 2));
-        else printFix(r);
+        if (opts.json) console.log(JSON.stringify(result, null, 2));
+        else printFix(result);
       }),
     );
 }

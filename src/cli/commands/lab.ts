@@ -2,10 +2,10 @@
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
-import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
+import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
-import { action, connectHost } from '../context.js';
+import { action, collect, connectHost } from '../context.js';
 
 export function register(program: Command): void {
   const lab = program.command('lab').description('a lab of simulated hosts on this machine (lab-a, lab-b)');
@@ -34,12 +34,12 @@ export function register(program: Command): void {
     .description('show the lab hosts')
     .action(
       action(async () => {
-        const s = await labState();
-        if (!s || !(await labIsUp())) {
+        const state = await labState();
+        if (!state || !(await labIsUp())) {
           process.stdout.write('The lab is down ("ferry lab up" creates it).\n');
           return;
         }
-        for (const h of s.hosts) process.stdout.write(`${h.name}  ${h.address}  ${h.transport}  pid ${h.pid}\n`);
+        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}\n`);
       }),
     );
 
@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .option('--kernel <path>', 'kernel to boot (default: the test guest)')
     .option('--initrd <path>', 'initramfs')
     .option('--append <cmdline>', 'kernel command line')
-    .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', collect, [])
     .option('--memory <MiB>', 'memory', '256')
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
     .option('--no-wait', 'do not wait for the test guest to report ready')
@@ -101,14 +101,14 @@ export function register(program: Command): void {
   vm.command('check')
     .argument('<name>', 'VM name')
     .requiredOption('--host <host>', 'lab host holding its disks (stop the VM first)')
-    .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', (v: string, p: string[]) => [...p, v], [])
+    .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', collect, [])
     .option('--json', 'print JSON')
     .description("check every record the test guest wrote: intact, none it reported missing")
     .action(
       action(async (name: string, opts: { host: string; disk: string[]; json?: boolean }) => {
         const agent = await connectHost(vm, opts.host);
         try {
-          const disks = opts.disk.length ? opts.disk : [`/var/lib/ferry/images/${name}-disk0.qcow2`];
+          const disks = opts.disk.length ? opts.disk : [labDiskPath(name)];
           const r = await agent.call('lab.checkRecords', { disks, serialLogs: [labVmPaths(name).serialLog] });
           if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
           else process.stdout.write(`${r.ok ? 'OK' : 'FAILED'}: ${r.intact} records intact, last reported ${r.lastReportedSeq}, ${r.missingCount} missing, ${r.corrupt.length} corrupt\n`);

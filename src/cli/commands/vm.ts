@@ -1,7 +1,8 @@
 /** `ferry vm list HOST`: the VMs on a host, like `virsh list`. */
 import type { Command } from 'commander';
 import { listVms } from '../../drivers/qemu/inspect.js';
-import { action, connectHost, mib } from '../context.js';
+import { formatMiB } from '../../util/units.js';
+import { action, connectHost } from '../context.js';
 
 export function register(program: Command): void {
   const vm = program.command('vm').description('virtual machines on a host');
@@ -24,8 +25,8 @@ export function register(program: Command): void {
           }
           const rows = [[' Name', 'PID', 'State', 'Memory', 'Disks']];
           for (const v of vms) {
-            const disks = v.disks.map((d) => `${d.path} (${d.format}, ${mib(d.virtualSize)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`);
-            rows.push([` ${v.name}`, String(v.pid), v.state, mib(v.memoryBytes), disks[0] ?? '-']);
+            const disks = v.disks.map((d) => `${d.path} (${d.format}, ${formatMiB(d.virtualSize)} MiB${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`);
+            rows.push([` ${v.name}`, String(v.pid), v.state, `${formatMiB(v.memoryBytes)} MiB`, disks[0] ?? '-']);
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', extra]);
           }
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -8,14 +8,23 @@ import { run } from '../../util/exec.js';
 
 const CACHE = '/run/ferry-accel.json';
 
+interface AccelProbe {
+  bootId: string;
+  accel: 'kvm' | 'tcg';
+}
+
+function isAccelProbe(v: unknown): v is AccelProbe {
+  return typeof v === 'object' && v !== null && 'bootId' in v && typeof v.bootId === 'string' && 'accel' in v && (v.accel === 'kvm' || v.accel === 'tcg');
+}
+
 export async function detectAccel(kernel: string): Promise<'kvm' | 'tcg'> {
   const forced = process.env.FERRY_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return forced;
   if (!existsSync('/dev/kvm')) return 'tcg';
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   try {
-    const cached = JSON.parse(readFileSync(CACHE, 'utf8')) as { bootId: string; accel: 'kvm' | 'tcg' };
-    if (cached.bootId === bootId) return cached.accel;
+    const cached: unknown = JSON.parse(readFileSync(CACHE, 'utf8'));
+    if (isAccelProbe(cached) && cached.bootId === bootId) return cached.accel;
   } catch {
     // not probed yet this boot
   }
@@ -24,7 +33,7 @@ export async function detectAccel(kernel: string): Promise<'kvm' | 'tcg'> {
   const accel = /Kernel panic|VFS:/.test(r.stdout) ? 'kvm' : 'tcg';
   try {
     mkdirSync('/run', { recursive: true });
-    writeFileSync(CACHE, JSON.stringify({ bootId, accel }));
+    writeFileSync(CACHE, JSON.stringify({ bootId, accel } satisfies AccelProbe));
   } catch {
     // caching is an optimisation
   }

@@ -77,21 +77,21 @@ export function parseQemuArgv(argv: readonly string[]): ParsedArgv {
   const options = splitOptions(argv);
   const parsed: ParsedArgv = { binary: argv[0] ?? 'qemu-system-x86_64', options };
   const chardevPaths = new Map<string, string>();
-  for (const o of options) {
-    if (o.flag === '-chardev' && o.value) {
-      const kv = parseKeyval(o.value, 'backend');
+  for (const option of options) {
+    if (option.flag === '-chardev' && option.value) {
+      const kv = parseKeyval(option.value, 'backend');
       if (kv.get('backend') === 'socket' && kv.has('path') && kv.has('id')) chardevPaths.set(kv.get('id')!, kv.get('path')!);
     }
   }
-  for (const o of options) {
-    if (!o.value) continue;
-    if (o.flag === '-name') parsed.name = parseKeyval(o.value, 'guest').get('guest');
-    if (o.flag === '-qmp' && !parsed.qmpSocket) {
-      const m = /^unix:([^,]+)/.exec(o.value);
+  for (const option of options) {
+    if (!option.value) continue;
+    if (option.flag === '-name') parsed.name = parseKeyval(option.value, 'guest').get('guest');
+    if (option.flag === '-qmp' && !parsed.qmpSocket) {
+      const m = /^unix:([^,]+)/.exec(option.value);
       if (m) parsed.qmpSocket = m[1];
     }
-    if (o.flag === '-mon' && !parsed.qmpSocket) {
-      const kv = parseKeyval(o.value, 'chardev');
+    if (option.flag === '-mon' && !parsed.qmpSocket) {
+      const kv = parseKeyval(option.value, 'chardev');
       if (kv.get('mode') === 'control' && chardevPaths.has(kv.get('chardev') ?? '')) parsed.qmpSocket = chardevPaths.get(kv.get('chardev')!);
     }
   }
@@ -100,9 +100,9 @@ export function parseQemuArgv(argv: readonly string[]): ParsedArgv {
 
 export function joinOptions(binary: string, options: readonly QemuOption[]): string[] {
   const argv = [binary];
-  for (const o of options) {
-    if (o.flag) argv.push(o.flag);
-    if (o.value !== undefined) argv.push(o.value);
+  for (const option of options) {
+    if (option.flag) argv.push(option.flag);
+    if (option.value !== undefined) argv.push(option.value);
   }
   return argv;
 }
@@ -122,25 +122,25 @@ export interface TargetArgvOptions {
  */
 export function targetArgv(source: ParsedArgv, opts: TargetArgvOptions): string[] {
   const out: QemuOption[] = [];
-  for (const o of source.options) {
-    if (['-daemonize', '-pidfile', '-incoming', '-S', '-loadvm'].includes(o.flag)) continue;
-    if ((o.flag === '-drive' || o.flag === '-blockdev') && o.value && !o.value.startsWith('{')) {
-      const key = o.flag === '-drive' ? 'file' : 'filename';
-      const kv = parseKeyval(o.value);
+  for (const option of source.options) {
+    if (['-daemonize', '-pidfile', '-incoming', '-S', '-loadvm'].includes(option.flag)) continue;
+    if ((option.flag === '-drive' || option.flag === '-blockdev') && option.value && !option.value.startsWith('{')) {
+      const key = option.flag === '-drive' ? 'file' : 'filename';
+      const kv = parseKeyval(option.value);
       const path = kv.get(key);
       if (path && opts.diskPaths.has(path)) {
         kv.set(key, opts.diskPaths.get(path)!);
         const fmt = opts.diskFormats?.get(path);
-        if (fmt && o.flag === '-drive') kv.set('format', fmt);
+        if (fmt && option.flag === '-drive') kv.set('format', fmt);
       }
-      out.push({ flag: o.flag, value: formatKeyval(kv) });
+      out.push({ flag: option.flag, value: formatKeyval(kv) });
       continue;
     }
-    if (o.flag === '-accel' && opts.accel) {
-      out.push({ flag: o.flag, value: opts.accel });
+    if (option.flag === '-accel' && opts.accel) {
+      out.push({ flag: option.flag, value: opts.accel });
       continue;
     }
-    out.push(o);
+    out.push(option);
   }
   out.push({ flag: '-incoming', value: 'defer' });
   return joinOptions(source.binary, out);

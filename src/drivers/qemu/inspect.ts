@@ -1,7 +1,7 @@
 /** Finding QEMU VMs on a host and describing them through QMP. */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { ImageInfo } from '../../storage/image-info.js';
-import { FerryError } from '../../util/errors.js';
+import { FerryError, messageOf } from '../../util/errors.js';
 import type { VmDisk, VmInfo } from '../driver.js';
 import { parseQemuArgv } from './argv.js';
 import { RemoteQmp } from './remote-qmp.js';
@@ -40,26 +40,26 @@ export async function describeWithQmp(qmp: RemoteQmp, proc: { pid: number; name:
   const status = await qmp.execute<{ status: string }>('query-status');
   const blocks = await qmp.execute<QueryBlockEntry[]>('query-block');
   const mem = await qmp.execute<{ 'base-memory': number }>('query-memory-size-summary');
-  const v = qmp.greeting.version.qemu;
+  const version = qmp.greeting.version.qemu;
   const nodes = new Map<string, string>();
   const disks: VmDisk[] = [];
-  for (const b of blocks) {
-    if (!b.inserted) continue; // an empty CD-ROM drive: nothing to move
-    const device = b.device || b.qdev || b.inserted['node-name'];
-    nodes.set(device, b.inserted['node-name']);
+  for (const block of blocks) {
+    if (!block.inserted) continue; // an empty CD-ROM drive: nothing to move
+    const device = block.device || block.qdev || block.inserted['node-name'];
+    nodes.set(device, block.inserted['node-name']);
     const chain: ImageInfo[] = [];
-    for (let img = b.inserted.image['backing-image']; img; img = img['backing-image']) {
+    for (let img = block.inserted.image['backing-image']; img; img = img['backing-image']) {
       chain.push({ filename: img.filename, format: img.format, virtualSize: img['virtual-size'], actualSize: img['actual-size'] });
     }
     disks.push({
       device,
-      path: b.inserted.image.filename,
-      format: b.inserted.image.format,
-      virtualSize: b.inserted.image['virtual-size'],
-      allocatedSize: b.inserted.image['actual-size'],
+      path: block.inserted.image.filename,
+      format: block.inserted.image.format,
+      virtualSize: block.inserted.image['virtual-size'],
+      allocatedSize: block.inserted.image['actual-size'],
       backingChain: chain,
-      cache: { writeback: b.inserted.cache.writeback, direct: b.inserted.cache.direct, noFlush: b.inserted.cache['no-flush'] },
-      readOnly: b.inserted.ro,
+      cache: { writeback: block.inserted.cache.writeback, direct: block.inserted.cache.direct, noFlush: block.inserted.cache['no-flush'] },
+      readOnly: block.inserted.ro,
     });
   }
   const parsed = parseQemuArgv(proc.argv);
@@ -71,7 +71,7 @@ export async function describeWithQmp(qmp: RemoteQmp, proc: { pid: number; name:
     state: status.status,
     memoryBytes: mem['base-memory'],
     disks,
-    hypervisorVersion: `${v.major}.${v.minor}.${v.micro}`,
+    hypervisorVersion: `${version.major}.${version.minor}.${version.micro}`,
     auxFiles,
     nodes,
   };
@@ -80,12 +80,12 @@ export async function describeWithQmp(qmp: RemoteQmp, proc: { pid: number; name:
 export async function listVms(agent: AgentClient): Promise<VmInfo[]> {
   const procs = await agent.call('qemu.list', undefined);
   const out: VmInfo[] = [];
-  for (const p of procs) {
+  for (const proc of procs) {
     try {
-      out.push(await describeVm(agent, p));
+      out.push(await describeVm(agent, proc));
     } catch (e) {
       // A VM whose monitor is busy (another client holds it) is still listed.
-      out.push({ name: p.name, driver: 'qemu', pid: p.pid, state: `unknown (${(e as Error).message})`, memoryBytes: 0, disks: [], hypervisorVersion: '', auxFiles: [] });
+      out.push({ name: proc.name, driver: 'qemu', pid: proc.pid, state: `unknown (${messageOf(e)})`, memoryBytes: 0, disks: [], hypervisorVersion: '', auxFiles: [] });
     }
   }
   return out;
@@ -93,11 +93,11 @@ export async function listVms(agent: AgentClient): Promise<VmInfo[]> {
 
 export async function findQemuProcess(agent: AgentClient, name: string): Promise<{ pid: number; name: string; argv: string[]; qmpSocket?: string }> {
   const procs = await agent.call('qemu.list', undefined);
-  const p = procs.find((x) => x.name === name);
-  if (!p) {
+  const proc = procs.find((x) => x.name === name);
+  if (!proc) {
     throw new FerryError('UNKNOWN_VM', `Unknown VM "${name}" on host "${agent.host.name}"`, {
       hint: procs.length ? `VMs there: ${procs.map((x) => x.name).join(', ')}` : `no QEMU VM with a QMP monitor runs there; see "ferry vm list ${agent.host.name}"`,
     });
   }
-  return p;
+  return proc;
 }
