@@ -22,9 +22,16 @@ export class RemoteQmp extends EventEmitter implements QmpEventSource {
       if (method === 'qmp.event' && params.event) this.emit('event', params.event);
       if (method === 'qmp.closed') this.shutdown(new FerryError('QMP_CLOSED', `QEMU on "${agent.host.name}" went away: ${params.message}`));
     };
+    const onAgentClose = (e: FerryError): void => this.shutdown(e);
     agent.on('notification', onNotification);
-    agent.once('close', (e: FerryError) => this.shutdown(e));
+    agent.once('close', onAgentClose);
+    this.detach = () => {
+      agent.off('notification', onNotification);
+      agent.off('close', onAgentClose);
+    };
   }
+
+  private readonly detach: () => void;
 
   static async open(agent: AgentClient, socket: string): Promise<RemoteQmp> {
     const { session, greeting } = await agent.call('qmp.open', { socket });
@@ -53,6 +60,7 @@ export class RemoteQmp extends EventEmitter implements QmpEventSource {
   private shutdown(e: FerryError): void {
     if (this.closedError) return;
     this.closedError = e;
+    this.detach();
     this.emit('close', e);
   }
 }

@@ -184,6 +184,8 @@ export class SourceGuard {
     }
     saveRecord(this.record);
     this.release();
+    // A target left alone keeps answering until it knows this side needs it no more.
+    if (this.record.beacon) await askBeacon(this.record.beacon, 'done').catch(() => undefined);
     return this.record.phase;
   }
 
@@ -276,13 +278,13 @@ export class SourceGuard {
   }
 }
 
-function askBeacon(beacon: { address: string; port: number; token: string }): Promise<string> {
+function askBeacon(beacon: { address: string; port: number; token: string }, word?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: beacon.address, port: beacon.port });
     let reply = '';
     const timer = setTimeout(() => socket.destroy(new Error('no answer')), 5000);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(beacon.token + '\n'));
+    socket.on('connect', () => socket.write(`${beacon.token}${word ? ` ${word}` : ''}\n`));
     socket.on('data', (d: string) => (reply += d));
     socket.on('error', (e) => {
       clearTimeout(timer);

@@ -31,6 +31,7 @@ export class TargetGuard {
   private readonly changed = new Set<() => void>();
   /** The source began streaming RAM: it may finish sending before learning the outcome, so it must be able to ask. */
   private streamed = false;
+  private sourceHeard = false;
   /** Called once the source's agent has heard the outcome from the beacon. */
   private sourceTold?: () => void;
 
@@ -109,9 +110,14 @@ export class TargetGuard {
         line += chunk;
         if (line.length > 256) return void socket.destroy();
         if (!line.includes('\n')) return;
-        if (line.trim() !== this.record.token) return void socket.destroy();
+        const [token, word] = line.trim().split(' ');
+        if (token !== this.record.token) return void socket.destroy();
         socket.end(JSON.stringify({ phase: this.record.phase }) + '\n');
-        if (this.record.phase !== 'incoming' && this.record.phase !== 'preparing') this.sourceTold?.();
+        // The source's agent has settled its side (`done`), or has just heard an outcome it will act on.
+        if (word === 'done' || (this.record.phase !== 'incoming' && this.record.phase !== 'preparing')) {
+          this.sourceHeard = true;
+          this.sourceTold?.();
+        }
       });
     });
     this.beacon = server;
@@ -253,7 +259,7 @@ export class TargetGuard {
     this.qmp = undefined;
     this.record.settled = true;
     saveRecord(this.record);
-    if (outcome && this.beacon && (outcome !== 'aborted' || this.streamed)) {
+    if (outcome && this.beacon && !this.sourceHeard && (outcome !== 'aborted' || this.streamed)) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([heard, new Promise<void>((r) => (timer = setTimeout(r, BEACON_LINGER_MS)))]);
       clearTimeout(timer);
