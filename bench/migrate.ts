@@ -13,14 +13,14 @@ import { AgentClient } from '../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../src/hosts/inventory.js';
 import { labUp } from '../src/lab/lab.js';
 import { lastCounter } from '../src/lab/records.js';
-import { labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../src/lab/vm.js';
+import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../src/lab/vm.js';
 import { run } from '../src/util/exec.js';
 
 const CLI = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
 const GOALS = { downtime_ms: 50, total_ms: 5000 };
 const runs = Number(process.env.FERRY_BENCH_RUNS ?? 6);
 const vm = `bench-${process.pid}`;
-const disk = `/var/lib/ferry/images/${vm}-disk0.qcow2`;
+const disk = labDiskPath(vm, 0);
 
 interface Report {
   status: string;

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { _areas, findHandler, startHandlers } from './registry.js';
+import { areas, findHandler, startHandlers } from './registry.js';
 
 test('every handler of an area is named with one of its prefixes, so that a call loads that area alone', async () => {
-  for (const area of _areas) {
+  for (const area of areas) {
     const handlers = await area.load();
     assert.ok(Object.keys(handlers).length > 0);
     for (const method of Object.keys(handlers)) {
@@ -13,9 +13,9 @@ test('every handler of an area is named with one of its prefixes, so that a call
 });
 
 test('no prefix names two areas, and no area answers a start method', async () => {
-  const prefixes = _areas.flatMap((a) => a.prefixes);
+  const prefixes = areas.flatMap((a) => a.prefixes);
   assert.equal(new Set(prefixes).size, prefixes.length);
-  for (const area of _areas) {
+  for (const area of areas) {
     for (const method of Object.keys(await area.load())) assert.ok(!Object.hasOwn(startHandlers, method), method);
   }
 });

@@ -2,7 +2,7 @@
  * Every method the agent answers. Each area keeps its handlers in its own
  * file under handlers/ and adds them here: its type to AgentHandlers (the
  * controller's client derives its typed API from it) and its loader, with
- * its methods' name prefix, to `_areas`.
+ * its methods' name prefix, to `areas`.
  *
  * The system handlers load with the agent, so that its first answer
  * (`system.facts`) comes as soon as node has started; each other area, which
@@ -41,8 +41,8 @@ export interface Area {
   load(): Promise<Record<string, unknown>>;
 }
 
-/** The other areas, loaded when first called. */
-export const _areas: Area[] = [
+/** The other areas, loaded when first called: each method's name starts with one of its area's prefixes. */
+export const areas: Area[] = [
   { prefixes: ['sync.'], load: () => import('./handlers/sync.js').then((m) => m.syncHandlers) },
   { prefixes: ['file.'], load: () => import('./handlers/files.js').then((m) => m.fileHandlers) },
   { prefixes: ['qmp.'], load: () => import('./handlers/qmp.js').then((m) => m.qmpHandlers) },
@@ -66,11 +66,11 @@ function loadArea(area: Area): Promise<Record<string, unknown>> {
  * none: its area loads first, the others only if its name does not tell it.
  */
 export async function findHandler(method: string): Promise<unknown> {
-  const hinted = _areas.find((a) => a.prefixes.some((prefix) => method.startsWith(prefix)));
+  const hinted = areas.find((a) => a.prefixes.some((prefix) => method.startsWith(prefix)));
   if (hinted) {
     const handlers = await loadArea(hinted);
     if (Object.hasOwn(handlers, method)) return handlers[method];
   }
-  const all = await Promise.all(_areas.map(loadArea));
+  const all = await Promise.all(areas.map(loadArea));
   return all.find((handlers) => Object.hasOwn(handlers, method))?.[method];
 }

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, loadInventory, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, formatError } from '../util/errors.js';
-import { formatMiB } from '../util/units.js';
 
 export function inventoryFor(cmd: Command): Inventory {
   const root = cmd.optsWithGlobals() as { hosts?: string };
@@ -38,7 +37,3 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** @deprecated Write `${formatMiB(bytes)} MiB` (util/units.ts); kept until commands/migrate.ts does. */
-export function mib(bytes: number): string {
-  return `${formatMiB(bytes)} MiB`;
-}

@@ -10,7 +10,7 @@ import { after, before } from 'node:test';
 import { AgentClient } from '../../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../../src/hosts/inventory.js';
 import { lastCounter } from '../../src/lab/records.js';
-import { labVmPaths, readSerial, startLabVm, waitForGuestReady, type LabVmSpec } from '../../src/lab/vm.js';
+import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady, type LabVmSpec } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
 
 export { CLI };
@@ -93,12 +93,12 @@ export async function killVm(agent: AgentClient, name: string): Promise<void> {
 /** Removes a VM's lab files on a host, so a test starts clean. */
 export async function cleanVm(agent: AgentClient, name: string, disks = 2): Promise<void> {
   await killVm(agent, name);
-  for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: `/var/lib/ferry/images/${name}-disk${i}.qcow2` });
+  for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: labDiskPath(name, i) });
   await agent.call('file.remove', { path: labVmPaths(name).serialLog });
 }
 
 export function diskPath(name: string, i = 0): string {
-  return `/var/lib/ferry/images/${name}-disk${i}.qcow2`;
+  return labDiskPath(name, i);
 }
 
 export { readSerial, labVmPaths };

@@ -297,7 +297,7 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
   await assertCleanOwner(agent, vm, row.baseline, where);
   const before = await counter(agent, vm);
   row.reported = Math.max(row.reported, before);
-  await waitForCounter(agent, vm, before + 2, 30_000);
+  await waitForCounter(agent, vm, before + 1, 90_000);
   row.reported = Math.max(row.reported, await counter(agent, vm));
   const check = await agent.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: row.reported, forceShare: true });
   assert.equal(check.missingCount, 0, `${where}: records missing on ${owner}: ${check.missing.join(',')}`);
@@ -308,7 +308,7 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
     await a.call('file.remove', { path: diskPath(vm) });
     const back = await ferry(['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--delete-source', '--json']);
     assert.equal(back.code, 0, `${where}: the next migration succeeds: ${back.stdout} ${back.stderr}`);
-    await waitForCounter(a, vm, row.reported + 2, 30_000);
+    await waitForCounter(a, vm, row.reported + 1, 90_000);
   }
   const side = owner === 'lab-a' ? 'source keeps it' : 'target owns it';
   return { owner, outcome: applied ? `${side}; recover: ${recovery}` : `n/a (nothing to strike yet); ${side}` };

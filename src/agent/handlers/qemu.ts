@@ -9,6 +9,7 @@ import { parseQemuArgv } from '../../drivers/qemu/argv.js';
 import { processesHolding } from '../../storage/usage.js';
 import { FerryError } from '../../util/errors.js';
 import { run } from '../../util/exec.js';
+import { sleep } from '../../util/abort.js';
 
 export interface QemuProcess {
   pid: number;
@@ -73,7 +74,7 @@ export const qemuHandlers = {
     const deadline = Date.now() + (p.waitMs ?? 5000);
     while (Date.now() < deadline) {
       if (!(await isAlive(p.pid))) return { exited: true };
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     return { exited: false };
   },

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { migrateLive, parseDiskMap, type MigrationReport } from '../../migrate/live.js';
 import { FerryError } from '../../util/errors.js';
-import { action, inventoryFor, mib } from '../context.js';
+import { formatMiB } from '../../util/units.js';
+import { action, collect, inventoryFor } from '../context.js';
 import { createMigrationView } from '../migration-view.js';
 
 interface MigrateOptions {
@@ -32,7 +33,7 @@ export function register(program: Command): void {
     .argument('<vm>', 'name of the running VM')
     .requiredOption('--from <host>', 'host the VM runs on')
     .requiredOption('--to <host>', 'host to move it to')
-    .option('--disk-map <src=dst>', 'put source disk SRC at DST on the target (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--disk-map <src=dst>', 'put source disk SRC at DST on the target (repeatable)', collect, [])
     .option('--bandwidth <MiB/s>', 'cap disk and RAM transfer rate')
     .option('--max-downtime <ms>', 'longest pause QEMU may plan for the switch-over (default 50)')
     .option('--auto-converge', 'let QEMU slow the guest down if it dirties RAM faster than the link')
@@ -79,13 +80,15 @@ export function register(program: Command): void {
 export function printReport(r: MigrationReport): void {
   if (r.status === 'completed') {
     process.stdout.write(
-      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms (QEMU: ${r.qemu_downtime_ms ?? '?'} ms), total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${mib(r.ram_bytes)}, disks ${mib(r.disk_bytes)}\n` +
+      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms (QEMU: ${r.qemu_downtime_ms ?? '?'} ms), total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
         `  phases: ${Object.entries(r.phases).map(([k, v]) => `${k} ${v} ms`).join(', ')}\n`,
     );
+    for (const w of r.warnings ?? []) process.stderr.write(`ferry: warning: ${w}\n`);
     return;
   }
   process.stderr.write(`ferry: migration of ${r.vm} ${r.status}${r.failed_phase ? ` in phase "${r.failed_phase}"` : ''}: ${r.error?.message}\n`);
   if (r.error?.hint) process.stderr.write(`  hint: ${r.error.hint}\n`);
-  if (r.source_running !== undefined) process.stderr.write(r.source_running ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n` : `  WARNING: could not confirm ${r.vm} runs on ${r.from}; check it with "ferry vm list ${r.from}".\n`);
+  if (r.error?.code === 'VM_DIED') process.stderr.write(`  No copy of ${r.vm} runs now; disks are kept on both hosts.\n`);
+  else if (r.source_running !== undefined) process.stderr.write(r.source_running ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n` : `  WARNING: could not confirm ${r.vm} runs on ${r.from}; check it with "ferry vm list ${r.from}".\n`);
   process.stderr.write(`  journal: ${r.journal}\n`);
 }

@@ -20,6 +20,7 @@ import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate
 import type { QmpEvent } from '../../qmp/client.js';
 import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
+import { formatMiB, MiB } from '../../util/units.js';
 import type { VmDisk, VmInfo } from '../driver.js';
 import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
 import { liveAgent, settleMigration, type Settlement } from './settle.js';
@@ -62,7 +63,6 @@ interface DiskPlan {
   bytesCopied: number;
 }
 
-const MIB = 1024 * 1024;
 const POLL_MS = 250;
 /** Migration states from the pause on: the switch-over is under way. */
 const PAUSED_STATES = ['pre-switchover', 'device', 'completed'];
@@ -140,9 +140,9 @@ export class QemuLiveMigration {
         hint: 'choose another target; if they really differ, give them distinct /etc/machine-id',
       });
     }
-    const needMem = vm.memoryBytes + 128 * MIB;
+    const needMem = vm.memoryBytes + 128 * MiB;
     if (target.facts.memAvailableBytes < needMem) {
-      throw new FerryError('NO_MEMORY', `Host "${target.host.name}" has ${fmtMiB(target.facts.memAvailableBytes)} MiB free, VM "${vm.name}" needs ${fmtMiB(needMem)} MiB`, {
+      throw new FerryError('NO_MEMORY', `Host "${target.host.name}" has ${formatMiB(target.facts.memAvailableBytes)} MiB free, VM "${vm.name}" needs ${formatMiB(needMem)} MiB`, {
         hint: 'free memory on the target or choose another target',
       });
     }
@@ -229,12 +229,12 @@ export class QemuLiveMigration {
     for (const [dir, need] of needByDir) {
       const free = await target.call('file.free', { path: dir });
       if (free.freeBytes < need) {
-        throw new FerryError('NO_SPACE', `Host "${target.host.name}" has ${fmtMiB(free.freeBytes)} MiB free in "${free.dir}"; the disks need about ${fmtMiB(need)} MiB`, {
+        throw new FerryError('NO_SPACE', `Host "${target.host.name}" has ${formatMiB(free.freeBytes)} MiB free in "${free.dir}"; the disks need about ${formatMiB(need)} MiB`, {
           hint: 'free space there or map the disks elsewhere with --disk-map',
         });
       }
     }
-    this.log(`checked: ${vm.name} (${fmtMiB(vm.memoryBytes)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
+    this.log(`checked: ${vm.name} (${formatMiB(vm.memoryBytes)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
   }
 
   /** The base must hold the same bytes on both hosts, or the top would be read against a different disk. */
@@ -424,7 +424,7 @@ export class QemuLiveMigration {
       { capability: 'auto-converge', state: !!this.options.autoConverge },
     ];
     await src.execute('migrate-set-capabilities', { capabilities: caps });
-    const params: Record<string, unknown> = { 'downtime-limit': this.options.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.options.bandwidthBytes ?? 10 * 1024 * MIB) };
+    const params: Record<string, unknown> = { 'downtime-limit': this.options.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.options.bandwidthBytes ?? 10 * 1024 * MiB) };
     await src.execute('migrate-set-parameters', params);
     let paused!: () => void;
     const pausedNow = new Promise<void>((r) => (paused = r));
@@ -462,7 +462,7 @@ export class QemuLiveMigration {
         this.options.listener({
           type: 'warning',
           code: 'NOT_CONVERGING',
-          message: `The guest dirties ${fmtMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${fmtMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
+          message: `The guest dirties ${formatMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${formatMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
         });
         this.options.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
       }
@@ -629,8 +629,4 @@ export function compareVersions(a: string, b: string): number {
   const pb = b.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
   for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
   return 0;
-}
-
-function fmtMiB(bytes: number): string {
-  return (bytes / MIB).toFixed(bytes < 10 * MIB ? 1 : 0);
 }
