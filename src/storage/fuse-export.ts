@@ -31,9 +31,12 @@ export async function exportAsRaw(image: string, format: string, writable: boole
   const share = writable ? '' : ',force-share=on';
   const qsd = [
     'qemu-storage-daemon',
-    '--blockdev', `driver=file,filename=${escapeOpt(image)},node-name=file0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
-    '--blockdev', `driver=${format},file=file0,node-name=fmt0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
-    '--export', `type=fuse,id=exp0,node-name=fmt0,mountpoint=${mountpoint},writable=${writable ? 'on' : 'off'}`,
+    '--blockdev',
+    `driver=file,filename=${escapeOpt(image)},node-name=file0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
+    '--blockdev',
+    `driver=${format},file=file0,node-name=fmt0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
+    '--export',
+    `type=fuse,id=exp0,node-name=fmt0,mountpoint=${mountpoint},writable=${writable ? 'on' : 'off'}`,
   ];
   // sh: start the daemon, wait for our stdin to close (agent gone), stop it.
   const guard = '"$@" & pid=$!; trap "kill $pid 2>/dev/null" EXIT; cat >/dev/null; kill $pid 2>/dev/null; wait $pid';
@@ -48,9 +51,13 @@ export async function exportAsRaw(image: string, format: string, writable: boole
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL');
       await fs.rm(mountpoint, { force: true });
-      throw new FerryError(/lock/i.test(stderr) ? 'IN_USE' : 'COMMAND_FAILED', `Cannot open image "${image}" (${format}) through qemu-storage-daemon: ${stderr.trim().split('\n').pop() ?? 'no answer'}`, {
-        hint: /lock/i.test(stderr) ? 'another process (a running VM?) holds the image; stop it or pass --force' : 'check that the image opens with "qemu-img info"',
-      });
+      throw new FerryError(
+        /lock/i.test(stderr) ? 'IN_USE' : 'COMMAND_FAILED',
+        `Cannot open image "${image}" (${format}) through qemu-storage-daemon: ${stderr.trim().split('\n').pop() ?? 'no answer'}`,
+        {
+          hint: /lock/i.test(stderr) ? 'another process (a running VM?) holds the image; stop it or pass --force' : 'check that the image opens with "qemu-img info"',
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }

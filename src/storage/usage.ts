@@ -84,7 +84,7 @@ async function partitionsOf(rdev: number): Promise<string[]> {
 
 async function loopsBackedBy(real: string): Promise<Array<{ device: string; majmin: string; rdev: number }>> {
   const out: Array<{ device: string; majmin: string; rdev: number }> = [];
-  let names: string[] = [];
+  let names: string[];
   try {
     names = (await fs.readdir('/sys/block')).filter((n) => n.startsWith('loop'));
   } catch {

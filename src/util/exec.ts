@@ -67,10 +67,13 @@ export async function run(file: string, args: readonly string[], options: RunOpt
         resolve({ error, stdout, stderr });
       },
     );
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGTERM');
-    }, options.timeoutMs);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGTERM');
+          }, options.timeoutMs);
     if (child.pid !== undefined) running.add(child.pid);
     // Nothing more to read than the input, if any: a command reading its stdin must not wait for ever.
     child.stdin?.on('error', () => undefined); // a command that exits without reading it

@@ -42,7 +42,10 @@ export function register(program: Command): void {
           await sleep(1500);
           process.stdout.write(`guest up in ${((Date.now() - t0) / 1000).toFixed(1)} s; records so far: ${lastCounter(await readSerial(a, name))}\n`);
           const reports: MigrationReport[] = [];
-          for (const [from, to] of [['lab-a', 'lab-b'], ['lab-b', 'lab-a']] as const) {
+          for (const [from, to] of [
+            ['lab-a', 'lab-b'],
+            ['lab-b', 'lab-a'],
+          ] as const) {
             say(`ferry migrate ${name} --from ${from} --to ${to}`);
             const view = createMigrationView();
             // The way out removes the source copy, so the way back finds a free path (ferry never overwrites one).
@@ -66,8 +69,13 @@ export function register(program: Command): void {
           for (const p of await a.call('qemu.list', undefined)) if (p.name === name) await a.call('qemu.kill', { pid: p.pid, signal: 'SIGKILL' });
           const check = await a.call('lab.checkRecords', { disks: [`/var/lib/ferry/images/${name}-disk0.qcow2`], serialLogs: [labVmPaths(name).serialLog] });
           say('result');
-          for (const r of reports) process.stdout.write(`${r.from} -> ${r.to}: downtime ${r.downtime_ms} ms (QEMU ${r.qemu_downtime_ms} ms), total ${(r.total_ms / 1000).toFixed(2)} s, moved RAM ${mib(r.ram_bytes)} + disk ${mib(r.disk_bytes)}\n`);
-          process.stdout.write(`records: ${check.ok ? 'OK' : 'FAILED'}: ${check.intact} intact, the guest reported ${check.lastReportedSeq}, ${check.missingCount} missing, ${check.corrupt.length} corrupt\n`);
+          for (const r of reports)
+            process.stdout.write(
+              `${r.from} -> ${r.to}: downtime ${r.downtime_ms} ms (QEMU ${r.qemu_downtime_ms} ms), total ${(r.total_ms / 1000).toFixed(2)} s, moved RAM ${mib(r.ram_bytes)} + disk ${mib(r.disk_bytes)}\n`,
+            );
+          process.stdout.write(
+            `records: ${check.ok ? 'OK' : 'FAILED'}: ${check.intact} intact, the guest reported ${check.lastReportedSeq}, ${check.missingCount} missing, ${check.corrupt.length} corrupt\n`,
+          );
           if (!check.ok) process.exitCode = 1;
           process.stdout.write('\nThe lab stays up: try "ferry vm list lab-a", "ferry history"; "ferry lab down" removes it.\n');
         } finally {

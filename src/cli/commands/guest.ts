@@ -58,14 +58,20 @@ function printReport(r: GuestReport): void {
   console.log(`OS: ${r.os ? `${r.os.name} (from ${r.os.source})` : 'unknown'}`);
   console.log(`Partition table: ${r.partitionTable.kind}`);
   for (const f of r.filesystems) {
-    console.log(`  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
+    console.log(
+      `  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`,
+    );
   }
   if (r.lvm.note) console.log(`LVM: ${r.lvm.note}`);
   for (const vg of r.lvm.volumeGroups) {
-    console.log(`Volume group ${vg.name}: ${(vg.size / 2 ** 20).toFixed(0)} MiB (${(vg.free / 2 ** 20).toFixed(0)} MiB free), extents of ${(vg.extentSize / 2 ** 20).toFixed(0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
+    console.log(
+      `Volume group ${vg.name}: ${(vg.size / 2 ** 20).toFixed(0)} MiB (${(vg.free / 2 ** 20).toFixed(0)} MiB free), extents of ${(vg.extentSize / 2 ** 20).toFixed(0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`,
+    );
     for (const lv of vg.logicalVolumes) {
       const segs = lv.segments.map((s) => `${s.type} ${s.ranges.map((x) => `p${x.partition ?? '?'}:${x.first}-${x.last}`).join(' ')}`).join('; ');
-      const fs = lv.filesystem ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}` : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
+      const fs = lv.filesystem
+        ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}`
+        : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
       console.log(`  ${lv.path} (${lv.mapperPath}) ${(lv.size / 2 ** 20).toFixed(0)} MiB [${segs}]: ${fs}`);
     }
   }
@@ -77,11 +83,20 @@ function printReport(r: GuestReport): void {
     for (const e of f.entries) console.log(`  ${f.path} [${e.title}] root=${e.root ?? '-'} resume=${e.resume ?? '-'} console=${e.consoles.join(',') || '-'}`);
   }
   const dg = r.bootloader.defaultGrub;
-  if (dg) console.log(`  /etc/default/grub: GRUB_CMDLINE_LINUX="${dg.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${dg.cmdlineLinuxDefault}"${dg.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`);
+  if (dg)
+    console.log(`  /etc/default/grub: GRUB_CMDLINE_LINUX="${dg.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${dg.cmdlineLinuxDefault}"${dg.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`);
   console.log(`Kernels (initramfs by ${r.initramfsTool ?? 'unknown'}):`);
   for (const k of r.kernels) {
-    const mods = k.initramfsModules ? Object.entries(k.initramfsModules).map(([d, has]) => `${d}${has ? '+' : '-'}`).join(' ') : (k.initramfsError ?? 'no initramfs');
-    console.log(`  ${k.version}: ${Object.entries(k.drivers).map(([d, p]) => `${d}=${p}`).join(' ')}; initramfs ${k.initramfs ?? '-'}: ${mods}`);
+    const mods = k.initramfsModules
+      ? Object.entries(k.initramfsModules)
+          .map(([d, has]) => `${d}${has ? '+' : '-'}`)
+          .join(' ')
+      : (k.initramfsError ?? 'no initramfs');
+    console.log(
+      `  ${k.version}: ${Object.entries(k.drivers)
+        .map(([d, p]) => `${d}=${p}`)
+        .join(' ')}; initramfs ${k.initramfs ?? '-'}: ${mods}`,
+    );
   }
   console.log('Network:');
   for (const c of r.network.configs) console.log(`  ${c.file}: ${c.interface ?? '?'} ${c.method} ${c.addresses.join(' ')}${c.gateway ? ` via ${c.gateway}` : ''}${c.mac ? ` MAC ${c.mac}` : ''}`);
@@ -110,23 +125,21 @@ async function report(action: () => Promise<void>): Promise<void> {
 }
 
 export function register(program: Command): void {
-  const guest = program.command('guest').description('inspect and fix a stopped guest\'s disk for its new hypervisor');
+  const guest = program.command('guest').description("inspect and fix a stopped guest's disk for its new hypervisor");
 
   guest
     .command('inspect <image>')
     .description('report partitions, filesystems, OS, fstab, bootloader, kernels, network and console, and what breaks on the target (IMAGE: file, block device or HOST:PATH)')
     .option('--json', 'print the report as JSON (top-level "problems" array)')
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
-    .option('--nic-mac <mac>', 'a MAC the guest\'s NIC will have on the target; configuration bound to it is fine (repeatable)', collect, [])
+    .option('--nic-mac <mac>', "a MAC the guest's NIC will have on the target; configuration bound to it is fine (repeatable)", collect, [])
     .action((image: string, o: { json?: boolean; for: string; nicMac: string[] }) =>
       report(async () => {
         const bad = o.nicMac.find((m) => !isMac(m));
         if (bad) throw new FerryError('USAGE', `Cannot read --nic-mac "${bad}"`, { hint: 'write it as 52:54:00:12:34:56' });
         const at = locate(image);
         const params = { image: at.path, target: o.for, targetMacs: o.nicMac };
-        const r = at.host
-          ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.inspect', params))
-          : await inspectImage(at.path, params);
+        const r = at.host ? await onHost(at.host, program.opts<{ hosts?: string }>().hosts, (c) => c.call('guest.inspect', params)) : await inspectImage(at.path, params);
         if (o.json) console.log(JSON.stringify(r, null, 2));
         else printReport(r);
       }),
@@ -138,7 +151,7 @@ export function register(program: Command): void {
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
     .option('--mac <old=new>', 'the NIC with MAC OLD now has NEW: move bindings to it (repeatable)', collect, [])
     .option('--dry-run', 'show the changes, make none')
-    .option('--restore-uuids <from-image>', 'take the filesystems\' old UUIDs from this image (the source disk)')
+    .option('--restore-uuids <from-image>', "take the filesystems' old UUIDs from this image (the source disk)")
     .option('--uuid-map <old=new>', 'a filesystem that had UUID OLD now has NEW (repeatable)', collect, [])
     .option('--uuid-mode <mode>', 'restore: give filesystems their old UUIDs back; rewrite: point references at the new ones', 'restore')
     .option('--skip <operation>', 'skip a fix operation (repeatable)', collect, [])
