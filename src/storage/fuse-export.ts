@@ -2,8 +2,7 @@
  * Exposes any image qemu can open (qcow2, vmdk...) as a raw regular file of
  * its guest-visible content, through qemu-storage-daemon's FUSE export. Plain
  * reads and writes on that file then go through QEMU's block layer, so sync
- * code handles every format as raw. (Measured here: faster to build on than an
- * NBD client, and no nbd kernel module is needed.)
+ * code handles every format as raw, and no nbd kernel module is needed.
  *
  * The daemon runs under a tiny shell guard that kills it when the agent's
  * pipe closes, so a killed agent never leaves the image locked.

@@ -106,8 +106,8 @@ async function loopsBackedBy(real: string): Promise<Array<{ device: string; majm
  * `ignorePids`.
  *
  * The links are read with synchronous calls, a few dozen processes at a
- * time between turns of the event loop: thousands of promise-based calls
- * (one per descriptor) took six times as long and as much CPU.
+ * time between turns of the event loop: a promise per descriptor costs far
+ * more than the read it waits for, and a host has thousands of them.
  */
 export async function processesHolding(path: string, ignorePids: number[] = []): Promise<Array<{ pid: number; command: string }>> {
   const real = await fs.realpath(path).catch(() => path);
