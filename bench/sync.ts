@@ -1,8 +1,7 @@
 /**
- * Benchmark of `ferry sync` against the usual tools, measured side by side in
- * one run on a 4 GiB raw image with realistic content (random data,
- * compressible text, written zeros and holes), between two agents on
- * loopback. Prints one JSON object:
+ * `npm run bench:sync`: `ferry sync` against the usual tools on a 4 GiB raw
+ * image with realistic content (random data, compressible text, written
+ * zeros and holes), between two agents on loopback. Prints one JSON object:
  *
  *  (a) full copy to an empty destination vs `qemu-img convert` and
  *      `cp --sparse=always` (ratio = faster tool's seconds / ferry's; goal >= 0.8);
@@ -10,21 +9,10 @@
  *      `rsync --inplace --no-whole-file` (speed-up; goal >= 5);
  *  (c) bytes ferry sent in (b) / bytes changed (goal <= 1.1).
  *
- * Like for like: cp and qemu-img convert leave their output in the page cache
- * and check nothing, which `ferry sync --no-verify --no-fsync` matches; ferry's
- * default also flushes the copy and reads it back from the disk, so it is
- * compared with the tools followed by `sync FILE` as well.
- *
- * Every timed run starts from the same state: previous outputs removed, dirty
- * pages written back, the inputs read into the page cache, then a pause. The
- * pause matters on this kind of virtual machine: memory the guest frees is
- * handed back to the hypervisor within a second or two, and the first touch
- * of it afterwards is several times slower, so a tool started right after a
- * file was deleted would otherwise copy into warm memory and one started a
- * second later into cold memory. Each figure is the best of
- * FERRY_BENCH_RUNS rounds (default 3), tools interleaved round by round;
- * the medians are reported beside them, since a shared machine's noise
- * reaches either.
+ * Tools are compared like for like (ferry's default also flushes and reads
+ * back, so the tools are timed with and without a final `sync FILE`), in
+ * interleaved rounds, each from the same state. bench/README.md explains the
+ * method and each field.
  */
 import { spawn } from 'node:child_process';
 import { randomFillSync, randomInt } from 'node:crypto';

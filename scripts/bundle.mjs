@@ -1,6 +1,6 @@
 // Bundles the compiled CLI, agent and hash worker (tsc's output in dist/src)
 // into dist/bundle/, one ESM file each: node then reads one file instead of
-// about a hundred modules, which halves start-up. Native addons stay external
+// about a hundred modules, which shortens every start. Native addons stay external
 // (loaded from node_modules). Run after tsc (npm run build, scripts/setup.sh).
 // With --if-stale it does nothing when the bundle is newer than dist/src.
 import { build } from 'esbuild';
@@ -60,9 +60,9 @@ if (!process.argv.includes('--if-stale') || isStale()) {
     banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },
     plugins: [
       {
-        // zstd-napi costs ~7 ms to load (its loader, then dlopen), at the start
-        // of every sync in each agent, yet compresses only on slow links. The
-        // bundle imports this stand-in, which loads it on the first call.
+        // Loading zstd-napi (its loader, then dlopen) would delay every
+        // agent's start, yet it compresses only on slow links. The bundle
+        // imports this stand-in, which loads it on the first call.
         // Importing any other name from zstd-napi fails the build here.
         name: 'lazy-zstd',
         setup(b) {

@@ -95,7 +95,13 @@ function untilTraced(entry, label, count) {
 try {
   for (let i = 0; i < rounds; i++) {
     for (const v of variants) {
-      const kinds = { agent: () => firstAnswer(v.argv), sync: () => sync(v.argv[0]), inspect: () => untilTraced(v.argv[0], /^inspect \//, 2), send: () => untilTraced(v.argv[0], /^send: start$/, 1), wall: () => wall(v.argv) };
+      const kinds = {
+        agent: () => firstAnswer(v.argv),
+        sync: () => sync(v.argv[0]),
+        inspect: () => untilTraced(v.argv[0], /^inspect \//, 2),
+        send: () => untilTraced(v.argv[0], /^send: start$/, 1),
+        wall: () => wall(v.argv),
+      };
       v.times.push(await kinds[v.kind]());
     }
   }

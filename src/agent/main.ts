@@ -9,9 +9,8 @@ import { trace } from '../util/trace.js';
 import { serveAgent } from './server.js';
 
 // The agent's JavaScript only steers native work (reads, hashes, writes and
-// the network are native), so V8's optimizing compiler has little to gain
-// here, and it costs: in a one-second sync on two cores, its threads took a
-// sixth of the CPU the reading threads needed. Baseline code it is.
+// the network are native): V8's optimizing compiler would gain little and
+// take CPU from the threads that read and hash.
 setFlagsFromString('--max-opt=1');
 
 trace('agent: loaded');

@@ -2,7 +2,7 @@
 /** The ferry command line. One file per command under cli/commands. */
 
 // `ferry agent` is what ssh hosts run: start it without loading commander and
-// every command's modules, which would double its start-up time.
+// every command's modules, which would only slow its start-up.
 import { trace } from '../util/trace.js';
 
 trace(`cli: started (${process.argv[2] ?? ''})`);

@@ -23,7 +23,10 @@ test('invokedCommand gives nothing for help, options, unknown commands or no com
 
 test('buildProgram registers only the invoked command besides agent', async () => {
   const program = await buildProgram(argv('sync', 'a:/x', 'b:/y'));
-  assert.deepEqual(program.commands.map((c) => c.name()), ['agent', 'sync']);
+  assert.deepEqual(
+    program.commands.map((c) => c.name()),
+    ['agent', 'sync'],
+  );
   // The command is complete: its options are there for parsing and `ferry sync --help`.
   assert.ok(program.commands[1]!.options.some((o) => o.long === '--block-size'));
 });
@@ -31,6 +34,10 @@ test('buildProgram registers only the invoked command besides agent', async () =
 test('buildProgram registers every command, in help order, when no command is plain', async () => {
   for (const args of [[], ['--help'], ['help', 'sync'], ['synk']]) {
     const program = await buildProgram(argv(...args));
-    assert.deepEqual(program.commands.map((c) => c.name()), ALL, args.join(' '));
+    assert.deepEqual(
+      program.commands.map((c) => c.name()),
+      ALL,
+      args.join(' '),
+    );
   }
 });

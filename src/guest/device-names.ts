@@ -6,22 +6,7 @@
  * do not.
  */
 export type DeviceNameKind =
-  | 'uuid'
-  | 'label'
-  | 'partuuid'
-  | 'partlabel'
-  | 'by-uuid'
-  | 'by-label'
-  | 'by-partuuid'
-  | 'by-id'
-  | 'by-path'
-  | 'lvm'
-  | 'md'
-  | 'mapper'
-  | 'kernel'
-  | 'pseudo'
-  | 'network'
-  | 'other';
+  'uuid' | 'label' | 'partuuid' | 'partlabel' | 'by-uuid' | 'by-label' | 'by-partuuid' | 'by-id' | 'by-path' | 'lvm' | 'md' | 'mapper' | 'kernel' | 'pseudo' | 'network' | 'other';
 
 export interface DeviceName {
   kind: DeviceNameKind;

@@ -14,13 +14,15 @@ import { findTarget } from './target.js';
 const CENTOS_XEN: Record<string, string> = {
   '/etc/redhat-release': 'CentOS release 6.10 (Final)\n',
   '/etc/fstab': '/dev/xvda2 / ext4 defaults 1 1\n/dev/xvda1 /boot ext4 defaults 1 2\n/dev/xvda3 swap swap defaults 0 0\nproc /proc proc defaults 0 0\n',
-  '/boot/grub/menu.lst': 'default=0\ntimeout=5\ntitle CentOS (2.6.32-754.el6.x86_64)\n\troot (hd0,0)\n\tkernel /vmlinuz-2.6.32-754.el6.x86_64 ro root=/dev/xvda2 console=hvc0 resume=/dev/xvda3\n\tinitrd /initramfs-2.6.32-754.el6.x86_64.img\n',
+  '/boot/grub/menu.lst':
+    'default=0\ntimeout=5\ntitle CentOS (2.6.32-754.el6.x86_64)\n\troot (hd0,0)\n\tkernel /vmlinuz-2.6.32-754.el6.x86_64 ro root=/dev/xvda2 console=hvc0 resume=/dev/xvda3\n\tinitrd /initramfs-2.6.32-754.el6.x86_64.img\n',
   '/etc/sysconfig/network-scripts/ifcfg-eth0': 'DEVICE=eth0\nBOOTPROTO=static\nHWADDR=00:16:3E:5E:1F:01\nIPADDR=192.168.10.21\nNETMASK=255.255.255.0\nONBOOT=yes\n',
   '/etc/inittab': 'id:3:initdefault:\nco:2345:respawn:/sbin/agetty hvc0 9600 vt100-nav\n',
   '/etc/securetty': 'console\nhvc0\n',
   '/etc/blkid/blkid.tab': '<device DEVNO="0xca02" TIME="1" UUID="aaaa" TYPE="ext4">/dev/xvda2</device>\n',
   '/boot/vmlinuz-2.6.32-754.el6.x86_64': '',
-  '/lib/modules/2.6.32-754.el6.x86_64/modules.dep': 'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/net/virtio_net.ko:\nkernel/drivers/virtio/virtio_pci.ko:\n',
+  '/lib/modules/2.6.32-754.el6.x86_64/modules.dep':
+    'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/net/virtio_net.ko:\nkernel/drivers/virtio/virtio_pci.ko:\n',
   '/lib/modules/2.6.32-754.el6.x86_64/modules.builtin': '',
 };
 
@@ -55,10 +57,23 @@ test('inspecting a CentOS Xen guest finds its device names, console, MAC binding
   try {
     const g = await readGuestFiles(root);
     assert.equal(g.os?.id, 'centos');
-    assert.deepEqual(g.kernels.map((k) => [k.version, k.drivers.virtio_blk]), [['2.6.32-754.el6.x86_64', 'module']]);
+    assert.deepEqual(
+      g.kernels.map((k) => [k.version, k.drivers.virtio_blk]),
+      [['2.6.32-754.el6.x86_64', 'module']],
+    );
     assert.deepEqual(g.console, { kernel: ['hvc0'], gettys: ['hvc0'] });
     const codes = findProblems(g, findTarget('kvm-virtio'), FILESYSTEMS).map((p) => p.code);
-    assert.deepEqual(codes.sort(), ['boot-device-name', 'boot-device-name', 'console', 'console-getty', 'fstab-device-name', 'fstab-device-name', 'fstab-device-name', 'network-mac-binding', 'stale-cache']);
+    assert.deepEqual(codes.sort(), [
+      'boot-device-name',
+      'boot-device-name',
+      'console',
+      'console-getty',
+      'fstab-device-name',
+      'fstab-device-name',
+      'fstab-device-name',
+      'network-mac-binding',
+      'stale-cache',
+    ]);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -84,7 +99,10 @@ test('fixing rewrites files, keeps originals and leaves no problem', async () =>
   try {
     const log = await fix(root, false, [['00:16:3e:5e:1f:01', '52:54:00:12:34:56']]);
     const fstab = await readFile(join(root, 'etc/fstab'), 'utf8');
-    assert.equal(fstab, 'UUID=22222222-2222-2222-2222-222222222222 / ext4 defaults 1 1\nUUID=11111111-1111-1111-1111-111111111111 /boot ext4 defaults 1 2\nUUID=33333333-3333-3333-3333-333333333333 swap swap defaults 0 0\nproc /proc proc defaults 0 0\n');
+    assert.equal(
+      fstab,
+      'UUID=22222222-2222-2222-2222-222222222222 / ext4 defaults 1 1\nUUID=11111111-1111-1111-1111-111111111111 /boot ext4 defaults 1 2\nUUID=33333333-3333-3333-3333-333333333333 swap swap defaults 0 0\nproc /proc proc defaults 0 0\n',
+    );
     assert.equal(await readFile(join(root, 'etc/fstab.ferry-orig'), 'utf8'), CENTOS_XEN['/etc/fstab']);
     assert.match(await readFile(join(root, 'etc/sysconfig/network-scripts/ifcfg-eth0'), 'utf8'), /^HWADDR=52:54:00:12:34:56$/m);
     assert.match(await readFile(join(root, 'etc/inittab'), 'utf8'), /^S0:2345:respawn:\/sbin\/agetty ttyS0 9600/m);

@@ -92,11 +92,9 @@ const uuidReferences: FixOperation = {
 const deviceNames: FixOperation = {
   name: 'device-names',
   enabledByDefault: true,
-  describe: 'rewrite device names in fstab, crypttab and the bootloader to UUID= (or the target\'s names)',
+  describe: "rewrite device names in fstab, crypttab and the bootloader to UUID= (or the target's names)",
   async apply(ctx) {
-    await editGuestFile(ctx, '/etc/fstab', (t) =>
-      rewriteFstabDevices(t, (e) => (isLocalBlockEntry(e) ? survivingName(e.spec, ctx) : undefined)),
-    );
+    await editGuestFile(ctx, '/etc/fstab', (t) => rewriteFstabDevices(t, (e) => (isLocalBlockEntry(e) ? survivingName(e.spec, ctx) : undefined)));
     await editGuestFile(ctx, '/etc/crypttab', (t) => rewriteCrypttabDevices(t, (e) => survivingName(e.source, ctx)));
     await editBootConfigs(
       ctx,
@@ -143,7 +141,7 @@ const network: FixOperation = {
 const console_: FixOperation = {
   name: 'console',
   enabledByDefault: true,
-  describe: 'move the kernel console and login prompt from hvc0/xvc0 to the target\'s serial console (ttyS0)',
+  describe: "move the kernel console and login prompt from hvc0/xvc0 to the target's serial console (ttyS0)",
   async apply(ctx) {
     const { target } = ctx;
     const serial = `${target.console},115200n8`;
@@ -173,7 +171,7 @@ const console_: FixOperation = {
 const staleCaches: FixOperation = {
   name: 'stale-caches',
   enabledByDefault: true,
-  describe: 'remove caches of the old disk\'s device names (blkid.tab, LVM device cache)',
+  describe: "remove caches of the old disk's device names (blkid.tab, LVM device cache)",
   async apply(ctx) {
     for (const c of ctx.guest.staleCaches) await ctx.log.remove(c);
   },

@@ -32,21 +32,38 @@ nas:/export/home /home nfs rw,hard 0 0
 test('fstab entries from a Xen CentOS guest', () => {
   const e = parseFstab(XEN_CENTOS);
   assert.equal(e.length, 7);
-  assert.deepEqual(e.map((x) => x.device.kind), ['kernel', 'lvm', 'pseudo', 'pseudo', 'pseudo', 'pseudo', 'kernel']);
-  assert.deepEqual(e.filter((x) => !x.device.survives).map((x) => x.spec), ['/dev/xvda1', '/dev/xvda3']);
+  assert.deepEqual(
+    e.map((x) => x.device.kind),
+    ['kernel', 'lvm', 'pseudo', 'pseudo', 'pseudo', 'pseudo', 'kernel'],
+  );
+  assert.deepEqual(
+    e.filter((x) => !x.device.survives).map((x) => x.spec),
+    ['/dev/xvda1', '/dev/xvda3'],
+  );
   assert.equal(e[0]!.pass, 2);
 });
 
 test('fstab entries from a Debian installer survive the move', () => {
   const e = parseFstab(DEBIAN);
-  assert.deepEqual(e.map((x) => x.device.kind), ['uuid', 'uuid', 'other']);
+  assert.deepEqual(
+    e.map((x) => x.device.kind),
+    ['uuid', 'uuid', 'other'],
+  );
   assert.equal(e[2]!.options.includes('noauto'), true);
   assert.equal(e[0]!.mountPoint, '/');
 });
 
 test('fstab with labels, by-path, NFS and an escaped mount point', () => {
   const e = parseFstab(MIXED);
-  assert.deepEqual(e.map((x) => [x.device.kind, x.device.survives]), [['label', true], ['by-path', false], ['network', true], ['kernel', false]]);
+  assert.deepEqual(
+    e.map((x) => [x.device.kind, x.device.survives]),
+    [
+      ['label', true],
+      ['by-path', false],
+      ['network', true],
+      ['kernel', false],
+    ],
+  );
   assert.equal(e[3]!.mountPoint, '/mnt/old disk');
 });
 
@@ -56,7 +73,10 @@ test('rewriting fstab devices keeps comments and alignment', () => {
   assert.equal(lines[2], 'UUID=1111              /boot                   ext3    defaults        1 2');
   assert.equal(lines[0], '#');
   assert.equal(out.split('\n').length, XEN_CENTOS.split('\n').length);
-  assert.equal(rewriteFstabDevices(DEBIAN, () => undefined), DEBIAN);
+  assert.equal(
+    rewriteFstabDevices(DEBIAN, () => undefined),
+    DEBIAN,
+  );
 });
 
 test('crypttab names its backing devices in the second field', () => {
@@ -65,7 +85,13 @@ sda5_crypt UUID=2e7d8a2b-7f4a-4c7e-b1a0-9f0a5d2c1e33 none luks,discard
 swap /dev/xvda2 /dev/urandom swap,cipher=aes-xts-plain64,size=256
 `;
   const e = parseCrypttab(text);
-  assert.deepEqual(e.map((x) => [x.name, x.device.survives]), [['sda5_crypt', true], ['swap', false]]);
+  assert.deepEqual(
+    e.map((x) => [x.name, x.device.survives]),
+    [
+      ['sda5_crypt', true],
+      ['swap', false],
+    ],
+  );
   assert.deepEqual(e[1]!.options, ['swap', 'cipher=aes-xts-plain64', 'size=256']);
   const out = rewriteCrypttabDevices(text, (x) => (x.name === 'swap' ? '/dev/disk/by-partuuid/0a-02' : undefined));
   assert.match(out, /^swap \/dev\/disk\/by-partuuid\/0a-02 \/dev\/urandom swap,/m);

@@ -63,7 +63,7 @@ async function checkImageUsable(image: string, writable: boolean): Promise<void>
   try {
     await stat(image);
   } catch {
-    throw new FerryError('NOT_FOUND', `Cannot open disk "${image}": file not found`, { hint: 'give the path of the stopped guest\'s disk image or block device' });
+    throw new FerryError('NOT_FOUND', `Cannot open disk "${image}": file not found`, { hint: "give the path of the stopped guest's disk image or block device" });
   }
   const holders = await processesHolding(image);
   if (holders.length > 0) {
@@ -142,8 +142,14 @@ async function mapLogicalVolumes(rawPath: string, filesystems: Filesystem[], wri
       cleanups.push(async () => void (await run('losetup', ['-d', device], { allowFailure: true })));
       const tags = await probe(device);
       filesystems.push({
-        partition: pv.partition, lv: { vg: vg.name, name: lv.name, uuid: lv.uuid, vgUuid: vg.uuid },
-        device, type: tags.TYPE, uuid: tags.UUID, label: tags.LABEL, offset, size: place.size,
+        partition: pv.partition,
+        lv: { vg: vg.name, name: lv.name, uuid: lv.uuid, vgUuid: vg.uuid },
+        device,
+        type: tags.TYPE,
+        uuid: tags.UUID,
+        label: tags.LABEL,
+        offset,
+        size: place.size,
       });
     }
   }
@@ -180,7 +186,7 @@ export async function attachImage(image: string, options: AttachOptions): Promis
     const lvm = await mapLogicalVolumes(rawPath, filesystems, options.writable, cleanups);
     if (!filesystems.some((f) => f.type)) {
       throw new FerryError('BAD_FORMAT', `Cannot read disk "${image}": no partition table and no filesystem found (format ${info.format})`, {
-        hint: 'check that this is the guest\'s whole disk in a format qemu-img knows (raw, qcow2...)',
+        hint: "check that this is the guest's whole disk in a format qemu-img knows (raw, qcow2...)",
       });
     }
     return { image, format: info.format, virtualSize: info['virtual-size'] || size, rawPath, table, filesystems, lvm, writable: options.writable, detach };

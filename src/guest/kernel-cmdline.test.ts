@@ -11,10 +11,22 @@ test('reads root=, resume= and every console=', () => {
 
 test('edits keep order and spacing', () => {
   const c = 'ro  root=/dev/xvda1 console=hvc0 quiet';
-  assert.equal(editParams(c, (p) => (p === 'console=hvc0' ? 'console=ttyS0,115200' : undefined)), 'ro  root=/dev/xvda1 console=ttyS0,115200 quiet');
-  assert.equal(editParams(c, (p) => (p === 'quiet' ? null : undefined)), 'ro  root=/dev/xvda1 console=hvc0');
-  assert.equal(editParams('quiet ro', (p) => (p === 'quiet' ? null : undefined)), 'ro');
-  assert.equal(editParams('root=/dev/xvda1 ro  console=hvc0 ', (p) => (p === 'ro' ? 'rw' : undefined)), 'root=/dev/xvda1 rw  console=hvc0 ');
+  assert.equal(
+    editParams(c, (p) => (p === 'console=hvc0' ? 'console=ttyS0,115200' : undefined)),
+    'ro  root=/dev/xvda1 console=ttyS0,115200 quiet',
+  );
+  assert.equal(
+    editParams(c, (p) => (p === 'quiet' ? null : undefined)),
+    'ro  root=/dev/xvda1 console=hvc0',
+  );
+  assert.equal(
+    editParams('quiet ro', (p) => (p === 'quiet' ? null : undefined)),
+    'ro',
+  );
+  assert.equal(
+    editParams('root=/dev/xvda1 ro  console=hvc0 ', (p) => (p === 'ro' ? 'rw' : undefined)),
+    'root=/dev/xvda1 rw  console=hvc0 ',
+  );
 });
 
 test('setParam replaces the last occurrence or appends', () => {

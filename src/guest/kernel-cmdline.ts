@@ -4,7 +4,10 @@
  * used on kernel command lines in practice and are not supported.
  */
 export function cmdlineParams(cmdline: string): string[] {
-  return cmdline.trim().split(/\s+/).filter((p) => p !== '');
+  return cmdline
+    .trim()
+    .split(/\s+/)
+    .filter((p) => p !== '');
 }
 
 /** Every value of `key` (console= may appear several times). */

@@ -32,28 +32,52 @@ test('LVM reports become volume groups with their PVs and LVs, segments in LV or
   const vg = vg0();
   assert.equal(vg.name, 'vg0');
   assert.equal(vg.extentSize, 4194304);
-  assert.deepEqual(vg.pvs.map((p) => [p.device, p.peStart]), [['/dev/loop7', 1048576], ['/dev/loop8', 1048576]]);
-  assert.deepEqual(vg.lvs.map((l) => l.name), ['root', 'var', 'swap', 'data', 'thin', 'far']);
+  assert.deepEqual(
+    vg.pvs.map((p) => [p.device, p.peStart]),
+    [
+      ['/dev/loop7', 1048576],
+      ['/dev/loop8', 1048576],
+    ],
+  );
+  assert.deepEqual(
+    vg.lvs.map((l) => l.name),
+    ['root', 'var', 'swap', 'data', 'thin', 'far'],
+  );
   const v = vg.lvs.find((l) => l.name === 'var')!;
-  assert.deepEqual(v.segments.map((s) => [s.startExtent, s.ranges[0]!.first]), [[0, 30], [2, 40]]);
+  assert.deepEqual(
+    v.segments.map((s) => [s.startExtent, s.ranges[0]!.first]),
+    [
+      [0, 30],
+      [2, 40],
+    ],
+  );
   assert.equal(vg.lvs.find((l) => l.name === 'thin')!.segments[0]!.ranges.length, 0);
 });
 
 test('PE ranges are read for linear and striped segments, and nonsense is refused', () => {
   assert.deepEqual(parsePeRanges('/dev/loop3:0-29'), [{ device: '/dev/loop3', first: 0, last: 29 }]);
-  assert.deepEqual(parsePeRanges(' /dev/loop3:0-1  [unknown]:4-5 '), [{ device: '/dev/loop3', first: 0, last: 1 }, { device: '[unknown]', first: 4, last: 5 }]);
+  assert.deepEqual(parsePeRanges(' /dev/loop3:0-1  [unknown]:4-5 '), [
+    { device: '/dev/loop3', first: 0, last: 1 },
+    { device: '[unknown]', first: 4, last: 5 },
+  ]);
   assert.deepEqual(parsePeRanges(''), []);
   assert.throws(() => parsePeRanges('/dev/loop3'), /Cannot read the LVM extent range "\/dev\/loop3"/);
 });
 
 test('a one-run linear LV is placed at pe_start plus its first extent', () => {
   const vg = vg0();
-  const root = placeLogicalVolume(vg, vg.lvs.find((l) => l.name === 'root')!);
+  const root = placeLogicalVolume(
+    vg,
+    vg.lvs.find((l) => l.name === 'root')!,
+  );
   assert.ok(root.ok);
   assert.equal(root.pv.device, '/dev/loop7');
   assert.equal(root.offset, 1048576);
   assert.equal(root.size, 30 * 4194304);
-  const swap = placeLogicalVolume(vg, vg.lvs.find((l) => l.name === 'swap')!);
+  const swap = placeLogicalVolume(
+    vg,
+    vg.lvs.find((l) => l.name === 'swap')!,
+  );
   assert.ok(swap.ok, 'a striped segment with one stripe is linear');
   assert.equal(swap.pv.device, '/dev/loop8');
   assert.equal(swap.offset, 1048576 + 2 * 4194304);
@@ -63,7 +87,10 @@ test('a one-run linear LV is placed at pe_start plus its first extent', () => {
 test('LVs that need device-mapper are not placed, each with its reason', () => {
   const vg = vg0();
   const why = (name: string): string => {
-    const p = placeLogicalVolume(vg, vg.lvs.find((l) => l.name === name)!);
+    const p = placeLogicalVolume(
+      vg,
+      vg.lvs.find((l) => l.name === name)!,
+    );
     assert.ok(!p.ok, name);
     return p.reason;
   };

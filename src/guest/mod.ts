@@ -127,7 +127,8 @@ async function restoreUuids(image: AttachedImage, pairs: ReadonlyMap<string, str
           ? ['swaplabel', '-U', oldUuid, fs.device]
           : undefined;
     const where = fs.lv ? `logical volume ${fs.lv.vg}/${fs.lv.name}` : `partition ${fs.partition}`;
-    if (!argv) throw new FerryError('INCOMPATIBLE', `Cannot set the UUID of the ${fs.type ?? 'unknown'} filesystem on ${where}`, { hint: 'use --uuid-mode rewrite to point the guest at the new UUID instead' });
+    if (!argv)
+      throw new FerryError('INCOMPATIBLE', `Cannot set the UUID of the ${fs.type ?? 'unknown'} filesystem on ${where}`, { hint: 'use --uuid-mode rewrite to point the guest at the new UUID instead' });
     log.operation = 'uuid-restore';
     await log.command(`${argv.join(' ')}   # ${where}: ${newUuid} -> ${oldUuid}`, async () => {
       if (fs.type?.startsWith('ext')) await run('e2fsck', ['-f', '-p', fs.device], { allowFailure: true });

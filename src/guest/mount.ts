@@ -41,7 +41,10 @@ export function resolveFstabDevice(entry: Pick<FstabEntry, 'spec' | 'device'>, f
   const spec = entry.spec;
   if (entry.device.kind === 'lvm' || entry.device.kind === 'mapper' || spec.startsWith('/dev/disk/by-id/dm-')) {
     const onLvs = filesystems.filter((f): f is Filesystem & { lv: LvIdentity } => f.lv !== undefined);
-    return lvForDevicePath(spec, onLvs.map((f) => ({ ...f.lv, fs: f })))?.fs;
+    return lvForDevicePath(
+      spec,
+      onLvs.map((f) => ({ ...f.lv, fs: f })),
+    )?.fs;
   }
   // Partition numbers name partitions, never the LVs inside them.
   const partitions = filesystems.filter((f) => !f.lv);
@@ -97,20 +100,18 @@ export async function mountGuest(image: AttachedImage, writable: boolean): Promi
           : unmapped
             ? `the root may be on an LVM logical volume ferry cannot map without device-mapper: ${unmapped}; inspect it on a host with device-mapper`
             : hasLvm
-              ? 'the disk\'s LVM volume groups hold no Linux root either; give the disk that holds the guest\'s / (another PV of the volume group?)'
-              : 'give the disk that holds the guest\'s / (with /etc/fstab); data disks need no fixing',
+              ? "the disk's LVM volume groups hold no Linux root either; give the disk that holds the guest's / (another PV of the volume group?)"
+              : "give the disk that holds the guest's / (with /etc/fstab); data disks need no fixing",
       });
     }
     await mountFs(rootFs, dir, writable);
     mounted.push(dir);
     const mounts = [{ mountPoint: '/', fs: rootFs }];
     const fstab = parseFstab(await readFile(join(dir, 'etc/fstab'), 'utf8').catch(() => ''));
-    const wanted = fstab
-      .filter((e) => e.mountPoint.startsWith('/') && e.mountPoint !== '/' && !e.options.includes('noauto'))
-      .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
+    const wanted = fstab.filter((e) => e.mountPoint.startsWith('/') && e.mountPoint !== '/' && !e.options.includes('noauto')).sort((a, b) => a.mountPoint.length - b.mountPoint.length);
     for (const e of wanted) {
       const fs = resolveFstabDevice(e, image.filesystems);
-      if (!fs || !fs.type || !LINUX_FS.has(fs.type) && fs.type !== 'vfat' || fs === rootFs) continue;
+      if (!fs || !fs.type || (!LINUX_FS.has(fs.type) && fs.type !== 'vfat') || fs === rootFs) continue;
       const at = join(dir, e.mountPoint);
       if (!existsSync(at)) continue;
       const r = await run('mount', ['-t', fs.type, '-o', mountOptions(fs.type, writable), fs.device, at], { allowFailure: true });

@@ -34,5 +34,5 @@ export function netmaskToPrefix(mask: string): number | undefined {
   const parts = mask.split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return undefined;
   const bits = parts.map((p) => p.toString(2).padStart(8, '0')).join('');
-  return /^1*0*$/.test(bits) ? bits.indexOf('0') === -1 ? 32 : bits.indexOf('0') : undefined;
+  return /^1*0*$/.test(bits) ? (bits.indexOf('0') === -1 ? 32 : bits.indexOf('0')) : undefined;
 }

@@ -8,7 +8,9 @@ import { parseNmKeyfile, setNmKeyfileMac } from './nm-keyfile.js';
 import { parseNetNameRules, rewriteNetNameRules } from './udev-net-rules.js';
 
 test('ifcfg from a CentOS Xen guest: static address bound to a MAC', () => {
-  const c = parseIfcfg('/etc/sysconfig/network-scripts/ifcfg-eth0', `# Xen Virtual Ethernet
+  const c = parseIfcfg(
+    '/etc/sysconfig/network-scripts/ifcfg-eth0',
+    `# Xen Virtual Ethernet
 DEVICE=eth0
 BOOTPROTO=static
 BROADCAST=192.168.10.255
@@ -18,7 +20,8 @@ NETMASK=255.255.255.0
 NETWORK=192.168.10.0
 ONBOOT=yes
 GATEWAY=192.168.10.1
-`);
+`,
+  );
   assert.deepEqual([c.interface, c.mac, c.method, c.addresses, c.gateway], ['eth0', '00:16:3e:5e:1f:01', 'static', ['192.168.10.21/24'], '192.168.10.1']);
   assert.match(setIfcfgHwaddr('HWADDR=00:16:3E:5E:1F:01\n', '52:54:00:aa:bb:cc'), /^HWADDR=52:54:00:AA:BB:CC$/m);
   assert.equal(parseIfcfg('/x/ifcfg-eth1', 'BOOTPROTO=dhcp\n').interface, 'eth1');
@@ -26,7 +29,9 @@ GATEWAY=192.168.10.1
 });
 
 test('Debian interfaces with netmask, CIDR, hwaddress and sources', () => {
-  const f = parseInterfaces('/etc/network/interfaces', `# This file describes the network interfaces
+  const f = parseInterfaces(
+    '/etc/network/interfaces',
+    `# This file describes the network interfaces
 source /etc/network/interfaces.d/*
 
 auto lo
@@ -44,15 +49,19 @@ auto eth1
 iface eth1 inet dhcp
 iface eth1 inet6 static
     address 2001:db8::5/64
-`);
+`,
+  );
   assert.deepEqual(f.auto, ['lo', 'eth0', 'eth1']);
   assert.deepEqual(f.sources, ['/etc/network/interfaces.d/*']);
-  assert.deepEqual(f.configs.map((c) => [c.interface, c.method, c.addresses]), [
-    ['lo', 'loopback', []],
-    ['eth0', 'static', ['192.168.1.10/24']],
-    ['eth1', 'dhcp', []],
-    ['eth1', 'static', ['2001:db8::5/64']],
-  ]);
+  assert.deepEqual(
+    f.configs.map((c) => [c.interface, c.method, c.addresses]),
+    [
+      ['lo', 'loopback', []],
+      ['eth0', 'static', ['192.168.1.10/24']],
+      ['eth1', 'dhcp', []],
+      ['eth1', 'static', ['2001:db8::5/64']],
+    ],
+  );
   assert.equal(f.configs[1]!.mac, '00:16:3e:00:00:01');
   assert.equal(f.configs[1]!.gateway, '192.168.1.1');
 });
@@ -75,14 +84,20 @@ network:
 
 test('netplan ethernets matched by MAC or by name', () => {
   const c = parseNetplan('/etc/netplan/50-cloud-init.yaml', NETPLAN);
-  assert.deepEqual(c.map((x) => [x.interface, x.mac, x.method, x.addresses, x.gateway]), [
-    ['eth0', '00:16:3e:5e:1f:01', 'static', ['10.0.0.5/24'], '10.0.0.1'],
-    ['ens4', undefined, 'dhcp', [], undefined],
-  ]);
+  assert.deepEqual(
+    c.map((x) => [x.interface, x.mac, x.method, x.addresses, x.gateway]),
+    [
+      ['eth0', '00:16:3e:5e:1f:01', 'static', ['10.0.0.5/24'], '10.0.0.1'],
+      ['ens4', undefined, 'dhcp', [], undefined],
+    ],
+  );
   const out = replaceNetplanMacs(NETPLAN, (m) => (m === '00:16:3e:5e:1f:01' ? '52:54:00:12:34:56' : undefined));
   assert.match(out, /macaddress: 52:54:00:12:34:56/);
   assert.match(out, /# This file is generated/);
-  assert.equal(replaceNetplanMacs(NETPLAN, () => undefined), NETPLAN);
+  assert.equal(
+    replaceNetplanMacs(NETPLAN, () => undefined),
+    NETPLAN,
+  );
 });
 
 test('NetworkManager keyfile with a static address and a MAC', () => {
@@ -116,9 +131,18 @@ SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="00:16:3e:5e:1f:0
 SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="00:16:3E:5E:1F:02", ATTR{type}=="1", KERNEL=="eth*", NAME="eth1"
 `;
   const b = parseNetNameRules('/etc/udev/rules.d/70-persistent-net.rules', text);
-  assert.deepEqual(b.map((x) => [x.mac, x.name, x.line]), [['00:16:3e:5e:1f:01', 'eth0', 1], ['00:16:3e:5e:1f:02', 'eth1', 2]]);
+  assert.deepEqual(
+    b.map((x) => [x.mac, x.name, x.line]),
+    [
+      ['00:16:3e:5e:1f:01', 'eth0', 1],
+      ['00:16:3e:5e:1f:02', 'eth1', 2],
+    ],
+  );
   const out = rewriteNetNameRules(text, (x) => (x.name === 'eth0' ? '52:54:00:12:34:56' : x.name === 'eth1' ? null : undefined));
-  assert.deepEqual(parseNetNameRules('', out).map((x) => [x.mac, x.name]), [['52:54:00:12:34:56', 'eth0']]);
+  assert.deepEqual(
+    parseNetNameRules('', out).map((x) => [x.mac, x.name]),
+    [['52:54:00:12:34:56', 'eth0']],
+  );
 });
 
 test('netmasks convert to prefix lengths', () => {

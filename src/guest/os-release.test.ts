@@ -3,14 +3,17 @@ import assert from 'node:assert/strict';
 import { parseReleaseFile } from './os-release.js';
 
 test('os-release of Debian 12 and Ubuntu', () => {
-  const d = parseReleaseFile('/etc/os-release', `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+  const d = parseReleaseFile(
+    '/etc/os-release',
+    `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
 VERSION_ID="12"
 VERSION="12 (bookworm)"
 VERSION_CODENAME=bookworm
 ID=debian
 HOME_URL="https://www.debian.org/"
-`)!;
+`,
+  )!;
   assert.deepEqual([d.id, d.name, d.version, d.family], ['debian', 'Debian GNU/Linux 12 (bookworm)', '12', 'debian']);
   const u = parseReleaseFile('/usr/lib/os-release', 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n')!;
   assert.equal(u.family, 'debian');

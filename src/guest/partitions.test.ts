@@ -15,7 +15,14 @@ test('MBR with an extended partition lists primaries and logicals, not the conta
       {"node": "disk.raw6", "start": 2594816, "size": 272384, "type": "82"}
     ]}}`);
   assert.equal(t.kind, 'mbr');
-  assert.deepEqual(t.partitions.map((p) => [p.number, p.offset, p.type]), [[1, 1048576, '83'], [5, 2461696 * 512, '83'], [6, 2594816 * 512, '82']]);
+  assert.deepEqual(
+    t.partitions.map((p) => [p.number, p.offset, p.type]),
+    [
+      [1, 1048576, '83'],
+      [5, 2461696 * 512, '83'],
+      [6, 2594816 * 512, '82'],
+    ],
+  );
   assert.equal(t.partitions[0]!.partUuid, '8c7a1f2e-01');
   assert.equal(t.partitions[0]!.bootable, true);
 });
@@ -30,7 +37,13 @@ test('reads a real GPT table written by sfdisk', async () => {
     await run('sfdisk', ['-q', disk], { input: 'label: gpt\nsize=8MiB, type=21686148-6449-6E6F-744E-656564454649\ntype=E6D6D379-F507-44C2-A23C-238F2A3DF928, name=lvm\n' });
     const t = await readPartitionTable(disk);
     assert.equal(t.kind, 'gpt');
-    assert.deepEqual(t.partitions.map((p) => [p.number, p.type, p.name ?? '']), [[1, '21686148-6449-6e6f-744e-656564454649', ''], [2, 'e6d6d379-f507-44c2-a23c-238f2a3df928', 'lvm']]);
+    assert.deepEqual(
+      t.partitions.map((p) => [p.number, p.type, p.name ?? '']),
+      [
+        [1, '21686148-6449-6e6f-744e-656564454649', ''],
+        [2, 'e6d6d379-f507-44c2-a23c-238f2a3df928', 'lvm'],
+      ],
+    );
     assert.match(t.partitions[1]!.partUuid!, /^[0-9a-f-]{36}$/);
     const none = join(dir, 'blank.raw');
     await run('truncate', ['-s', '1M', none]);

@@ -14,7 +14,17 @@ NAME="System eth0"
 
 test('reads quoted, unquoted and commented assignments', () => {
   const m = shellVarMap(`A=1\nB="two words" # note\nC='single $x'\nexport D=4\n#E=5\nF=\nG=a\\ b\n`);
-  assert.deepEqual([...m], [['A', '1'], ['B', 'two words'], ['C', 'single $x'], ['D', '4'], ['F', ''], ['G', 'a b']]);
+  assert.deepEqual(
+    [...m],
+    [
+      ['A', '1'],
+      ['B', 'two words'],
+      ['C', 'single $x'],
+      ['D', '4'],
+      ['F', ''],
+      ['G', 'a b'],
+    ],
+  );
   assert.equal(shellVarMap(IFCFG).get('NAME'), 'System eth0');
   assert.equal(parseShellVars(IFCFG).length, 7);
 });

@@ -28,7 +28,7 @@ export function shellVarMap(text: string): Map<string, string> {
 }
 
 function unquote(raw: string): string {
-  let s = raw.trim();
+  const s = raw.trim();
   // A trailing comment after an unquoted or quoted value.
   let out = '';
   let i = 0;
@@ -46,7 +46,6 @@ function unquote(raw: string): string {
     } else if (c === '#' && (i === 0 || /\s/.test(s[i - 1]!))) {
       break;
     } else if (/\s/.test(c)) {
-      s = s.slice(0, i);
       break;
     } else if (c === '\\' && i + 1 < s.length) {
       out += s[i + 1];

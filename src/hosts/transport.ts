@@ -38,8 +38,8 @@ export type AgentProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 export function spawnAgent(host: HostConfig): AgentProcess {
   const [file, ...args] = agentArgv(host);
   // An agent makes no TLS connections, and node reads and parses every
-  // certificate NODE_EXTRA_CA_CERTS names before running anything: with a
-  // system bundle that is 30-50 ms of CPU per start.
+  // certificate NODE_EXTRA_CA_CERTS names before running anything, which
+  // would delay every agent's start.
   const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
   // Its own process group: a Ctrl-C at the terminal reaches ferry alone, which
   // still needs its agents (and the ssh links to them) to roll back.

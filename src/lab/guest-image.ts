@@ -34,9 +34,8 @@ export const GUEST_APPEND = 'console=ttyS0 quiet loglevel=3 panic=-1';
  * print `FERRY-REC N` on ttyS0. With several disks records alternate between
  * them (records.ts placeOf). When a disk is full it prints
  * FERRY-GUEST-DISK-FULL and stops writing, but keeps running (and dirtying RAM).
- * Rate under TCG on a 2-core host: about 40-65 records/s (boot to READY
- * 4.5-6 s), so a 64 MiB disk (16384 slots) lasts 4-7 minutes, two such disks
- * twice that.
+ * A 64 MiB disk holds 16384 records: under TCG, where the guest writes some
+ * tens of records a second, that lasts minutes (ferry.rate=N stretches it).
  * Knobs on the kernel command line:
  *   ferry.rate=N    at most about N records per second (default: as fast as it can)
  *   ferry.dirty=M   a background loop keeps rewriting M MiB of RAM

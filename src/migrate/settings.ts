@@ -8,9 +8,9 @@ export interface MigrationSettings {
   autoConverge?: boolean;
   /**
    * write-blocking (default): a guest write completes once both hosts have
-   * it, so the mirror never falls behind and the pause is shorter (measured
-   * here: median 25 ms against 56 ms); background: guest writes do not wait
-   * for the network, the mirror catches up on its own.
+   * it, so the mirror never falls behind and the pause is shorter;
+   * background: guest writes do not wait for the network, the mirror
+   * catches up on its own.
    */
   mirrorMode?: 'write-blocking' | 'background';
   /** Overwrite existing target images, accept an unsafe cache mode. */

@@ -17,6 +17,13 @@ test('parseMap keeps only data ranges and merges neighbours', () => {
 });
 
 test('blocksWithData marks every block a data range touches', () => {
-  const flags = blocksWithData([{ start: 1000, length: 2 }, { start: 4096 * 3, length: 1 }], 4096 * 4 + 10, 4096);
+  const flags = blocksWithData(
+    [
+      { start: 1000, length: 2 },
+      { start: 4096 * 3, length: 1 },
+    ],
+    4096 * 4 + 10,
+    4096,
+  );
   assert.deepEqual([...flags], [1, 0, 0, 1, 0]);
 });

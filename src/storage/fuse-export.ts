@@ -2,8 +2,7 @@
  * Exposes any image qemu can open (qcow2, vmdk...) as a raw regular file of
  * its guest-visible content, through qemu-storage-daemon's FUSE export. Plain
  * reads and writes on that file then go through QEMU's block layer, so sync
- * code handles every format as raw. (Measured here: faster to build on than an
- * NBD client, and no nbd kernel module is needed.)
+ * code handles every format as raw, and no nbd kernel module is needed.
  *
  * The daemon runs under a tiny shell guard that kills it when the agent's
  * pipe closes, so a killed agent never leaves the image locked.
@@ -32,9 +31,12 @@ export async function exportAsRaw(image: string, format: string, writable: boole
   const share = writable ? '' : ',force-share=on';
   const qsd = [
     'qemu-storage-daemon',
-    '--blockdev', `driver=file,filename=${escapeOpt(image)},node-name=file0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
-    '--blockdev', `driver=${format},file=file0,node-name=fmt0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
-    '--export', `type=fuse,id=exp0,node-name=fmt0,mountpoint=${mountpoint},writable=${writable ? 'on' : 'off'}`,
+    '--blockdev',
+    `driver=file,filename=${escapeOpt(image)},node-name=file0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
+    '--blockdev',
+    `driver=${format},file=file0,node-name=fmt0,read-only=${ro}${writable ? ',discard=unmap' : ''}${share}`,
+    '--export',
+    `type=fuse,id=exp0,node-name=fmt0,mountpoint=${mountpoint},writable=${writable ? 'on' : 'off'}`,
   ];
   // sh: start the daemon, wait for our stdin to close (agent gone), stop it.
   const guard = '"$@" & pid=$!; trap "kill $pid 2>/dev/null" EXIT; cat >/dev/null; kill $pid 2>/dev/null; wait $pid';
@@ -49,9 +51,13 @@ export async function exportAsRaw(image: string, format: string, writable: boole
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL');
       await fs.rm(mountpoint, { force: true });
-      throw new FerryError(/lock/i.test(stderr) ? 'IN_USE' : 'COMMAND_FAILED', `Cannot open image "${image}" (${format}) through qemu-storage-daemon: ${stderr.trim().split('\n').pop() ?? 'no answer'}`, {
-        hint: /lock/i.test(stderr) ? 'another process (a running VM?) holds the image; stop it or pass --force' : 'check that the image opens with "qemu-img info"',
-      });
+      throw new FerryError(
+        /lock/i.test(stderr) ? 'IN_USE' : 'COMMAND_FAILED',
+        `Cannot open image "${image}" (${format}) through qemu-storage-daemon: ${stderr.trim().split('\n').pop() ?? 'no answer'}`,
+        {
+          hint: /lock/i.test(stderr) ? 'another process (a running VM?) holds the image; stop it or pass --force' : 'check that the image opens with "qemu-img info"',
+        },
+      );
     }
     await sleep(50);
   }

@@ -87,8 +87,14 @@ export function parseLvmReports(vgsJson: string, pvsJson: string, lvsJson: strin
   const vgs = new Map<string, VolumeGroup>();
   for (const r of reportRows(vgsJson, 'vg')) {
     vgs.set(r.vg_name!, {
-      name: r.vg_name!, uuid: r.vg_uuid ?? '', size: num(r.vg_size), free: num(r.vg_free), extentSize: num(r.vg_extent_size),
-      missingPvs: num(r.vg_missing_pv_count), pvs: [], lvs: [],
+      name: r.vg_name!,
+      uuid: r.vg_uuid ?? '',
+      size: num(r.vg_size),
+      free: num(r.vg_free),
+      extentSize: num(r.vg_extent_size),
+      missingPvs: num(r.vg_missing_pv_count),
+      pvs: [],
+      lvs: [],
     });
   }
   for (const r of reportRows(pvsJson, 'pv')) {

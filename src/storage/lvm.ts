@@ -79,7 +79,10 @@ export interface MappedLv {
  */
 export async function mapInactiveLv(vg: string, name: string): Promise<MappedLv> {
   const pvs = await run('pvs', ['--noheadings', '-o', 'pv_name', '--select', `vg_name=${vg}`], { allowFailure: true });
-  const devices = pvs.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const devices = pvs.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const group = (await readVolumeGroups(devices)).find((g) => g.name === vg);
   const lv = group?.lvs.find((l) => l.name === name);
   if (!group || !lv) {

@@ -86,7 +86,7 @@ async function partitionsOf(rdev: number): Promise<string[]> {
 
 async function loopsBackedBy(real: string): Promise<Array<{ device: string; majmin: string; rdev: number }>> {
   const out: Array<{ device: string; majmin: string; rdev: number }> = [];
-  let names: string[] = [];
+  let names: string[];
   try {
     names = (await fs.readdir('/sys/block')).filter((n) => n.startsWith('loop'));
   } catch {
@@ -108,8 +108,8 @@ async function loopsBackedBy(real: string): Promise<Array<{ device: string; majm
  * `ignorePids`.
  *
  * The links are read with synchronous calls, a few dozen processes at a
- * time between turns of the event loop: thousands of promise-based calls
- * (one per descriptor) took six times as long and as much CPU.
+ * time between turns of the event loop: a promise per descriptor costs far
+ * more than the read it waits for, and a host has thousands of them.
  */
 export async function processesHolding(path: string, ignorePids: number[] = []): Promise<Array<{ pid: number; command: string }>> {
   const real = await fs.realpath(path).catch(() => path);

@@ -2,10 +2,8 @@
  * Runs external commands (qemu-img, ssh, losetup, ...) and returns or throws
  * one structured result.
  *
- * Node's own execFile does the work. execa did before; it is the largest
- * module the agent would load, and profiling a re-sync showed loading it
- * plus its first command costing each agent about 30 ms of CPU on the
- * critical path, where execFile starts qemu-img in under 10 ms.
+ * Built on node's own execFile, not a process library: every agent loads
+ * this module, and an agent's start-up lies on the critical path of a sync.
  */
 import { execFile, type ExecFileException } from 'node:child_process';
 import { FerryError } from './errors.js';
@@ -67,10 +65,13 @@ export async function run(file: string, args: readonly string[], options: RunOpt
         resolve({ error, stdout, stderr });
       },
     );
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGTERM');
-    }, options.timeoutMs);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGTERM');
+          }, options.timeoutMs);
     if (child.pid !== undefined) running.add(child.pid);
     // Nothing more to read than the input, if any: a command reading its stdin must not wait for ever.
     child.stdin?.on('error', () => undefined); // a command that exits without reading it

@@ -1,8 +1,8 @@
 /** Guest inspection and fixes on the agent's host, for `ferry guest ... HOST:PATH`. */
 import type { FixResult, GuestReport } from '../../guest/mod.js';
 
-// Loaded on first use: the guest code and its YAML parser are a third of the
-// agent, and most agents (migration, sync) never inspect a guest.
+// Loaded on first use: the guest code and its YAML parser are a large part
+// of the agent, and most agents (migration, sync) never inspect a guest.
 const guest = (): Promise<typeof import('../../guest/mod.js')> => import('../../guest/mod.js');
 
 export interface GuestFixParams {

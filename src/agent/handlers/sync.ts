@@ -93,8 +93,8 @@ export const syncHandlers = {
   /**
    * Stops a scan from reading ahead, for a sync into a new disk (every block
    * will cross, and would be read twice), but keeps its disk and threads
-   * open for the send that follows: starting threads again would cost that
-   * send ~100 ms of CPU each.
+   * open for the send that follows, which would otherwise wait for new
+   * threads to load.
    */
   'sync.stopScan': async (p: { scan: string }): Promise<void> => {
     halted.add(p.scan);
@@ -144,9 +144,9 @@ async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string
 
 /**
  * Starts the head-start scan of a source being inspected. It does not wait
- * for qemu-img's probe (tens of milliseconds, more on a busy host): what
- * `stat` says is enough to start reading a raw disk, and the probe, once
- * in, confirms it or replaces the scan with one of the right format.
+ * for qemu-img's probe, which must start a process: what `stat` says is
+ * enough to start reading a raw disk, and the probe, once in, confirms it
+ * or replaces the scan with one of the right format.
  */
 function startScan(req: ScanRequest, path: string, probe: Promise<DiskInfo>, ctx: HandlerContext): void {
   const cancelled = (): boolean => scans.get(req.id) !== starting;

@@ -10,7 +10,8 @@ import { action, collect, connectHost } from '../context.js';
 export function register(program: Command): void {
   const lab = program.command('lab').description('a lab of simulated hosts on this machine (lab-a, lab-b)');
 
-  lab.command('up')
+  lab
+    .command('up')
     .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd)')
     .option('--json', 'print JSON')
     .action(
@@ -21,7 +22,8 @@ export function register(program: Command): void {
       }),
     );
 
-  lab.command('down')
+  lab
+    .command('down')
     .description('stop every lab VM and host and remove the lab')
     .action(
       action(async () => {
@@ -30,7 +32,8 @@ export function register(program: Command): void {
       }),
     );
 
-  lab.command('status')
+  lab
+    .command('status')
     .description('show the lab hosts')
     .action(
       action(async () => {
@@ -43,7 +46,8 @@ export function register(program: Command): void {
       }),
     );
 
-  lab.command('exec')
+  lab
+    .command('exec')
     .argument('<host>', 'lab host')
     .argument('<command...>', 'command and arguments (after --)')
     .description('run a command on a lab host: ferry lab exec lab-a -- ls /var/lib/ferry')
@@ -73,7 +77,15 @@ export function register(program: Command): void {
         if (!(await labIsUp())) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up" first' });
         const agent = await connectHost(vm, opts.host);
         try {
-          const started = await startLabVm(agent, { name, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disks: opts.disk, memoryMiB: Number(opts.memory), extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined });
+          const started = await startLabVm(agent, {
+            name,
+            kernel: opts.kernel,
+            initrd: opts.initrd,
+            append: opts.append,
+            disks: opts.disk,
+            memoryMiB: Number(opts.memory),
+            extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
+          });
           if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
           if (opts.json) process.stdout.write(JSON.stringify({ name, host: opts.host, pid: started.pid, qmp: started.qmpSocket, serial: started.serialLog, disks: started.disks }) + '\n');
           else process.stdout.write(`started ${name} on ${opts.host} (pid ${started.pid}); QMP ${started.qmpSocket}, console ${started.serialLog}\n`);
@@ -103,7 +115,7 @@ export function register(program: Command): void {
     .requiredOption('--host <host>', 'lab host holding its disks (stop the VM first)')
     .option('--disk <path>', 'disk image in guest order (repeatable; default: the lab images of NAME)', collect, [])
     .option('--json', 'print JSON')
-    .description("check every record the test guest wrote: intact, none it reported missing")
+    .description('check every record the test guest wrote: intact, none it reported missing')
     .action(
       action(async (name: string, opts: { host: string; disk: string[]; json?: boolean }) => {
         const agent = await connectHost(vm, opts.host);

@@ -16,7 +16,26 @@ export function register(program: Command): void {
         try {
           const vms = await listVms(agent);
           if (opts.json) {
-            process.stdout.write(JSON.stringify(vms.map((v) => ({ name: v.name, pid: v.pid, state: v.state, memory_bytes: v.memoryBytes, qemu: v.hypervisorVersion, disks: v.disks.map((d) => ({ device: d.device, path: d.path, format: d.format, virtual_size: d.virtualSize, backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })) })) })), null, 2) + '\n');
+            process.stdout.write(
+              JSON.stringify(
+                vms.map((v) => ({
+                  name: v.name,
+                  pid: v.pid,
+                  state: v.state,
+                  memory_bytes: v.memoryBytes,
+                  qemu: v.hypervisorVersion,
+                  disks: v.disks.map((d) => ({
+                    device: d.device,
+                    path: d.path,
+                    format: d.format,
+                    virtual_size: d.virtualSize,
+                    backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })),
+                  })),
+                })),
+                null,
+                2,
+              ) + '\n',
+            );
             return;
           }
           if (!vms.length) {
@@ -30,7 +49,11 @@ export function register(program: Command): void {
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', extra]);
           }
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-          const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd();
+          const line = (r: string[]): string =>
+            r
+              .map((c, i) => c.padEnd(widths[i]!))
+              .join('   ')
+              .trimEnd();
           process.stdout.write([line(rows[0]!), '-'.repeat(line(rows[0]!).length + 10), ...rows.slice(1).map(line)].join('\n') + '\n');
         } finally {
           agent.close();
