@@ -4,6 +4,7 @@
  */
 import { QemuLiveMigration } from '../drivers/qemu/live.js';
 import { RemoteQmp } from '../drivers/qemu/remote-qmp.js';
+import { liveAgent } from '../drivers/qemu/settle.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, FerryError } from '../util/errors.js';
@@ -46,7 +47,8 @@ export interface MigrationReport {
 }
 
 /** Whether VM `name` runs, and is not paused, on the agent's host. */
-async function sourceRunning(agent: AgentClient, name: string): Promise<boolean> {
+async function sourceRunning(agent: AgentClient | undefined, name: string): Promise<boolean> {
+  if (!agent) return false;
   try {
     const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === name);
     if (!proc?.qmpSocket) return false;
@@ -126,7 +128,9 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
       report.failed_phase = result.failedPhase;
       report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
-      if (migration.vmInfo) report.source_running = await sourceRunning(migration.agents[0]!, req.vm);
+      const sourceAgent = await liveAgent(fromHost, migration.agents[0]).catch(() => undefined);
+      if (sourceAgent) agents.push(sourceAgent);
+      report.source_running = await sourceRunning(sourceAgent, req.vm);
     } else {
       report.status = 'completed';
     }

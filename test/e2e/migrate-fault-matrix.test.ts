@@ -237,6 +237,10 @@ async function cleanHosts(vm: string): Promise<void> {
 async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: Owner }> {
   const { vm } = row;
   const where = `${cell.fault} at ${cell.step}`;
+  const { serialLog, qmpSocket } = labVmPaths(vm);
+  const targetPaths = [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`];
+  const existedOnB = new Set<string>();
+  for (const path of targetPaths) if ((await b.call('file.stat', { path })).exists) existedOnB.add(path);
   const m = startHeldMigration(vm, cell.step);
   const held = await Promise.race([
     until(`the controller to hold at ${cell.step}`, () => (processState(m.child.pid!) === 'T' && m.entries().some((e) => journalStep(e) === cell.step) ? true : undefined), 120_000, 10),
@@ -280,10 +284,9 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
   assert.equal(await vmPid(a, vm), onA, `${where}: recover changed nothing on lab-a`);
   assert.equal(await vmPid(b, vm), onB, `${where}: recover changed nothing on lab-b`);
 
-  const { serialLog, qmpSocket } = labVmPaths(vm);
   if (owner === 'lab-a') {
-    for (const path of [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
-      assert.equal((await b.call('file.stat', { path })).exists, false, `${where}: lab-b:${path} was removed`);
+    for (const path of targetPaths.filter((p) => !existedOnB.has(p))) {
+      assert.equal((await b.call('file.stat', { path })).exists, false, `${where}: lab-b:${path}, made by the migration, was removed`);
     }
   } else {
     assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, `${where}: the source disk is kept`);
