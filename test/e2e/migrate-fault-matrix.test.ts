@@ -263,7 +263,10 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
   const owner: Owner = onA ? 'lab-a' : onB ? 'lab-b' : 'died';
   const index = STEPS.indexOf(cell.step);
   if (!applied) assert.equal(owner, 'lab-b', `${where}: with nothing to strike, the migration completes`);
-  if (index <= LAST_SOURCE_STEP && applied) assert.equal(owner, 'lab-a', `${where}: before the switch-over the source keeps the VM`);
+  // Without its controller, or without a target QEMU, a migration short of the pause cannot go on. A lost
+  // agent may be noticed only after QEMU has finished on its own: then either end is right, one owner.
+  const deterministic = cell.fault === 'controller' || cell.fault === 'target-qemu';
+  if (index <= LAST_SOURCE_STEP && applied && deterministic) assert.equal(owner, 'lab-a', `${where}: before the switch-over the source keeps the VM`);
   if (index >= COMMIT_STEP && applied) assert.equal(owner, cell.fault === 'target-qemu' ? 'died' : 'lab-b', `${where}: after the commit point the target owns the VM`);
   if (owner === 'died') assert.equal(cell.fault, 'target-qemu', `${where}: only killing the VM's own QEMU may lose it`);
 
