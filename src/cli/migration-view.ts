@@ -6,7 +6,7 @@
  * plain line every few seconds.
  */
 import type { MigrationEvent, MigrationProgress, RamProgress } from '../migrate/progress.js';
-import { barSegment, columns, fitSegments, formatBytes, formatDuration, formatPair, formatRate, nameSegment, percent, RateWindow, truncateMiddle, type Segment, type TextSegment } from './live-lines.js';
+import { columns, fitSegments, formatBytes, formatDuration, formatPair, formatRate, nameSegment, percent, progressBar, RateWindow, truncateMiddle, type Segment, type TextSegment } from './live-lines.js';
 import { createLiveOutput, type LiveOutput } from './live-output.js';
 
 export interface MigrationView {
@@ -184,7 +184,7 @@ function overallSegments(s: MigrationViewState): Segment[] {
   const total = sum(s.disks.map((d) => d.total)) + (ram?.total ?? 0);
   const segs: Segment[] = [];
   if (s.title) segs.push(nameSegment(s.title, 6, 10));
-  if (s.phase) segs.push({ text: s.phase, priority: 5 });
+  if (s.phase) segs.push({ text: s.phase, priority: 2 });
   segs.push({ text: ram || !s.disks.length ? formatPair(done, total) : [`${formatPair(done, total)} of disks`, formatPair(done, total)], priority: 0 });
   segs.push({ text: `${formatBytes(leftBytes(s))} left`, priority: 2 });
   if (s.throughput !== undefined) segs.push({ text: formatRate(s.throughput, s.cap), priority: 1 });
@@ -214,30 +214,40 @@ function barRows(s: MigrationViewState): BarRow[] {
       : sync
         ? [sync]
         : [];
-    return { label: `disk ${d.device}`, done: d.done, total: d.total, note };
+    return { label: d.device, done: d.done, total: d.total, note };
   });
   const ram = ramTotals(s);
   if (s.ram && ram) {
     const again = s.ram.iterations >= 2 ? [`pass ${s.ram.iterations}: resends pages the guest dirtied`, `pass ${s.ram.iterations}`] : [`pass ${s.ram.iterations}`];
-    rows.push({ label: 'ram', ...ram, note: again });
-  } else if (ram) rows.push({ label: 'ram', ...ram, note: ['after the disks'] });
+    rows.push({ label: 'RAM', ...ram, note: again });
+  } else if (ram) rows.push({ label: 'RAM', ...ram, note: ['after the disks'] });
   return rows;
 }
 
-/** The live lines, none wider than `width`: the overall line, then a bar per disk and RAM. None before the first progress. */
+/**
+ * The live lines, none wider than `width`: the overall line, then a bar per
+ * disk and RAM in aligned columns (name, bar, percentage, amount, note). The
+ * bars share one width, which leaves room for the notes' middle forms.
+ * None before the first progress.
+ */
 export function renderMigrationLines(s: MigrationViewState, width: number): string[] {
   if (!s.disks.length && !s.ram) return [];
   const rows = barRows(s);
-  const labelWidth = Math.min(Math.max(...rows.map((r) => columns(r.label))), Math.max(6, Math.floor(width / 5)));
+  const labelWidth = Math.min(Math.max(...rows.map((r) => columns(r.label))), Math.max(8, Math.floor(width / 5)));
+  const amounts = rows.map((r) => formatPair(r.done, r.total));
+  const amountWidth = Math.max(...amounts.map(columns));
+  const fixed = 1 + labelWidth + 2 + 2 + 4 + 2 + amountWidth;
+  const noteRoom = Math.min(Math.floor(width / 3), Math.max(0, ...rows.map((r) => columns(r.note[Math.min(1, r.note.length - 1)] ?? '') + 2)));
+  const barWidth = Math.max(10, Math.min(42, width - fixed - noteRoom));
   return [
     fitSegments(overallSegments(s), width),
-    ...rows.map((r) =>
+    ...rows.map((r, i) =>
       fitSegments(
         [
           { text: ` ${truncateMiddle(r.label, labelWidth).padEnd(labelWidth)}`, priority: 0 },
-          barSegment(r.total > 0 ? r.done / r.total : 0, 1, 10, 42),
+          { text: progressBar(r.total > 0 ? r.done / r.total : 0, barWidth), priority: 1 },
           { text: percent(r.done, r.total), priority: 0 },
-          { text: formatPair(r.done, r.total), priority: 0 },
+          { text: amounts[i]!.padStart(amountWidth), priority: 0 },
           ...(r.note.length ? [{ text: r.note, priority: 2 }] : []),
         ],
         width,
