@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { barSegment, columns, fitSegments, formatDuration, formatPair, formatRate, nameSegment, percent, progressBar, RateWindow, routeSegment, truncateMiddle } from './live-lines.js';
+import { barSegment, columns, fitSegments, formatDuration, formatPair, formatRate, nameSegment, percent, progressBar, RateWindow, routeSegment, truncateMiddle, wrapWords } from './live-lines.js';
 
 const MiB = 1 << 20;
 
@@ -106,4 +106,15 @@ test('RateWindow measures the change over its window, once the readings span eno
   // Only the last five seconds count: 100 per second there.
   assert.equal(Math.round(w.rate()!), 100);
   assert.ok(w.span() <= 5250);
+});
+
+test('wrapWords breaks a log line at spaces to fit the terminal, indenting what follows', () => {
+  const warning = 'WARNING: The guest dirties 30.0 MiB of RAM per second, as fast as the 20.0 MiB/s the link carries: the migration will not converge.';
+  const lines = wrapWords(warning, 40);
+  for (const l of lines) assert.ok(columns(l) <= 40, l);
+  assert.deepEqual(lines.slice(0, 2), ['WARNING: The guest dirties 30.0 MiB of', '  RAM per second, as fast as the 20.0']);
+  assert.equal(lines.map((l) => l.trim()).join(' '), warning);
+  assert.deepEqual(wrapWords('short', 40), ['short']);
+  assert.deepEqual(wrapWords('a\nb', 40), ['a', '  b']);
+  assert.deepEqual(wrapWords('abcdefghij', 4), ['abcd', '  ef', '  gh', '  ij']);
 });

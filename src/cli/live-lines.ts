@@ -49,6 +49,36 @@ export function truncateMiddle(s: string, width: number): string {
   return chars.slice(0, head).join('') + '…' + (tail ? chars.slice(chars.length - tail).join('') : '');
 }
 
+/**
+ * `text` broken at spaces into lines of at most `width` columns, the lines
+ * after the first indented; a word longer than a line is cut.
+ */
+export function wrapWords(text: string, width: number, indent = '  '): string[] {
+  const w = Math.max(1, width);
+  const pad = columns(indent) < w ? indent : '';
+  const out: string[] = [];
+  text.split('\n').forEach((para, p) => {
+    let line = p === 0 ? '' : pad;
+    let fresh = true;
+    for (const word of para.split(' ')) {
+      const candidate = fresh ? line + word : `${line} ${word}`;
+      if (fresh || columns(candidate) <= w) line = candidate;
+      else {
+        out.push(line);
+        line = pad + word;
+      }
+      fresh = false;
+      while (columns(line) > w) {
+        const chars = [...line];
+        out.push(chars.slice(0, w).join(''));
+        line = pad + chars.slice(w).join('');
+      }
+    }
+    out.push(line);
+  });
+  return out;
+}
+
 function variants(seg: TextSegment): readonly string[] {
   return typeof seg.text === 'string' ? [seg.text] : seg.text;
 }

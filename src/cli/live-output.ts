@@ -4,12 +4,13 @@
  * lines printed above them. Without one (a pipe, a log file, CI): a plain
  * status line every few seconds, and the log lines as they come.
  */
+import { wrapWords } from './live-lines.js';
 
 /** What a view draws and says; the output decides how and when it reaches the stream. */
 export interface LiveOutput {
   /** The view's state changed: redraw soon (a terminal) or print a status line if one is due (a pipe). */
   refresh(): void;
-  /** A line that stays: printed above the live lines on a terminal. */
+  /** A line that stays: printed above the live lines on a terminal (broken at spaces to fit its width). */
   log(text: string): void;
   /** Draws the live lines a last time and leaves them; the stream is the caller's again. */
   stop(): void;
@@ -117,7 +118,7 @@ export class TerminalOutput implements LiveOutput {
     }
     const rows = _rowsAfterReflow(this.drawn, width);
     if (rows) out += `\r\x1b[${rows}A${CLEAR_DOWN}`;
-    for (const l of logs) out += `${l}\n`;
+    for (const text of logs) for (const l of wrapWords(text, width - 1)) out += `${l}\n`;
     for (const l of next) out += `${l}\n`;
     if (out) this.stream.write(out);
     this.drawn = next;
