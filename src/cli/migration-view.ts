@@ -117,6 +117,12 @@ export class MigrationWatch {
       // Reaching the switch-over proves it converged after all.
       this.current.notConverging = undefined;
     }
+    if (name === 'finish') {
+      // The target took the VM over: every byte has crossed, though no report said so.
+      const s = this.current;
+      s.disks = s.disks.map((d) => ({ ...d, done: d.total }));
+      if (s.ram) s.ram = { ...s.ram, transferred: s.ram.transferred + s.ram.remaining, remaining: 0 };
+    }
   }
 
   warning(code: string): void {
@@ -187,13 +193,15 @@ function overallSegments(s: MigrationViewState): Segment[] {
   if (s.phase) segs.push({ text: s.phase, priority: 2 });
   segs.push({ text: ram || !s.disks.length ? formatPair(done, total) : [`${formatPair(done, total)} of disks`, formatPair(done, total)], priority: 0 });
   segs.push({ text: `${formatBytes(leftBytes(s))} left`, priority: 2 });
-  if (s.throughput !== undefined) segs.push({ text: formatRate(s.throughput, s.cap), priority: 1 });
-  else if (s.cap) segs.push({ text: `cap ${formatRate(s.cap)}`, priority: 1 });
-  if (s.diskWriteRate !== undefined) segs.push({ text: [`guest writes ${formatRate(s.diskWriteRate)}`, `writes ${formatRate(s.diskWriteRate)}`], priority: 3 });
-  if (s.ram) segs.push({ text: [`RAM dirtied ${formatRate(s.ram.dirtyRate)}`, `dirty ${formatRate(s.ram.dirtyRate)}`], priority: 3 });
+  // The rates are of the copy; from the switch-over on, the guest is paused, then moved.
+  const copying = s.phase === undefined || COPY_PHASES.has(s.phase);
+  if (copying && s.throughput !== undefined) segs.push({ text: formatRate(s.throughput, s.cap), priority: 1 });
+  else if (copying && s.cap) segs.push({ text: `cap ${formatRate(s.cap)}`, priority: 1 });
+  if (copying && s.diskWriteRate !== undefined) segs.push({ text: [`guest writes ${formatRate(s.diskWriteRate)}`, `writes ${formatRate(s.diskWriteRate)}`], priority: 3 });
+  if (copying && s.ram) segs.push({ text: [`RAM dirtied ${formatRate(s.ram.dirtyRate)}`, `dirty ${formatRate(s.ram.dirtyRate)}`], priority: 3 });
   if (s.notConverging) segs.push({ text: ['will not converge', 'no converge'], priority: 0 });
   else if (s.outpaced) segs.push({ text: ['no eta: the guest writes as fast as the link copies', 'no eta: writes outpace the link', 'no eta'], priority: 0 });
-  else if (s.phase === undefined || COPY_PHASES.has(s.phase)) segs.push({ text: s.etaSeconds === undefined ? 'eta --' : `eta ${formatDuration(s.etaSeconds)}`, priority: 0 });
+  else if (copying) segs.push({ text: s.etaSeconds === undefined ? 'eta --' : `eta ${formatDuration(s.etaSeconds)}`, priority: 0 });
   return segs;
 }
 
