@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio
   openssh-server openssh-client rsync zstd
-  procps iproute2 util-linux file
+  procps iproute2 util-linux file tmux
   e2fsprogs fdisk gdisk parted dosfstools kpartx lvm2
   debootstrap grub-pc-bin grub2-common
 )

@@ -4,6 +4,12 @@ export interface DiskProgress {
   done: number;
   total: number;
   ready: boolean;
+  /**
+   * Bytes per second the guest writes to this disk, e.g. from the growth of
+   * query-blockstats' wr_bytes. Optional: without it the view infers the
+   * writes that add to the copy from the growth of `total`.
+   */
+  writeRate?: number;
 }
 
 export interface RamProgress {
@@ -23,6 +29,13 @@ export interface MigrationProgress {
   ram?: RamProgress;
   /** Seconds left, when it can be estimated. */
   etaSeconds?: number;
+  /**
+   * The guest's RAM in bytes, known before the RAM phase starts. Optional:
+   * with it the overall view counts the RAM still to come while the disks copy.
+   */
+  ramSize?: number;
+  /** Bytes per second allowed for disks and RAM together (--bandwidth); absent: no cap. */
+  bandwidthLimit?: number;
 }
 
 export type MigrationEvent =

@@ -1,6 +1,5 @@
 /** `ferry sync SRC DST`: block delta sync of one disk between two hosts. */
 import { Command, Option } from 'commander';
-import type cliProgress from 'cli-progress';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory, type HostConfig } from '../../hosts/inventory.js';
 import { FerryError, asFerryError, formatError } from '../../util/errors.js';
@@ -9,8 +8,9 @@ import { FerryError, asFerryError, formatError } from '../../util/errors.js';
 // CLI would load for nothing before it can start the agents.
 import { syncDisks, verifyError, type SyncSummary } from '../../sync/controller.js';
 import { formatEndpointSpec, parseEndpointSpec } from '../../sync/endpoint-spec.js';
-import type { SyncProgress } from '../../sync/sender.js';
 import { trace } from '../../util/trace.js';
+import { formatBytes as bytes } from '../live-lines.js';
+import { createSyncView, type SyncView } from '../sync-view.js';
 
 interface SyncFlags {
   blockSize: string;
@@ -65,16 +65,18 @@ export function register(program: Command): void {
     .action(async (srcText: string, dstText: string, _flags: SyncFlags, cmd: Command) => {
       const flags = cmd.optsWithGlobals<SyncFlags>();
       const clients: AgentClient[] = [];
-      let bar: cliProgress.SingleBar | undefined;
+      // Bars on a terminal; plain lines on a pipe and with --json, for logs and scripts (stdout keeps only the result).
+      const cap = Number(flags.bandwidth);
+      const view = createSyncView({ plain: flags.json, route: { from: srcText, to: dstText }, bandwidthBytes: cap > 0 ? cap * (1 << 20) : undefined });
       const onSigint = (): void => {
-        bar?.stop();
+        view.stop();
         for (const c of clients) c.close();
         process.stderr.write('\nInterrupted. Run the same command with --resume to continue from the last checkpoint.\n');
         process.exit(130);
       };
       process.once('SIGINT', onSigint);
       try {
-        const summary = await runSync(srcText, dstText, flags, clients, (b) => (bar = b));
+        const summary = await runSync(srcText, dstText, flags, clients, view);
         if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
         else printSummary(summary);
         trace('cli: result out');
@@ -83,7 +85,7 @@ export function register(program: Command): void {
           process.exitCode = 1;
         }
       } catch (e) {
-        bar?.stop();
+        view.stop();
         const err = asFerryError(e);
         if (flags.json) process.stdout.write(JSON.stringify({ status: 'error', code: err.code, message: err.message, hint: err.hint }) + '\n');
         process.stderr.write(formatError(err) + '\n');
@@ -95,7 +97,7 @@ export function register(program: Command): void {
     });
 }
 
-async function runSync(srcText: string, dstText: string, flags: SyncFlags, clients: AgentClient[], setBar: (b: cliProgress.SingleBar) => void): Promise<SyncSummary> {
+async function runSync(srcText: string, dstText: string, flags: SyncFlags, clients: AgentClient[], view: SyncView): Promise<SyncSummary> {
   const src = parseEndpointSpec(srcText);
   const dst = parseEndpointSpec(dstText);
   if (src.host === dst.host && src.path === dst.path) {
@@ -116,40 +118,6 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   clients.push(srcClient);
   const dstClient = AgentClient.start(dstHost);
   clients.push(dstClient);
-  const tty = process.stderr.isTTY && !flags.json;
-  // Only on a terminal: logs and pipes get plain lines. (Progress before
-  // the bar has loaded is not shown: it comes within milliseconds.)
-  let bars: typeof cliProgress | undefined;
-  if (tty) void import('cli-progress').then((m) => (bars = m.default), () => undefined);
-  let bar: cliProgress.SingleBar | undefined;
-  let lastLine = 0;
-  const onProgress = (p: SyncProgress): void => {
-    const payload = progressFields(p);
-    if (tty) {
-      if (!bars) return;
-      if (!bar) {
-        bar = new bars.SingleBar(
-          {
-            format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
-            stream: process.stderr,
-            hideCursor: true,
-            etaBuffer: 20,
-          },
-          bars.Presets.shades_classic,
-        );
-        bar.start(p.bytesTotal, 0, payload);
-        setBar(bar);
-      }
-      if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
-      bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
-    } else if (performance.now() - lastLine > 2000) {
-      // Plain lines for logs and pipes (stdout keeps only the result).
-      lastLine = performance.now();
-      process.stderr.write(
-        `${payload.phase}: ${payload.compared} of ${payload.size} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
-      );
-    }
-  };
   try {
     return await syncDisks(
       { client: srcClient, path: src.path, label: formatEndpointSpec(src) },
@@ -168,35 +136,13 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         createLv: flags.createLv,
         createFormat: flags.format,
         hashThreads,
-        onProgress,
-        onWarning: (m) => {
-          bar?.stop();
-          process.stderr.write(`warning: ${m}\n`);
-        },
+        onProgress: (p) => view.progress(p),
+        onWarning: (m) => view.log(`warning: ${m}`),
       },
     );
   } finally {
-    bar?.stop();
+    view.stop();
   }
-}
-
-function progressFields(p: SyncProgress): Record<string, string> {
-  const done = p.phase === 'verify' ? p.bytesVerified : p.bytesCompared;
-  return {
-    phase: p.phase === 'verify' ? 'verify ' : 'compare',
-    compared: bytes(done),
-    size: bytes(p.phase === 'verify' ? p.bytesToVerify : p.bytesTotal),
-    sent: bytes(p.bytesSent),
-    changed: String(p.blocksChanged),
-    rate: bytes(done / Math.max(p.seconds, 0.001)),
-  };
-}
-
-function bytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${Math.round(n)} B`;
 }
 
 function printSummary(s: SyncSummary): void {
