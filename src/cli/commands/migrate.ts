@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { migrateLive, parseDiskMap, type MigrationReport } from '../../migrate/live.js';
 import { FerryError } from '../../util/errors.js';
-import { formatMiB } from '../../util/units.js';
+import { formatMiB, MiB } from '../../util/units.js';
 import { action, collect, inventoryFor } from '../context.js';
 import { createMigrationView } from '../migration-view.js';
 
@@ -52,7 +52,7 @@ export function register(program: Command): void {
           throw new FerryError('USAGE', `Invalid --mirror-mode "${opts.mirrorMode}"`, { hint: 'use write-blocking or background' });
         }
         const inventory = inventoryFor(cmd);
-        const view = createMigrationView({ quiet: opts.quiet || (opts.json && !process.stderr.isTTY) });
+        const view = createMigrationView({ quiet: opts.quiet || (opts.json && !process.stderr.isTTY), title: `${vm} ${opts.from} -> ${opts.to}`, bandwidthBytes: bandwidthMiB && bandwidthMiB * MiB });
         const controller = new AbortController();
         let interrupts = 0;
         const onSigint = (): void => {

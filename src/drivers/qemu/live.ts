@@ -360,7 +360,7 @@ export class QemuLiveMigration {
       this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'top' ? 'top only' : 'full'})`).join(', ')}`);
       for (;;) {
         const disks = await this.pollMirrors();
-        this.options.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks) } });
+        this.options.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks), ramSize: this.vm!.memoryBytes, bandwidthLimit: this.options.bandwidthBytes } });
         if (failures.length) throw new FerryError('MIGRATION_FAILED', `Disk mirror failed: ${failures.join('; ')}`, { hint: 'check the target host and the network between the hosts, then retry' });
         if (this.plans.every((p) => ready.has(p.jobId))) break;
         await sleep(POLL_MS, signal);
@@ -382,13 +382,37 @@ export class QemuLiveMigration {
   private async pollMirrors(): Promise<DiskProgress[]> {
     this.checkAgents();
     const jobs = await this.srcQmp!.execute<Array<{ device: string; offset: number; len: number; ready: boolean; status: string }>>('query-block-jobs');
+    const writeRates = await this.guestWriteRates();
     return this.plans.map((p) => {
       const j = jobs.find((x) => x.device === p.jobId);
       if (j) p.bytesCopied = j.offset;
       // After the pause the source's agent completes the mirrors: gone is then fine.
       else if (!this.pausedForSwitchover) this.mirrorsFailed = true;
-      return { device: p.disk.device, done: j?.offset ?? p.bytesCopied, total: j?.len ?? p.disk.virtualSize, ready: j?.ready ?? false };
+      return { device: p.disk.device, done: j?.offset ?? p.bytesCopied, total: j?.len ?? p.disk.virtualSize, ready: j?.ready ?? false, writeRate: writeRates.get(p.disk.device) };
     });
+  }
+
+  private lastWritten?: { t: number; bytes: Map<string, number> };
+
+  /** Bytes per second the guest writes to each disk, from QEMU's counters between two polls. */
+  private async guestWriteRates(): Promise<Map<string, number>> {
+    const stats = await this.srcQmp!.execute<Array<{ device?: string; qdev?: string; 'node-name'?: string; stats: { wr_bytes: number } }>>('query-blockstats').catch(() => []);
+    const now = performance.now();
+    const bytes = new Map<string, number>();
+    for (const p of this.plans) {
+      const entry = stats.find((e) => e.device === p.disk.device || e.qdev === p.disk.device || e['node-name'] === p.sourceNode);
+      if (entry) bytes.set(p.disk.device, entry.stats.wr_bytes);
+    }
+    const rates = new Map<string, number>();
+    const last = this.lastWritten;
+    if (last && now > last.t) {
+      for (const [device, n] of bytes) {
+        const before = last.bytes.get(device);
+        if (before !== undefined) rates.set(device, Math.max(0, ((n - before) * 1000) / (now - last.t)));
+      }
+    }
+    this.lastWritten = { t: now, bytes };
+    return rates;
   }
 
   /** An agent lost before the commit point fails the phase: the migration is then settled with fresh agents. */
@@ -453,7 +477,7 @@ export class QemuLiveMigration {
       }
       const ram = ramProgress(m);
       const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
-      this.options.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta } });
+      this.options.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta, ramSize: this.vm!.memoryBytes, bandwidthLimit: this.options.bandwidthBytes } });
       if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
       if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
       else slowPolls = 0;

@@ -8,6 +8,7 @@
  * committed VM, and destroys an incoming one whose migration cannot finish.
  * A beacon on the migration address tells the source's agent which it was.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
@@ -34,6 +35,8 @@ export class TargetGuard {
   private sourceHeard = false;
   /** Called once the source's agent has heard the outcome from the beacon. */
   private sourceTold?: () => void;
+
+  private readonly onMonitorClose = (): void => this.qemuGone();
 
   private constructor(readonly record: TargetRecord) {}
 
@@ -94,7 +97,7 @@ export class TargetGuard {
       if (e.event === 'MIGRATION' && e.data.status === 'active') this.streamed = true;
       if (e.event === 'MIGRATION' && e.data.status === 'completed') this.commit();
     });
-    this.qmp.once('close', () => this.qemuGone());
+    this.qmp.once('close', this.onMonitorClose);
     // It may have completed before we listened (a guard taken over from a record).
     const status = await this.qmp.execute<{ status: string }>('query-status');
     if (status.status !== 'inmigrate') this.commit();
@@ -144,11 +147,19 @@ export class TargetGuard {
 
   private qemuGone(): void {
     this.qmp = undefined;
+    // Only the monitor connection closed (ours, released): QEMU itself is still there.
+    if (this.record.pid && processAlive(this.record.pid) && !isZombie(this.record.pid)) return;
     if (this.record.phase === 'committed') this.setPhase('died');
-    else if (this.record.phase === 'incoming' || this.record.phase === 'preparing') {
-      if (this.record.pid && processAlive(this.record.pid)) return; // only the monitor connection broke
-      void this.removeFiles().then(() => this.setPhase('aborted'));
-    }
+    else if (this.record.phase === 'incoming' || this.record.phase === 'preparing') void this.removeFiles().then(() => this.setPhase('aborted'));
+  }
+
+  /** Lets go of the VM's monitor without taking that for QEMU's end. */
+  private releaseMonitor(): void {
+    const qmp = this.qmp;
+    this.qmp = undefined;
+    if (!qmp || !this.record.qmpSocket) return;
+    qmp.off('close', this.onMonitorClose);
+    releaseQmp(this.record.qmpSocket, qmp);
   }
 
   private waitForChange(ms: number): Promise<void> {
@@ -243,8 +254,7 @@ export class TargetGuard {
     guards.delete(this.record.id);
     this.beacon?.close();
     this.beacon = undefined;
-    if (this.qmp && this.record.qmpSocket) releaseQmp(this.record.qmpSocket, this.qmp);
-    this.qmp = undefined;
+    this.releaseMonitor();
   }
 
   /** Alone: reach the right end, answer the source's agent until it has heard, then forget. */
@@ -255,8 +265,7 @@ export class TargetGuard {
     do outcome = await this.resolve({ abort: true }).catch(() => undefined);
     while (outcome === 'incoming');
     // The VM's monitor is free for whoever comes next; only the beacon stays.
-    if (this.qmp && this.record.qmpSocket) releaseQmp(this.record.qmpSocket, this.qmp);
-    this.qmp = undefined;
+    this.releaseMonitor();
     this.record.settled = true;
     saveRecord(this.record);
     if (outcome && this.beacon && !this.sourceHeard && (outcome !== 'aborted' || this.streamed)) {
@@ -277,6 +286,14 @@ async function isIncomingQemu(pid: number): Promise<boolean> {
     return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').includes('-incoming');
   } catch {
     return false;
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
