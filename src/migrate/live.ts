@@ -131,6 +131,14 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       const sourceAgent = await liveAgent(fromHost, migration.agents[0]).catch(() => undefined);
       if (sourceAgent) agents.push(sourceAgent);
       report.source_running = await sourceRunning(sourceAgent, req.vm);
+      if (!report.source_running && migration.vmInfo && sourceAgent && !(await sourceAgent.call('qemu.list', undefined)).some((p) => p.name === req.vm)) {
+        // Its own QEMU went away on the source: nothing could have saved it.
+        report.error = {
+          code: 'VM_DIED',
+          message: `VM "${req.vm}" died on "${req.from}" during the migration: its QEMU exited (${result.error.message})`,
+          hint: `nothing was left on "${req.to}"; its disks on "${req.from}" are untouched: start it there again`,
+        };
+      }
     } else {
       report.status = 'completed';
     }

@@ -279,6 +279,12 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
     if (owner === 'died') assert.equal(report.error?.code, 'VM_DIED', `${where}: the report says the VM died: ${result.stdout}`);
   }
 
+  if (cell.fault === 'controller') {
+    const history = JSON.parse((await ferry(['history', '--json'])).stdout) as Array<{ id: string; status: string; settleWith?: string }>;
+    const item = history.find((h) => h.id === id);
+    assert.equal(item?.status, 'interrupted', `${where}: history marks the migration interrupted`);
+    assert.equal(item?.settleWith, `ferry recover ${id}`, `${where}: history names the command that settles it`);
+  }
   const recover = await ferry(['recover', id, '--json']);
   assert.equal(recover.code, 0, `${where}: ferry recover: ${recover.stdout} ${recover.stderr}`);
   const recovered = JSON.parse(recover.stdout) as Array<{ status: string }>;

@@ -207,3 +207,34 @@ test('faults during the RAM migration leave the VM on the source', async (t) => 
     await removeVm(vm);
   }
 });
+
+test('the source QEMU killed during the mirror: the VM is reported dead and the target is cleaned', async () => {
+  const vm = `flt-src-${process.pid}`;
+  await removeVm(vm);
+  await a.call('image.create', { path: diskPath(vm), format: 'qcow2', sizeBytes: 64 * 1024 * 1024 });
+  const fill = await a.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', 'write -P 0 0 64M', diskPath(vm)] });
+  assert.equal(fill.exitCode, 0, fill.stderr);
+  await startGuest(a, { name: vm, disks: [diskPath(vm)], extraAppend: 'ferry.rate=20' });
+  try {
+    const m = startMigration(vm, ['--bandwidth', '4']);
+    await m.waitFor(logged(/^mirroring /), 'mirror started');
+    await sleep(1000);
+    await killVm(a, vm);
+    const r = await m.done;
+    assert.notEqual(r.code, 0);
+    const report = JSON.parse(r.stdout) as Report;
+    assert.equal(report.status, 'failed', r.stdout);
+    assert.equal(report.error?.code, 'VM_DIED', `the report names the VM's death: ${r.stdout}`);
+    assert.match(report.error!.message, /died on "lab-a"/);
+    assert.equal(report.source_running, false);
+    assert.equal(await vmPid(b, vm), undefined, 'no QEMU for the VM on lab-b');
+    const { serialLog, qmpSocket } = labVmPaths(vm);
+    for (const path of [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
+      assert.equal((await b.call('file.stat', { path })).exists, false, `lab-b:${path} was removed`);
+    }
+    assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, 'the source disk is untouched');
+    for (const h of [a, b]) assert.deepEqual((await h.call('migration.records', undefined)).filter((x) => x.id === report.id), [], `no record left on ${h.host.name}`);
+  } finally {
+    await removeVm(vm);
+  }
+});
