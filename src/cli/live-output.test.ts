@@ -47,6 +47,7 @@ function screen(output: string, width: number): string[] {
   for (let i = 0; i < output.length; i++) {
     const c = output[i]!;
     if (c === '\x1b') {
+      // eslint-disable-next-line no-control-regex -- a terminal's escape sequences start with ESC
       const m = /^\x1b\[(\??)(\d*)([A-Za-z])/.exec(output.slice(i))!;
       i += m[0].length - 1;
       if (m[3] === 'A') row = Math.max(0, row - Number(m[2] || 1));

@@ -18,7 +18,7 @@ export interface LiveOutput {
 
 export interface LiveOutputOptions {
   /** The live lines for a terminal, none wider than `width` columns. */
-  lines(width: number): string[];
+  lines: (width: number) => string[];
   /** The status line for a pipe; undefined while there is nothing to report. */
   status(): string | undefined;
   /** Milliseconds between status lines on a pipe. Default: $FERRY_PROGRESS_INTERVAL_MS, else 2000. */

@@ -126,9 +126,15 @@ export class AgentClient extends EventEmitter {
       if (e instanceof rpc.ResponseError && e.code === FERRY_ERROR_CODE && e.data) {
         throw FerryError.fromJSON(e.data as SerializedError);
       }
-      if (this.closedError) throw this.closedError;
+      // Read again: the agent may have gone while the call was in flight.
+      const lost = this.lostWith();
+      if (lost) throw lost;
       throw new FerryError('AGENT_ERROR', `Agent on "${this.host.name}" failed "${method}": ${(e as Error).message}`);
     }
+  }
+
+  private lostWith(): FerryError | undefined {
+    return this.closedError;
   }
 
   get closed(): boolean {

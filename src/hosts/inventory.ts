@@ -17,6 +17,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { FerryError } from '../util/errors.js';
+import { text } from '../util/text.js';
 
 export interface HostConfig {
   name: string;
@@ -96,11 +97,11 @@ export function parseInventory(doc: unknown, source = 'inventory'): HostConfig[]
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' && typeof x !== 'number')) bad(`${field} must be a list of strings`);
       return (v as unknown[]).map(String);
     };
-    const address = h.address === undefined ? (transport === 'local' ? '127.0.0.1' : name) : String(h.address);
+    const address = h.address === undefined ? (transport === 'local' ? '127.0.0.1' : name) : text(h.address);
     return {
       name,
       transport: transport as 'local' | 'ssh',
-      ssh: transport === 'ssh' ? String(h.ssh ?? name) : undefined,
+      ssh: transport === 'ssh' ? text(h.ssh ?? name) : undefined,
       sshOptions: list(h.ssh_options, 'ssh_options') ?? [],
       address,
       agent: list(h.agent, 'agent'),

@@ -6,6 +6,7 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { text } from '../util/text.js';
 
 export function stateDir(): string {
   return process.env.FERRY_STATE_DIR ?? join(homedir(), '.local/state/ferry');
@@ -109,12 +110,12 @@ export function readHistory(): HistoryItem[] {
     return {
       id: f.replace(/\.jsonl$/, ''),
       started: start?.time ?? '',
-      kind: String(start?.kind ?? 'migrate'),
-      vm: String(start?.vm ?? ''),
+      kind: text(start?.kind ?? 'migrate'),
+      vm: text(start?.vm),
       from: start?.from as string | undefined,
       to: start?.to as string | undefined,
       // No end line: ferry itself was killed mid-way.
-      status: String(end?.status ?? 'interrupted'),
+      status: text(end?.status ?? 'interrupted'),
       settleWith: end ? undefined : `ferry recover ${f.replace(/\.jsonl$/, '')}`,
       runsOn: end?.runs_on as string | undefined,
       error: end?.error as string | undefined,

@@ -42,6 +42,7 @@ export type MigrationEvent =
   | { type: 'phase'; phase: string }
   | { type: 'log'; message: string }
   | { type: 'progress'; progress: MigrationProgress }
-  | { type: 'warning'; code: 'NOT_CONVERGING' | 'CRASH_CONSISTENT' | string; message: string };
+  | { type: 'warning'; /** e.g. NOT_CONVERGING, CRASH_CONSISTENT */
+      code: string; message: string };
 
 export type MigrationListener = (e: MigrationEvent) => void;

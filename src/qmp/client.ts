@@ -9,6 +9,7 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FerryError } from '../util/errors.js';
 import { QmpError, qmpClosed, qmpTimeout } from './errors.js';
+import { text } from '../util/text.js';
 
 export interface QmpEvent {
   event: string;
@@ -149,7 +150,7 @@ export class QmpClient extends EventEmitter {
       this.emit('event', event);
       return;
     }
-    const id = msg.id === undefined ? undefined : String(msg.id);
+    const id = msg.id === undefined ? undefined : text(msg.id);
     const entry = id === undefined ? undefined : this.pending.get(id);
     if (!entry || id === undefined) return;
     this.pending.delete(id);

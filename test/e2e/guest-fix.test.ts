@@ -100,6 +100,7 @@ test('inspect reports every problem planted in the Xen guest', async () => {
 test('the unfixed guest does not come up under KVM virtio', async () => {
   const disk = await copyImage('broken.raw');
   // GRUB paints its menu with terminal escapes, which can land inside a line it prints.
+  // eslint-disable-next-line no-control-regex -- a terminal's escape sequences start with ESC
   const log = (await boot(disk, join(work, 'broken.log'), 60, /login:/)).replace(/\x1B(\[[0-9;?]*[A-Za-z]|c)/g, '');
   // GRUB runs (it reads the disk through the BIOS), then the kernel talks to hvc0, which is not
   // there: not one kernel message on ttyS0, no login, and (root=/dev/xvda1, no virtio_blk in the

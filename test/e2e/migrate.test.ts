@@ -79,7 +79,7 @@ test('migrate a qcow2 disk on a backing file copies only the top', async () => {
   await a.call('image.create', { path: top, format: 'qcow2', sizeBytes: 128 * 1024 * 1024, backingFile: base, backingFormat: 'raw' });
   await startGuest(a, { name: vm, disks: [top] });
   const r = await migrate(vm, 'lab-a', 'lab-b');
-  assert.ok((r.disk_bytes as number) < 64 * 1024 * 1024, `only the top crossed: ${r.disk_bytes} bytes`);
+  assert.ok((r.disk_bytes as number) < 64 * 1024 * 1024, `only the top crossed: ${String(r.disk_bytes)} bytes`);
   const chain = await b.call('image.chain', { path: top });
   assert.equal(chain[1]?.filename, base, 'the target image keeps its backing file');
   const n = await waitForCounter(b, vm, (await counter(a, vm)) + 5);

@@ -25,7 +25,7 @@ const NOTE = String.raw`\+[\d.]+ (?:B|KiB|MiB|GiB)(?: written by the guest(?: du
 const BAR_LINE = new RegExp(String.raw`^ \S.*? {2}\[[█░]+\] {2}[ \d]{3}% {2} *${AMOUNT}(?: {2}(?:${NOTE}))?$`);
 const BAR_GLYPHS = /[█░]/;
 /** The report ferry prints once the view is done: a message of its own, which may wrap. */
-const REPORT = /^(?:Migrated |  phases: )/;
+const REPORT = /^(?:Migrated | {2}phases: )/;
 
 interface Seen {
   views: number;

@@ -34,7 +34,7 @@ after(async () => {
 const OVERALL = /^(?:.+ -> .+ {2})?(?:comparing|compare|verifying|verify|done) {2}[\d.]+\/[\d.]+ (?:MiB|GiB)(?: {2}|$)/;
 const ETA = / {2}eta (?:\d+s|\d+m\d\ds|\d+h\d\dm)$/;
 /** A bar line and nothing else: its label, the bar, the percentage, the blocks. */
-const BAR_LINE = /^ (?:compare|verify |done   ) {2}\[[█░]+\] {2}[ \d]{3}%(?: {2}\d+(?: of \d+)?(?: blocks)? changed(?:, \d+ written)?)?$/;
+const BAR_LINE = /^ (?:compare|verify |done {3}) {2}\[[█░]+\] {2}[ \d]{3}%(?: {2}\d+(?: of \d+)?(?: blocks)? changed(?:, \d+ written)?)?$/;
 const BAR_GLYPHS = /[█░]/;
 
 interface Seen {

@@ -26,6 +26,7 @@ import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.
 import { liveAgent, settleMigration, type Settlement } from './settle.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
+import { text } from '../../util/text.js';
 
 export interface LiveMigrationOptions extends MigrationSettings {
   vmName: string;
@@ -332,10 +333,10 @@ export class QemuLiveMigration {
     const ready = new Set<string>();
     const failures: string[] = [];
     const onEvent = (e: QmpEvent): void => {
-      const id = String(e.data.device ?? e.data.id ?? '');
+      const id = text(e.data.device ?? e.data.id);
       if (e.event === 'BLOCK_JOB_READY') ready.add(id);
       if ((e.event === 'BLOCK_JOB_COMPLETED' || e.event === 'BLOCK_JOB_CANCELLED') && this.plans.some((p) => p.jobId === id) && !this.pausedForSwitchover) {
-        failures.push(`${id}: ${String(e.data.error ?? 'the job ended early')}`);
+        failures.push(`${id}: ${text(e.data.error) || 'the job ended early'}`);
       }
       if (e.event === 'BLOCK_JOB_ERROR') failures.push(`${id}: I/O error (${String(e.data.operation)})`);
     };

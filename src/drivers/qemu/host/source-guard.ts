@@ -17,6 +17,7 @@ import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { FerryError } from '../../../util/errors.js';
 import { loadRecord, processAlive, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
+import { text } from '../../../util/text.js';
 
 export interface SwitchoverResult {
   ok: boolean;
@@ -111,11 +112,11 @@ export class SourceGuard {
     const copied: Record<string, number> = {};
     try {
       const completed = this.record.jobs.map((job) => qmp.waitForEvent('BLOCK_JOB_COMPLETED', (e) => e.data.device === job, 30_000));
-      completed.forEach((c) => c.catch(() => undefined));
+      for (const c of completed) c.catch(() => undefined);
       await Promise.all(this.record.jobs.map((job) => qmp.execute('block-job-cancel', { device: job })));
       for (const e of await Promise.all(completed)) {
-        if (e.data.error) throw new FerryError('MIGRATION_FAILED', `Disk mirror ${String(e.data.device)} failed at the switch-over: ${String(e.data.error)}`);
-        copied[String(e.data.device)] = Number(e.data.offset ?? 0);
+        if (e.data.error) throw new FerryError('MIGRATION_FAILED', `Disk mirror ${text(e.data.device)} failed at the switch-over: ${text(e.data.error)}`);
+        copied[text(e.data.device)] = Number(e.data.offset ?? 0);
       }
       await qmp.execute('migrate-continue', { state: 'pre-switchover' });
       return { ok: true, copied, pausedToContinueMs: Date.now() - pausedAtMs };
