@@ -17,6 +17,9 @@ import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.
 import type { SourceScan } from './source-scan.js';
 import { Throttle } from './throttle.js';
 import { trace } from '../util/trace.js';
+import type { SendResult, SyncProgress } from './sync-progress.js';
+
+export type { SendResult, SyncProgress } from './sync-progress.js';
 
 export interface SendOptions {
   path: string;
@@ -41,33 +44,6 @@ export interface SendOptions {
   connectTimeoutMs?: number;
   /** A head-start scan of this source (see source-scan.ts); the sender takes it over. */
   scan?: SourceScan;
-}
-
-export interface SyncProgress {
-  phase: 'compare' | 'verify' | 'done';
-  bytesTotal: number;
-  bytesCompared: number;
-  /** Bytes the source put on the wire (frames and payloads). */
-  bytesSent: number;
-  /** Block payload bytes before compression. */
-  bytesChanged: number;
-  blocksTotal: number;
-  blocksChanged: number;
-  blocksZero: number;
-  /** Blocks confirmed by an earlier, interrupted run and skipped. */
-  blocksResumed: number;
-  /** Blocks the destination has made durable. */
-  blocksConfirmed: number;
-  bytesVerified: number;
-  /** What the verification reads back: the blocks written by this run or a resumed one. */
-  bytesToVerify: number;
-  compressing: boolean;
-  seconds: number;
-}
-
-export interface SendResult extends SyncProgress {
-  verified: boolean;
-  mismatches: Array<{ start: number; length: number }>;
 }
 
 /** A send under way: where the destination connects, with what token, and the result. */

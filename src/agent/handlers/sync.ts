@@ -10,7 +10,8 @@ import { describeUsers, findDiskUsers, hasRunningVm, isBusy } from '../../storag
 import { deviceMapperAvailable } from '../../storage/lvm.js';
 import { FerryError } from '../../util/errors.js';
 import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
-import { startSend, type SendOptions, type SendResult } from '../../sync/sender.js';
+import { startSend, type SendOptions } from '../../sync/sender.js';
+import type { SendResult } from '../../sync/sync-progress.js';
 import { SourceScan } from '../../sync/source-scan.js';
 import type { HandlerContext } from '../context.js';
 import { trace } from '../../util/trace.js';
