@@ -67,16 +67,11 @@ export class SourceScan {
    * which takes a moment to start: until it is in, every block is read (a
    * hole reads as zeros, which is cheap).
    *
-   * Until a thread has loaded (50-150 ms at an agent's start, longer than
-   * the map takes), this thread reads and hashes the first chunks itself,
-   * one at a time between its other work: the scan is the longest part of
-   * a re-sync, and would otherwise begin only once the threads are up.
-   *
-   * Each thread has CHUNKS_PER_THREAD chunks queued, so that it keeps
-   * reading while this agent's main thread is busy elsewhere (answering the
-   * controller, starting qemu-img): with two, the scan of a 4 GiB image took
-   * 14% longer here (median of 6 re-syncs, 452 ms against 388 ms). Queued
-   * work is no cost at `stop()`: the threads drop it (the cancel flag).
+   * Until a thread has loaded, this thread hashes the first chunks itself
+   * between its other work: the scan is the longest part of a re-sync.
+   * Each thread has CHUNKS_PER_THREAD chunks queued so that it keeps
+   * reading while the main thread is busy elsewhere; queued work costs
+   * nothing at `stop()`, where the threads drop it (the cancel flag).
    */
   private async scan(): Promise<void> {
     const { disk, pool, blockSize } = this.source;

@@ -15,8 +15,7 @@ import type { SendResult } from '../../sync/sync-progress.js';
 import { SourceScan } from '../../sync/source-scan.js';
 import type { HandlerContext } from '../context.js';
 import { trace } from '../../util/trace.js';
-import { warmHashThreads } from '../../sync/hash-pool.js';
-import { cpus } from 'node:os';
+import { defaultHashThreads, warmHashThreads } from '../../sync/hash-pool.js';
 
 export interface SyncDiskReport extends DiskInfo {
   /** Human description of who uses the disk, empty when nobody. */
@@ -56,7 +55,7 @@ export const syncHandlers = {
     // A sync follows: the source will read and hash at once, so its hashing
     // threads load meanwhile. (The destination starts its own only if it has
     // no remembered digests, which it learns later.)
-    if (p.role === 'source') warmHashThreads(Math.min(4, cpus().length));
+    if (p.role === 'source') warmHashThreads(defaultHashThreads());
     // Probing the image and looking for its users are independent: at once.
     const usersLookup = findDiskUsers(p.path).then(
       (found) => ({ found }),
@@ -94,8 +93,7 @@ export const syncHandlers = {
   /**
    * Stops a scan from reading ahead, for a sync into a new disk (every block
    * will cross, and would be read twice), but keeps its disk and threads
-   * open for the send that follows: starting threads again would cost that
-   * send ~100 ms of CPU each.
+   * open for the send that follows, which would otherwise start its own.
    */
   'sync.stopScan': async (p: { scan: string }): Promise<void> => {
     halted.add(p.scan);
