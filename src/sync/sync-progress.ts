@@ -1,4 +1,11 @@
 /** What a sender reports as it goes (relayed to the controller) and at the end. */
+
+/** A range of the disk, in bytes. */
+export interface ByteRange {
+  start: number;
+  length: number;
+}
+
 export interface SyncProgress {
   phase: 'compare' | 'verify' | 'done';
   bytesTotal: number;
@@ -23,5 +30,55 @@ export interface SyncProgress {
 
 export interface SendResult extends SyncProgress {
   verified: boolean;
-  mismatches: Array<{ start: number; length: number }>;
+  mismatches: ByteRange[];
+}
+
+/** Progress at the start of a send of `blockCount` blocks, `size` bytes. */
+export function initialProgress(size: number, blockCount: number): SyncProgress {
+  return {
+    phase: 'compare',
+    bytesTotal: size,
+    bytesCompared: 0,
+    bytesSent: 0,
+    bytesChanged: 0,
+    blocksTotal: blockCount,
+    blocksChanged: 0,
+    blocksZero: 0,
+    blocksResumed: 0,
+    blocksConfirmed: 0,
+    bytesVerified: 0,
+    bytesToVerify: 0,
+    compressing: false,
+    seconds: 0,
+  };
+}
+
+/** Reports a copy of a send's progress every `everyMs`, and on demand, until stopped. */
+export class ProgressReporter {
+  private readonly ticker: NodeJS.Timeout;
+
+  /**
+   * @param progress the figures the send updates
+   * @param startedAt when the send started (performance.now()), for `seconds`
+   * @param refresh brings figures kept elsewhere (bytes sent, compression) up to date before each report
+   */
+  constructor(
+    private readonly progress: SyncProgress,
+    private readonly startedAt: number,
+    private readonly refresh: (progress: SyncProgress) => void,
+    private readonly onProgress: (progress: SyncProgress) => void,
+    everyMs = 250,
+  ) {
+    this.ticker = setInterval(() => this.report(), everyMs);
+  }
+
+  report(): void {
+    this.progress.seconds = (performance.now() - this.startedAt) / 1000;
+    this.refresh(this.progress);
+    this.onProgress({ ...this.progress });
+  }
+
+  stop(): void {
+    clearInterval(this.ticker);
+  }
 }
