@@ -116,40 +116,7 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
   clients.push(srcClient);
   const dstClient = AgentClient.start(dstHost);
   clients.push(dstClient);
-  const tty = process.stderr.isTTY && !flags.json;
-  // Only on a terminal: logs and pipes get plain lines. (Progress before
-  // the bar has loaded is not shown: it comes within milliseconds.)
-  let bars: typeof cliProgress | undefined;
-  if (tty) void import('cli-progress').then((m) => (bars = m.default), () => undefined);
-  let bar: cliProgress.SingleBar | undefined;
-  let lastLine = 0;
-  const onProgress = (p: SyncProgress): void => {
-    const payload = progressFields(p);
-    if (tty) {
-      if (!bars) return;
-      if (!bar) {
-        bar = new bars.SingleBar(
-          {
-            format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
-            stream: process.stderr,
-            hideCursor: true,
-            etaBuffer: 20,
-          },
-          bars.Presets.shades_classic,
-        );
-        bar.start(p.bytesTotal, 0, payload);
-        setBar(bar);
-      }
-      if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
-      bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
-    } else if (performance.now() - lastLine > 2000) {
-      // Plain lines for logs and pipes (stdout keeps only the result).
-      lastLine = performance.now();
-      process.stderr.write(
-        `${payload.phase}: ${payload.compared} of ${payload.size} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
-      );
-    }
-  };
+  const view = new ProgressView(process.stderr.isTTY && !flags.json, setBar);
   try {
     return await syncDisks(
       { client: srcClient, path: src.path, label: formatEndpointSpec(src) },
@@ -168,15 +135,69 @@ async function runSync(srcText: string, dstText: string, flags: SyncFlags, clien
         createLv: flags.createLv,
         createFormat: flags.format,
         hashThreads,
-        onProgress,
+        onProgress: (p) => view.show(p),
         onWarning: (m) => {
-          bar?.stop();
+          view.stop();
           process.stderr.write(`warning: ${m}\n`);
         },
       },
     );
   } finally {
-    bar?.stop();
+    view.stop();
+  }
+}
+
+/**
+ * Progress on stderr: a bar on a terminal, plain lines every 2 s for logs
+ * and pipes (stdout keeps only the result).
+ */
+class ProgressView {
+  private bars: typeof cliProgress | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  private lastLine = 0;
+
+  constructor(
+    private readonly tty: boolean,
+    private readonly onBar: (b: cliProgress.SingleBar) => void,
+  ) {
+    // Loaded while the agents start. (Progress before it has loaded is not shown: it comes within milliseconds.)
+    if (tty) void import('cli-progress').then((m) => (this.bars = m.default), () => undefined);
+  }
+
+  show(p: SyncProgress): void {
+    const payload = progressFields(p);
+    if (!this.tty) return this.line(p, payload);
+    if (!this.bars) return;
+    const bar = (this.bar ??= this.startBar(this.bars, p, payload));
+    if (p.phase === 'verify' && bar.getTotal() !== p.bytesToVerify) bar.setTotal(Math.max(1, p.bytesToVerify));
+    bar.update(p.phase === 'verify' ? p.bytesVerified : p.bytesCompared, payload);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+
+  private startBar(bars: typeof cliProgress, p: SyncProgress, payload: Record<string, string>): cliProgress.SingleBar {
+    const bar = new bars.SingleBar(
+      {
+        format: '{phase} |{bar}| {percentage}% {compared}/{size} | sent {sent} | changed {changed} blocks | {rate}/s | ETA {eta_formatted}',
+        stream: process.stderr,
+        hideCursor: true,
+        etaBuffer: 20,
+      },
+      bars.Presets.shades_classic,
+    );
+    bar.start(p.bytesTotal, 0, payload);
+    this.onBar(bar);
+    return bar;
+  }
+
+  private line(p: SyncProgress, payload: Record<string, string>): void {
+    if (performance.now() - this.lastLine <= 2000) return;
+    this.lastLine = performance.now();
+    process.stderr.write(
+      `${payload.phase}: ${payload.compared} of ${payload.size} compared, ${payload.sent} sent, ${p.blocksChanged} blocks changed, ${p.blocksConfirmed} blocks confirmed, ${payload.rate}/s\n`,
+    );
   }
 }
 
