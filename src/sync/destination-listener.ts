@@ -49,7 +49,7 @@ export function acceptDestination(server: net.Server, token: string, timeoutMs: 
     }, timeoutMs);
     const aborted = (): void => {
       done();
-      reject(new FerryError('ABORTED', 'Sync cancelled before the destination connected'));
+      reject(new FerryError('ABORTED', 'Sync cancelled before the destination connected', { hint: 'run the same command again to start the sync over' }));
     };
     signal?.addEventListener('abort', aborted);
     const connection = (socket: net.Socket): void => {

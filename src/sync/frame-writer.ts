@@ -4,6 +4,7 @@
  * in one system call.
  */
 import type { Writable } from 'node:stream';
+import { FerryError } from '../util/errors.js';
 import { FrameFlag, HEADER_SIZE, encodeHeader, type FrameType } from './protocol.js';
 
 /** Writes frames with backpressure; counts bytes put on the wire. */
@@ -19,7 +20,7 @@ export class FrameWriter {
    * bytes are sent); `onFlushed` fires when the payload buffer is free again.
    */
   async send(type: FrameType, index: number, payload?: Uint8Array, flags = 0, onFlushed?: () => void): Promise<void> {
-    if (this.socket.destroyed) throw new Error('the sync connection is closed');
+    if (this.socket.destroyed) throw new FerryError('INTERNAL', 'the sync connection is closed', { hint: 'run the same command again with --resume to continue from the last checkpoint' });
     const length = payload?.length ?? 0;
     this.bytesWritten += HEADER_SIZE + length;
     // Thousands of small frames (hashes, verdicts) go out together: the

@@ -230,7 +230,7 @@ function connectToSource(options: ReceiveOptions): SourceLink {
     });
     socket.once('close', () => {
       clearTimeout(timer);
-      if (cancelled) reject(new FerryError('ABORTED', `Sync into "${options.path}" cancelled before the source connected`));
+      if (cancelled) reject(new FerryError('ABORTED', `Sync into "${options.path}" cancelled before the source connected`, { hint: 'run the same command again to start the sync over' }));
     });
   });
   const cancel = (): void => {

@@ -133,7 +133,7 @@ export const syncHandlers = {
 /** Waits for a session's result, then forgets the session. */
 async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string): Promise<T> {
   const s = under.get(id);
-  if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${id}"`);
+  if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${id}"`, { hint: 'run the sync again, with the same ferry version on the controller and both hosts' });
   try {
     return await s.result;
   } finally {
