@@ -9,8 +9,8 @@
  * Worth it when most blocks will turn out equal (the destination holds an
  * older copy). The source's agent starts one as it inspects the source,
  * before anyone knows whether the destination exists; the controller
- * cancels it as soon as the destination turns out missing, where every
- * block must cross and would be read twice.
+ * stops it as soon as the destination turns out missing, where every
+ * block must cross and would be read twice (see src/transfer/head-start-scan.ts).
  */
 import type { DiskInfo } from '../storage/image-info.js';
 import { trace } from '../util/trace.js';

@@ -1,4 +1,7 @@
-/** What a sender reports as it goes (relayed to the controller) and at the end. */
+/**
+ * What a sender reports as it goes (relayed to the controller, shown by
+ * the CLI) and at the end, and the ticker that reports it.
+ */
 
 /** A range of the disk, in bytes. */
 export interface ByteRange {
@@ -6,6 +9,7 @@ export interface ByteRange {
   length: number;
 }
 
+/** A sender's figures so far. */
 export interface SyncProgress {
   phase: 'compare' | 'verify' | 'done';
   bytesTotal: number;
