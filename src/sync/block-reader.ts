@@ -5,6 +5,7 @@
  * slot. This is the read+hash half shared by both ends of a sync.
  */
 import type { DiskEndpoint } from '../storage/endpoint.js';
+import { BlockGeometry } from './block-geometry.js';
 import type { HashPool, Slot } from './hash-pool.js';
 
 /** Consecutive data blocks handed to a pool thread as one job. */
@@ -38,80 +39,117 @@ export interface BlockReaderOptions {
  * Yields block states in index order. The consumer must release each data
  * block's slot (pool.release) once done with its bytes.
  */
-export async function* readBlocks(o: BlockReaderOptions): AsyncGenerator<BlockState> {
-  const size = o.disk.size;
-  const lengthOf = (i: number): number => Math.min(o.blockSize, size - i * o.blockSize);
+export function readBlocks(options: BlockReaderOptions): AsyncGenerator<BlockState> {
+  return new BlockReader(options).blocks();
+}
+
+/** Holes per state list at most (a run of holes costs nothing to read). */
+const HOLES_PER_RUN = 1024;
+
+class BlockReader {
+  private readonly geometry: BlockGeometry;
+  /** Runs in flight, in order; each yields its blocks in order. */
+  private readonly queue: Array<Promise<BlockState[]>> = [];
+  /** Blocks in flight (a run of holes counts as one). */
+  private queued = 0;
+  /** The next block to consider. */
+  private next: number;
   /**
-   * Reads consecutive data blocks as one job for a pool thread: read, zero
-   * check and hash happen there, and one message each way serves them all
-   * (per-block messages kept the main thread, not the threads, busiest).
+   * Runs take their slots in order, all of one run's before any of the
+   * next's: two runs each holding part of what they need, with no slot
+   * left, would wait for each other for ever.
    */
-  // Runs take their slots in order, all of one run's before any of the
-  // next's: two runs each holding part of what they need, with no slot
-  // left, would wait for each other for ever.
-  let slotsTaken: Promise<unknown> = Promise.resolve();
-  const takeSlots = (count: number, into: Slot[]): Promise<void> => {
-    const taking = slotsTaken.then(async () => {
-      for (let k = 0; k < count; k++) into.push(await o.pool.acquire());
-    });
-    slotsTaken = taking;
-    return taking;
-  };
-  const loadRun = async (first: number, count: number): Promise<BlockState[]> => {
-    const slots: Slot[] = [];
-    try {
-      await takeSlots(count, slots);
-      const results = await o.pool.readAndHashRun(
-        o.disk.blockSource(o.fromDevice),
-        slots.map((slot, k) => ({ slot, length: lengthOf(first + k), position: (first + k) * o.blockSize, digest: !o.needsDigest || o.needsDigest(first + k) })),
-      );
-      return results.map((r, k) => {
-        const index = first + k;
-        if (!r.zero) return { index, zero: false, length: lengthOf(index), digest: r.digest, slot: slots[k]! };
-        o.pool.release(slots[k]!);
-        return { index, zero: true, length: lengthOf(index) };
-      });
-    } catch (e) {
-      for (const s of slots) o.pool.release(s);
-      throw e;
+  private slotsTaken: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: BlockReaderOptions) {
+    this.geometry = new BlockGeometry(options.disk.size, options.blockSize);
+    this.next = options.from;
+  }
+
+  async *blocks(): AsyncGenerator<BlockState> {
+    this.fill();
+    while (this.queue.length) {
+      const states = await this.queue.shift()!;
+      this.queued -= states[0]?.zero && !this.options.dataBlocks[states[0].index] ? 1 : states.length;
+      this.fill();
+      yield* states;
     }
-  };
-  // Runs in flight, in order; each yields its blocks in order.
-  const queue: Array<Promise<BlockState[]>> = [];
-  let queued = 0;
-  let next = o.from;
-  const wanted = (i: number): boolean => !o.wanted || o.wanted(i);
-  const fill = (): void => {
-    while (next < o.to && queued < o.window && !o.stopped?.()) {
-      const i = next++;
-      if (!wanted(i)) continue;
-      if (!o.dataBlocks[i]) {
-        // A run of holes: nothing to read.
-        const holes: BlockState[] = [{ index: i, zero: true, length: lengthOf(i) }];
-        while (next < o.to && !o.dataBlocks[next] && holes.length < 1024) {
-          if (wanted(next)) holes.push({ index: next, zero: true, length: lengthOf(next) });
-          next++;
-        }
-        queue.push(Promise.resolve(holes));
-        queued += 1;
+  }
+
+  private wanted(index: number): boolean {
+    return !this.options.wanted || this.options.wanted(index);
+  }
+
+  /** Starts reads until `window` blocks are in flight. */
+  private fill(): void {
+    const { to, window, dataBlocks, stopped } = this.options;
+    while (this.next < to && this.queued < window && !stopped?.()) {
+      const i = this.next++;
+      if (!this.wanted(i)) continue;
+      if (!dataBlocks[i]) {
+        this.queue.push(Promise.resolve(this.holesFrom(i)));
+        this.queued += 1;
         continue;
       }
-      let count = 1;
-      while (count < RUN && next < o.to && o.dataBlocks[next] && wanted(next)) {
-        next++;
-        count++;
-      }
-      const run = loadRun(i, count);
+      const count = this.dataRunFrom(i);
+      const run = this.loadRun(i, count);
       run.catch(() => undefined); // surfaced when awaited in order
-      queue.push(run);
-      queued += count;
+      this.queue.push(run);
+      this.queued += count;
     }
-  };
-  fill();
-  while (queue.length) {
-    const states = await queue.shift()!;
-    queued -= states[0]?.zero && !o.dataBlocks[states[0].index] ? 1 : states.length;
-    fill();
-    yield* states;
+  }
+
+  /** The run of holes starting at `first` (nothing to read), up to HOLES_PER_RUN; moves `next` past it. */
+  private holesFrom(first: number): BlockState[] {
+    const { to, dataBlocks } = this.options;
+    const holes: BlockState[] = [{ index: first, zero: true, length: this.geometry.lengthOf(first) }];
+    while (this.next < to && !dataBlocks[this.next] && holes.length < HOLES_PER_RUN) {
+      if (this.wanted(this.next)) holes.push({ index: this.next, zero: true, length: this.geometry.lengthOf(this.next) });
+      this.next++;
+    }
+    return holes;
+  }
+
+  /** How many consecutive wanted data blocks from `first` make one job (up to RUN); moves `next` past them. */
+  private dataRunFrom(first: number): number {
+    const { to, dataBlocks } = this.options;
+    let count = 1;
+    while (count < RUN && this.next < to && dataBlocks[this.next] && this.wanted(this.next)) {
+      this.next++;
+      count++;
+    }
+    return count;
+  }
+
+  private takeSlots(count: number, into: Slot[]): Promise<void> {
+    const taking = this.slotsTaken.then(async () => {
+      for (let k = 0; k < count; k++) into.push(await this.options.pool.acquire());
+    });
+    this.slotsTaken = taking;
+    return taking;
+  }
+
+  /**
+   * Reads consecutive data blocks as one job for a pool thread: read, zero
+   * check and hash happen there, and one message each way serves them all.
+   */
+  private async loadRun(first: number, count: number): Promise<BlockState[]> {
+    const { pool, disk, fromDevice, needsDigest } = this.options;
+    const slots: Slot[] = [];
+    try {
+      await this.takeSlots(count, slots);
+      const jobs = slots.map((slot, k) => ({ slot, length: this.geometry.lengthOf(first + k), position: this.geometry.offsetOf(first + k), digest: !needsDigest || needsDigest(first + k) }));
+      const results = await pool.readAndHashRun(disk.blockSource(fromDevice), jobs);
+      return results.map((r, k) => {
+        const index = first + k;
+        const length = this.geometry.lengthOf(index);
+        if (!r.zero) return { index, zero: false, length, digest: r.digest, slot: slots[k]! };
+        pool.release(slots[k]!);
+        return { index, zero: true, length };
+      });
+    } catch (e) {
+      for (const slot of slots) pool.release(slot);
+      throw e;
+    }
   }
 }

@@ -33,30 +33,30 @@ export class Checkpointer {
 
   constructor(
     private readonly disk: DiskEndpoint,
-    private readonly o: CheckpointerOptions,
+    private readonly options: CheckpointerOptions,
   ) {
-    this.durable = o.durableFrom;
+    this.durable = options.durableFrom;
   }
 
   /** Called as blocks are applied: starts a record in the background when one is due. `mark` is the applied watermark. */
   maybeRecord(mark: () => number): void {
     if (this.running) return;
     const now = performance.now();
-    const flushDue = !this.o.writesSurviveProcessExit || now - this.lastFlush > (this.o.flushEveryMs ?? 30_000);
-    if (now - this.lastRecord < (this.o.recordEveryMs ?? 2000) && !(this.o.writesSurviveProcessExit && flushDue)) return;
+    const flushDue = !this.options.writesSurviveProcessExit || now - this.lastFlush > (this.options.flushEveryMs ?? 30_000);
+    if (now - this.lastRecord < (this.options.recordEveryMs ?? 2000) && !(this.options.writesSurviveProcessExit && flushDue)) return;
     this.lastRecord = now;
     if (flushDue) this.lastFlush = now;
     // The mark is taken before the flush starts: fdatasync covers every write completed before it.
     const at = mark();
     this.running = this.record(at, flushDue)
-      .catch((e: Error) => this.o.onError(e))
+      .catch((e: Error) => this.options.onError(e))
       .finally(() => (this.running = undefined));
   }
 
   /** Records `mark` now (end of stream, disconnect), after any record in progress; `flush` makes it durable. */
   async recordNow(mark: number, flush: boolean): Promise<void> {
     await this.running;
-    await this.record(mark, flush || !this.o.writesSurviveProcessExit);
+    await this.record(mark, flush || !this.options.writesSurviveProcessExit);
   }
 
   /** Waits for a record in progress. */
@@ -72,10 +72,10 @@ export class Checkpointer {
     await saveCheckpoint(
       {
         version: 2,
-        destination: this.o.destination,
-        sourceId: this.o.sourceId,
-        size: this.o.size,
-        blockSize: this.o.blockSize,
+        destination: this.options.destination,
+        sourceId: this.options.sourceId,
+        size: this.options.size,
+        blockSize: this.options.blockSize,
         writtenBlocks: mark,
         durableBlocks: this.durable,
         bootId: bootId(),
@@ -83,6 +83,6 @@ export class Checkpointer {
       },
       flush,
     );
-    await this.o.onRecorded(mark);
+    await this.options.onRecorded(mark);
   }
 }

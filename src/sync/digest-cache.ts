@@ -36,7 +36,7 @@ export interface FileIdentity {
  * File times tick at the kernel's coarse clock: a write in the same tick as
  * the last one recorded would leave them unchanged. So a record is only
  * made once the file's times are more than a tick in the past. Linux ticks
- * at least 100 times a second (CONFIG_HZ 100 to 1000; 250 here).
+ * at least 100 times a second (CONFIG_HZ 100 to 1000).
  */
 const SETTLE_NS = 20_000_000n;
 

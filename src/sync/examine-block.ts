@@ -18,6 +18,11 @@ export function isAllZero(buf: Uint8Array): boolean {
   return true;
 }
 
+/** The digest of a block in memory, undefined when it is all zeros (zero blocks have none). */
+export function blockDigest(view: Uint8Array): Buffer | undefined {
+  return isAllZero(view) ? undefined : xxh128(view);
+}
+
 /** Reads the block at `position` into `view`; a digest unless it is all zeros or `digest` is false. */
 export function examineBlock(src: BlockSource, view: Uint8Array, position: number, digest: boolean): { zero: boolean; digest?: Uint8Array } {
   readBlockSync(src, view, position);

@@ -1,25 +1,13 @@
 /**
  * Frames out of a socket that reads into buffers it is given (net.Socket's
- * `onread`, with `nextBuffer()` choosing each read's buffer). A large
- * payload (a block) gets a buffer of a small pool, which the consumer gives
- * back once done with the frame; the socket reads the payload straight into
- * it. Headers, small payloads and the start of a block that arrives in the
- * same read as its header land in one reused scratch buffer and are copied
- * out before the next read.
+ * `onread`, with `nextBuffer()` choosing each read's buffer). A block's
+ * payload is read straight into an aligned pooled buffer, which the
+ * consumer writes with direct I/O and gives back; headers and small
+ * payloads land in one reused scratch buffer and are copied out.
  *
- * Why reading in place: a copy of every block out of the scratch buffer,
- * and another into aligned memory for the direct write, cost the receiving
- * agent's main thread 1.3 s of a 2 GiB full copy here (profiled); pooled
- * buffers are aligned for direct I/O (see aligned-memory.ts), so a block
- * goes from the socket to the disk without being touched.
- *
- * Why not the plain 'data' events (FrameParser): node then reads into a new
- * 64 KiB allocation every time, freed only by a garbage collection, which
- * comes after tens of megabytes. The receiving agent's heap grows by that
- * much, page by fresh page, and a fresh page is cleared by the kernel (on a
- * virtual machine, backed by the hypervisor first). Measured here receiving
- * on loopback: 45 ms of CPU for 41 MiB and 650 ms for 2 GiB that way,
- * 13 ms and 357 ms reading into one buffer.
+ * Why: every copy of a block costs the receiver's main thread, and node's
+ * plain 'data' events allocate a fresh buffer per read that only a garbage
+ * collection frees, growing the heap page by freshly cleared page.
  */
 import { alignedBuffer } from '../storage/aligned-memory.js';
 import { HEADER_SIZE, type Frame, type FrameType } from './protocol.js';

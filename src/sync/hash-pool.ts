@@ -3,13 +3,17 @@
  * zeros and hash blocks (see xxh128.ts), so scanning a large disk uses every
  * core while the main thread keeps sending and writing.
  */
+import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { alignedSharedMemory } from '../storage/aligned-memory.js';
 import type { BlockSource } from '../storage/block-read.js';
 import { examineBlock } from './examine-block.js';
 import type { Answer, Job } from './hash-worker.js';
 
-
+/** Hashing threads per host unless told otherwise: one per core, at most 4. */
+export function defaultHashThreads(): number {
+  return Math.min(4, cpus().length);
+}
 
 export interface Slot {
   readonly index: number;
@@ -18,12 +22,10 @@ export interface Slot {
 }
 
 /**
- * Threads started ahead of need, or kept from a closed pool: a thread takes
- * ~100 ms of CPU to load here (more while the agent itself is loading),
- * which a sync would otherwise pay at its start. `warmHashThreads` is
- * called when a sync is being prepared; a closed pool leaves its threads
- * here (a head-start scan called off hands them to the full copy that
- * follows); the next pool takes them.
+ * Threads started ahead of need, or kept from a closed pool, because loading
+ * a thread costs CPU a sync would otherwise pay at its start.
+ * `warmHashThreads` is called when a sync is being prepared; a closed pool
+ * leaves its threads here for the next pool to take.
  */
 const warm: Worker[] = [];
 /** Threads that have loaded and can take jobs at once. */
@@ -140,13 +142,10 @@ export class HashPool {
    */
   async readAndHashRun(src: BlockSource, blocks: Array<{ slot: Slot; length: number; position: number; digest: boolean }>): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
     if (this.workers.length === 0) {
-      return blocks.map((b) => {
-        const r = examineBlock(src, b.slot.buf.subarray(0, b.length), b.position, b.digest);
-        return { zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined };
-      });
+      return blocks.map((b) => withBufferDigest(examineBlock(src, b.slot.buf.subarray(0, b.length), b.position, b.digest)));
     }
     const a = await this.post({ id: 0, read: { ...src, blocks: blocks.map((b) => ({ slot: b.slot.index, length: b.length, position: b.position, digest: b.digest })) } });
-    return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
+    return a.blocks!.map(withBufferDigest);
   }
 
   /**
@@ -158,7 +157,7 @@ export class HashPool {
   async hashBlocks(src: BlockSource, blocks: Array<{ length: number; position: number }>, cancel?: Int32Array): Promise<Array<{ zero: boolean; digest?: Buffer }>> {
     if (this.workers.length === 0) return this.hashBlocksHere(src, blocks, cancel);
     const a = await this.post({ id: 0, hash: { ...src, blocks, cancel } });
-    return a.blocks!.map((r) => ({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined }));
+    return a.blocks!.map(withBufferDigest);
   }
 
   /** `hashBlocks` on the calling thread, synchronously. */
@@ -167,13 +166,12 @@ export class HashPool {
     const out: Array<{ zero: boolean; digest?: Buffer }> = [];
     for (const b of blocks) {
       if (cancel && Atomics.load(cancel, 0) !== 0) break;
-      const r = examineBlock(src, buf.subarray(0, b.length), b.position, true);
-      out.push({ zero: r.zero, digest: r.digest ? toBuffer(r.digest) : undefined });
+      out.push(withBufferDigest(examineBlock(src, buf.subarray(0, b.length), b.position, true)));
     }
     return out;
   }
 
-  /** Whether some thread has loaded (a thread takes 50-150 ms to, at an agent's start). */
+  /** Whether some thread has loaded and can take jobs at once. */
   get threadReady(): boolean {
     return this.workers.some((w) => loaded.has(w));
   }
@@ -234,4 +232,7 @@ export class HashPool {
   }
 }
 
-const toBuffer = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+/** A block's state with its digest as a Buffer view (threads answer with plain Uint8Arrays). */
+function withBufferDigest(r: { zero: boolean; digest?: Uint8Array }): { zero: boolean; digest?: Buffer } {
+  return { zero: r.zero, digest: r.digest ? Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.byteLength) : undefined };
+}

@@ -31,12 +31,12 @@ export type Answer = {
 let memory: SharedArrayBuffer;
 let blockSize: number;
 /** This thread's own block buffer, for digest-only jobs. */
-let own: Uint8Array | undefined;
+let ownBuffer: Uint8Array | undefined;
 
 parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blockSize: number } } | { exit: true }) => {
   if ('attach' in job) {
     // A thread serves one pool after another (see hash-pool.ts): each brings its own memory, perhaps another block size.
-    if (job.attach.blockSize !== blockSize) own = undefined;
+    if (job.attach.blockSize !== blockSize) ownBuffer = undefined;
     ({ memory, blockSize } = job.attach);
     return;
   }
@@ -50,7 +50,7 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
   try {
     if (job.hash) {
       const src = job.hash;
-      const buf = (own ??= new Uint8Array(alignedSharedMemory(blockSize)));
+      const buf = (ownBuffer ??= new Uint8Array(alignedSharedMemory(blockSize)));
       const blocks: Answer['blocks'] = [];
       for (const b of src.blocks) {
         if (src.cancel && Atomics.load(src.cancel, 0) !== 0) break;

@@ -1,11 +1,10 @@
 /**
- * Block delta sync: the public API for the CLI and for cold and warm
- * migrations. A controller calls `syncDisks` with an agent client per side;
- * the agents run `startSend` and `startReceive` (which connects to the
- * sender) and stream straight to each other.
+ * Block delta sync engine, run by the agents: `startSend` on the source's
+ * host listens, `startReceive` on the destination's host connects to it,
+ * and the two stream to each other. The controller that starts both ends
+ * is src/transfer.
  */
-export { syncDisks, verifyError, DEFAULT_BLOCK_SIZE, type SyncSide, type SyncOptions, type SyncSummary } from './controller.js';
-export { parseEndpointSpec, formatEndpointSpec, type EndpointSpec } from './endpoint-spec.js';
-export { startSend, type SendOptions, type SendResult, type SendSession, type SyncProgress } from './sender.js';
+export { startSend, type SendOptions, type SendSession } from './sender.js';
+export type { SendResult, SyncProgress } from './sync-progress.js';
 export { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from './receiver.js';
 export type { CompressMode } from './compression.js';

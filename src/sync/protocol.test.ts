@@ -1,28 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeHashes, encodeHashes, encodeHeader, FrameParser, FrameType, type Frame } from './protocol.js';
-
-test('FrameParser rebuilds frames split at any byte boundary', () => {
-  const payload = Buffer.from('hello block');
-  const wire = Buffer.concat([
-    encodeHeader(FrameType.Data, 1, 2 ** 40 + 7, payload.length),
-    payload,
-    encodeHeader(FrameType.Same, 0, 3, 0),
-    encodeHeader(FrameType.Ack, 0, 9, 0),
-  ]);
-  for (let cut = 1; cut < wire.length; cut += 3) {
-    const frames: Frame[] = [];
-    const p = new FrameParser((f) => frames.push(f));
-    for (let i = 0; i < wire.length; i += cut) p.push(wire.subarray(i, i + cut));
-    assert.equal(frames.length, 3);
-    assert.equal(frames[0]!.type, FrameType.Data);
-    assert.equal(frames[0]!.flags, 1);
-    assert.equal(frames[0]!.index, 2 ** 40 + 7);
-    assert.equal(frames[0]!.payload.toString(), 'hello block');
-    assert.equal(frames[1]!.type, FrameType.Same);
-    assert.equal(frames[2]!.index, 9);
-  }
-});
+import { FrameParser } from './frame-parser.js';
+import { FrameFlag, FrameType, decodeHashes, encodeHashes, encodeHeader, frameDigest, type Frame } from './protocol.js';
 
 test('a Hashes payload carries digests and zero blocks in order', () => {
   const a = Buffer.alloc(16, 0xaa);
@@ -32,4 +11,13 @@ test('a Hashes payload carries digests and zero blocks in order', () => {
   const got: Array<string | undefined> = [];
   decodeHashes(payload, (k, d) => (got[k] = d?.toString('hex')));
   assert.deepEqual(got, [a.toString('hex'), undefined, b.toString('hex'), undefined]);
+});
+
+test('frameDigest reads the zero-block flag as no digest', () => {
+  const digest = Buffer.alloc(16, 0x5a);
+  const frames: Frame[] = [];
+  const parser = new FrameParser((f) => frames.push(f));
+  parser.push(Buffer.concat([encodeHeader(FrameType.Hash, 0, 1, 16), digest, encodeHeader(FrameType.Hash, FrameFlag.ZeroBlock, 2, 0)]));
+  assert.deepEqual(frameDigest(frames[0]!), digest);
+  assert.equal(frameDigest(frames[1]!), undefined);
 });

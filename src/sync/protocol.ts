@@ -12,8 +12,6 @@
  * block (same / zero / data) in order, and the destination acknowledges
  * durable progress now and then.
  */
-import type { Socket } from 'node:net';
-
 export const FrameType = {
   // source -> destination
   Hello: 1, // JSON SenderHello
@@ -74,6 +72,16 @@ export interface Frame {
   readonly parts: Buffer[];
 }
 
+/** The digest a Hash or VerifyHash frame carries; undefined for a block of zeros. */
+export function frameDigest(frame: Frame): Buffer | undefined {
+  return frame.flags & FrameFlag.ZeroBlock ? undefined : frame.payload;
+}
+
+/** A JSON frame's message (Hello, Ready, End, Verdict, Ack's load): the peer proved itself with the session's token. */
+export function frameJson<T>(frame: Frame): T {
+  return JSON.parse(frame.payload.toString()) as T;
+}
+
 export function encodeHeader(type: FrameType, flags: number, index: number, payloadLength: number): Buffer {
   const h = Buffer.allocUnsafe(HEADER_SIZE);
   h.writeUInt8(type, 0);
@@ -82,128 +90,6 @@ export function encodeHeader(type: FrameType, flags: number, index: number, payl
   h.writeUInt32BE(payloadLength, 4);
   h.writeBigUInt64BE(BigInt(index), 8);
   return h;
-}
-
-/** Splits a byte stream into frames; feed it chunks, it calls onFrame in order. */
-export class FrameParser {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-
-  constructor(private readonly onFrame: (f: Frame) => void) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    for (;;) {
-      if (this.buffered < HEADER_SIZE) return;
-      const head = this.peek(HEADER_SIZE);
-      const length = head.readUInt32BE(4);
-      if (this.buffered < HEADER_SIZE + length) return;
-      const type = head.readUInt8(0) as FrameType;
-      const flags = head.readUInt8(1);
-      const index = Number(head.readBigUInt64BE(8));
-      this.take(HEADER_SIZE);
-      const parts = this.take(length);
-      let joined: Buffer | undefined;
-      this.onFrame({
-        type,
-        flags,
-        index,
-        parts,
-        get payload(): Buffer {
-          joined ??= parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-          return joined;
-        },
-      });
-    }
-  }
-
-  /** The first n buffered bytes in one buffer (joins only the few pieces needed). */
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    const parts: Buffer[] = [];
-    let have = 0;
-    while (have < n) {
-      const c = this.chunks.shift()!;
-      parts.push(c);
-      have += c.length;
-    }
-    const joined = Buffer.concat(parts);
-    this.chunks.unshift(joined);
-    return joined;
-  }
-
-  /** Removes n bytes from the front, as slices of the received chunks. */
-  private take(n: number): Buffer[] {
-    const out: Buffer[] = [];
-    let need = n;
-    while (need > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= need) {
-        out.push(c);
-        this.chunks.shift();
-        need -= c.length;
-      } else {
-        out.push(c.subarray(0, need));
-        this.chunks[0] = c.subarray(need);
-        need = 0;
-      }
-    }
-    this.buffered -= n;
-    return out;
-  }
-}
-
-/** Writes frames with backpressure; counts bytes put on the wire. */
-export class FrameWriter {
-  bytesWritten = 0;
-  private drained: Promise<void> | undefined;
-  private corked = false;
-
-  constructor(private readonly socket: Socket) {}
-
-  /**
-   * Queues a frame. Resolves once the socket can take more (not when the
-   * bytes are sent); `onFlushed` fires when the payload buffer is free again.
-   */
-  async send(type: FrameType, index: number, payload?: Uint8Array, flags = 0, onFlushed?: () => void): Promise<void> {
-    if (this.socket.destroyed) throw new Error('the sync connection is closed');
-    const length = payload?.length ?? 0;
-    this.bytesWritten += HEADER_SIZE + length;
-    // Thousands of small frames (hashes, verdicts) go out together: the
-    // socket gathers what is written in one tick into one system call.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    let ok = this.socket.write(encodeHeader(type, flags, index, length));
-    if (payload && length) ok = this.socket.write(payload, onFlushed ? () => onFlushed() : undefined);
-    else onFlushed?.();
-    if (!ok) await this.waitDrain();
-  }
-
-  sendJson(type: FrameType, value: unknown): Promise<void> {
-    return this.send(type, 0, Buffer.from(JSON.stringify(value)));
-  }
-
-  private waitDrain(): Promise<void> {
-    if (this.socket.destroyed) return Promise.resolve();
-    this.drained ??= new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        this.drained = undefined;
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
-    return this.drained;
-  }
 }
 
 export interface SenderHello {

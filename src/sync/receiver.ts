@@ -16,7 +16,8 @@ import { loadCheckpoint, resumePoint } from './checkpoint.js';
 import { loadDigestCache } from './digest-cache.js';
 import { DigestTable } from './digest-table.js';
 import { FrameAssembler } from './frame-assembler.js';
-import { serveSource, type ReceiveResult } from './receive-stream.js';
+import { serveSource, type ReceiveResult, type StreamOptions } from './receive-stream.js';
+import { BlockGeometry } from './block-geometry.js';
 import { trace } from '../util/trace.js';
 
 export type { ReceiveResult } from './receive-stream.js';
@@ -61,11 +62,11 @@ export interface ReceiveSession {
 }
 
 /** Checks the destination, prepares it and connects to the source; nothing is written before the source's Hello. */
-export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
+export async function startReceive(options: ReceiveOptions): Promise<ReceiveSession> {
   trace('receive: start');
-  const lv = await reachLvWithoutDeviceMapper(o);
+  const lv = await reachLvWithoutDeviceMapper(options);
   try {
-    return await prepare(o, lv);
+    return await prepare(options, lv);
   } catch (e) {
     await lv?.mapped.release();
     throw e;
@@ -76,91 +77,134 @@ export async function startReceive(o: ReceiveOptions): Promise<ReceiveSession> {
  * An LV on a kernel without device-mapper has no device node: its extents
  * are reached through a loop device (after creating it, with --create-lv).
  */
-async function reachLvWithoutDeviceMapper(o: ReceiveOptions): Promise<{ mapped: MappedLv; created: boolean } | undefined> {
-  const name = parseLvPath(o.path);
-  if (!name || existsSync(o.path) || deviceMapperAvailable()) return undefined;
+async function reachLvWithoutDeviceMapper(options: ReceiveOptions): Promise<{ mapped: MappedLv; created: boolean } | undefined> {
+  const name = parseLvPath(options.path);
+  if (!name || existsSync(options.path) || deviceMapperAvailable()) return undefined;
   let created = false;
   if (!(await lvExists(name.vg, name.lv))) {
-    if (o.createLv === undefined || o.dryRun) return undefined; // refused or reported as missing below
-    checkCreateLv(o, name);
-    await createLv(name.vg, name.lv, o.sourceSize);
+    if (options.createLv === undefined || options.dryRun) return undefined; // refused or reported as missing below
+    checkCreateLv(options, name);
+    await createLv(name.vg, name.lv, options.sourceSize);
     created = true;
   }
   return { mapped: await mapInactiveLv(name.vg, name.lv), created };
 }
 
-function checkCreateLv(o: ReceiveOptions, name: LvName | undefined): asserts name is LvName {
-  if (!name || name.vg !== o.createLv) {
-    throw new FerryError('USAGE', `Cannot create "${o.path}" with --create-lv ${o.createLv}: the path must be /dev/${o.createLv}/NAME`, {
-      hint: `name the destination /dev/${o.createLv}/LV`,
+function checkCreateLv(options: ReceiveOptions, name: LvName | undefined): asserts name is LvName {
+  if (!name || name.vg !== options.createLv) {
+    throw new FerryError('USAGE', `Cannot create "${options.path}" with --create-lv ${options.createLv}: the path must be /dev/${options.createLv}/NAME`, {
+      hint: `name the destination /dev/${options.createLv}/LV`,
     });
   }
 }
 
-async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boolean } | undefined): Promise<ReceiveSession> {
-  // Reads and writes go to `ioPath`; messages, checkpoints and records name `o.path`.
-  const ioPath = lv?.mapped.device ?? o.path;
-  const info = await inspectDisk(ioPath);
-  trace('receive: inspected');
-  let created = lv?.created ?? false;
-  let disk: DiskEndpoint | undefined;
-  let target: DiskInfo = info;
-  if (info.exists) {
-    const users = await findDiskUsers(ioPath);
-    if (isBusy(users) && !o.force) {
-      throw new FerryError('IN_USE', `Cannot write to "${o.path}": it is ${describeUsers(users)}`, {
-        hint: 'unmount it or stop the VM using it first; --force overrides this check (and risks corrupting it)',
-        details: { ...users },
-      });
-    }
-    if (info.size! < o.sourceSize) {
-      throw new FerryError('TARGET_TOO_SMALL', `Cannot sync into "${o.path}": it holds ${info.size} bytes, the source ${o.sourceSize}`, {
-        hint: 'grow the destination (qemu-img resize, lvextend) or name a new path to create',
-        details: { destinationSize: info.size, sourceSize: o.sourceSize },
-      });
-    }
-  } else if (!o.dryRun) {
-    const lv = parseLvPath(o.path);
-    if (o.createLv !== undefined) {
-      checkCreateLv(o, lv);
-      await createLv(lv.vg, lv.lv, o.sourceSize);
-    } else if (lv || dirname(o.path) === '/dev') {
-      throw new FerryError('NOT_FOUND', `Cannot sync into "${o.path}": no such device`, {
-        hint: lv ? `pass --create-lv ${lv.vg} to create the logical volume` : 'check the device path',
-      });
-    } else {
-      await createImage({ path: o.path, format: formatForNewImage(o.path, o.sourceFormat, o.createFormat), sizeBytes: o.sourceSize });
-    }
-    created = true;
-    target = await inspectDisk(o.path);
-  }
-  if (target.exists) disk = await openDisk(target, !o.dryRun, { direct: o.direct && !o.dryRun });
-
-  let resumeFrom = 0;
-  let durableFrom = 0;
-  const blockCount = Math.ceil(o.sourceSize / o.blockSize);
-  if (o.resume && !created && !o.dryRun) {
-    const c = await loadCheckpoint(o.path);
-    if (c && c.sourceId === o.sourceId && c.size === o.sourceSize && c.blockSize === o.blockSize) {
-      resumeFrom = Math.min(resumePoint(c), blockCount);
-      durableFrom = Math.min(c.durableBlocks, resumeFrom);
-    }
-  }
-  let cached: DigestTable | undefined;
-  if (disk && !created && !o.rehash && target.kind === 'file') cached = await loadDigestCache(o.path, o.blockSize, blockCount);
-
+async function prepare(options: ReceiveOptions, lv: { mapped: MappedLv; created: boolean } | undefined): Promise<ReceiveSession> {
+  // Reads and writes go to the LV's loop device when there is one; messages, checkpoints and records name `options.path`.
+  const { target, created } = await prepareTarget(options, lv?.mapped.device ?? options.path, lv?.created ?? false);
+  const disk = target.exists ? await openDisk(target, !options.dryRun, { direct: options.direct && !options.dryRun }) : undefined;
+  const geometry = new BlockGeometry(options.sourceSize, options.blockSize);
+  const { resumeFrom, durableFrom } = await resumeState(options, created, geometry.count);
+  const cached = disk && !created && !options.rehash && target.kind === 'file' ? await loadDigestCache(options.path, options.blockSize, geometry.count) : undefined;
   // A file just created reads as zeros throughout: its digests are known
   // without reading it (or starting threads to hash it).
-  const known = created && target.kind === 'file' ? DigestTable.zeros(blockCount) : cached;
-
+  const known = created && target.kind === 'file' ? DigestTable.zeros(geometry.count) : cached;
   trace('receive: connecting');
-  const plan: ReceivePlan = { created, format: target.format ?? o.sourceFormat, size: target.size ?? o.sourceSize, resumeFrom, cachedBlocks: cached?.known() ?? 0 };
-  const { host, port, token } = o.source;
-  const input = new FrameAssembler(o.blockSize);
+  const plan: ReceivePlan = { created, format: target.format ?? options.sourceFormat, size: target.size ?? options.sourceSize, resumeFrom, cachedBlocks: cached?.known() ?? 0 };
+  const link = connectToSource(options);
+  const { path, sourceId, sourceSize: size, blockSize, dryRun, hashThreads } = options;
+  const streamOptions: StreamOptions = { path, sourceId, size, blockSize, dryRun, hashThreads, token: options.source.token, resumeFrom, durableFrom, known };
+  const result = link.connected
+    .then(() => serveSource(link.socket, link.input, streamOptions, disk))
+    .finally(async () => {
+      link.socket.destroy();
+      await disk?.close();
+      await lv?.mapped.release();
+    });
+  result.catch(() => undefined);
+  return {
+    plan,
+    result,
+    cancel: async () => {
+      // Dropping the stream makes the session checkpoint what it applied; wait for that.
+      link.cancel();
+      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+    },
+  };
+}
+
+/** The destination as it will be written: checked when it exists, created (unless a dry run) when it does not. */
+async function prepareTarget(options: ReceiveOptions, ioPath: string, createdLv: boolean): Promise<{ target: DiskInfo; created: boolean }> {
+  const info = await inspectDisk(ioPath);
+  trace('receive: inspected');
+  if (info.exists) {
+    await checkExisting(options, ioPath, info);
+    return { target: info, created: createdLv };
+  }
+  if (options.dryRun) return { target: info, created: createdLv };
+  await createTarget(options);
+  return { target: await inspectDisk(options.path), created: true };
+}
+
+/** Refuses a destination in use (unless forced) or smaller than the source. */
+async function checkExisting(options: ReceiveOptions, ioPath: string, info: DiskInfo): Promise<void> {
+  const users = await findDiskUsers(ioPath);
+  if (isBusy(users) && !options.force) {
+    throw new FerryError('IN_USE', `Cannot write to "${options.path}": it is ${describeUsers(users)}`, {
+      hint: 'unmount it or stop the VM using it first; --force overrides this check (and risks corrupting it)',
+      details: { ...users },
+    });
+  }
+  if (info.size! < options.sourceSize) {
+    throw new FerryError('TARGET_TOO_SMALL', `Cannot sync into "${options.path}": it holds ${info.size} bytes, the source ${options.sourceSize}`, {
+      hint: 'grow the destination (qemu-img resize, lvextend) or name a new path to create',
+      details: { destinationSize: info.size, sourceSize: options.sourceSize },
+    });
+  }
+}
+
+/** Creates a missing destination: an LV with --create-lv, an image file; a missing device is an error. */
+async function createTarget(options: ReceiveOptions): Promise<void> {
+  const lv = parseLvPath(options.path);
+  if (options.createLv !== undefined) {
+    checkCreateLv(options, lv);
+    await createLv(lv.vg, lv.lv, options.sourceSize);
+  } else if (lv || dirname(options.path) === '/dev') {
+    throw new FerryError('NOT_FOUND', `Cannot sync into "${options.path}": no such device`, {
+      hint: lv ? `pass --create-lv ${lv.vg} to create the logical volume` : 'check the device path',
+    });
+  } else {
+    await createImage({ path: options.path, format: formatForNewImage(options.path, options.sourceFormat, options.createFormat), sizeBytes: options.sourceSize });
+  }
+}
+
+/** Where a resumed run starts: the checkpoint's, when it is of this source and geometry; else the start. */
+async function resumeState(options: ReceiveOptions, created: boolean, blockCount: number): Promise<{ resumeFrom: number; durableFrom: number }> {
+  if (!options.resume || created || options.dryRun) return { resumeFrom: 0, durableFrom: 0 };
+  const checkpoint = await loadCheckpoint(options.path);
+  if (!checkpoint || checkpoint.sourceId !== options.sourceId || checkpoint.size !== options.sourceSize || checkpoint.blockSize !== options.blockSize) {
+    return { resumeFrom: 0, durableFrom: 0 };
+  }
+  const resumeFrom = Math.min(resumePoint(checkpoint), blockCount);
+  return { resumeFrom, durableFrom: Math.min(checkpoint.durableBlocks, resumeFrom) };
+}
+
+/** The connection to the source's listener, under way. */
+interface SourceLink {
+  socket: net.Socket;
+  /** Assembles what the socket reads, straight into block buffers (see frame-assembler.ts). */
+  input: FrameAssembler;
+  /** Resolves once connected; rejects on failure, timeout or cancel. */
+  connected: Promise<void>;
+  cancel(): void;
+}
+
+function connectToSource(options: ReceiveOptions): SourceLink {
+  const { host, port } = options.source;
+  const input = new FrameAssembler(options.blockSize);
   const socket = net.connect({
     host,
     port,
-    // Each read goes where the assembler says: a block's buffer, or its scratch buffer (see frame-assembler.ts).
+    // Each read goes where the assembler says: a block's buffer, or its scratch buffer.
     onread: {
       buffer: () => input.nextBuffer(),
       callback: (n: number, buf: Uint8Array): boolean => {
@@ -170,10 +214,11 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
     },
   });
   let cancelled = false;
+  const unreachable = (why: string): FerryError => new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: ${why}`, { hint: UNREACHABLE_HINT });
   const connected = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: no answer within ${CONNECT_TIMEOUT_MS / 1000} s`, { hint: UNREACHABLE_HINT }));
+      reject(unreachable(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`));
     }, CONNECT_TIMEOUT_MS);
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -181,39 +226,19 @@ async function prepare(o: ReceiveOptions, lv: { mapped: MappedLv; created: boole
     });
     socket.once('error', (e) => {
       clearTimeout(timer);
-      reject(new FerryError('UNREACHABLE', `Cannot connect to the source agent at ${host}:${port}: ${e.message}`, { hint: UNREACHABLE_HINT }));
+      reject(unreachable(e.message));
     });
     socket.once('close', () => {
       clearTimeout(timer);
-      if (cancelled) reject(new FerryError('ABORTED', `Sync into "${o.path}" cancelled before the source connected`));
+      if (cancelled) reject(new FerryError('ABORTED', `Sync into "${options.path}" cancelled before the source connected`, { hint: 'run the same command again to start the sync over' }));
     });
   });
-  const result = connected
-    .then(() =>
-      serveSource(
-        socket,
-        input,
-        { path: o.path, sourceId: o.sourceId, size: o.sourceSize, blockSize: o.blockSize, dryRun: o.dryRun, hashThreads: o.hashThreads, token, resumeFrom, durableFrom, known },
-        disk,
-      ),
-    )
-    .finally(async () => {
-      socket.destroy();
-      await disk?.close();
-      await lv?.mapped.release();
-    });
-  result.catch(() => undefined);
-
-  return {
-    plan,
-    result,
-    cancel: async () => {
-      // Dropping the stream makes the session checkpoint what it applied; wait for that.
-      cancelled = true;
-      socket.destroy();
-      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
-    },
+  const cancel = (): void => {
+    cancelled = true;
+    socket.destroy();
   };
+  return { socket, input, connected, cancel };
 }
+
 const CONNECT_TIMEOUT_MS = 30_000;
 const UNREACHABLE_HINT = 'check that the destination host can reach the source address (firewall, inventory address)';

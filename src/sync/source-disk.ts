@@ -4,11 +4,10 @@
  * data). A sender opens one, or takes the one a head-start scan opened (see
  * source-scan.ts).
  */
-import { cpus } from 'node:os';
 import { blocksWithData } from '../storage/allocation.js';
 import { openDisk, type DiskEndpoint } from '../storage/endpoint.js';
 import type { DiskInfo } from '../storage/image-info.js';
-import { HashPool } from './hash-pool.js';
+import { HashPool, defaultHashThreads } from './hash-pool.js';
 
 export interface SourceDisk {
   readonly disk: DiskEndpoint;
@@ -22,7 +21,7 @@ export interface SourceDisk {
 
 export async function openSourceDisk(info: DiskInfo, blockSize: number, hashThreads?: number): Promise<SourceDisk> {
   const disk = await openDisk(info, false);
-  const threads = hashThreads ?? Math.min(4, cpus().length);
+  const threads = hashThreads ?? defaultHashThreads();
   const window = threads * 4 + 8;
   const pool = HashPool.create(blockSize, window + 16, threads);
   const dataBlocks = disk.dataRanges().then((r) => blocksWithData(r, disk.size, blockSize));

@@ -9,11 +9,12 @@
  * Worth it when most blocks will turn out equal (the destination holds an
  * older copy). The source's agent starts one as it inspects the source,
  * before anyone knows whether the destination exists; the controller
- * cancels it as soon as the destination turns out missing, where every
- * block must cross and would be read twice.
+ * stops it as soon as the destination turns out missing, where every
+ * block must cross and would be read twice (see src/transfer/head-start-scan.ts).
  */
 import type { DiskInfo } from '../storage/image-info.js';
 import { trace } from '../util/trace.js';
+import { BlockGeometry } from './block-geometry.js';
 import { DigestTable } from './digest-table.js';
 import { closeSourceDisk, openSourceDisk, type SourceDisk } from './source-disk.js';
 
@@ -25,9 +26,15 @@ export class SourceScan {
   /** Raised by stop(): the threads drop the scan's queued blocks. */
   private readonly cancel = new Int32Array(new SharedArrayBuffer(4));
   private readonly running: Promise<void>;
+  private readonly geometry: BlockGeometry;
+  /** The next block to hand out. */
+  private next = 0;
+  /** The allocation map, once in. */
+  private dataBlocks: Uint8Array | undefined;
 
   private constructor(readonly source: SourceDisk, readonly info: DiskInfo) {
-    this.digests = new DigestTable(Math.ceil(source.disk.size / source.blockSize));
+    this.geometry = new BlockGeometry(source.disk.size, source.blockSize);
+    this.digests = new DigestTable(this.geometry.count);
     this.running = this.scan();
   }
 
@@ -67,83 +74,96 @@ export class SourceScan {
    * which takes a moment to start: until it is in, every block is read (a
    * hole reads as zeros, which is cheap).
    *
-   * Until a thread has loaded (50-150 ms at an agent's start, longer than
-   * the map takes), this thread reads and hashes the first chunks itself,
-   * one at a time between its other work: the scan is the longest part of
-   * a re-sync, and would otherwise begin only once the threads are up.
-   *
-   * Each thread has CHUNKS_PER_THREAD chunks queued, so that it keeps
-   * reading while this agent's main thread is busy elsewhere (answering the
-   * controller, starting qemu-img): with two, the scan of a 4 GiB image took
-   * 14% longer here (median of 6 re-syncs, 452 ms against 388 ms). Queued
-   * work is no cost at `stop()`: the threads drop it (the cancel flag).
+   * Until a thread has loaded, this thread hashes the first chunks itself
+   * between its other work: the scan is the longest part of a re-sync.
+   * Each thread has CHUNKS_PER_THREAD chunks queued so that it keeps
+   * reading while the main thread is busy elsewhere; queued work costs
+   * nothing at `stop()`, where the threads drop it (the cancel flag).
    */
   private async scan(): Promise<void> {
-    const { disk, pool, blockSize } = this.source;
-    const count = this.digests.count;
-    const lengthOf = (i: number): number => Math.min(blockSize, disk.size - i * blockSize);
-    const src = disk.blockSource();
-    let dataBlocks: Uint8Array | undefined;
     this.source.dataBlocks.then(
-      (map) => (dataBlocks = map),
+      (map) => (this.dataBlocks = map),
       () => undefined, // without a map every block is read
     );
-    type Chunk = { first: number; end: number; read: Uint8Array; blocks: Array<{ position: number; length: number }> };
-    let next = 0;
-    const nextChunk = (): Chunk => {
-      const first = next;
-      const end = Math.min(count, first + SCAN_CHUNK);
-      next = end;
-      const read = new Uint8Array(end - first);
-      const blocks: Chunk['blocks'] = [];
-      for (let i = first; i < end; i++) {
-        if (dataBlocks && !dataBlocks[i]) continue;
-        read[i - first] = 1;
-        blocks.push({ position: i * blockSize, length: lengthOf(i) });
-      }
-      return { first, end, read, blocks };
-    };
-    /** Records a chunk's answers; false when they stop short (the scan was stopped). */
-    const record = (chunk: Chunk, results: Array<{ zero: boolean; digest?: Buffer }>): boolean => {
-      let k = 0;
-      let i = chunk.first;
-      for (; i < chunk.end; i++) {
-        if (chunk.read[i - chunk.first] && k === results.length) break; // cut short by stop()
-        const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
-        this.digests.set(i, r.zero ? undefined : r.digest);
-      }
-      this.frontier = i;
-      return i === chunk.end;
-    };
     try {
       trace('scan: start');
-      while (pool.threads > 0 && !pool.threadReady && next < count && !this.stopping) {
-        const chunk = nextChunk();
-        if (!record(chunk, pool.hashBlocksHere(src, chunk.blocks, this.cancel))) break;
-        await new Promise((resolve) => setImmediate(resolve)); // answers, messages from the threads
-      }
-      if (next > 0) trace(`scan: threads up at block ${next}`);
-      const queued: Array<Chunk & { hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
-      const fill = (): void => {
-        while (next < count && queued.length < Math.max(2, pool.threads * CHUNKS_PER_THREAD) && !this.stopping) {
-          const chunk = nextChunk();
-          const hashed = chunk.blocks.length ? pool.hashBlocks(src, chunk.blocks, this.cancel) : Promise.resolve([]);
-          hashed.catch(() => undefined); // surfaced in order below
-          queued.push({ ...chunk, hashed });
-        }
-      };
-      fill();
-      while (queued.length) {
-        const chunk = queued.shift()!;
-        const results = await chunk.hashed;
-        fill();
-        if (!record(chunk, results)) break;
-      }
+      await this.hashHereUntilThreadsLoad();
+      if (this.next > 0) trace(`scan: threads up at block ${this.next}`);
+      await this.hashOnThreads();
       trace(`scan: ${this.stopping ? 'stopped' : 'done'} at block ${this.frontier}`);
     } catch {
       // A read failed: the sender reads from the frontier on and meets the error itself.
     }
   }
+
+  /** Hashes chunks on this thread, one at a time between its other work, until a hashing thread has loaded. */
+  private async hashHereUntilThreadsLoad(): Promise<void> {
+    const { disk, pool } = this.source;
+    const src = disk.blockSource();
+    while (pool.threads > 0 && !pool.threadReady && this.next < this.digests.count && !this.stopping) {
+      const chunk = this.nextChunk();
+      if (!this.record(chunk, pool.hashBlocksHere(src, chunk.blocks, this.cancel))) break;
+      await new Promise((resolve) => setImmediate(resolve)); // answers, messages from the threads
+    }
+  }
+
+  /** Keeps CHUNKS_PER_THREAD chunks queued per thread and records their answers in order. */
+  private async hashOnThreads(): Promise<void> {
+    const { disk, pool } = this.source;
+    const src = disk.blockSource();
+    const queued: Array<Chunk & { hashed: Promise<Array<{ zero: boolean; digest?: Buffer }>> }> = [];
+    const fill = (): void => {
+      while (this.next < this.digests.count && queued.length < Math.max(2, pool.threads * CHUNKS_PER_THREAD) && !this.stopping) {
+        const chunk = this.nextChunk();
+        const hashed = chunk.blocks.length ? pool.hashBlocks(src, chunk.blocks, this.cancel) : Promise.resolve([]);
+        hashed.catch(() => undefined); // surfaced in order below
+        queued.push({ ...chunk, hashed });
+      }
+    };
+    fill();
+    while (queued.length) {
+      const chunk = queued.shift()!;
+      const results = await chunk.hashed;
+      fill();
+      if (!this.record(chunk, results)) break;
+    }
+  }
+
+  /** The next SCAN_CHUNK blocks; those the allocation map (once in) calls holes are not read. */
+  private nextChunk(): Chunk {
+    const first = this.next;
+    const end = Math.min(this.digests.count, first + SCAN_CHUNK);
+    this.next = end;
+    const read = new Uint8Array(end - first);
+    const blocks: Chunk['blocks'] = [];
+    for (let i = first; i < end; i++) {
+      if (this.dataBlocks && !this.dataBlocks[i]) continue;
+      read[i - first] = 1;
+      blocks.push({ position: this.geometry.offsetOf(i), length: this.geometry.lengthOf(i) });
+    }
+    return { first, end, read, blocks };
+  }
+
+  /** Records a chunk's answers; false when they stop short (the scan was stopped). */
+  private record(chunk: Chunk, results: Array<{ zero: boolean; digest?: Buffer }>): boolean {
+    let k = 0;
+    let i = chunk.first;
+    for (; i < chunk.end; i++) {
+      if (chunk.read[i - chunk.first] && k === results.length) break; // cut short by stop()
+      const r = chunk.read[i - chunk.first] ? results[k++]! : { zero: true };
+      this.digests.set(i, r.zero ? undefined : r.digest);
+    }
+    this.frontier = i;
+    return i === chunk.end;
+  }
+}
+
+/** Blocks handed to a thread in one message; `read` marks those read (the others are holes). */
+interface Chunk {
+  first: number;
+  end: number;
+  read: Uint8Array;
+  blocks: Array<{ position: number; length: number }>;
 }
 
 /** Blocks per message to a hashing thread. */

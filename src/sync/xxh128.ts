@@ -1,9 +1,7 @@
 /**
- * The block digest: XXH3-128 (128 bits: no 32-bit digests, and collisions
- * between blocks are out of reach), from the native xxhash-addon, which
- * hashes the caller's memory in place at about 60 GB/s here. The WebAssembly
- * build (hash-wasm) managed 4-7 GB/s plus a copy of every block into its own
- * memory, and made hashing the largest cost of a re-sync.
+ * The block digest: XXH3-128 (collisions between blocks are out of reach),
+ * from the native xxhash-addon, which hashes the caller's memory in place
+ * rather than copying each block into WebAssembly memory first.
  */
 import { createRequire } from 'node:module';
 

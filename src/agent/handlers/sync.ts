@@ -10,12 +10,12 @@ import { describeUsers, findDiskUsers, hasRunningVm, isBusy } from '../../storag
 import { deviceMapperAvailable } from '../../storage/lvm.js';
 import { FerryError } from '../../util/errors.js';
 import { startReceive, type ReceiveOptions, type ReceivePlan, type ReceiveResult, type ReceiveSession } from '../../sync/receiver.js';
-import { startSend, type SendOptions, type SendResult } from '../../sync/sender.js';
+import { startSend, type SendOptions } from '../../sync/sender.js';
+import type { SendResult } from '../../sync/sync-progress.js';
 import { SourceScan } from '../../sync/source-scan.js';
 import type { HandlerContext } from '../context.js';
 import { trace } from '../../util/trace.js';
-import { warmHashThreads } from '../../sync/hash-pool.js';
-import { cpus } from 'node:os';
+import { defaultHashThreads, warmHashThreads } from '../../sync/hash-pool.js';
 
 export interface SyncDiskReport extends DiskInfo {
   /** Human description of who uses the disk, empty when nobody. */
@@ -55,7 +55,7 @@ export const syncHandlers = {
     // A sync follows: the source will read and hash at once, so its hashing
     // threads load meanwhile. (The destination starts its own only if it has
     // no remembered digests, which it learns later.)
-    if (p.role === 'source') warmHashThreads(Math.min(4, cpus().length));
+    if (p.role === 'source') warmHashThreads(defaultHashThreads());
     // Probing the image and looking for its users are independent: at once.
     const usersLookup = findDiskUsers(p.path).then(
       (found) => ({ found }),
@@ -93,8 +93,7 @@ export const syncHandlers = {
   /**
    * Stops a scan from reading ahead, for a sync into a new disk (every block
    * will cross, and would be read twice), but keeps its disk and threads
-   * open for the send that follows, which would otherwise wait for new
-   * threads to load.
+   * open for the send that follows, which would otherwise start its own.
    */
   'sync.stopScan': async (p: { scan: string }): Promise<void> => {
     halted.add(p.scan);
@@ -134,7 +133,7 @@ export const syncHandlers = {
 /** Waits for a session's result, then forgets the session. */
 async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string): Promise<T> {
   const s = under.get(id);
-  if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${id}"`);
+  if (!s) throw new FerryError('INTERNAL', `Unknown sync session "${id}"`, { hint: 'run the sync again, with the same ferry version on the controller and both hosts' });
   try {
     return await s.result;
   } finally {
@@ -144,9 +143,9 @@ async function collect<T>(under: Map<string, { result: Promise<T> }>, id: string
 
 /**
  * Starts the head-start scan of a source being inspected. It does not wait
- * for qemu-img's probe, which must start a process: what `stat` says is
- * enough to start reading a raw disk, and the probe, once in, confirms it
- * or replaces the scan with one of the right format.
+ * for qemu-img's probe (tens of milliseconds, more on a busy host): what
+ * `stat` says is enough to start reading a raw disk, and the probe, once
+ * in, confirms it or replaces the scan with one of the right format.
  */
 function startScan(req: ScanRequest, path: string, probe: Promise<DiskInfo>, ctx: HandlerContext): void {
   const cancelled = (): boolean => scans.get(req.id) !== starting;

@@ -3,11 +3,11 @@ import { Command, Option } from 'commander';
 import { AgentClient } from '../../hosts/agent-client.js';
 import { findHost, loadInventory, type HostConfig } from '../../hosts/inventory.js';
 import { FerryError, asFerryError, formatError } from '../../util/errors.js';
-// The controller and the spec parser, not sync/mod.js: mod.js also exports the
-// agents' sender and receiver, whose native hashing and compression addons the
-// CLI would load for nothing before it can start the agents.
-import { syncDisks, verifyError, type SyncSummary } from '../../sync/controller.js';
-import { formatEndpointSpec, parseEndpointSpec } from '../../sync/endpoint-spec.js';
+// The controller's modules, not src/sync: the engine's native hashing and
+// compression addons run in the agents, and the CLI need not load them.
+import { syncDisks } from '../../transfer/sync-controller.js';
+import { verifyError, type SyncSummary } from '../../transfer/sync-summary.js';
+import { formatEndpointSpec, parseEndpointSpec } from '../../transfer/endpoint-spec.js';
 import { trace } from '../../util/trace.js';
 import { formatBytes as bytes } from '../live-lines.js';
 import { createSyncView, type SyncView } from '../sync-view.js';
