@@ -100,7 +100,7 @@ async function main_(): Promise<void> {
   const out = `${dir}/out.img`;
   const ferry = async (args: string[], dst = out): Promise<Ferry> => {
     const r = await run(ferryCommand, ['sync', '--json', ...args, `ha:${src}`, `hb:${dst}`], env);
-    return { seconds: r.seconds, result: JSON.parse(r.stdout.trim().split('\n').pop()!) };
+    return { seconds: r.seconds, result: JSON.parse(r.stdout.trim().split('\n').pop()!) as Ferry['result'] };
   };
   /** The same starting state for every timed run (see the header). */
   const prepare = async (remove: string[], warm: string[]): Promise<void> => {

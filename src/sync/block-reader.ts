@@ -91,7 +91,7 @@ class BlockReader {
         this.queued += 1;
         continue;
       }
-      const count = this.dataRunFrom(i);
+      const count = this.dataRun();
       const run = this.loadRun(i, count);
       run.catch(() => undefined); // surfaced when awaited in order
       this.queue.push(run);
@@ -110,8 +110,8 @@ class BlockReader {
     return holes;
   }
 
-  /** How many consecutive wanted data blocks from `first` make one job (up to RUN); moves `next` past them. */
-  private dataRunFrom(first: number): number {
+  /** How many consecutive wanted data blocks, from the one just taken, make one job (up to RUN); moves `next` past them. */
+  private dataRun(): number {
     const { to, dataBlocks } = this.options;
     let count = 1;
     while (count < RUN && this.next < to && dataBlocks[this.next] && this.wanted(this.next)) {

@@ -13,7 +13,7 @@ function sink(highWaterMark = 1 << 20): { stream: Writable; frames: () => Frame[
     highWaterMark,
     writev(pieces, done) {
       writes++;
-      for (const p of pieces) chunks.push(Buffer.from(p.chunk));
+      for (const p of pieces) chunks.push(Buffer.from(p.chunk as Uint8Array));
       setImmediate(done);
     },
   });

@@ -7,7 +7,7 @@
 import * as net from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { openDisk, type DiskEndpoint } from '../storage/endpoint.js';
+import { openDisk } from '../storage/endpoint.js';
 import { createImage, formatForNewImage, inspectDisk, type DiskInfo } from '../storage/image-info.js';
 import { createLv, deviceMapperAvailable, lvExists, mapInactiveLv, parseLvPath, type LvName, type MappedLv } from '../storage/lvm.js';
 import { describeUsers, findDiskUsers, isBusy } from '../storage/usage.js';

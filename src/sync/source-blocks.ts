@@ -37,7 +37,7 @@ export interface SourceBlocksOptions {
   destinationDigests: DigestTable;
   arrived(index: number): Promise<void>;
   /** Whether a data block read from the disk needs its digest. */
-  needsDigest(index: number): boolean;
+  needsDigest: (index: number) => boolean;
 }
 
 /** The blocks from `startBlock` on, in order. The consumer releases each slot it is given. */

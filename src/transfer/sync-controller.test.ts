@@ -74,6 +74,7 @@ const sendResult = (over: Partial<SendResult> = {}): SendResult => ({
 });
 
 function source(over: Handlers = {}, inspected = disk()): FakeAgent {
+  // eslint-disable-next-line prefer-const -- assigned after the handlers that use it are made
   let agent: FakeAgent;
   const handlers: Handlers = {
     'sync.inspect': async () => inspected,

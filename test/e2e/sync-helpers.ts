@@ -60,7 +60,7 @@ export function startFerry(args: string[], env: NodeJS.ProcessEnv): FerryProcess
     child.on('close', (code) => {
       let json = {};
       try {
-        json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+        json = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;
       } catch {
         // not a --json run
       }

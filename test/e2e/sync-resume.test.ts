@@ -24,7 +24,7 @@ async function resumeAndCheck(dst: string): Promise<void> {
   const resumed = r.json.blocks_resumed as number;
   assert.ok(resumed > 0, `nothing resumed: ${JSON.stringify(r.json)}`);
   // What the checkpoint confirmed is neither compared nor sent again.
-  assert.ok((r.json.bytes_sent as number) <= (SIZE_MIB - resumed) * MiB + 64 * 1024, `sent ${r.json.bytes_sent} after resuming ${resumed} blocks`);
+  assert.ok((r.json.bytes_sent as number) <= (SIZE_MIB - resumed) * MiB + 64 * 1024, `sent ${String(r.json.bytes_sent)} after resuming ${resumed} blocks`);
   assert.equal(r.json.verified, true);
   assert.ok(await sameContent(`${lab.dir}/src.img`, dst));
 }
