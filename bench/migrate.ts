@@ -126,9 +126,7 @@ async function main(): Promise<void> {
     met: { downtime_ms: !!downtime && downtime.median <= GOALS.downtime_ms, total_ms: !!total && total.median <= GOALS.total_ms },
     records,
     per_run: reports.map((r) => ({ from: r.from, to: r.to, status: r.status, downtime_ms: r.downtime_ms, qemu_downtime_ms: r.qemu_downtime_ms, total_ms: r.total_ms })),
-    peer: virsh.exitCode === 0
-      ? { name: 'libvirt', skipped: 'installed but not benchmarked here' }
-      : { name: 'libvirt', skipped: 'libvirt is not installed on this machine' },
+    peer: virsh.exitCode === 0 ? { name: 'libvirt', skipped: 'installed but not benchmarked here' } : { name: 'libvirt', skipped: 'libvirt is not installed on this machine' },
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   if (done.length < runs || !records?.ok) process.exitCode = 1;

@@ -51,9 +51,7 @@ async function makeImage(path: string): Promise<Record<string, number>> {
   try {
     await fh.truncate(SIZE);
     const buf = Buffer.alloc(MiB);
-    const text = Buffer.from(
-      Array.from({ length: 4000 }, (_, i) => `/usr/lib/x86_64-linux-gnu/lib${i % 97}.so.${i % 7} ferry block ${i * 7919}\n`).join(''),
-    );
+    const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `/usr/lib/x86_64-linux-gnu/lib${i % 97}.so.${i % 7} ferry block ${i * 7919}\n`).join(''));
     for (let b = 0; b < SIZE / MiB; b++) {
       const region = Math.floor(b / 64) % 8; // 64 MiB stripes
       if (region <= 2) {

@@ -7,7 +7,10 @@ test('every handler of an area is named with one of its prefixes, so that a call
     const handlers = await area.load();
     assert.ok(Object.keys(handlers).length > 0);
     for (const method of Object.keys(handlers)) {
-      assert.ok(area.prefixes.some((p) => method.startsWith(p)), `"${method}" has none of the prefixes ${area.prefixes.join(', ')}`);
+      assert.ok(
+        area.prefixes.some((p) => method.startsWith(p)),
+        `"${method}" has none of the prefixes ${area.prefixes.join(', ')}`,
+      );
     }
   }
 });

@@ -36,4 +36,3 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
-

@@ -5,7 +5,16 @@ import { barSegment, columns, fitSegments, formatDuration, formatPair, formatRat
 const MiB = 1 << 20;
 
 test('fitSegments keeps a line that fits as it is', () => {
-  assert.equal(fitSegments([{ text: 'a', priority: 0 }, { text: 'b', priority: 1 }], 80), 'a  b');
+  assert.equal(
+    fitSegments(
+      [
+        { text: 'a', priority: 0 },
+        { text: 'b', priority: 1 },
+      ],
+      80,
+    ),
+    'a  b',
+  );
 });
 
 test('fitSegments shortens, then drops, the segment with the highest priority number first', () => {

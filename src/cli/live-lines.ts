@@ -219,7 +219,10 @@ export function formatDuration(seconds: number): string {
  */
 export class RateWindow {
   private readonly samples: Array<{ t: number; v: number }> = [];
-  constructor(private readonly windowMs = 5000, private readonly minSpanMs = 900) {}
+  constructor(
+    private readonly windowMs = 5000,
+    private readonly minSpanMs = 900,
+  ) {}
 
   /** Records `value` read at `t` (milliseconds, any monotonic clock). */
   add(t: number, value: number): void {

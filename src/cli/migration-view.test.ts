@@ -115,7 +115,14 @@ test('the status line for a pipe has the overall figures and every disk', () => 
 test('once the target took the VM over, the view shows everything across and no rates', () => {
   const w = new MigrationWatch();
   for (let i = 0; i <= 8; i++) {
-    w.progress({ phase: 'memory', disks: [{ device: 'vda', done: 64 * MiB, total: 64 * MiB, ready: true }], ram: { transferred: i * MiB, remaining: 10 * MiB, total: 128 * MiB, dirtyRate: MiB, throughput: 4 * MiB, iterations: 3 } }, i * 250);
+    w.progress(
+      {
+        phase: 'memory',
+        disks: [{ device: 'vda', done: 64 * MiB, total: 64 * MiB, ready: true }],
+        ram: { transferred: i * MiB, remaining: 10 * MiB, total: 128 * MiB, dirtyRate: MiB, throughput: 4 * MiB, iterations: 3 },
+      },
+      i * 250,
+    );
   }
   w.phase('switchover');
   assert.equal(renderMigrationLines(w.state(), 80)[0], 'switchover  72.0/82.0 MiB  10.0 MiB left');

@@ -6,7 +6,21 @@
  * plain line every few seconds.
  */
 import type { MigrationEvent, MigrationProgress, RamProgress } from '../migrate/progress.js';
-import { columns, fitSegments, formatBytes, formatDuration, formatPair, formatRate, nameSegment, percent, progressBar, RateWindow, truncateMiddle, type Segment, type TextSegment } from './live-lines.js';
+import {
+  columns,
+  fitSegments,
+  formatBytes,
+  formatDuration,
+  formatPair,
+  formatRate,
+  nameSegment,
+  percent,
+  progressBar,
+  RateWindow,
+  truncateMiddle,
+  type Segment,
+  type TextSegment,
+} from './live-lines.js';
 import { createLiveOutput, type LiveOutput } from './live-output.js';
 
 export interface MigrationView {
@@ -218,7 +232,12 @@ function barRows(s: MigrationViewState): BarRow[] {
     const grown = d.grown > 0 ? formatBytes(d.grown) : undefined;
     const sync = d.ready ? 'in sync' : undefined;
     const note = grown
-      ? [[`+${grown} written by the guest during the copy`, sync], [`+${grown} written by the guest`, sync], [`+${grown} by the guest`, sync], [`+${grown}`, sync]].map((p) => p.filter(Boolean).join(', '))
+      ? [
+          [`+${grown} written by the guest during the copy`, sync],
+          [`+${grown} written by the guest`, sync],
+          [`+${grown} by the guest`, sync],
+          [`+${grown}`, sync],
+        ].map((p) => p.filter(Boolean).join(', '))
       : sync
         ? [sync]
         : [];

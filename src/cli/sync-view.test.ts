@@ -61,9 +61,6 @@ test('the verify phase measures its own rate and ETA', () => {
 });
 
 test('the plain line keeps the figures scripts read, with an ETA', () => {
-  assert.equal(
-    syncStatusLine(watchFor(3).state()),
-    'compare: 300.0 MiB of 1.50 GiB compared, 60.0 MiB sent, 60 blocks changed, 30 blocks confirmed, 100.0 MiB/s, eta 13s',
-  );
+  assert.equal(syncStatusLine(watchFor(3).state()), 'compare: 300.0 MiB of 1.50 GiB compared, 60.0 MiB sent, 60 blocks changed, 30 blocks confirmed, 100.0 MiB/s, eta 13s');
   assert.equal(syncStatusLine(new SyncWatch().state()), undefined);
 });

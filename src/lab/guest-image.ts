@@ -280,7 +280,10 @@ async function _addBusybox(work: string, initramfs: string): Promise<void> {
   await chmod(busybox, 0o755);
   // The static binary runs on the build host too: ask it for its applets.
   const list = await run(busybox, ['--list-full']);
-  for (const applet of list.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const applet of list.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const link = join(initramfs, applet);
     if (await exists(link)) continue;
     await mkdir(dirname(link), { recursive: true });

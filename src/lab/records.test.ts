@@ -106,11 +106,17 @@ test('a zeroed record is reported missing and an overwritten one corrupt', async
   disk.fill(0, 9 * RECORD_SIZE, 10 * RECORD_SIZE); // seq 10 never reached the disk
   disk.fill(0x41, 19 * RECORD_SIZE + 100, 19 * RECORD_SIZE + 200); // seq 20 damaged
   const r = await checkRecords(reader(disk), disk.length);
-  assert.deepEqual(r.corrupt.map((c) => c.slot), [19]);
+  assert.deepEqual(
+    r.corrupt.map((c) => c.slot),
+    [19],
+  );
   const v = verifyReported([r], 50);
   assert.equal(v.ok, false);
   assert.deepEqual(v.missing, [10, 20]);
-  assert.deepEqual(v.corrupt.map((c) => [c.disk, c.slot, c.seq]), [[0, 19, 20]]);
+  assert.deepEqual(
+    v.corrupt.map((c) => [c.disk, c.slot, c.seq]),
+    [[0, 19, 20]],
+  );
   // Reporting beyond what is on disk is missing too.
   assert.deepEqual(verifyReported([r], 52).missing, [10, 20, 51, 52]);
 });
@@ -154,10 +160,17 @@ test('checkImage reads raw and qcow2 images alike', async () => {
     await writeFile(raw, disk);
     const qcow2 = join(dir, 'disk.qcow2');
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2]);
-    for (const [path, format] of [[raw, 'raw'], [qcow2, 'qcow2'], [qcow2, undefined]] as const) {
+    for (const [path, format] of [
+      [raw, 'raw'],
+      [qcow2, 'qcow2'],
+      [qcow2, undefined],
+    ] as const) {
       const r = await checkImage(path, format, { diskId: 'vda' });
       assert.equal(r.intact, 99, `${path} ${format}`);
-      assert.deepEqual(r.corrupt.map((c) => c.slot), [40]);
+      assert.deepEqual(
+        r.corrupt.map((c) => c.slot),
+        [40],
+      );
       assert.equal(r.slots, 512);
     }
     await assert.rejects(checkImage(join(dir, 'absent.raw'), 'raw'), { code: 'NOT_FOUND' });

@@ -56,10 +56,7 @@ export interface RecordHeader {
   diskCount: number;
 }
 
-export type DecodedSlot =
-  | { kind: 'empty' }
-  | { kind: 'record'; record: RecordHeader }
-  | { kind: 'corrupt'; reason: string };
+export type DecodedSlot = { kind: 'empty' } | { kind: 'record'; record: RecordHeader } | { kind: 'corrupt'; reason: string };
 
 /** Where record `seq` lives when the guest writes to `diskCount` disks. */
 export function placeOf(seq: number, diskCount: number): { diskIndex: number; slot: number } {
@@ -137,11 +134,7 @@ export interface DiskRecords {
 }
 
 /** Reads a disk through `read` and sorts every slot into intact, empty or corrupt. */
-export async function checkRecords(
-  read: (offset: number, length: number) => Promise<Buffer>,
-  sizeBytes: number,
-  diskId?: string,
-): Promise<DiskRecords> {
+export async function checkRecords(read: (offset: number, length: number) => Promise<Buffer>, sizeBytes: number, diskId?: string): Promise<DiskRecords> {
   const slots = Math.floor(sizeBytes / RECORD_SIZE);
   const chunkSlots = 256; // 1 MiB reads
   const seqs: number[] = [];
@@ -172,7 +165,10 @@ export async function checkRecords(
       } else if (diskId !== undefined && record.disk !== diskId) {
         corrupt.push({ slot, reason: `record ${record.seq} was written for disk "${record.disk}", not "${diskId}"` });
       } else if (place && (place.disk !== record.disk || place.diskIndex !== record.diskIndex || place.diskCount !== record.diskCount)) {
-        corrupt.push({ slot, reason: `record ${record.seq} claims disk "${record.disk}" ${record.diskIndex} of ${record.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}` });
+        corrupt.push({
+          slot,
+          reason: `record ${record.seq} claims disk "${record.disk}" ${record.diskIndex} of ${record.diskCount}, other records on this disk claim "${place.disk}" ${place.diskIndex} of ${place.diskCount}`,
+        });
       } else {
         place ??= { disk: record.disk, diskIndex: record.diskIndex, diskCount: record.diskCount };
         seqs.push(record.seq);
@@ -300,7 +296,7 @@ async function detectFormat(path: string, share: string[]): Promise<ImageFormat>
 async function checkRawFile(path: string, diskId?: string): Promise<DiskRecords> {
   const fh = await open(path, 'r').catch((e: unknown) => {
     throw new FerryError('NOT_FOUND', `Cannot open disk "${path}": ${isSystemError(e, 'ENOENT') ? 'file not found' : messageOf(e)}`, {
-      hint: 'check the path of the test guest\'s disk image',
+      hint: "check the path of the test guest's disk image",
       cause: e,
     });
   });

@@ -35,7 +35,13 @@ test('each lab disk is one drive with its format and cache mode behind one virti
     ],
   );
   const devices = options.filter((o) => o.flag === '-device').map((o) => parseKeyval(o.value!, 'driver'));
-  assert.deepEqual(devices.map((d) => [d.get('driver'), d.get('drive')]), [['virtio-blk-pci', 'drive0'], ['virtio-blk-pci', 'drive1']]);
+  assert.deepEqual(
+    devices.map((d) => [d.get('driver'), d.get('drive')]),
+    [
+      ['virtio-blk-pci', 'drive0'],
+      ['virtio-blk-pci', 'drive1'],
+    ],
+  );
   assert.equal(parseKeyval(labVmArgv(vm).find((a) => a.startsWith('file=/var/lib/ferry/images/web01'))!).get('cache'), 'none', 'no host page cache unless asked');
 });
 

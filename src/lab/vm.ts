@@ -72,19 +72,32 @@ export interface LabVmArgvOptions {
 export function labVmArgv(vm: LabVmArgvOptions): string[] {
   const argv = [
     'qemu-system-x86_64',
-    '-name', `guest=${vm.name}`,
-    '-machine', 'pc',
-    '-accel', vm.accel,
+    '-name',
+    `guest=${vm.name}`,
+    '-machine',
+    'pc',
+    '-accel',
+    vm.accel,
     ...(vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
-    '-m', String(vm.memoryMiB ?? 256),
-    '-smp', '1',
-    '-nodefaults', '-display', 'none', '-no-user-config',
-    '-kernel', vm.kernel,
+    '-m',
+    String(vm.memoryMiB ?? 256),
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-user-config',
+    '-kernel',
+    vm.kernel,
     ...(vm.initrd ? ['-initrd', vm.initrd] : []),
-    '-append', vm.append,
-    '-chardev', `file,id=serial0,path=${vm.serialLog},append=on`,
-    '-serial', 'chardev:serial0',
-    '-qmp', `unix:${vm.qmpSocket},server=on,wait=off`,
+    '-append',
+    vm.append,
+    '-chardev',
+    `file,id=serial0,path=${vm.serialLog},append=on`,
+    '-serial',
+    'chardev:serial0',
+    '-qmp',
+    `unix:${vm.qmpSocket},server=on,wait=off`,
   ];
   for (const [i, d] of vm.disks.entries()) {
     argv.push('-drive', `file=${d.path},format=${d.format},if=none,id=drive${i},cache=${vm.cache ?? 'none'},aio=threads`);
@@ -125,7 +138,10 @@ async function _labVmDisks(agent: AgentClient, spec: LabVmSpec, created: string[
     if (sizeBytes !== undefined) {
       const path = labDiskPath(spec.name, i);
       const st = await agent.call('file.stat', { path });
-      if (st.exists) throw new FerryError('TARGET_EXISTS', `Image "${path}" already exists on "${agent.host.name}"`, { hint: `remove it (ferry lab exec ${agent.host.name} -- rm ${path}) or pass its path as --disk` });
+      if (st.exists)
+        throw new FerryError('TARGET_EXISTS', `Image "${path}" already exists on "${agent.host.name}"`, {
+          hint: `remove it (ferry lab exec ${agent.host.name} -- rm ${path}) or pass its path as --disk`,
+        });
       created.push(path);
       await agent.call('image.create', { path, format: 'qcow2', sizeBytes });
       disks.push({ path, format: 'qcow2' });
@@ -149,7 +165,9 @@ export async function waitForGuestReady(agent: AgentClient, name: string, timeou
     }
     await sleep(250);
   }
-  throw new FerryError('LAB', `VM "${name}" on "${agent.host.name}" did not report ready within ${timeoutMs / 1000} s`, { hint: `read its console: ferry lab exec ${agent.host.name} -- cat ${serialLog}` });
+  throw new FerryError('LAB', `VM "${name}" on "${agent.host.name}" did not report ready within ${timeoutMs / 1000} s`, {
+    hint: `read its console: ferry lab exec ${agent.host.name} -- cat ${serialLog}`,
+  });
 }
 
 export async function readSerial(agent: AgentClient, name: string): Promise<string> {

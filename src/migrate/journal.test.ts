@@ -27,7 +27,10 @@ test('a reopened journal appends to the same file', () => {
   const first = new Journal('migrate', 'app');
   first.record('start', { vm: 'app' });
   Journal.reopen(first.id).record('end', { status: 'recovered', runs_on: 'b' });
-  assert.deepEqual(first.entries().map((e) => e.step), ['start', 'end']);
+  assert.deepEqual(
+    first.entries().map((e) => e.step),
+    ['start', 'end'],
+  );
   assert.equal(readHistory().find((h) => h.id === first.id)?.runsOn, 'b');
 });
 

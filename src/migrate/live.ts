@@ -150,6 +150,15 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     for (const a of new Set([...agents, ...(migration?.agents ?? [])])) a.close();
   }
   report.total_ms = Math.round(performance.now() - t0);
-  journal.record('end', { status: report.status, error: report.error?.message, code: report.error?.code, downtime_ms: report.downtime_ms, total_ms: report.total_ms, ram_bytes: report.ram_bytes, disk_bytes: report.disk_bytes, phases: report.phases });
+  journal.record('end', {
+    status: report.status,
+    error: report.error?.message,
+    code: report.error?.code,
+    downtime_ms: report.downtime_ms,
+    total_ms: report.total_ms,
+    ram_bytes: report.ram_bytes,
+    disk_bytes: report.disk_bytes,
+    phases: report.phases,
+  });
   return report;
 }

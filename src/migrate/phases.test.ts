@@ -32,7 +32,10 @@ test('runPhases runs every phase in order and rolls nothing back when all succee
   assert.deepEqual(calls, ['run check', 'run prepare', 'run copy']);
   assert.equal(result.error, undefined);
   assert.deepEqual(Object.keys(result.times), ['check', 'prepare', 'copy']);
-  assert.deepEqual(journal.entries().map((e) => e.step), ['phase', 'phase-done', 'phase', 'phase-done', 'phase', 'phase-done']);
+  assert.deepEqual(
+    journal.entries().map((e) => e.step),
+    ['phase', 'phase-done', 'phase', 'phase-done', 'phase', 'phase-done'],
+  );
 });
 
 test('runPhases stops at the failing phase and rolls back it and those before, in reverse', async () => {

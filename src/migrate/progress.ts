@@ -42,7 +42,6 @@ export type MigrationEvent =
   | { type: 'phase'; phase: string }
   | { type: 'log'; message: string }
   | { type: 'progress'; progress: MigrationProgress }
-  | { type: 'warning'; /** e.g. NOT_CONVERGING, CRASH_CONSISTENT */
-      code: string; message: string };
+  | { type: 'warning'; /** e.g. NOT_CONVERGING, CRASH_CONSISTENT */ code: string; message: string };
 
 export type MigrationListener = (e: MigrationEvent) => void;

@@ -57,9 +57,7 @@ export class QmpClient extends EventEmitter {
     const socket = netConnect(socketPath);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
-      socket.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new FerryError('QMP_CLOSED', `Cannot connect to QMP socket "${socketPath}": ${e.code ?? e.message}`, { hint: 'is the VM running?' })),
-      );
+      socket.once('error', (e: NodeJS.ErrnoException) => reject(new FerryError('QMP_CLOSED', `Cannot connect to QMP socket "${socketPath}": ${e.code ?? e.message}`, { hint: 'is the VM running?' })));
     });
     const client = new QmpClient(socket);
     await client.handshake(options);
@@ -197,10 +195,13 @@ export function waitForQmpEvent(source: QmpEventSource, name: string, match: (e:
       cleanup();
       reject(e);
     };
-    const timer = timeoutMs > 0 ? setTimeout(() => {
-      cleanup();
-      reject(new FerryError('QMP_TIMEOUT', `QEMU did not send ${name} within ${timeoutMs} ms`));
-    }, timeoutMs) : undefined;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            cleanup();
+            reject(new FerryError('QMP_TIMEOUT', `QEMU did not send ${name} within ${timeoutMs} ms`));
+          }, timeoutMs)
+        : undefined;
     const cleanup = (): void => {
       clearTimeout(timer);
       source.off('event', onEvent);

@@ -5,7 +5,10 @@ import { BlockGeometry } from './block-geometry.js';
 test('a disk whose size is not a multiple of the block size ends with a short block', () => {
   const g = new BlockGeometry(10_000, 4096);
   assert.equal(g.count, 3);
-  assert.deepEqual([0, 1, 2].map((i) => g.lengthOf(i)), [4096, 4096, 10_000 - 8192]);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => g.lengthOf(i)),
+    [4096, 4096, 10_000 - 8192],
+  );
   assert.equal(g.offsetOf(2), 8192);
 });
 

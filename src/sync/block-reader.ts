@@ -11,9 +11,7 @@ import type { HashPool, Slot } from './hash-pool.js';
 /** Consecutive data blocks handed to a pool thread as one job. */
 const RUN = 4;
 
-export type BlockState =
-  | { index: number; zero: true; length: number }
-  | { index: number; zero: false; length: number; digest: Buffer | undefined; slot: Slot };
+export type BlockState = { index: number; zero: true; length: number } | { index: number; zero: false; length: number; digest: Buffer | undefined; slot: Slot };
 
 export interface BlockReaderOptions {
   disk: DiskEndpoint;

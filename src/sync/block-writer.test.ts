@@ -38,18 +38,27 @@ test('data and zero blocks land where they belong; adjacent zero blocks become o
     await blocks.settle();
     await blocks.flushZeros();
     assert.equal(blocks.watermark(), 8);
-    assert.deepEqual(zeroed, [[2 * BLOCK, 2 * BLOCK], [7 * BLOCK, BLOCK]]);
+    assert.deepEqual(zeroed, [
+      [2 * BLOCK, 2 * BLOCK],
+      [7 * BLOCK, BLOCK],
+    ]);
     assert.deepEqual(written.sort(), [1, 4]);
     assert.equal(raw.released, 1, 'the frame goes back to its pool once written');
     assert.equal(blocks.blocksWritten, 2);
     assert.equal(blocks.blocksZeroed, 3);
     assert.equal(blocks.bytesWritten, 2 * BLOCK);
-    assert.deepEqual([0, 1, 2, 4, 5, 7].map((i) => blocks.touched(i)), [false, true, true, true, false, true]);
+    assert.deepEqual(
+      [0, 1, 2, 4, 5, 7].map((i) => blocks.touched(i)),
+      [false, true, true, true, false, true],
+    );
     const content = await fs.readFile(path);
     assert.deepEqual(content.subarray(BLOCK, 2 * BLOCK), data);
     assert.ok(content.subarray(2 * BLOCK, 4 * BLOCK).every((b) => b === 0));
     assert.deepEqual(content.subarray(4 * BLOCK, 5 * BLOCK), text);
-    assert.ok(content.subarray(5 * BLOCK, 7 * BLOCK).every((b) => b === 0x11), 'equal blocks are left alone');
+    assert.ok(
+      content.subarray(5 * BLOCK, 7 * BLOCK).every((b) => b === 0x11),
+      'equal blocks are left alone',
+    );
     blocks.endOfStream();
     assert.equal(blocks.applied, 8);
     const busy = blocks.takeBusyShare();
@@ -80,7 +89,10 @@ test('a write under way holds the watermark at its block; a failed write is repo
     disk.writev = () => Promise.reject(new Error('EIO'));
     await blocks.write(pooledFrame(FrameType.Data, 3, randomBytes(BLOCK)));
     await blocks.settle();
-    assert.deepEqual(errors.map((e) => e.message), ['EIO']);
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      ['EIO'],
+    );
   } finally {
     await disk.close();
   }

@@ -18,8 +18,16 @@ test('raw disks record written marks without flushing, and flush only now and th
   const disk = fakeDisk(true);
   const marks: number[] = [];
   const c = new Checkpointer(disk, {
-    destination, sourceId: 's', size: 100, blockSize: 1, durableFrom: 0, writesSurviveProcessExit: true,
-    recordEveryMs: 20, flushEveryMs: 1000, onRecorded: (m) => void marks.push(m), onError: (e) => assert.fail(e),
+    destination,
+    sourceId: 's',
+    size: 100,
+    blockSize: 1,
+    durableFrom: 0,
+    writesSurviveProcessExit: true,
+    recordEveryMs: 20,
+    flushEveryMs: 1000,
+    onRecorded: (m) => void marks.push(m),
+    onError: (e) => assert.fail(e),
   });
   for (let mark = 1; mark <= 10; mark++) {
     c.maybeRecord(() => mark);
@@ -42,8 +50,15 @@ test('disks behind a FUSE export flush at every record', async () => {
   const destination = `/tmp/ferry-checkpointer-fuse-${process.pid}`;
   const disk = fakeDisk(false);
   const c = new Checkpointer(disk, {
-    destination, sourceId: 's', size: 100, blockSize: 1, durableFrom: 0, writesSurviveProcessExit: false,
-    recordEveryMs: 10, onRecorded: () => undefined, onError: (e) => assert.fail(e),
+    destination,
+    sourceId: 's',
+    size: 100,
+    blockSize: 1,
+    durableFrom: 0,
+    writesSurviveProcessExit: false,
+    recordEveryMs: 10,
+    onRecorded: () => undefined,
+    onError: (e) => assert.fail(e),
   });
   await sleep(15);
   c.maybeRecord(() => 4);

@@ -15,9 +15,7 @@ import { FrameType, HEADER_SIZE } from './protocol.js';
 export function listen(address: string): Promise<net.Server> {
   const server = net.createServer();
   return new Promise((resolve, reject) => {
-    server.once('error', (e) =>
-      reject(new FerryError('UNREACHABLE', `Cannot listen for the sync on ${address}: ${e.message}`, { hint: "check the host's address in the inventory" })),
-    );
+    server.once('error', (e) => reject(new FerryError('UNREACHABLE', `Cannot listen for the sync on ${address}: ${e.message}`, { hint: "check the host's address in the inventory" })));
     server.listen(0, address, () => resolve(server));
   });
 }

@@ -50,8 +50,7 @@ export async function fileIdentity(path: string): Promise<FileIdentity | undefin
   return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
 }
 
-const sameIdentity = (a: FileIdentity, b: FileIdentity): boolean =>
-  a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+const sameIdentity = (a: FileIdentity, b: FileIdentity): boolean => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 
 /** The remembered digests of `destination`, when they still describe it. */
 export async function loadDigestCache(destination: string, blockSize: number, count: number): Promise<DigestTable | undefined> {

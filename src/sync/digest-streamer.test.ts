@@ -35,7 +35,15 @@ test('known digests go out in Hashes frames without reading; the others are read
     await streamer.stream(1);
     await new Promise((r) => setImmediate(r));
     const frames = sink.frames;
-    assert.deepEqual(frames.map((f) => [f.type, f.index]), [[FrameType.Hashes, 1], [FrameType.Hash, 3], [FrameType.Hash, 4], [FrameType.Hash, 5]]);
+    assert.deepEqual(
+      frames.map((f) => [f.type, f.index]),
+      [
+        [FrameType.Hashes, 1],
+        [FrameType.Hash, 3],
+        [FrameType.Hash, 4],
+        [FrameType.Hash, 5],
+      ],
+    );
     const run: Array<Buffer | undefined> = [];
     decodeHashes(frames[0]!.payload, (k, d) => (run[k] = d && Buffer.from(d)));
     assert.deepEqual(run, [remembered, undefined]);
@@ -58,7 +66,14 @@ test('a missing destination (dry run) streams zeros; a closed connection stops t
   const pool = new LazyHashPool(BLOCK, 4, 0);
   await new DigestStreamer({ disk: undefined, geometry, writer: new FrameWriter(sink.stream), destinationDigests: digests, pool, window: 2, closed: () => false }).stream(0);
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(sink.frames.map((f) => [f.index, frameDigest(f)]), [[0, undefined], [1, undefined], [2, undefined]]);
+  assert.deepEqual(
+    sink.frames.map((f) => [f.index, frameDigest(f)]),
+    [
+      [0, undefined],
+      [1, undefined],
+      [2, undefined],
+    ],
+  );
   assert.equal(pool.started, false, 'no threads for a disk nobody reads');
 
   const path = `${dir}/closed.img`;

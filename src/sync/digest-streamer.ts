@@ -43,7 +43,7 @@ export class DigestStreamer {
     if (!disk) return this.streamZeros(from);
     const known = this.options.known;
     let reader: AsyncGenerator<BlockState> | undefined;
-    for (let i = from; i < geometry.count; ) {
+    for (let i = from; i < geometry.count;) {
       if (this.options.closed()) break;
       if (known?.has(i)) {
         i += await this.sendKnownRun(known, i);

@@ -43,10 +43,16 @@ test('frames are applied one at a time in order; a long queue pauses the socket 
   assert.equal(socket.paused, true);
   assert.equal(socket.pauses, 1);
   await loop.whenIdle();
-  assert.deepEqual(applied, Array.from({ length: 300 }, (_, i) => i));
+  assert.deepEqual(
+    applied,
+    Array.from({ length: 300 }, (_, i) => i),
+  );
   assert.equal(socket.paused, false);
   // Data frames are the handler's to release.
-  assert.deepEqual(released, applied.filter((i) => i % 2 === 0));
+  assert.deepEqual(
+    released,
+    applied.filter((i) => i % 2 === 0),
+  );
 });
 
 test('a failing frame stops the loop and is reported', async () => {
@@ -63,5 +69,8 @@ test('a failing frame stops the loop and is reported', async () => {
   for (let i = 0; i < 3; i++) loop.push(frame(FrameType.Same, i, []));
   await loop.whenIdle();
   assert.deepEqual(applied, [0]);
-  assert.deepEqual(errors.map((e) => e.message), ['disk gone']);
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    ['disk gone'],
+  );
 });

@@ -5,12 +5,7 @@ import { FrameType, encodeHeader, type Frame } from './protocol.js';
 
 test('FrameParser rebuilds frames split at any byte boundary', () => {
   const payload = Buffer.from('hello block');
-  const wire = Buffer.concat([
-    encodeHeader(FrameType.Data, 1, 2 ** 40 + 7, payload.length),
-    payload,
-    encodeHeader(FrameType.Same, 0, 3, 0),
-    encodeHeader(FrameType.Ack, 0, 9, 0),
-  ]);
+  const wire = Buffer.concat([encodeHeader(FrameType.Data, 1, 2 ** 40 + 7, payload.length), payload, encodeHeader(FrameType.Same, 0, 3, 0), encodeHeader(FrameType.Ack, 0, 9, 0)]);
   for (let cut = 1; cut < wire.length; cut += 3) {
     const frames: Frame[] = [];
     const p = new FrameParser((f) => frames.push(f));

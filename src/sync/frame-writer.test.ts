@@ -32,7 +32,14 @@ test('frames written in one tick reach the socket together, in order, and are co
   await Promise.all([writer.sendDigest(FrameType.Hash, 0, digest), writer.sendDigest(FrameType.Hash, 1, undefined), writer.sendJson(FrameType.Ready, { startBlock: 3 })]);
   await new Promise((r) => setImmediate(r));
   const got = frames();
-  assert.deepEqual(got.map((f) => [f.type, f.index]), [[FrameType.Hash, 0], [FrameType.Hash, 1], [FrameType.Ready, 0]]);
+  assert.deepEqual(
+    got.map((f) => [f.type, f.index]),
+    [
+      [FrameType.Hash, 0],
+      [FrameType.Hash, 1],
+      [FrameType.Ready, 0],
+    ],
+  );
   assert.deepEqual(frameDigest(got[0]!), digest);
   assert.equal(got[1]!.flags, FrameFlag.ZeroBlock);
   assert.deepEqual(JSON.parse(got[2]!.payload.toString()), { startBlock: 3 });

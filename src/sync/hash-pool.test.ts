@@ -109,7 +109,11 @@ test('a closed pool leaves its threads to the next pool, which hashes right with
     const ids = first.threadIds;
     // A long job (a stopped scan's) is still queued when the pool closes.
     const cancel = new Int32Array(new SharedArrayBuffer(4));
-    const queued = first.hashBlocks({ fd: zero, tailFd: zero }, Array.from({ length: 4096 }, (_, i) => ({ position: i * 4096, length: 4096 })), cancel);
+    const queued = first.hashBlocks(
+      { fd: zero, tailFd: zero },
+      Array.from({ length: 4096 }, (_, i) => ({ position: i * 4096, length: 4096 })),
+      cancel,
+    );
     Atomics.store(cancel, 0, 1);
     await first.close();
     assert.ok((await queued).length < 4096, 'the cancelled job ended early');
@@ -117,7 +121,7 @@ test('a closed pool leaves its threads to the next pool, which hashes right with
     try {
       assert.deepEqual(second.threadIds.sort(), ids.sort(), 'the same threads');
       const [r] = await second.hashBlocks({ fd, tailFd: fd }, [{ position: 0, length: 256 * 1024 }]);
-      assert.ok(r!.digest!.equals(await reference(data)), 'a block larger than the first pool\'s hashed whole');
+      assert.ok(r!.digest!.equals(await reference(data)), "a block larger than the first pool's hashed whole");
     } finally {
       await second.close();
     }

@@ -82,7 +82,11 @@ export class HashPool {
   private readonly detach: Array<() => void> = [];
   private inlineBuffer: Uint8Array | undefined;
 
-  private constructor(readonly blockSize: number, slotCount: number, threads: number) {
+  private constructor(
+    readonly blockSize: number,
+    slotCount: number,
+    threads: number,
+  ) {
     // One aligned region, slot i at i * blockSize: blocks can be read and
     // written with O_DIRECT straight from the slots.
     const memory = alignedSharedMemory(blockSize * slotCount);

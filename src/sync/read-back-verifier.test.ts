@@ -27,7 +27,18 @@ test('what this run and resumed runs wrote is read back from the disk and its di
   const pool = new LazyHashPool(BLOCK, 8, 0);
   const sink = frameSink();
   const resultDigests = new DigestTable(geometry.count);
-  const verifier = new ReadBackVerifier({ disk, geometry, resumeFrom: 1, blocks, writer: new FrameWriter(sink.stream), resultDigests, pool, window: 4, closed: () => false, onError: (e) => assert.fail(e) });
+  const verifier = new ReadBackVerifier({
+    disk,
+    geometry,
+    resumeFrom: 1,
+    blocks,
+    writer: new FrameWriter(sink.stream),
+    resultDigests,
+    pool,
+    window: 4,
+    closed: () => false,
+    onError: (e) => assert.fail(e),
+  });
   try {
     const fresh = randomBytes(BLOCK);
     await blocks.write(pooledFrame(FrameType.Data, 3, fresh));
@@ -39,7 +50,14 @@ test('what this run and resumed runs wrote is read back from the disk and its di
     await verifier.readBack(true);
     await new Promise((r) => setImmediate(r));
     // Block 0 below the resume point, 3 written, 4 zeroed; 1, 2 and 5 were compared equal, not written.
-    assert.deepEqual(sink.frames.map((f) => [f.type, f.index]), [[FrameType.VerifyHash, 0], [FrameType.VerifyHash, 3], [FrameType.VerifyHash, 4]]);
+    assert.deepEqual(
+      sink.frames.map((f) => [f.type, f.index]),
+      [
+        [FrameType.VerifyHash, 0],
+        [FrameType.VerifyHash, 3],
+        [FrameType.VerifyHash, 4],
+      ],
+    );
     assert.deepEqual(frameDigest(sink.frames[0]!), xxh128(old.subarray(0, BLOCK)));
     assert.deepEqual(frameDigest(sink.frames[1]!), xxh128(fresh));
     assert.equal(frameDigest(sink.frames[2]!), undefined);

@@ -37,7 +37,10 @@ async function connection(path: string, over: Partial<StreamOptions> = {}) {
   const say = new FrameWriter(sourceSocket);
   const next = async (type: number): Promise<Frame> => {
     await until(() => heard.some((f) => f.type === type));
-    return heard.splice(heard.findIndex((f) => f.type === type), 1)[0]!;
+    return heard.splice(
+      heard.findIndex((f) => f.type === type),
+      1,
+    )[0]!;
   };
   return { result, say, next, heard, sourceSocket, size };
 }
@@ -62,7 +65,10 @@ test('a whole session: Join, Hello, digests, blocks applied, read back, verdict,
   await say.send(FrameType.Same, 3, count);
   await say.sendJson(FrameType.End, { verify: true, fsync: true });
   await until(() => heard.filter((f) => f.type === FrameType.VerifyHash).length === 2);
-  assert.deepEqual(heard.filter((f) => f.type === FrameType.VerifyHash).map((f) => f.index), [1, 2]);
+  assert.deepEqual(
+    heard.filter((f) => f.type === FrameType.VerifyHash).map((f) => f.index),
+    [1, 2],
+  );
   await say.sendJson(FrameType.Verdict, { ok: true, mismatches: [] });
   await next(FrameType.Done);
   const got = await result;

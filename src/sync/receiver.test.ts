@@ -35,7 +35,20 @@ async function closedPort(): Promise<number> {
 }
 
 function receiveOptions(path: string, port: number, over: Partial<ReceiveOptions> = {}): ReceiveOptions {
-  return { path, source: { host: '127.0.0.1', port, token: 't0ken' }, sourceSize: SIZE, sourceFormat: 'raw', sourceId: 'src-1', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: false, hashThreads: 0, ...over };
+  return {
+    path,
+    source: { host: '127.0.0.1', port, token: 't0ken' },
+    sourceSize: SIZE,
+    sourceFormat: 'raw',
+    sourceId: 'src-1',
+    blockSize: BLOCK,
+    resume: false,
+    dryRun: false,
+    force: false,
+    direct: false,
+    hashThreads: 0,
+    ...over,
+  };
 }
 
 test('a destination smaller than the source is refused with a hint', async () => {
@@ -64,7 +77,17 @@ test('a dry run creates nothing', async () => {
 test('a resume starts from the checkpoint of the same source; remembered digests are offered unless --rehash', async () => {
   const path = `${dir}/old.img`;
   await fs.writeFile(path, Buffer.alloc(SIZE));
-  const checkpoint = { version: 2 as const, destination: path, sourceId: 'src-1', size: SIZE, blockSize: BLOCK, writtenBlocks: 6, durableBlocks: 4, bootId: bootId(), updatedAt: new Date().toISOString() };
+  const checkpoint = {
+    version: 2 as const,
+    destination: path,
+    sourceId: 'src-1',
+    size: SIZE,
+    blockSize: BLOCK,
+    writtenBlocks: 6,
+    durableBlocks: 4,
+    bootId: bootId(),
+    updatedAt: new Date().toISOString(),
+  };
   await saveCheckpoint(checkpoint, false);
   const port = await closedPort();
   const resumed = await startReceive(receiveOptions(path, port, { resume: true }));

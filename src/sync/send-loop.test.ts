@@ -49,17 +49,23 @@ test('equal blocks go in one Same run, zeros as Zero, changed data as its digest
   ];
   await loop.run(each(blocks));
   await until(() => heard.length >= 5);
-  assert.deepEqual(heard.map((f) => [f.type, f.index]), [
-    [FrameType.Same, 0],
-    [FrameType.Zero, 2],
-    [FrameType.SourceDigest, 3],
-    [FrameType.Data, 3],
-    [FrameType.Same, 4],
-  ]);
+  assert.deepEqual(
+    heard.map((f) => [f.type, f.index]),
+    [
+      [FrameType.Same, 0],
+      [FrameType.Zero, 2],
+      [FrameType.SourceDigest, 3],
+      [FrameType.Data, 3],
+      [FrameType.Same, 4],
+    ],
+  );
   assert.equal(heard[0]!.payload.readUInt32BE(0), 2);
   assert.equal(heard[4]!.payload.readUInt32BE(0), 2);
   assert.equal(heard[3]!.flags, FrameFlag.Compressed, 'zstd mode compresses what shrinks');
-  assert.deepEqual([0, 2, 3, 4].map((i) => loop.sent(i)), [false, true, true, false]);
+  assert.deepEqual(
+    [0, 2, 3, 4].map((i) => loop.sent(i)),
+    [false, true, true, false],
+  );
   assert.equal(progress.blocksChanged, 2);
   assert.equal(progress.blocksZero, 3);
   assert.equal(progress.bytesChanged, BLOCK);

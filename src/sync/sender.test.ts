@@ -47,7 +47,19 @@ test('a connection with the wrong token is dropped unserved; the destination wit
   );
   assert.equal((await intrude(sending.port, 'f'.repeat(sending.token.length))).length, 0);
   assert.equal((await intrude(sending.port, 'not even the length')).length, 0);
-  const session = await startReceive({ path: dst, source: { host: '127.0.0.1', port: sending.port, token: sending.token }, sourceSize: info.size!, sourceFormat: 'raw', sourceId: 'test', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: true, hashThreads: 1 });
+  const session = await startReceive({
+    path: dst,
+    source: { host: '127.0.0.1', port: sending.port, token: sending.token },
+    sourceSize: info.size!,
+    sourceFormat: 'raw',
+    sourceId: 'test',
+    blockSize: BLOCK,
+    resume: false,
+    dryRun: false,
+    force: false,
+    direct: true,
+    hashThreads: 1,
+  });
   const sent = await sending.result;
   await session.result;
   assert.equal(sent.verified, true);

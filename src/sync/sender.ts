@@ -61,7 +61,6 @@ export interface SendSession {
   result: Promise<SendResult>;
 }
 
-
 /**
  * Opens the source (or takes over its head-start scan), listens for the
  * destination and answers with the port and token to give it; the sync
@@ -157,7 +156,15 @@ class SourceSession {
 
   async run(): Promise<SendResult> {
     const { options, geometry, progress, channel } = this;
-    const hello: SenderHello = { token: this.token, size: geometry.size, blockSize: geometry.blockSize, sourceId: options.sourceId, resume: options.resume, dryRun: options.dryRun, verify: this.verify };
+    const hello: SenderHello = {
+      token: this.token,
+      size: geometry.size,
+      blockSize: geometry.blockSize,
+      sourceId: options.sourceId,
+      resume: options.resume,
+      dryRun: options.dryRun,
+      verify: this.verify,
+    };
     const { startBlock } = await channel.hello(hello);
     trace('send: destination ready');
     progress.blocksResumed = startBlock;

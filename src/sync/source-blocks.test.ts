@@ -61,7 +61,15 @@ test('without a scan every block is read from the disk', async () => {
   const seen: string[] = [];
   try {
     const geometry = new BlockGeometry(COUNT * BLOCK, BLOCK);
-    for await (const b of sourceBlocks({ source, geometry, dataBlocks: await source.dataBlocks, startBlock: 6, destinationDigests: new DigestTable(COUNT), arrived: () => Promise.resolve(), needsDigest: () => true })) {
+    for await (const b of sourceBlocks({
+      source,
+      geometry,
+      dataBlocks: await source.dataBlocks,
+      startBlock: 6,
+      destinationDigests: new DigestTable(COUNT),
+      arrived: () => Promise.resolve(),
+      needsDigest: () => true,
+    })) {
       seen.push(describe(b));
       if (!b.zero && b.slot) source.pool.release(b.slot);
     }

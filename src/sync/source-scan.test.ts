@@ -46,7 +46,19 @@ async function syncWith(scan: SourceScan): Promise<SendResult> {
     { path: src, address: '127.0.0.1', sourceId: 'test', blockSize: BLOCK, compress: 'none', resume: false, dryRun: false, verify: true, fsync: true, hashThreads: 1, info, scan },
     () => undefined,
   );
-  const session = await startReceive({ path: dst, source: { host: '127.0.0.1', port: sending.port, token: sending.token }, sourceSize: info.size!, sourceFormat: 'raw', sourceId: 'test', blockSize: BLOCK, resume: false, dryRun: false, force: false, direct: true, hashThreads: 1 });
+  const session = await startReceive({
+    path: dst,
+    source: { host: '127.0.0.1', port: sending.port, token: sending.token },
+    sourceSize: info.size!,
+    sourceFormat: 'raw',
+    sourceId: 'test',
+    blockSize: BLOCK,
+    resume: false,
+    dryRun: false,
+    force: false,
+    direct: true,
+    hashThreads: 1,
+  });
   const sent = await sending.result;
   await session.result;
   return sent;

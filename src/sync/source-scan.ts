@@ -32,7 +32,10 @@ export class SourceScan {
   /** The allocation map, once in. */
   private dataBlocks: Uint8Array | undefined;
 
-  private constructor(readonly source: SourceDisk, readonly info: DiskInfo) {
+  private constructor(
+    readonly source: SourceDisk,
+    readonly info: DiskInfo,
+  ) {
     this.geometry = new BlockGeometry(source.disk.size, source.blockSize);
     this.digests = new DigestTable(this.geometry.count);
     this.running = this.scan();

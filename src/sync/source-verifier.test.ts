@@ -21,7 +21,10 @@ test('adjacent differing ranges merge; others stay apart', () => {
   addRange(ranges, 0, 10);
   addRange(ranges, 10, 5);
   addRange(ranges, 20, 5);
-  assert.deepEqual(ranges, [{ start: 0, length: 15 }, { start: 20, length: 5 }]);
+  assert.deepEqual(ranges, [
+    { start: 0, length: 15 },
+    { start: 20, length: 5 },
+  ]);
 });
 
 test('written blocks are compared with what the destination read back; missing source digests are hashed meanwhile', async () => {
@@ -42,7 +45,10 @@ test('written blocks are compared with what the destination read back; missing s
     const written = (i: number): boolean => i < 4 || i === 5 || i === 6;
     const progress = initialProgress(data.length, geometry.count);
     const mismatches = await compareReadBack({ source, geometry, dataBlocks: new Uint8Array(8).fill(1), sourceDigests, readBackDigests, written, arrived: () => Promise.resolve(), progress });
-    assert.deepEqual(mismatches, [{ start: 2 * BLOCK, length: BLOCK }, { start: 5 * BLOCK, length: 2 * BLOCK }]);
+    assert.deepEqual(mismatches, [
+      { start: 2 * BLOCK, length: BLOCK },
+      { start: 5 * BLOCK, length: 2 * BLOCK },
+    ]);
     assert.equal(progress.bytesVerified, 6 * BLOCK);
     assert.deepEqual(sourceDigests.digest(0), digestOf(0), 'the resumed blocks were hashed');
   } finally {

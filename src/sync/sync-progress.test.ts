@@ -6,7 +6,13 @@ test('the reporter sends copies on its ticker and on demand, refreshed first, an
   const progress = initialProgress(10 << 20, 10);
   const seen: SyncProgress[] = [];
   let sent = 0;
-  const reporter = new ProgressReporter(progress, performance.now() - 1000, (p) => (p.bytesSent = (sent += 100)), (p) => seen.push(p), 10);
+  const reporter = new ProgressReporter(
+    progress,
+    performance.now() - 1000,
+    (p) => (p.bytesSent = sent += 100),
+    (p) => seen.push(p),
+    10,
+  );
   await new Promise((r) => setTimeout(r, 35));
   progress.bytesCompared = 5;
   reporter.report();

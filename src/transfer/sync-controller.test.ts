@@ -91,12 +91,16 @@ function source(over: Handlers = {}, inspected = disk()): FakeAgent {
 }
 
 function destination(over: Handlers = {}, inspected: AgentResult<'sync.inspect'> = disk({ path: '/copy.img', ino: 3 })): FakeAgent {
-  return new FakeAgent({ hostId: 'host-b' }, { address: '10.0.0.2' }, {
-    'sync.inspect': async () => inspected,
-    'sync.receive': async () => ({ created: false, format: 'raw', size: 8 * MiB, resumeFrom: 0, cachedBlocks: 5, session: 'recv-1' }),
-    'sync.receiveResult': async () => ({ directIo: true, bytesWritten: 2 * MiB, blocksWritten: 2, blocksZeroed: 1, verified: true, verifyMismatches: [] }),
-    ...over,
-  });
+  return new FakeAgent(
+    { hostId: 'host-b' },
+    { address: '10.0.0.2' },
+    {
+      'sync.inspect': async () => inspected,
+      'sync.receive': async () => ({ created: false, format: 'raw', size: 8 * MiB, resumeFrom: 0, cachedBlocks: 5, session: 'recv-1' }),
+      'sync.receiveResult': async () => ({ directIo: true, bytesWritten: 2 * MiB, blocksWritten: 2, blocksZeroed: 1, verified: true, verifyMismatches: [] }),
+      ...over,
+    },
+  );
 }
 
 test('a sync starts the source, points the destination at it, relays progress and merges both results', async () => {
@@ -176,7 +180,10 @@ test('ends that cannot be synced are refused before anything starts', async () =
     syncDisks({ client: source(), path: '/d.img', label: 'a' }, { client: new FakeAgent({ hostId: 'host-a' }, { address: 'x' }, { 'sync.inspect': async () => disk() }), path: '/d.img', label: 'a2' }),
     (e: FerryError) => e.code === 'USAGE' && /onto itself/.test(e.message),
   );
-  await assert.rejects(syncDisks({ client: source(), path: '/d.img', label: 'a' }, { client: same, path: '/copy.img', label: 'b' }, { blockSize: 1000 }), (e: FerryError) => e.code === 'USAGE' && !!e.hint);
+  await assert.rejects(
+    syncDisks({ client: source(), path: '/d.img', label: 'a' }, { client: same, path: '/copy.img', label: 'b' }, { blockSize: 1000 }),
+    (e: FerryError) => e.code === 'USAGE' && !!e.hint,
+  );
   const small = destination({}, disk({ size: MiB, ino: 9 }));
   const src = source();
   await assert.rejects(syncDisks({ client: src, path: '/d.img', label: 'a' }, { client: small, path: '/copy.img', label: 'b' }), (e: FerryError) => e.code === 'TARGET_TOO_SMALL');

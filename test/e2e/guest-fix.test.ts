@@ -42,13 +42,28 @@ async function sha256(path: string): Promise<string> {
 
 /** Boots the disk as KVM would, under TCG, until `done` matches the serial log or the time runs out. */
 async function boot(disk: string, log: string, seconds: number, done: RegExp): Promise<string> {
-  const qemu = spawn('qemu-system-x86_64', [
-    // -nographic: GRUB's console output reaches the serial log too, showing the bootloader ran.
-    '-accel', 'tcg', '-m', '512', '-nographic', '-monitor', 'none',
-    '-drive', `file=${disk},format=raw,if=virtio`,
-    '-device', `virtio-net-pci,mac=${NEW_MAC},netdev=n`, '-netdev', 'user,id=n,restrict=on',
-    '-serial', `file:${log}`,
-  ], { stdio: 'ignore' });
+  const qemu = spawn(
+    'qemu-system-x86_64',
+    [
+      // -nographic: GRUB's console output reaches the serial log too, showing the bootloader ran.
+      '-accel',
+      'tcg',
+      '-m',
+      '512',
+      '-nographic',
+      '-monitor',
+      'none',
+      '-drive',
+      `file=${disk},format=raw,if=virtio`,
+      '-device',
+      `virtio-net-pci,mac=${NEW_MAC},netdev=n`,
+      '-netdev',
+      'user,id=n,restrict=on',
+      '-serial',
+      `file:${log}`,
+    ],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise((r) => qemu.once('exit', r));
   const deadline = Date.now() + seconds * 1000;
   let text = '';
@@ -88,7 +103,14 @@ test('inspect reports every problem planted in the Xen guest', async () => {
   const report = JSON.parse(r.stdout) as { os: { id: string }; problems: { code: string; message: string }[]; partitionTable: { kind: string }; filesystems: { partition: number; type: string }[] };
   assert.equal(report.os.id, 'debian');
   assert.equal(report.partitionTable.kind, 'mbr');
-  assert.deepEqual(report.filesystems.map((f) => [f.partition, f.type]), [[1, 'ext4'], [5, 'ext4'], [6, 'swap']]);
+  assert.deepEqual(
+    report.filesystems.map((f) => [f.partition, f.type]),
+    [
+      [1, 'ext4'],
+      [5, 'ext4'],
+      [6, 'swap'],
+    ],
+  );
   const codes = report.problems.map((p) => p.code);
   assert.equal(codes.filter((c) => c === 'fstab-device-name').length, 3, 'xvda1, xvda5, xvda6');
   for (const c of ['boot-device-name', 'grub-disable-uuid', 'console', 'initramfs-driver-missing', 'network-mac-binding', 'network-interface-name']) {

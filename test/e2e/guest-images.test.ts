@@ -16,7 +16,9 @@ import { runFerry as ferry } from './cli.js';
 let work = '';
 
 async function digest(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 /** A 64 MiB MBR disk whose one ext4 partition holds `files`. */
@@ -98,7 +100,10 @@ test('a read-only image is refused for fixing but can be inspected', async () =>
   assert.match(r.stderr, /hint: make the image writable/);
   const i = await ferry(['guest', 'inspect', '--json', disk]);
   assert.equal(i.code, 0, i.stderr);
-  assert.deepEqual((JSON.parse(i.stdout) as { problems: { code: string }[] }).problems.map((p) => p.code), ['fstab-device-name']);
+  assert.deepEqual(
+    (JSON.parse(i.stdout) as { problems: { code: string }[] }).problems.map((p) => p.code),
+    ['fstab-device-name'],
+  );
   assert.equal(await digest(disk), sum);
 });
 
@@ -132,7 +137,10 @@ test('a filesystem whose UUID changed in the move gets its old UUID back, or ref
   const source = await makeDisk('uuid-source', files, OLD);
   const moved = await makeDisk('uuid-moved', files, NEW);
   const seen = JSON.parse((await ferry(['guest', 'inspect', '--json', moved])).stdout) as { problems: { code: string }[] };
-  assert.deepEqual(seen.problems.map((p) => p.code), ['fstab-unknown-uuid']);
+  assert.deepEqual(
+    seen.problems.map((p) => p.code),
+    ['fstab-unknown-uuid'],
+  );
 
   const restore = await ferry(['guest', 'fix', '--restore-uuids', source, moved]);
   assert.equal(restore.code, 0, restore.stderr);
@@ -158,5 +166,8 @@ test('HOST:PATH inspects the image on that host through its agent', async () => 
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as { image: string; problems: { code: string }[] };
   assert.equal(report.image, disk);
-  assert.deepEqual(report.problems.map((p) => p.code), ['fstab-device-name']);
+  assert.deepEqual(
+    report.problems.map((p) => p.code),
+    ['fstab-device-name'],
+  );
 });

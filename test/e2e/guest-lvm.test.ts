@@ -96,7 +96,16 @@ interface LvmJson {
     name: string;
     extentSize: number;
     physicalVolumes: { partition?: number }[];
-    logicalVolumes: { name: string; path: string; mapperPath: string; size: number; mapped: boolean; notMappedBecause?: string; segments: { ranges: { partition?: number }[] }[]; filesystem?: { type?: string; mountPoint?: string } }[];
+    logicalVolumes: {
+      name: string;
+      path: string;
+      mapperPath: string;
+      size: number;
+      mapped: boolean;
+      notMappedBecause?: string;
+      segments: { ranges: { partition?: number }[] }[];
+      filesystem?: { type?: string; mountPoint?: string };
+    }[];
   }[];
 }
 
@@ -126,7 +135,10 @@ test('inspect finds the OS on the LV root, lists the volume group and reports wh
   assert.equal(report.lvm.volumeGroups.length, 1);
   const vg = report.lvm.volumeGroups[0]!;
   assert.equal(vg.name, 'vg0');
-  assert.deepEqual(vg.physicalVolumes.map((p) => p.partition), [2]);
+  assert.deepEqual(
+    vg.physicalVolumes.map((p) => p.partition),
+    [2],
+  );
   const lv = (name: string) => vg.logicalVolumes.find((l) => l.name === name)!;
   assert.deepEqual(vg.logicalVolumes.map((l) => l.name).sort(), ['root', 'swap', 'var']);
   assert.equal(lv('root').mapped, true);
@@ -142,7 +154,10 @@ test('inspect finds the OS on the LV root, lists the volume group and reports wh
   assert.match(lv('var').notMappedBecause ?? '', /2 segments/);
 
   // LVM names are stable; only the Xen disk name breaks, and the Xen console.
-  assert.deepEqual(report.fstab.filter((e) => e.spec.includes('vg0')).map((e) => e.device.survives), [true, true]);
+  assert.deepEqual(
+    report.fstab.filter((e) => e.spec.includes('vg0')).map((e) => e.device.survives),
+    [true, true],
+  );
   assert.deepEqual(report.problems.map((p) => p.code).sort(), ['console', 'fstab-device-name']);
   assert.match(report.problems.find((p) => p.code === 'fstab-device-name')!.message, /\/boot from "\/dev\/xvda1"/);
   assert.match(report.problems.find((p) => p.code === 'console')!.message, /hvc0/);
@@ -166,7 +181,10 @@ test('fix rewrites fstab and the console on the LV filesystem and the boot parti
   // Read back through ferry, then byte for byte where the LVM tools say the LV lies (debugfs, no mount).
   const report = JSON.parse((await ferry(['guest', 'inspect', '--json', disk])).stdout) as ReportJson;
   assert.deepEqual(report.problems, []);
-  assert.deepEqual(report.fstab.map((e) => e.spec), ['/dev/mapper/vg0-root', `UUID=${bootUuid}`, '/dev/vg0/swap', 'proc']);
+  assert.deepEqual(
+    report.fstab.map((e) => e.spec),
+    ['/dev/mapper/vg0-root', `UUID=${bootUuid}`, '/dev/vg0/swap', 'proc'],
+  );
   assert.equal(report.filesystems.find((f) => f.lv?.name === 'root')?.type, 'ext4');
   const fstab = await withLoop(rootOnDisk.offset, rootOnDisk.size, async (d) => (await run('debugfs', ['-R', 'cat /etc/fstab', d])).stdout);
   assert.match(fstab, new RegExp(`^UUID=${bootUuid} /boot ext4 defaults 0 2$`, 'm'));

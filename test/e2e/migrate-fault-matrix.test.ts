@@ -136,9 +136,22 @@ function startHeldMigration(vm: string, step: Step) {
   };
   const entries = (): JournalEntry[] => {
     const file = journalFile();
-    return file ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry) : [];
+    return file
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as JournalEntry)
+      : [];
   };
-  return { child, done, entries, id: () => journalFile()?.replace(/^.*\//, '').replace(/\.jsonl$/, '') };
+  return {
+    child,
+    done,
+    entries,
+    id: () =>
+      journalFile()
+        ?.replace(/^.*\//, '')
+        .replace(/\.jsonl$/, ''),
+  };
 }
 
 async function qmpOf(agent: AgentClient, vm: string): Promise<RemoteQmp> {
@@ -159,11 +172,23 @@ async function assertCleanOwner(agent: AgentClient, vm: string, baseline: Baseli
     assert.equal(status.status, 'running', `${where}: the VM runs on ${agent.host.name}, not ${status.status}`);
     assert.deepEqual(await qmp.execute('query-block-jobs'), [], `${where}: no block job left`);
     const nodes = await qmp.execute<Array<{ 'node-name': string; 'dirty-bitmaps'?: unknown[] }>>('query-named-block-nodes');
-    assert.deepEqual(nodes.filter((n) => n['node-name'].startsWith('ferry-')).map((n) => n['node-name']), [], `${where}: no ferry block node left`);
-    assert.deepEqual(nodes.flatMap((n) => n['dirty-bitmaps'] ?? []), [], `${where}: no dirty bitmap left`);
+    assert.deepEqual(
+      nodes.filter((n) => n['node-name'].startsWith('ferry-')).map((n) => n['node-name']),
+      [],
+      `${where}: no ferry block node left`,
+    );
+    assert.deepEqual(
+      nodes.flatMap((n) => n['dirty-bitmaps'] ?? []),
+      [],
+      `${where}: no dirty bitmap left`,
+    );
     assert.deepEqual(await qmp.execute('query-block-exports'), [], `${where}: no NBD export left`);
     const caps = await qmp.execute<Array<{ capability: string; state: boolean }>>('query-migrate-capabilities');
-    assert.deepEqual(caps.filter((c) => c.state).map((c) => c.capability), [], `${where}: no migration capability left set`);
+    assert.deepEqual(
+      caps.filter((c) => c.state).map((c) => c.capability),
+      [],
+      `${where}: no migration capability left set`,
+    );
     const params = await qmp.execute<Record<string, unknown>>('query-migrate-parameters');
     for (const [k, v] of Object.entries(baseline.parameters)) assert.deepEqual(params[k], v, `${where}: migration parameter ${k} is back to ${String(v)}`);
   } finally {

@@ -233,7 +233,12 @@ test('the source QEMU killed during the mirror: the VM is reported dead and the 
       assert.equal((await b.call('file.stat', { path })).exists, false, `lab-b:${path} was removed`);
     }
     assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, 'the source disk is untouched');
-    for (const h of [a, b]) assert.deepEqual((await h.call('migration.records', undefined)).filter((x) => x.id === report.id), [], `no record left on ${h.host.name}`);
+    for (const h of [a, b])
+      assert.deepEqual(
+        (await h.call('migration.records', undefined)).filter((x) => x.id === report.id),
+        [],
+        `no record left on ${h.host.name}`,
+      );
   } finally {
     await removeVm(vm);
   }

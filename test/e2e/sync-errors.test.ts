@@ -24,7 +24,9 @@ after(async () => {
 });
 
 async function digest(path: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await fs.readFile(path))
+    .digest('hex');
 }
 
 function assertRefused(r: { code: number | null; json: Record<string, unknown> }, code: string): void {

@@ -17,10 +17,7 @@ export async function makeLab(name: string): Promise<Lab> {
   const dir = `/var/tmp/ferry-${name}-${process.pid}`;
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(`${dir}/state`, { recursive: true });
-  await fs.writeFile(
-    `${dir}/hosts.yaml`,
-    'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  hb: { transport: local, address: 127.0.0.3 }\n',
-  );
+  await fs.writeFile(`${dir}/hosts.yaml`, 'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  hb: { transport: local, address: 127.0.0.3 }\n');
   const env = { ...process.env, FERRY_HOSTS: `${dir}/hosts.yaml`, FERRY_SYNC_STATE_DIR: `${dir}/state`, FERRY_LAB_DIR: `${dir}/no-lab` };
   return { dir, env, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }

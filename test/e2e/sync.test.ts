@@ -166,7 +166,7 @@ test('sync of a size that is no multiple of 4 KiB writes the aligned part direct
   const again = await ferry(['sync', '--json', '--block-size', '64K', `ha:${src}`, `hb:${dst}`], lab.env);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.json.blocks_changed, 1);
-  assert.equal(again.json.bytes_written, 1234 + (3 * MiB) % (64 * 1024));
+  assert.equal(again.json.bytes_written, 1234 + ((3 * MiB) % (64 * 1024)));
   assert.equal(again.json.verified, true);
   assert.ok(await sameContent(src, dst));
 });

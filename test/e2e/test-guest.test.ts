@@ -143,7 +143,10 @@ test('every record reported before SIGKILL is intact on the qcow2 disk, and dama
   const damaged = verifyReported([await checkImage(b.disks[0]!, 'qcow2')], last);
   assert.equal(damaged.ok, false);
   assert.deepEqual(damaged.missing, [10, 20]);
-  assert.deepEqual(damaged.corrupt.map((c) => [c.slot, c.seq]), [[9, 10]]);
+  assert.deepEqual(
+    damaged.corrupt.map((c) => [c.slot, c.seq]),
+    [[9, 10]],
+  );
   assert.match(damaged.corrupt[0]!.reason, /checksum mismatch/);
 });
 

@@ -19,6 +19,5 @@ export interface GuestFixParams {
 export const guestHandlers = {
   'guest.inspect': async (p: { image: string; target?: string; targetMacs?: string[] }): Promise<GuestReport> => (await guest()).inspectImage(p.image, p),
 
-  'guest.fix': async (p: GuestFixParams): Promise<FixResult> =>
-    (await guest()).fixImage(p.image, { ...p, macs: new Map(p.macs ?? []), uuidMap: new Map(p.uuidMap ?? []) }),
+  'guest.fix': async (p: GuestFixParams): Promise<FixResult> => (await guest()).fixImage(p.image, { ...p, macs: new Map(p.macs ?? []), uuidMap: new Map(p.uuidMap ?? []) }),
 };

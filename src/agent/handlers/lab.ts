@@ -18,6 +18,16 @@ export const labHandlers = {
     const verdict = verifyReported(disks, last);
     // A slot past the last reported record that holds something else (a backing file's data) is not a lost write.
     const corruptReported = verdict.corrupt.filter((c) => c.seq <= last);
-    return { ...verdict, missing: verdict.missing.slice(0, 50), missingCount: verdict.missing.length, corrupt: verdict.corrupt.slice(0, 50), corruptCount: verdict.corrupt.length, corruptReported: corruptReported.slice(0, 50), corruptReportedCount: corruptReported.length, intact: disks.reduce((s, d) => s + d.intact, 0), highestSeq: Math.max(0, ...disks.map((d) => d.highestSeq)) };
+    return {
+      ...verdict,
+      missing: verdict.missing.slice(0, 50),
+      missingCount: verdict.missing.length,
+      corrupt: verdict.corrupt.slice(0, 50),
+      corruptCount: verdict.corrupt.length,
+      corruptReported: corruptReported.slice(0, 50),
+      corruptReportedCount: corruptReported.length,
+      intact: disks.reduce((s, d) => s + d.intact, 0),
+      highestSeq: Math.max(0, ...disks.map((d) => d.highestSeq)),
+    };
   },
 };

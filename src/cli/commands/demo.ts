@@ -43,7 +43,10 @@ export function register(program: Command): void {
           await sleep(1500);
           process.stdout.write(`guest up in ${((Date.now() - t0) / 1000).toFixed(1)} s; records so far: ${lastCounter(await readSerial(labA, name))}\n`);
           const reports: MigrationReport[] = [];
-          for (const [from, to] of [['lab-a', 'lab-b'], ['lab-b', 'lab-a']] as const) {
+          for (const [from, to] of [
+            ['lab-a', 'lab-b'],
+            ['lab-b', 'lab-a'],
+          ] as const) {
             say(`ferry migrate ${name} --from ${from} --to ${to}`);
             const view = createMigrationView();
             // The way out removes the source copy, so the way back finds a free path (ferry never overwrites one).
@@ -67,8 +70,13 @@ export function register(program: Command): void {
           for (const p of await labA.call('qemu.list', undefined)) if (p.name === name) await labA.call('qemu.kill', { pid: p.pid, signal: 'SIGKILL' });
           const check = await labA.call('lab.checkRecords', { disks: [labDiskPath(name)], serialLogs: [labVmPaths(name).serialLog] });
           say('result');
-          for (const report of reports) process.stdout.write(`${report.from} -> ${report.to}: downtime ${report.downtime_ms} ms (QEMU ${report.qemu_downtime_ms} ms), total ${(report.total_ms / 1000).toFixed(2)} s, moved RAM ${formatMiB(report.ram_bytes)} MiB + disk ${formatMiB(report.disk_bytes)} MiB\n`);
-          process.stdout.write(`records: ${check.ok ? 'OK' : 'FAILED'}: ${check.intact} intact, the guest reported ${check.lastReportedSeq}, ${check.missingCount} missing, ${check.corrupt.length} corrupt\n`);
+          for (const report of reports)
+            process.stdout.write(
+              `${report.from} -> ${report.to}: downtime ${report.downtime_ms} ms (QEMU ${report.qemu_downtime_ms} ms), total ${(report.total_ms / 1000).toFixed(2)} s, moved RAM ${formatMiB(report.ram_bytes)} MiB + disk ${formatMiB(report.disk_bytes)} MiB\n`,
+            );
+          process.stdout.write(
+            `records: ${check.ok ? 'OK' : 'FAILED'}: ${check.intact} intact, the guest reported ${check.lastReportedSeq}, ${check.missingCount} missing, ${check.corrupt.length} corrupt\n`,
+          );
           if (!check.ok) process.exitCode = 1;
           process.stdout.write('\nThe lab stays up: try "ferry vm list lab-a", "ferry history"; "ferry lab down" removes it.\n');
         } finally {

@@ -57,14 +57,20 @@ function printReport(inspection: GuestReport): void {
   console.log(`OS: ${inspection.os ? `${inspection.os.name} (from ${inspection.os.source})` : 'unknown'}`);
   console.log(`Partition table: ${inspection.partitionTable.kind}`);
   for (const f of inspection.filesystems) {
-    console.log(`  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`);
+    console.log(
+      `  ${(f.lv ? `${f.lv.vg}/${f.lv.name}` : String(f.partition)).padStart(2)}  ${(f.type ?? '-').padEnd(12)} UUID=${f.uuid ?? '-'}  LABEL=${f.label ?? '-'}${f.mountPoint ? `  on ${f.mountPoint}` : ''}`,
+    );
   }
   if (inspection.lvm.note) console.log(`LVM: ${inspection.lvm.note}`);
   for (const vg of inspection.lvm.volumeGroups) {
-    console.log(`Volume group ${vg.name}: ${formatMiB(vg.size, 0)} MiB (${formatMiB(vg.free, 0)} MiB free), extents of ${formatMiB(vg.extentSize, 0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`);
+    console.log(
+      `Volume group ${vg.name}: ${formatMiB(vg.size, 0)} MiB (${formatMiB(vg.free, 0)} MiB free), extents of ${formatMiB(vg.extentSize, 0)} MiB, PVs on partition(s) ${vg.physicalVolumes.map((p) => p.partition ?? '?').join(', ')}${vg.missingPvs ? `, ${vg.missingPvs} PV(s) on other disks` : ''}`,
+    );
     for (const lv of vg.logicalVolumes) {
       const segs = lv.segments.map((s) => `${s.type} ${s.ranges.map((x) => `p${x.partition ?? '?'}:${x.first}-${x.last}`).join(' ')}`).join('; ');
-      const fs = lv.filesystem ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}` : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
+      const fs = lv.filesystem
+        ? `${lv.filesystem.type ?? '-'} UUID=${lv.filesystem.uuid ?? '-'}${lv.filesystem.mountPoint ? ` on ${lv.filesystem.mountPoint}` : ''}`
+        : `not mapped: ${lv.notMappedBecause ?? 'unknown'}`;
       console.log(`  ${lv.path} (${lv.mapperPath}) ${formatMiB(lv.size, 0)} MiB [${segs}]: ${fs}`);
     }
   }
@@ -76,14 +82,26 @@ function printReport(inspection: GuestReport): void {
     for (const e of f.entries) console.log(`  ${f.path} [${e.title}] root=${e.root ?? '-'} resume=${e.resume ?? '-'} console=${e.consoles.join(',') || '-'}`);
   }
   const defaultGrub = inspection.bootloader.defaultGrub;
-  if (defaultGrub) console.log(`  /etc/default/grub: GRUB_CMDLINE_LINUX="${defaultGrub.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${defaultGrub.cmdlineLinuxDefault}"${defaultGrub.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`);
+  if (defaultGrub)
+    console.log(
+      `  /etc/default/grub: GRUB_CMDLINE_LINUX="${defaultGrub.cmdlineLinux}" GRUB_CMDLINE_LINUX_DEFAULT="${defaultGrub.cmdlineLinuxDefault}"${defaultGrub.disableLinuxUuid ? ' GRUB_DISABLE_LINUX_UUID=true' : ''}`,
+    );
   console.log(`Kernels (initramfs by ${inspection.initramfsTool ?? 'unknown'}):`);
   for (const kernel of inspection.kernels) {
-    const mods = kernel.initramfsModules ? Object.entries(kernel.initramfsModules).map(([driver, has]) => `${driver}${has ? '+' : '-'}`).join(' ') : (kernel.initramfsError ?? 'no initramfs');
-    console.log(`  ${kernel.version}: ${Object.entries(kernel.drivers).map(([driver, how]) => `${driver}=${how}`).join(' ')}; initramfs ${kernel.initramfs ?? '-'}: ${mods}`);
+    const mods = kernel.initramfsModules
+      ? Object.entries(kernel.initramfsModules)
+          .map(([driver, has]) => `${driver}${has ? '+' : '-'}`)
+          .join(' ')
+      : (kernel.initramfsError ?? 'no initramfs');
+    console.log(
+      `  ${kernel.version}: ${Object.entries(kernel.drivers)
+        .map(([driver, how]) => `${driver}=${how}`)
+        .join(' ')}; initramfs ${kernel.initramfs ?? '-'}: ${mods}`,
+    );
   }
   console.log('Network:');
-  for (const c of inspection.network.configs) console.log(`  ${c.file}: ${c.interface ?? '?'} ${c.method} ${c.addresses.join(' ')}${c.gateway ? ` via ${c.gateway}` : ''}${c.mac ? ` MAC ${c.mac}` : ''}`);
+  for (const c of inspection.network.configs)
+    console.log(`  ${c.file}: ${c.interface ?? '?'} ${c.method} ${c.addresses.join(' ')}${c.gateway ? ` via ${c.gateway}` : ''}${c.mac ? ` MAC ${c.mac}` : ''}`);
   for (const b of inspection.network.nameBindings) console.log(`  ${b.file}: MAC ${b.mac} -> ${b.name}`);
   console.log(`  predictable interface names: ${inspection.network.predictableNames ? 'on' : 'off'}`);
   console.log(`Console: kernel ${inspection.console.kernel.join(', ') || 'default'}; gettys ${inspection.console.gettys.join(', ') || 'default'}`);
@@ -109,23 +127,21 @@ async function report(action: () => Promise<void>): Promise<void> {
 }
 
 export function register(program: Command): void {
-  const guest = program.command('guest').description('inspect and fix a stopped guest\'s disk for its new hypervisor');
+  const guest = program.command('guest').description("inspect and fix a stopped guest's disk for its new hypervisor");
 
   guest
     .command('inspect <image>')
     .description('report partitions, filesystems, OS, fstab, bootloader, kernels, network and console, and what breaks on the target (IMAGE: file, block device or HOST:PATH)')
     .option('--json', 'print the report as JSON (top-level "problems" array)')
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
-    .option('--nic-mac <mac>', 'a MAC the guest\'s NIC will have on the target; configuration bound to it is fine (repeatable)', collect, [])
+    .option('--nic-mac <mac>', "a MAC the guest's NIC will have on the target; configuration bound to it is fine (repeatable)", collect, [])
     .action((image: string, opts: { json?: boolean; for: string; nicMac: string[] }) =>
       report(async () => {
         const bad = opts.nicMac.find((m) => !isMac(m));
         if (bad) throw new FerryError('USAGE', `Cannot read --nic-mac "${bad}"`, { hint: 'write it as 52:54:00:12:34:56' });
         const at = locate(image);
         const params = { image: at.path, target: opts.for, targetMacs: opts.nicMac };
-        const inspection = at.host
-          ? await onHost(program, at.host, (agent) => agent.call('guest.inspect', params))
-          : await inspectImage(at.path, params);
+        const inspection = at.host ? await onHost(program, at.host, (agent) => agent.call('guest.inspect', params)) : await inspectImage(at.path, params);
         if (opts.json) console.log(JSON.stringify(inspection, null, 2));
         else printReport(inspection);
       }),
@@ -137,7 +153,7 @@ export function register(program: Command): void {
     .option('--for <target>', 'target hypervisor', 'kvm-virtio')
     .option('--mac <old=new>', 'the NIC with MAC OLD now has NEW: move bindings to it (repeatable)', collect, [])
     .option('--dry-run', 'show the changes, make none')
-    .option('--restore-uuids <from-image>', 'take the filesystems\' old UUIDs from this image (the source disk)')
+    .option('--restore-uuids <from-image>', "take the filesystems' old UUIDs from this image (the source disk)")
     .option('--uuid-map <old=new>', 'a filesystem that had UUID OLD now has NEW (repeatable)', collect, [])
     .option('--uuid-mode <mode>', 'restore: give filesystems their old UUIDs back; rewrite: point references at the new ones', 'restore')
     .option('--skip <operation>', 'skip a fix operation (repeatable)', collect, [])

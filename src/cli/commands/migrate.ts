@@ -37,7 +37,11 @@ export function register(program: Command): void {
     .option('--bandwidth <MiB/s>', 'cap disk and RAM transfer rate')
     .option('--max-downtime <ms>', 'longest pause QEMU may plan for the switch-over (default 50)')
     .option('--auto-converge', 'let QEMU slow the guest down if it dirties RAM faster than the link')
-    .option('--mirror-mode <mode>', 'write-blocking: guest writes reach both hosts before they complete (shorter pause, always converges); background: they do not wait for the network', 'write-blocking')
+    .option(
+      '--mirror-mode <mode>',
+      'write-blocking: guest writes reach both hosts before they complete (shorter pause, always converges); background: they do not wait for the network',
+      'write-blocking',
+    )
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--json', 'print one final JSON object')
@@ -64,7 +68,21 @@ export function register(program: Command): void {
         process.on('SIGTERM', onSigint);
         let report: MigrationReport;
         try {
-          report = await migrateLive({ vm, from: opts.from, to: opts.to, inventory, diskMap, bandwidthMiB, maxDowntimeMs, autoConverge: opts.autoConverge, mirrorMode: opts.mirrorMode, force: opts.force, deleteSource: opts.deleteSource, signal: controller.signal, listener: (e) => view.onEvent(e) });
+          report = await migrateLive({
+            vm,
+            from: opts.from,
+            to: opts.to,
+            inventory,
+            diskMap,
+            bandwidthMiB,
+            maxDowntimeMs,
+            autoConverge: opts.autoConverge,
+            mirrorMode: opts.mirrorMode,
+            force: opts.force,
+            deleteSource: opts.deleteSource,
+            signal: controller.signal,
+            listener: (e) => view.onEvent(e),
+          });
         } finally {
           view.stop();
           process.off('SIGINT', onSigint);
@@ -81,7 +99,9 @@ export function printReport(r: MigrationReport): void {
   if (r.status === 'completed') {
     process.stdout.write(
       `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms (QEMU: ${r.qemu_downtime_ms ?? '?'} ms), total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
-        `  phases: ${Object.entries(r.phases).map(([k, v]) => `${k} ${v} ms`).join(', ')}\n`,
+        `  phases: ${Object.entries(r.phases)
+          .map(([k, v]) => `${k} ${v} ms`)
+          .join(', ')}\n`,
     );
     for (const w of r.warnings ?? []) process.stderr.write(`ferry: warning: ${w}\n`);
     return;
@@ -89,6 +109,11 @@ export function printReport(r: MigrationReport): void {
   process.stderr.write(`ferry: migration of ${r.vm} ${r.status}${r.failed_phase ? ` in phase "${r.failed_phase}"` : ''}: ${r.error?.message}\n`);
   if (r.error?.hint) process.stderr.write(`  hint: ${r.error.hint}\n`);
   if (r.error?.code === 'VM_DIED') process.stderr.write(`  No copy of ${r.vm} runs now; disks are kept on both hosts.\n`);
-  else if (r.source_running !== undefined) process.stderr.write(r.source_running ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n` : `  WARNING: could not confirm ${r.vm} runs on ${r.from}; check it with "ferry vm list ${r.from}".\n`);
+  else if (r.source_running !== undefined)
+    process.stderr.write(
+      r.source_running
+        ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n`
+        : `  WARNING: could not confirm ${r.vm} runs on ${r.from}; check it with "ferry vm list ${r.from}".\n`,
+    );
   process.stderr.write(`  journal: ${r.journal}\n`);
 }

@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .option('--rehash', 'read and hash the whole destination even when ferry remembers its digests from the last sync')
     .option('--force', 'write even when the destination is mounted or open in a VM')
     .option('--create-lv <vg>', 'create a missing destination logical volume /dev/VG/LV in this volume group')
-    .option('--format <fmt>', 'format of a destination image that must be created (default: from its name, .img raw, .qcow2 qcow2; else the source\'s)')
+    .option('--format <fmt>', "format of a destination image that must be created (default: from its name, .img raw, .qcow2 qcow2; else the source's)")
     .option('--json', 'print one JSON object with the result')
     .option('--hash-threads <n>', 'hashing threads per host (default: cores, at most 4)')
     .action(async (srcText: string, dstText: string, _flags: SyncFlags, cmd: Command) => {

@@ -44,7 +44,9 @@ export function register(program: Command): void {
           }
           const rows = [[' Name', 'PID', 'State', 'Memory', 'Disks']];
           for (const v of vms) {
-            const disks = v.disks.map((d) => `${d.path} (${d.format}, ${formatMiB(d.virtualSize)} MiB${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`);
+            const disks = v.disks.map(
+              (d) => `${d.path} (${d.format}, ${formatMiB(d.virtualSize)} MiB${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
+            );
             rows.push([` ${v.name}`, String(v.pid), v.state, `${formatMiB(v.memoryBytes)} MiB`, disks[0] ?? '-']);
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', extra]);
           }

@@ -29,7 +29,32 @@ export async function detectAccel(kernel: string): Promise<'kvm' | 'tcg'> {
     // not probed yet this boot
   }
   // Without an initrd the kernel panics at once on a working KVM; -no-reboot makes QEMU exit.
-  const r = await run('timeout', ['-s', 'KILL', '10', 'qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-kernel', kernel, '-append', 'console=ttyS0 panic=-1'], { allowFailure: true });
+  const r = await run(
+    'timeout',
+    [
+      '-s',
+      'KILL',
+      '10',
+      'qemu-system-x86_64',
+      '-accel',
+      'kvm',
+      '-cpu',
+      'host',
+      '-m',
+      '128',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+      '-kernel',
+      kernel,
+      '-append',
+      'console=ttyS0 panic=-1',
+    ],
+    { allowFailure: true },
+  );
   const accel = /Kernel panic|VFS:/.test(r.stdout) ? 'kvm' : 'tcg';
   try {
     mkdirSync('/run', { recursive: true });

@@ -3,11 +3,24 @@ import { test } from 'node:test';
 import { formatKeyval, parseKeyval, parseQemuArgv, targetArgv } from './argv.js';
 
 const argv = [
-  '/usr/bin/qemu-system-x86_64', '-name', 'guest=web01,debug-threads=on', '-S', '-m', '256', '-nodefaults',
-  '-drive', 'file=/var/lib/ferry/images/web01.qcow2,format=qcow2,if=none,id=drive0,cache=none',
-  '-device', 'virtio-blk-pci,drive=drive0,id=disk0',
-  '-chardev', 'socket,id=mon0,path=/run/ferry/web01.qmp,server=on,wait=off', '-mon', 'chardev=mon0,mode=control',
-  '-daemonize', '-pidfile', '/run/ferry/web01.pid',
+  '/usr/bin/qemu-system-x86_64',
+  '-name',
+  'guest=web01,debug-threads=on',
+  '-S',
+  '-m',
+  '256',
+  '-nodefaults',
+  '-drive',
+  'file=/var/lib/ferry/images/web01.qcow2,format=qcow2,if=none,id=drive0,cache=none',
+  '-device',
+  'virtio-blk-pci,drive=drive0,id=disk0',
+  '-chardev',
+  'socket,id=mon0,path=/run/ferry/web01.qmp,server=on,wait=off',
+  '-mon',
+  'chardev=mon0,mode=control',
+  '-daemonize',
+  '-pidfile',
+  '/run/ferry/web01.pid',
 ];
 
 test('argv parsing finds the name and a QMP socket given through -chardev/-mon', () => {

@@ -5,9 +5,29 @@
 
 /** Options that take no value; every other option takes exactly one. */
 const FLAG_OPTIONS = new Set([
-  '-S', '-daemonize', '-nodefaults', '-nographic', '-no-reboot', '-no-shutdown', '-enable-kvm',
-  '-no-user-config', '-snapshot', '-no-hpet', '-no-acpi', '-full-screen', '-usb', '-s', '-version',
-  '-help', '-h', '-no-fd-bootchk', '-alt-grab', '-ctrl-grab', '-no-quit', '-only-migratable', '-enable-fips',
+  '-S',
+  '-daemonize',
+  '-nodefaults',
+  '-nographic',
+  '-no-reboot',
+  '-no-shutdown',
+  '-enable-kvm',
+  '-no-user-config',
+  '-snapshot',
+  '-no-hpet',
+  '-no-acpi',
+  '-full-screen',
+  '-usb',
+  '-s',
+  '-version',
+  '-help',
+  '-h',
+  '-no-fd-bootchk',
+  '-alt-grab',
+  '-ctrl-grab',
+  '-no-quit',
+  '-only-migratable',
+  '-enable-fips',
 ]);
 
 export interface QemuOption {
@@ -68,9 +88,7 @@ export function parseKeyval(value: string, impliedKey?: string): Map<string, str
 
 export function formatKeyval(map: Map<string, string>, impliedKey?: string): string {
   const esc = (s: string): string => s.replace(/,/g, ',,');
-  return [...map.entries()]
-    .map(([k, v], idx) => (idx === 0 && k === impliedKey ? esc(v) : `${k}=${esc(v)}`))
-    .join(',');
+  return [...map.entries()].map(([k, v], idx) => (idx === 0 && k === impliedKey ? esc(v) : `${k}=${esc(v)}`)).join(',');
 }
 
 export function parseQemuArgv(argv: readonly string[]): ParsedArgv {

@@ -169,7 +169,9 @@ export class QemuLiveMigration {
     for (const f of vm.auxFiles) {
       const st = await target.call('file.stat', { path: f });
       if (!st.exists) {
-        throw new FerryError('NOT_FOUND', `VM "${vm.name}" boots from "${f}", which does not exist on "${target.host.name}"`, { hint: `copy it there at the same path (e.g. "ferry sync ${f} ${target.host.name}:${f}")` });
+        throw new FerryError('NOT_FOUND', `VM "${vm.name}" boots from "${f}", which does not exist on "${target.host.name}"`, {
+          hint: `copy it there at the same path (e.g. "ferry sync ${f} ${target.host.name}:${f}")`,
+        });
       }
     }
 
@@ -222,7 +224,10 @@ export class QemuLiveMigration {
       }
       if (plan.create) {
         const dir = dirname(targetPath);
-        const need = plan.sync === 'top' ? disk.allocatedSize ?? disk.virtualSize : Math.min(disk.virtualSize, Math.max(disk.allocatedSize ?? 0, ...disk.backingChain.map((b) => b.actualSize ?? 0)) * 2 || disk.virtualSize);
+        const need =
+          plan.sync === 'top'
+            ? (disk.allocatedSize ?? disk.virtualSize)
+            : Math.min(disk.virtualSize, Math.max(disk.allocatedSize ?? 0, ...disk.backingChain.map((b) => b.actualSize ?? 0)) * 2 || disk.virtualSize);
         needByDir.set(dir, (needByDir.get(dir) ?? 0) + need);
       }
       this.plans.push(plan);
@@ -510,7 +515,9 @@ export class QemuLiveMigration {
     for (const p of this.plans) p.bytesCopied = result?.copied[p.jobId] ?? p.bytesCopied;
     this.options.journal.record('continued', { ok: result?.ok, status: end.status, paused_to_continue_ms: result?.pausedToContinueMs, since_stop_ms: this.sinceStop() });
     if (end.status !== 'completed') {
-      throw new FerryError('MIGRATION_FAILED', `The switch-over ${end.status === 'none' ? 'failed' : end.status}${end.error ? `: ${end.error}` : ''}`, { hint: 'the VM keeps running on the source; retry' });
+      throw new FerryError('MIGRATION_FAILED', `The switch-over ${end.status === 'none' ? 'failed' : end.status}${end.error ? `: ${end.error}` : ''}`, {
+        hint: 'the VM keeps running on the source; retry',
+      });
     }
     this.options.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
     const { outcome } = await target.call('migration.target.resolve', { id: this.id, abort: false, waitMs: 120_000 });
@@ -609,7 +616,9 @@ interface QueryMigrate {
 }
 
 function ramFailed(m: QueryMigrate): FerryError {
-  return new FerryError('MIGRATION_FAILED', `RAM migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`, { hint: 'check the network between the hosts and the target QEMU, then retry' });
+  return new FerryError('MIGRATION_FAILED', `RAM migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`, {
+    hint: 'check the network between the hosts and the target QEMU, then retry',
+  });
 }
 
 function ramProgress(m: QueryMigrate): RamProgress | undefined {
