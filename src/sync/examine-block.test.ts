@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { test } from 'node:test';
-import { blockDigest, examineBlock, isAllZero } from './examine-block.js';
+import { isAllZero } from '../storage/zeros.js';
+import { blockDigest, examineBlock } from './examine-block.js';
 import { xxh128 } from './xxh128.js';
 
 test('isAllZero finds a single set byte anywhere, across its 64 KiB comparison steps', () => {

@@ -4,19 +4,8 @@
  * or on the calling thread for a pool without threads.
  */
 import { readBlockSync, type BlockSource } from '../storage/block-read.js';
+import { isAllZero } from '../storage/zeros.js';
 import { xxh128 } from './xxh128.js';
-
-const ZERO_PAGE = Buffer.alloc(64 * 1024);
-
-/** True when every byte is zero (compares 64 KiB at a time; memcmp speed). */
-export function isAllZero(buf: Uint8Array): boolean {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let off = 0; off < b.length; off += ZERO_PAGE.length) {
-    const end = Math.min(b.length, off + ZERO_PAGE.length);
-    if (!b.subarray(off, end).equals(ZERO_PAGE.subarray(0, end - off))) return false;
-  }
-  return true;
-}
 
 /** The digest of a block in memory, undefined when it is all zeros (zero blocks have none). */
 export function blockDigest(view: Uint8Array): Buffer | undefined {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { createXXHash128 } from 'hash-wasm';
 import { HashPool } from './hash-pool.js';
 import { xxh128 } from './xxh128.js';
-import { isAllZero } from './examine-block.js';
+import { isAllZero } from '../storage/zeros.js';
 
 /** XXH3-128 by another implementation (WebAssembly), to check the native one against. */
 async function reference(data: Uint8Array): Promise<Buffer> {

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { after, before, test } from 'node:test';
 import { inspectDisk } from '../storage/image-info.js';
 import { FrameType, encodeHeader } from './protocol.js';
-import { startReceive } from './receiver.js';
+import { receiveFrom } from './test-fixtures.js';
 import { startSend } from './sender.js';
 
 const BLOCK = 64 * 1024;
@@ -47,19 +47,7 @@ test('a connection with the wrong token is dropped unserved; the destination wit
   );
   assert.equal((await intrude(sending.port, 'f'.repeat(sending.token.length))).length, 0);
   assert.equal((await intrude(sending.port, 'not even the length')).length, 0);
-  const session = await startReceive({
-    path: dst,
-    source: { host: '127.0.0.1', port: sending.port, token: sending.token },
-    sourceSize: info.size!,
-    sourceFormat: 'raw',
-    sourceId: 'test',
-    blockSize: BLOCK,
-    resume: false,
-    dryRun: false,
-    force: false,
-    direct: true,
-    hashThreads: 1,
-  });
+  const session = await receiveFrom(sending, dst, info.size!, BLOCK);
   const sent = await sending.result;
   await session.result;
   assert.equal(sent.verified, true);

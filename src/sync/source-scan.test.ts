@@ -9,7 +9,7 @@ import * as fs from 'node:fs/promises';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { inspectDisk } from '../storage/image-info.js';
-import { startReceive } from './receiver.js';
+import { receiveFrom } from './test-fixtures.js';
 import { startSend, type SendResult } from './sender.js';
 import { SourceScan } from './source-scan.js';
 import { xxh128 } from './xxh128.js';
@@ -46,19 +46,7 @@ async function syncWith(scan: SourceScan): Promise<SendResult> {
     { path: src, address: '127.0.0.1', sourceId: 'test', blockSize: BLOCK, compress: 'none', resume: false, dryRun: false, verify: true, fsync: true, hashThreads: 1, info, scan },
     () => undefined,
   );
-  const session = await startReceive({
-    path: dst,
-    source: { host: '127.0.0.1', port: sending.port, token: sending.token },
-    sourceSize: info.size!,
-    sourceFormat: 'raw',
-    sourceId: 'test',
-    blockSize: BLOCK,
-    resume: false,
-    dryRun: false,
-    force: false,
-    direct: true,
-    hashThreads: 1,
-  });
+  const session = await receiveFrom(sending, dst, info.size!, BLOCK);
   const sent = await sending.result;
   await session.result;
   return sent;

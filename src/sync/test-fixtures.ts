@@ -3,6 +3,7 @@
  * temp files opened as disks, a socket pair on loopback, an in-memory
  * socket that parses the frames written to it, and pooled frames.
  */
+import { startReceive } from './receiver.js';
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
@@ -69,4 +70,21 @@ export async function until(check: () => boolean, ms = 5000): Promise<void> {
     if (performance.now() > deadline) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 2));
   }
+}
+
+/** A destination receiving a raw copy from the source `sending` listens for, into `dst`, as the agents do. */
+export function receiveFrom(sending: { port: number; token: string }, dst: string, size: number, blockSize: number): ReturnType<typeof startReceive> {
+  return startReceive({
+    path: dst,
+    source: { host: '127.0.0.1', port: sending.port, token: sending.token },
+    sourceSize: size,
+    sourceFormat: 'raw',
+    sourceId: 'test',
+    blockSize,
+    resume: false,
+    dryRun: false,
+    force: false,
+    direct: true,
+    hashThreads: 1,
+  });
 }

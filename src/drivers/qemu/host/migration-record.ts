@@ -106,3 +106,17 @@ export function processAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * The record of migration `id`'s `role` side for this agent to act on. While
+ * another live agent on this host still watches it (its controller's link
+ * dropped) and has not let go, that agent finishes first.
+ */
+export async function recordToTakeOver<R extends MigrationRecord['role']>(id: string, role: R): Promise<Extract<MigrationRecord, { role: R }> | undefined> {
+  let record = loadRecord(id, role);
+  while (record && record.guardPid !== process.pid && processAlive(record.guardPid) && !record.settled) {
+    await new Promise((r) => setTimeout(r, 200));
+    record = loadRecord(id, role);
+  }
+  return record;
+}

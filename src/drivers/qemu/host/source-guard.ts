@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { FerryError } from '../../../util/errors.js';
-import { loadRecord, processAlive, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
+import { processAlive, recordToTakeOver, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 import { text } from '../../../util/text.js';
 
@@ -76,11 +76,7 @@ export class SourceGuard {
   static async find(id: string): Promise<SourceGuard | undefined> {
     const own = guards.get(id);
     if (own) return own;
-    let record = loadRecord(id, 'source');
-    while (record && record.guardPid !== process.pid && processAlive(record.guardPid) && !record.settled) {
-      await new Promise((r) => setTimeout(r, 200));
-      record = loadRecord(id, 'source');
-    }
+    const record = await recordToTakeOver(id, 'source');
     if (!record) return undefined;
     const guard = new SourceGuard({ ...record, guardPid: process.pid, settled: false });
     guards.set(id, guard);

@@ -13,7 +13,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { FerryError } from '../../../util/errors.js';
-import { loadRecord, processAlive, removeRecord, saveRecord, type TargetRecord } from './migration-record.js';
+import { processAlive, recordToTakeOver, removeRecord, saveRecord, type TargetRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 
 export type TargetOutcome = 'committed' | 'aborted' | 'died' | 'incoming' | 'none';
@@ -53,12 +53,7 @@ export class TargetGuard {
   static async find(id: string): Promise<TargetGuard | undefined> {
     const own = guards.get(id);
     if (own) return own;
-    let record = loadRecord(id, 'target');
-    // Another agent on this host still watches it (its controller's link dropped): let it finish.
-    while (record && record.guardPid !== process.pid && processAlive(record.guardPid) && !record.settled) {
-      await new Promise((r) => setTimeout(r, 200));
-      record = loadRecord(id, 'target');
-    }
+    const record = await recordToTakeOver(id, 'target');
     if (!record) return undefined;
     const guard = new TargetGuard({ ...record, guardPid: process.pid, settled: false });
     guards.set(id, guard);
