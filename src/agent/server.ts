@@ -42,8 +42,8 @@ export function serveAgent(input: Readable, output: Writable): Promise<void> {
   // Every session starts with one of these (system.facts). Once it is
   // answered, while the controller reads it and sends its next call, load
   // what a sync, the case where start-up counts most, needs first: its
-  // handlers. Other areas load when first called (loading them all here
-  // delayed a sync's first command by ~20 ms).
+  // handlers. Other areas load when first called: loading them all here
+  // would delay a sync's first command.
   let preloading = false;
   const preload = (): void => {
     if (preloading) return;

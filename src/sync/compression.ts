@@ -2,8 +2,7 @@
  * Whether to compress blocks on the wire. `auto` compresses only when the
  * link, not the source, is what holds the sync back, and zstd level 1 can
  * produce bytes faster than the link carries them: on a fast link the
- * compressor would be the bottleneck (zstd-napi level 1 runs at a few hundred
- * MB/s per core).
+ * compressor would be the bottleneck.
  */
 import { compress } from 'zstd-napi';
 
