@@ -36,6 +36,8 @@ export interface MigrationReport {
   total_ms: number;
   ram_bytes: number;
   disk_bytes: number;
+  /** Under --bandwidth: bytes of zeros the mirrors skipped on the wire (sent as write-zeroes requests). */
+  disk_zero_bytes?: number;
   phases: PhaseTimes;
   failed_phase?: string;
   error?: { code: string; message: string; hint?: string };
@@ -110,6 +112,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       qemu_downtime_ms: migration.stats.qemuDowntimeMs,
       ram_bytes: migration.stats.ramBytes,
       disk_bytes: migration.stats.diskBytes,
+      disk_zero_bytes: migration.stats.diskZeroBytes,
     });
     if (result.error?.code === 'VM_DIED' || migration.settlement?.outcome === 'died') {
       report.status = 'failed';

@@ -43,7 +43,10 @@ export interface LiveMigrationStats {
   downtimeMs?: number;
   qemuDowntimeMs?: number;
   ramBytes: number;
+  /** Disk bytes that crossed to the target. */
   diskBytes: number;
+  /** Of the ranges the mirrors covered, bytes that were zeros and crossed as write-zeroes requests (known under a cap). */
+  diskZeroBytes?: number;
   setupMs?: number;
   ramIterations?: number;
 }
@@ -218,8 +221,9 @@ export class QemuLiveMigration {
         if (st.type !== 'file') throw new FerryError('TARGET_EXISTS', `Target "${targetPath}" on "${target.host.name}" is a ${st.type}`, { hint: 'map the disk to a file or block device path' });
       }
       const base = disk.backingChain[0];
-      if (base && plan.create) {
-        await this.checkBase(disk, base.filename);
+      if (plan.create) {
+        if (base) await this.checkBase(disk, base.filename);
+        // A new image reads as zeros: what the source's top has not allocated stays a hole, never crosses.
         plan.sync = 'top';
       }
       if (plan.create) {
@@ -347,23 +351,17 @@ export class QemuLiveMigration {
     };
     src.on('event', onEvent);
     try {
+      const server = await this.nbdServerForMirrors();
       for (const p of this.plans) {
-        await src.execute('blockdev-add', {
-          driver: 'nbd',
-          'node-name': p.nbdNode,
-          server: { type: 'inet', host: target.host.address, port: String(this.nbdPort) },
-          export: p.disk.device,
-        });
+        await src.execute('blockdev-add', { driver: 'nbd', 'node-name': p.nbdNode, server, export: p.disk.device });
       }
       // All disks at once: they converge together and the pause covers all of them.
       for (const p of this.plans) {
         const args: Record<string, unknown> = { 'job-id': p.jobId, device: p.sourceNode, target: p.nbdNode, sync: p.sync };
         args['copy-mode'] = this.options.mirrorMode ?? 'write-blocking';
-        const speed = this.diskSpeed();
-        if (speed) args.speed = speed;
         await src.execute('blockdev-mirror', args);
       }
-      this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'top' ? 'top only' : 'full'})`).join(', ')}`);
+      this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'full' ? 'full' : p.disk.backingChain.length ? 'top only' : 'allocated data only'})`).join(', ')}`);
       for (;;) {
         const disks = await this.pollMirrors();
         this.options.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks), ramSize: this.vm!.memoryBytes, bandwidthLimit: this.options.bandwidthBytes } });
@@ -378,8 +376,22 @@ export class QemuLiveMigration {
     }
   }
 
-  private diskSpeed(): number | undefined {
-    return this.options.bandwidthBytes ? Math.max(1, Math.floor(this.options.bandwidthBytes)) : undefined;
+  /**
+   * Where the source's NBD clients connect: the target's server, or under a
+   * cap a relay on the source held to it. The mirror job's own speed limit
+   * would count zeros too, which cross as short write-zeroes requests.
+   */
+  private async nbdServerForMirrors(): Promise<{ type: 'inet'; host: string; port: string }> {
+    const { source, target, bandwidthBytes } = this.options;
+    if (!bandwidthBytes) return { type: 'inet', host: target.host.address, port: String(this.nbdPort) };
+    const { port } = await source.call('migration.source.relay', {
+      id: this.id,
+      // On loopback: the relay serves this host's QEMU alone.
+      address: '127.0.0.1',
+      to: { host: target.host.address, port: this.nbdPort },
+      bytesPerSecond: Math.max(1, Math.floor(bandwidthBytes)),
+    });
+    return { type: 'inet', host: '127.0.0.1', port: String(port) };
   }
 
   private mirrorsFailed = false;
@@ -531,7 +543,10 @@ export class QemuLiveMigration {
     this.stats.qemuDowntimeMs = m?.downtime;
     this.stats.setupMs = m?.['setup-time'];
     this.stats.ramIterations = m?.ram?.['dirty-sync-count'];
-    this.stats.diskBytes = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
+    const mirrored = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
+    // Under a cap the relay counts what crossed; the rest of what the mirrors covered were zeros.
+    this.stats.diskBytes = end.relayedBytes ?? mirrored;
+    this.stats.diskZeroBytes = end.relayedBytes === undefined ? undefined : Math.max(0, mirrored - end.relayedBytes);
     if (this.sourceStop) this.stats.downtimeMs = Math.max(0, Math.round((resume.timestampMs - this.sourceStop.timestampMs) * 10) / 10);
     this.log(`switched over: the VM runs on ${target.host.name}`);
   }

@@ -69,6 +69,11 @@ export const migrationHandlers = {
     await SourceGuard.begin(p);
   },
 
+  /** For a capped migration: a relay, held to the cap, for the disks' NBD connections to the target. */
+  'migration.source.relay': async (p: { id: string; address: string; to: { host: string; port: number }; bytesPerSecond: number }): Promise<{ port: number }> => ({
+    port: await (await sourceGuard(p.id)).relayTo(p),
+  }),
+
   'migration.source.outcome': async (p: { id: string }): Promise<SourceOutcome> => (await sourceGuard(p.id)).outcome(),
 
   /** Stops the migration if it has not reached the switch-over; returns QEMU's status before. */

@@ -17,6 +17,7 @@ import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { FerryError } from '../../../util/errors.js';
 import { processAlive, recordToTakeOver, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
+import { ThrottledRelay } from './throttled-relay.js';
 import { text } from '../../../util/text.js';
 
 export interface SwitchoverResult {
@@ -31,6 +32,8 @@ export interface SwitchoverResult {
 /** How the source's migration ended, as QEMU says. */
 export interface SourceOutcome {
   status: 'completed' | 'failed' | 'cancelled' | 'none';
+  /** Bytes the disks' relay carried to the target, when the migration had a cap. */
+  relayedBytes?: number;
   error?: string;
   switchover?: SwitchoverResult;
 }
@@ -53,6 +56,7 @@ interface QueryMigrate {
 
 export class SourceGuard {
   private qmp?: QmpClient;
+  private relay?: ThrottledRelay;
   private switchover?: Promise<SwitchoverResult>;
   private resolving?: Promise<SourceResolution>;
 
@@ -139,7 +143,7 @@ export class SourceGuard {
           this.record.phase = 'completed';
           saveRecord(this.record);
         }
-        return { status: status as SourceOutcome['status'], error: m['error-desc'] ?? switchover?.error, switchover };
+        return { status: status as SourceOutcome['status'], error: m['error-desc'] ?? switchover?.error, switchover, relayedBytes: this.relay?.forwarded };
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -228,8 +232,20 @@ export class SourceGuard {
     }
   }
 
+  /** The NBD connections to the target go through a relay held to `bytesPerSecond`; returns its port. */
+  async relayTo(p: { address: string; to: { host: string; port: number }; bytesPerSecond: number }): Promise<number> {
+    this.relay ??= await ThrottledRelay.start(p);
+    return this.relay.port;
+  }
+
+  /** Bytes the relay carried towards the target (0 without one). */
+  get relayed(): number {
+    return this.relay?.forwarded ?? 0;
+  }
+
   private release(): void {
     guards.delete(this.record.id);
+    this.relay?.close();
     if (this.qmp) releaseQmp(this.record.qmpSocket, this.qmp);
     this.qmp = undefined;
     removeRecord(this.record.id, 'source');
