@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import * as rpc from 'vscode-jsonrpc/node.js';
 import type { AgentMethod, AgentParams, AgentResult } from '../agent/registry.js';
 import type { HostFacts } from '../agent/handlers/system.js';
-import { FerryError, type SerializedError } from '../util/errors.js';
+import { FerryError, type SerializedError, messageOf } from '../util/errors.js';
 import type { HostConfig } from './inventory.js';
 import { spawnAgent, type AgentProcess } from './transport.js';
 import { trace } from '../util/trace.js';
@@ -81,7 +81,7 @@ export class AgentClient extends EventEmitter {
       trace(`agent: spawn for ${host.name}`);
       child = spawnAgent(host);
     } catch (e) {
-      throw new FerryError('UNREACHABLE', `Cannot start the agent for host "${host.name}": ${(e as Error).message}`);
+      throw new FerryError('UNREACHABLE', `Cannot start the agent for host "${host.name}": ${messageOf(e)}`);
     }
     const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));
     spawnError.catch(() => undefined);
@@ -104,7 +104,7 @@ export class AgentClient extends EventEmitter {
       ]);
     } catch (e) {
       this.close();
-      const why = this.closedError ? this.closedError.message : (e as Error).message + this.lastStderr();
+      const why = this.closedError ? this.closedError.message : messageOf(e) + this.lastStderr();
       throw new FerryError('UNREACHABLE', `Cannot reach host "${host.name}": ${why}`, {
         hint:
           host.transport === 'ssh'
@@ -129,7 +129,7 @@ export class AgentClient extends EventEmitter {
       // Read again: the agent may have gone while the call was in flight.
       const lost = this.lostWith();
       if (lost) throw lost;
-      throw new FerryError('AGENT_ERROR', `Agent on "${this.host.name}" failed "${method}": ${(e as Error).message}`);
+      throw new FerryError('AGENT_ERROR', `Agent on "${this.host.name}" failed "${method}": ${messageOf(e)}`);
     }
   }
 

@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { FerryError } from '../util/errors.js';
+import { FerryError, messageOf } from '../util/errors.js';
 import { text } from '../util/text.js';
 
 export interface HostConfig {
@@ -70,7 +70,7 @@ function mergeFile(inv: Inventory, path: string): void {
   try {
     doc = parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new FerryError('USAGE', `Cannot parse host inventory "${path}": ${(e as Error).message}`, { hint: 'fix the YAML syntax' });
+    throw new FerryError('USAGE', `Cannot parse host inventory "${path}": ${messageOf(e)}`, { hint: 'fix the YAML syntax' });
   }
   for (const host of parseInventory(doc, path)) inv.hosts.set(host.name, host);
   inv.sources.push(path);

@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import type { BlockSource } from '../storage/block-read.js';
 import { alignedSharedMemory } from '../storage/aligned-memory.js';
 import { examineBlock } from './examine-block.js';
+import { messageOf } from '../util/errors.js';
 
 export type Job = {
   id: number;
@@ -65,7 +66,7 @@ parentPort!.on('message', (job: Job | { attach: { memory: SharedArrayBuffer; blo
       };
     }
   } catch (e) {
-    answer = { id: job.id, error: { message: (e as Error).message, code: (e as NodeJS.ErrnoException).code } };
+    answer = { id: job.id, error: { message: messageOf(e), code: (e as NodeJS.ErrnoException).code } };
   }
   parentPort!.postMessage(answer);
 });

@@ -11,6 +11,7 @@ import { formatEndpointSpec, parseEndpointSpec } from '../../transfer/endpoint-s
 import { trace } from '../../util/trace.js';
 import { formatBytes as bytes } from '../live-lines.js';
 import { createSyncView, type SyncView } from '../sync-view.js';
+import { parseSize } from '../../util/units.js';
 
 interface SyncFlags {
   blockSize: string;
@@ -30,16 +31,9 @@ interface SyncFlags {
   hosts?: string;
 }
 
-/** This machine, for a bare PATH. Its listener address matters only when it receives from a remote host. */
+/** This machine, for a bare PATH. Its listener address matters when it sends to a remote host, which connects to it. */
 function localHost(): HostConfig {
   return { name: 'local', transport: 'local', sshOptions: [], address: process.env.FERRY_LOCAL_ADDRESS ?? '127.0.0.1' };
-}
-
-export function parseSize(text: string): number {
-  const m = /^(\d+)([KMG]i?B?)?$/i.exec(text.trim());
-  if (!m) throw new FerryError('USAGE', `Invalid size "${text}"`, { hint: 'write bytes or a number with K, M or G, e.g. 1M' });
-  const unit = (m[2] ?? '').charAt(0).toUpperCase();
-  return Number(m[1]) * ({ '': 1, K: 1024, M: 1 << 20, G: 1 << 30 } as Record<string, number>)[unit]!;
 }
 
 export function register(program: Command): void {

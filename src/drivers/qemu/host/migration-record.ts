@@ -67,13 +67,28 @@ export function saveRecord(record: MigrationRecord): void {
   renameSync(`${path}.tmp`, path);
 }
 
-export function loadRecord<R extends MigrationRecord['role']>(id: string, role: R): Extract<MigrationRecord, { role: R }> | undefined {
+function isRecord(value: unknown): value is MigrationRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return typeof r.id === 'string' && typeof r.vm === 'string' && typeof r.guardPid === 'number' && (r.role === 'source' || r.role === 'target');
+}
+
+function readRecord(path: string): MigrationRecord | undefined {
   try {
-    const record = JSON.parse(readFileSync(recordPath(id, role), 'utf8')) as MigrationRecord;
-    return record.role === role ? (record as Extract<MigrationRecord, { role: R }>) : undefined;
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return isRecord(value) ? value : undefined;
   } catch {
-    return undefined;
+    return undefined; // absent, or being replaced
   }
+}
+
+export function loadRecord<R extends MigrationRecord['role']>(id: string, role: R): Extract<MigrationRecord, { role: R }> | undefined {
+  const record = readRecord(recordPath(id, role));
+  return record && hasRole(record, role) ? record : undefined;
+}
+
+function hasRole<R extends MigrationRecord['role']>(record: MigrationRecord, role: R): record is Extract<MigrationRecord, { role: R }> {
+  return record.role === role;
 }
 
 export function removeRecord(id: string, role: MigrationRecord['role']): void {
@@ -87,15 +102,7 @@ export function listRecords(): MigrationRecord[] {
   } catch {
     return [];
   }
-  const out: MigrationRecord[] = [];
-  for (const n of names) {
-    try {
-      out.push(JSON.parse(readFileSync(join(recordDir(), n), 'utf8')) as MigrationRecord);
-    } catch {
-      // a record being replaced: the next listing has it
-    }
-  }
-  return out;
+  return names.map((n) => readRecord(join(recordDir(), n))).filter((r): r is MigrationRecord => r !== undefined);
 }
 
 export function processAlive(pid: number): boolean {

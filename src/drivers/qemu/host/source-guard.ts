@@ -14,7 +14,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
-import { FerryError } from '../../../util/errors.js';
+import { FerryError, messageOf } from '../../../util/errors.js';
 import { processAlive, recordToTakeOver, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 import { ThrottledRelay } from './throttled-relay.js';
@@ -122,7 +122,7 @@ export class SourceGuard {
       return { ok: true, copied, pausedToContinueMs: Date.now() - pausedAtMs };
     } catch (e) {
       await qmp.execute('migrate_cancel').catch(() => undefined);
-      return { ok: false, error: (e as Error).message, copied, pausedToContinueMs: Date.now() - pausedAtMs };
+      return { ok: false, error: messageOf(e), copied, pausedToContinueMs: Date.now() - pausedAtMs };
     }
   }
 
@@ -143,7 +143,7 @@ export class SourceGuard {
           this.record.phase = 'completed';
           saveRecord(this.record);
         }
-        return { status: status as SourceOutcome['status'], error: m['error-desc'] ?? switchover?.error, switchover, relayedBytes: this.relay?.forwarded };
+        return { status: isEndStatus(status) ? status : 'none', error: m['error-desc'] ?? switchover?.error, switchover, relayedBytes: this.relay?.forwarded };
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -289,6 +289,10 @@ export class SourceGuard {
     }
     return undefined;
   }
+}
+
+function isEndStatus(status: string): status is SourceOutcome['status'] {
+  return TERMINAL.includes(status);
 }
 
 function askBeacon(beacon: { address: string; port: number; token: string }, word?: string): Promise<string> {
