@@ -59,8 +59,9 @@ for (const columns of [80, 120]) {
     await cleanVm(a, vm);
     await cleanVm(b, vm);
     // A guest that writes as it runs; at 4 MiB/s its 32 MiB disk takes about 8 s to mirror.
-    await startGuest(a, { name: vm, disks: ['32M'], extraAppend: 'ferry.rate=20' });
-    const pane = await TmuxPane.start([process.execPath, CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--bandwidth', '4'], {
+    // A slow writer: each record forks, and the forks dirty RAM about as fast as a 4 MiB/s link carries it.
+    await startGuest(a, { name: vm, disks: ['32M'], extraAppend: 'ferry.rate=5' });
+    const pane = await TmuxPane.start([process.execPath, CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--bandwidth', '10'], {
       columns,
       rows: 60,
       env: { FERRY_STATE_DIR: stateDir },
