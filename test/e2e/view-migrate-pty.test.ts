@@ -17,8 +17,8 @@ let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
 
 const AMOUNT = String.raw`[\d.]+\/[\d.]+ (?:MiB|GiB)`;
-/** The overall line: the phase (dropped first on a narrow terminal), done of total, then the rates and ETA. */
-const OVERALL = new RegExp(String.raw`^(?:(?:mirror|memory|switchover|finish) {2})?${AMOUNT}(?: of disks)?(?: {2}|$)`);
+/** The overall line: the move's title and the phase (dropped first on a narrow terminal), done of total, then the rates and ETA. */
+const OVERALL = new RegExp(String.raw`^(?:[^[]*? {2})?(?:(?:mirror|memory|switchover|finish) {2})?${AMOUNT}(?: of disks)?(?: {2}|$)`);
 const ETA = / {2}eta (?:\d+s|\d+m\d\ds|\d+h\d\dm)$/;
 const NOTE = String.raw`\+[\d.]+ (?:B|KiB|MiB|GiB)(?: written by the guest(?: during the copy)?| by the guest)?(?:, in sync)?|in sync|pass \d+(?:: resends pages the guest dirtied)?|after the disks`;
 /** A bar line and nothing else: a disk's name or RAM, the bar, the percentage, the amount, a note. */
@@ -58,7 +58,6 @@ for (const columns of [80, 120]) {
     const vm = `e2e-view-${columns}`;
     await cleanVm(a, vm);
     await cleanVm(b, vm);
-    // A guest that writes as it runs; at 4 MiB/s its 32 MiB disk takes about 8 s to mirror.
     // A slow writer: each record forks, and the forks dirty RAM about as fast as a 4 MiB/s link carries it.
     await startGuest(a, { name: vm, disks: ['32M'], extraAppend: 'ferry.rate=5' });
     const pane = await TmuxPane.start([process.execPath, CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--bandwidth', '10'], {
