@@ -45,7 +45,7 @@ const CHANGED_CAPABILITIES = ['events', 'pause-before-switchover', 'auto-converg
 const CHANGED_PARAMETERS = ['downtime-limit', 'max-bandwidth'];
 const TERMINAL = ['completed', 'failed', 'cancelled', 'none'];
 /** How long a lone guard asks the target before leaving a finished source paused for `ferry recover`. */
-const LONE_VERDICT_WAIT_MS = 60 * 60_000;
+const LONE_VERDICT_WAIT_MS = 5 * 60_000;
 
 const guards = new Map<string, SourceGuard>();
 
