@@ -48,10 +48,14 @@ export interface LabState {
 
 const stateFile = (): string => join(labDir(), 'state.json');
 
+function isLabState(value: unknown): value is LabState {
+  return typeof value === 'object' && value !== null && 'dir' in value && typeof value.dir === 'string' && 'hosts' in value && Array.isArray(value.hosts);
+}
+
 export async function labState(): Promise<LabState | undefined> {
   try {
-    const state = JSON.parse(await fs.readFile(stateFile(), 'utf8')) as LabState;
-    return state;
+    const state: unknown = JSON.parse(await fs.readFile(stateFile(), 'utf8'));
+    return isLabState(state) ? state : undefined;
   } catch {
     return undefined;
   }

@@ -75,6 +75,10 @@ export interface HistoryItem {
   runsOn?: string;
 }
 
+function isJournalEntry(value: unknown): value is JournalEntry {
+  return typeof value === 'object' && value !== null && 'step' in value && typeof value.step === 'string' && 'time' in value && typeof value.time === 'string';
+}
+
 function readEntries(path: string): JournalEntry[] {
   let text: string;
   try {
@@ -85,14 +89,14 @@ function readEntries(path: string): JournalEntry[] {
   return text
     .split('\n')
     .filter(Boolean)
-    .map((l) => {
+    .map((l): unknown => {
       try {
-        return JSON.parse(l) as JournalEntry;
+        return JSON.parse(l);
       } catch {
-        return undefined;
+        return undefined; // a line cut short by a crash
       }
     })
-    .filter((e): e is JournalEntry => !!e);
+    .filter(isJournalEntry);
 }
 
 export function readHistory(): HistoryItem[] {
