@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /**
  * A command in a terminal, as a user runs it: a tmux pane of a chosen size
  * on a tmux server of the test's own (its own socket), and the screen as
@@ -17,6 +18,18 @@ function shellQuote(s: string): string {
 /** Columns a screen line takes: one per code point (tmux counts the views' block characters as one). */
 export function width(line: string): number {
   return [...line].length;
+}
+
+/**
+ * Where a live view stands on a screen: the indexes of its overall lines and
+ * of its bar lines (any line with bar glyphs), each of which must be a bar
+ * line and nothing else.
+ */
+export function liveLines(screen: string[], overallLine: RegExp, barLine: RegExp, show: string): { overall: number[]; bars: number[] } {
+  const overall = screen.flatMap((l, i) => (overallLine.test(l) ? [i] : []));
+  const bars = screen.flatMap((l, i) => (/[█░]/.test(l) ? [i] : []));
+  for (const i of bars) assert.match(screen[i]!, barLine, `only the bar on a bar's line (${show})`);
+  return { overall, bars };
 }
 
 export class TmuxPane {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { CLI, cleanVm, startGuest, stateDir, useLab } from './harness.js';
-import { TmuxPane, width } from './tmux.js';
+import { TmuxPane, width, liveLines } from './tmux.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -23,7 +23,6 @@ const ETA = / {2}eta (?:\d+s|\d+m\d\ds|\d+h\d\dm)$/;
 const NOTE = String.raw`\+[\d.]+ (?:B|KiB|MiB|GiB)(?: written by the guest(?: during the copy)?| by the guest)?(?:, in sync)?|in sync|pass \d+(?:: resends pages the guest dirtied)?|after the disks`;
 /** A bar line and nothing else: a disk's name or RAM, the bar, the percentage, the amount, a note. */
 const BAR_LINE = new RegExp(String.raw`^ \S.*? {2}\[[█░]+\] {2}[ \d]{3}% {2} *${AMOUNT}(?: {2}(?:${NOTE}))?$`);
-const BAR_GLYPHS = /[█░]/;
 /** The report ferry prints once the view is done: a message of its own, which may wrap. */
 const REPORT = /^(?:Migrated | {2}phases: )/;
 
@@ -34,9 +33,7 @@ interface Seen {
 
 function checkScreen(screen: string[], columns: number, seen: Seen, where: string): void {
   const show = `${where}, ${columns} columns:\n${screen.join('\n')}`;
-  const overall = screen.flatMap((l, i) => (OVERALL.test(l) ? [i] : []));
-  const bars = screen.flatMap((l, i) => (BAR_GLYPHS.test(l) ? [i] : []));
-  for (const i of bars) assert.match(screen[i]!, BAR_LINE, `only the bar on a bar's line (${show})`);
+  const { overall, bars } = liveLines(screen, OVERALL, BAR_LINE, show);
   if (overall.length || bars.length) {
     assert.equal(overall.length, 1, `one overall line (${show})`);
     // A bar for the disk, perhaps one for RAM, right below the overall line.

@@ -10,7 +10,7 @@ import * as fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { CLI } from './cli.js';
 import { makeImage, makeLab, type Lab } from './sync-helpers.js';
-import { TmuxPane, width } from './tmux.js';
+import { TmuxPane, width, liveLines } from './tmux.js';
 
 const SIZE_MIB = 1536;
 /** Random data in three places (120 MiB), the rest holes: about 6 s at 20 MiB/s. */
@@ -35,7 +35,6 @@ const OVERALL = /^(?:.+ -> .+ {2})?(?:comparing|compare|verifying|verify|done) {
 const ETA = / {2}eta (?:\d+s|\d+m\d\ds|\d+h\d\dm)$/;
 /** A bar line and nothing else: its label, the bar, the percentage, the blocks. */
 const BAR_LINE = /^ (?:compare|verify |done {3}) {2}\[[█░]+\] {2}[ \d]{3}%(?: {2}\d+(?: of \d+)?(?: blocks)? changed(?:, \d+ written)?)?$/;
-const BAR_GLYPHS = /[█░]/;
 
 interface Seen {
   overall: number;
@@ -45,9 +44,7 @@ interface Seen {
 /** Checks one screen; counts what it saw. */
 function checkScreen(screen: string[], columns: number, seen: Seen, where: string): void {
   const show = `${where}, ${columns} columns:\n${screen.join('\n')}`;
-  const overall = screen.flatMap((l, i) => (OVERALL.test(l) ? [i] : []));
-  const bars = screen.flatMap((l, i) => (BAR_GLYPHS.test(l) ? [i] : []));
-  for (const i of bars) assert.match(screen[i]!, BAR_LINE, `only the bar on a bar's line (${show})`);
+  const { overall, bars } = liveLines(screen, OVERALL, BAR_LINE, show);
   if (bars.length || overall.length) {
     // One overall line, the bar right below it: nothing left of earlier frames.
     assert.equal(overall.length, 1, `one overall line (${show})`);
@@ -107,7 +104,7 @@ test('a warning goes above the live view, on a line of its own', async () => {
   await fs.writeFile(dst, '');
   await fs.truncate(dst, SIZE_MIB * (1 << 20));
   const { screens } = await syncInPane(80, dst, { extra: ['--resume'] });
-  const during = screens.find((s) => s.some((l) => BAR_GLYPHS.test(l)))!;
+  const during = screens.find((s) => s.some((l) => /[█░]/.test(l)))!;
   const warning = during.findIndex((l) => l.startsWith('warning: No usable checkpoint on the destination'));
   assert.ok(warning >= 0, during.join('\n'));
   assert.ok(during.findIndex((l) => OVERALL.test(l)) > warning, `the warning above the view:\n${during.join('\n')}`);
