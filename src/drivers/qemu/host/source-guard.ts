@@ -238,11 +238,6 @@ export class SourceGuard {
     return this.relay.port;
   }
 
-  /** Bytes the relay carried towards the target (0 without one). */
-  get relayed(): number {
-    return this.relay?.forwarded ?? 0;
-  }
-
   private release(): void {
     guards.delete(this.record.id);
     this.relay?.close();
