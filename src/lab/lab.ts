@@ -24,9 +24,12 @@ export interface LabHostSpec {
   transport: 'local' | 'ssh';
 }
 
+/** FERRY_LAB_ADDRESSES=A,B moves the lab to other loopback addresses, so that a second lab (with its own FERRY_LAB_DIR and FERRY_LAB_SSH_PORT) can run beside the first. */
+const [addressA, addressB] = (process.env.FERRY_LAB_ADDRESSES ?? '127.0.0.2,127.0.0.3').split(',');
+
 export const LAB_HOSTS: readonly LabHostSpec[] = [
-  { name: 'lab-a', address: '127.0.0.2', transport: 'local' },
-  { name: 'lab-b', address: '127.0.0.3', transport: 'ssh' },
+  { name: 'lab-a', address: addressA ?? '127.0.0.2', transport: 'local' },
+  { name: 'lab-b', address: addressB ?? '127.0.0.3', transport: 'ssh' },
 ];
 
 /** Directories private to each lab host. */
