@@ -13,7 +13,7 @@ const entries = {
   // The CLI; `ferry agent` starts the agent from it without loading commander.
   ferry: 'dist/src/cli/main.js',
   // What transports spawn on each host.
-  agent: 'dist/src/agent/main.js',
+  agent: 'dist/src/bin/agent.js',
   // src/sync/hash-pool.ts starts it as new URL('./hash-worker.js', import.meta.url).
   'hash-worker': 'dist/src/sync/hash-worker.js',
 };
@@ -81,7 +81,7 @@ if (!process.argv.includes('--if-stale') || isStale()) {
       },
       {
         // In the bundle, import.meta.url is the bundle file itself: the agent
-        // to spawn is agent.js beside it, not ../agent/main.js as in dist/src.
+        // to spawn is agent.js beside it, not ../bin/agent.js as in dist/src.
         name: 'agent-entry',
         setup(b) {
           b.onResolve({ filter: /\/agent-entry\.js$/ }, () => ({ path: 'agent-entry', namespace: 'ferry-bundle' }));

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { areas, findHandler, startHandlers } from './registry.js';
+import { addAreas, areas, findHandler, startHandlers } from './registry.js';
+import { driverHostAreas } from '../drivers/host-areas.js';
+import { labHostAreas } from '../lab/host-areas.js';
+
+// As the agent's entry point composes them on a lab host.
+addAreas([...driverHostAreas, ...labHostAreas]);
 
 test('every handler of an area is named with one of its prefixes, so that a call loads that area alone', async () => {
   for (const area of areas) {

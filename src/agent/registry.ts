@@ -1,6 +1,8 @@
 /**
- * Every method the agent answers. Each area keeps its handlers in its own
- * file under handlers/ and adds them here: its type to AgentHandlers (the
+ * Every method the agent answers. Each generic area keeps its handlers in
+ * its own file under handlers/ and is listed here; a driver's host-side
+ * areas live beside the driver and are added by the agent's entry point
+ * (src/bin/agent.ts). Each area adds its type to AgentHandlers (the
  * controller's client derives its typed API from it) and its loader, with
  * its methods' name prefix, to `areas`.
  *
@@ -12,22 +14,22 @@
 import { systemHandlers } from './handlers/system.js';
 import type { fileHandlers } from './handlers/files.js';
 import type { imageHandlers } from './handlers/images.js';
-import type { labHandlers } from './handlers/lab.js';
-import type { qemuHandlers } from './handlers/qemu.js';
-import type { qmpHandlers } from './handlers/qmp.js';
+import type { processHandlers } from './handlers/process.js';
 import type { guestHandlers } from './handlers/guest.js';
 import type { syncHandlers } from './handlers/sync.js';
-import type { migrationHandlers } from '../drivers/qemu/host/handlers.js';
 
-export type AgentHandlers = typeof fileHandlers &
-  typeof systemHandlers &
-  typeof qemuHandlers &
-  typeof qmpHandlers &
-  typeof imageHandlers &
-  typeof labHandlers &
-  typeof guestHandlers &
-  typeof syncHandlers &
-  typeof migrationHandlers;
+type GenericHandlers = typeof fileHandlers & typeof systemHandlers & typeof processHandlers & typeof imageHandlers & typeof guestHandlers & typeof syncHandlers;
+
+/**
+ * Every method an agent may answer. The generic areas are here; each
+ * hypervisor driver (and the lab) adds its own host-side methods to this
+ * interface from its own folder, by declaration merging, so that the agent
+ * never imports a driver and the controller's client still knows every
+ * method's types.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface AgentHandlers extends GenericHandlers {}
+
 export type AgentMethod = keyof AgentHandlers;
 export type AgentParams<M extends AgentMethod> = Parameters<AgentHandlers[M]>[0];
 export type AgentResult<M extends AgentMethod> = Awaited<ReturnType<AgentHandlers[M]>>;
@@ -41,17 +43,21 @@ export interface Area {
   load(): Promise<Record<string, unknown>>;
 }
 
-/** The other areas, loaded when first called: each method's name starts with one of its area's prefixes. */
-export const areas: Area[] = [
+/** The generic areas, loaded when first called: each method's name starts with one of its area's prefixes. */
+export const genericAreas: readonly Area[] = [
   { prefixes: ['sync.'], load: () => import('./handlers/sync.js').then((m) => m.syncHandlers) },
   { prefixes: ['file.'], load: () => import('./handlers/files.js').then((m) => m.fileHandlers) },
-  { prefixes: ['qmp.'], load: () => import('./handlers/qmp.js').then((m) => m.qmpHandlers) },
-  { prefixes: ['qemu.', 'process.'], load: () => import('./handlers/qemu.js').then((m) => m.qemuHandlers) },
+  { prefixes: ['process.'], load: () => import('./handlers/process.js').then((m) => m.processHandlers) },
   { prefixes: ['image.'], load: () => import('./handlers/images.js').then((m) => m.imageHandlers) },
-  { prefixes: ['lab.'], load: () => import('./handlers/lab.js').then((m) => m.labHandlers) },
   { prefixes: ['guest.'], load: () => import('./handlers/guest.js').then((m) => m.guestHandlers) },
-  { prefixes: ['migration.'], load: () => import('../drivers/qemu/host/handlers.js').then((m) => m.migrationHandlers) },
 ];
+
+/** The areas this agent answers: the generic ones, and those its entry point adds (drivers, the lab). */
+export const areas: Area[] = [...genericAreas];
+
+export function addAreas(more: readonly Area[]): void {
+  areas.push(...more);
+}
 
 const loading = new Map<Area, Promise<Record<string, unknown>>>();
 

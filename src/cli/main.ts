@@ -7,7 +7,7 @@ import { trace } from '../util/trace.js';
 
 trace(`cli: started (${process.argv[2] ?? ''})`);
 if (process.argv[2] === 'agent' && process.argv.length === 3) {
-  await import('../agent/main.js');
+  await import('../bin/agent.js');
 } else {
   const { buildProgram } = await import('./program.js');
   const program = await buildProgram(process.argv);

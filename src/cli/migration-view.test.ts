@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MigrationProgress } from '../migrate/progress.js';
+import type { MigrationProgress } from '../drivers/progress.js';
 import { columns } from './live-lines.js';
 import { MigrationWatch, migrationStatusLine, renderMigrationLines } from './migration-view.js';
 

@@ -5,7 +5,7 @@
  * converge) above a bar per disk and one for RAM. On a pipe, the same as a
  * plain line every few seconds.
  */
-import type { MigrationEvent, MigrationProgress, RamProgress } from '../migrate/progress.js';
+import type { MigrationEvent, MigrationProgress, RamProgress } from '../drivers/progress.js';
 import {
   columns,
   fitSegments,

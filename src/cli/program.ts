@@ -45,7 +45,7 @@ export async function buildProgram(argv: readonly string[] = process.argv): Prom
     .description('run the per-host agent on stdio (started by ferry itself over the host transport)')
     // main.ts starts the agent before commander loads; this entry is for --help.
     .action(async () => {
-      await import('../agent/main.js');
+      await import('../bin/agent.js');
     });
 
   const invoked = invokedCommand(argv);

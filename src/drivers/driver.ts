@@ -1,12 +1,17 @@
 /**
- * What the migration needs from a hypervisor, whatever it is. QEMU is the
- * first driver; libvirt and Xen fit behind the same shapes.
+ * What a migration needs from a hypervisor, whatever it is. The flow (which
+ * phases, in which order, what is checked for every hypervisor, which disks
+ * go where and how they are made) belongs to src/migrate/; a driver supplies
+ * the steps only: describe a VM, check the target for what only it knows,
+ * prepare the incoming side, move the disks and the memory, switch over,
+ * stop the source, and settle after a failure.
  */
 import type { AgentClient } from '../hosts/agent-client.js';
 import type { ImageInfo } from '../storage/image-info.js';
+import type { MigrationListener } from './progress.js';
 
 export interface VmDisk {
-  /** The hypervisor's name for the disk (QEMU: the drive id). */
+  /** The hypervisor's name for the disk (QEMU: the drive id; libvirt: the target dev). */
   device: string;
   path: string;
   format: string;
@@ -23,7 +28,7 @@ export interface VmInfo {
   name: string;
   driver: string;
   pid: number;
-  /** running, paused, inmigrate, postmigrate, ... */
+  /** running, paused, inmigrate, postmigrate, shut off, ... */
   state: string;
   memoryBytes: number;
   disks: VmDisk[];
@@ -32,8 +37,106 @@ export interface VmInfo {
   auxFiles: string[];
 }
 
+/** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */
+export interface DiskPlan {
+  disk: VmDisk;
+  index: number;
+  targetPath: string;
+  targetFormat: string;
+  /** ferry creates the target image (and removes it on rollback). */
+  create: boolean;
+  /** top: only what the source's top image holds crosses (a new target reads as zeros, or the base is on both hosts). */
+  sync: 'full' | 'top';
+  /** The backing file the new target image gets, when the base is already there. */
+  base?: ImageInfo;
+}
+
+/** How the move should go, as the user asked. */
+export interface TransferSettings {
+  /** Bytes per second for disks and RAM together; undefined: unlimited. */
+  bandwidthBytes?: number;
+  /** Longest pause the hypervisor may plan for the switch-over. */
+  maxDowntimeMs?: number;
+  /** Let the hypervisor throttle a guest that dirties RAM faster than the link. */
+  autoConverge?: boolean;
+  /**
+   * write-blocking (default): a guest write completes once both hosts have
+   * it, so the mirror never falls behind and the pause is shorter;
+   * background: guest writes do not wait for the network.
+   */
+  mirrorMode?: 'write-blocking' | 'background';
+}
+
+/** Where steps write down what they did, so that a failure can be undone from the journal and the hosts' records. */
+export interface StepJournal {
+  readonly id: string;
+  record(step: string, data?: Record<string, unknown>): void;
+}
+
+export interface StepContext {
+  vmName: string;
+  source: AgentClient;
+  target: AgentClient;
+  settings: TransferSettings;
+  signal: AbortSignal;
+  listener: MigrationListener;
+  journal: StepJournal;
+}
+
+export interface LiveStats {
+  /** Guest pause: source stopped -> target resumed. */
+  downtimeMs?: number;
+  /** The hypervisor's own downtime figure. */
+  hypervisorDowntimeMs?: number;
+  ramBytes: number;
+  /** Disk bytes that crossed to the target. */
+  diskBytes: number;
+  /** Of the ranges the copy covered, bytes that were zeros and crossed as write-zeroes requests (known under a cap). */
+  diskZeroBytes?: number;
+}
+
+/** Who owns the VM after a failed migration was settled. */
+export interface Settlement {
+  /** committed: the target; aborted or none: the source; died: nobody (the owner's own process died). */
+  outcome: 'committed' | 'aborted' | 'none' | 'died' | (string & {});
+  source: string;
+}
+
+/** A live migration's steps, in the order src/migrate/live.ts runs them. */
+export interface LiveSteps {
+  readonly stats: LiveStats;
+  /** Set at the commit point: from then on the target owns the VM. */
+  readonly committed: boolean;
+  /** The agents the migration ended with (new ones if it had to start them again). */
+  readonly agents: AgentClient[];
+  /** Finds the VM on the source. */
+  describe(): Promise<VmInfo>;
+  /** What only this hypervisor can tell about the target: versions, names taken, CPU, networks. */
+  checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void>;
+  /** Opens the target's record, before anything is made there. */
+  beginTarget(): Promise<void>;
+  /** Lists files in the target's record before they are made, so that whoever settles removes them. */
+  claimTargetFiles(paths: string[]): Promise<void>;
+  /** The incoming VM on the target, its disks made (by the plan) and ready to receive. */
+  prepareIncoming(plans: readonly DiskPlan[]): Promise<void>;
+  /** Disks copied and kept in step with the guest's writes. */
+  copyDisks(): Promise<void>;
+  /** RAM copied up to the pause. */
+  copyMemory(): Promise<void>;
+  /** The pause: the last changes cross and the target takes the VM over (the commit point). */
+  switchOver(): Promise<void>;
+  /** The target owns the VM: the source stops. */
+  finish(): Promise<void>;
+  /** Brings the VM to one owner after any failure. */
+  settle(): Promise<Settlement>;
+  /** Whether the VM runs, and is not paused, on the agent's host (the source after a failure). */
+  runsOn(agent: AgentClient): Promise<boolean>;
+  /** Whether the hypervisor still has the VM at all on the agent's host. */
+  existsOn(agent: AgentClient): Promise<boolean>;
+}
+
 export interface HypervisorDriver {
   readonly name: string;
   listVms(host: AgentClient): Promise<VmInfo[]>;
-  findVm(host: AgentClient, name: string): Promise<VmInfo>;
+  live(context: StepContext): LiveSteps;
 }

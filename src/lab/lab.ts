@@ -126,6 +126,8 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
   for (const d of ['images', 'vms']) await fs.mkdir(join(root, 'var_lib_ferry', d), { recursive: true });
   // The host's identity, as /etc/machine-id is for a real machine.
   await fs.writeFile(join(root, 'var_lib_ferry', 'host-id'), `ferry-lab-${spec.name}-${Date.now().toString(36)}\n`);
+  // Tells the host's agent to answer the lab's own checks too.
+  await fs.writeFile(join(root, 'var_lib_ferry', 'lab-host'), `${spec.name}\n`);
   // bash as PID 1 reaps the orphans (QEMU daemonizes) that the namespace adopts.
   const script = `${binds.join(' && ')} && echo ready && exec bash -c 'trap "" TERM; while :; do sleep 3600 & wait $!; done'`;
   const child = spawn('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--', 'bash', '-c', script], {

@@ -1,16 +1,22 @@
 /**
  * `ferry migrate`: a live migration from one host to another, journaled,
- * with its phases, rollback and a final report for humans and scripts.
+ * with its phases, rollback and a final report for humans and scripts. The
+ * flow is the same for every hypervisor: this module runs the checks that
+ * hold for all, makes the plan and the target images, and calls the
+ * driver's steps in order; after any failure it has the driver settle the
+ * VM to the one side that owns it at that instant.
  */
-import { QemuLiveMigration } from '../drivers/qemu/live.js';
-import { RemoteQmp } from '../drivers/qemu/remote-qmp.js';
-import { liveAgent } from '../drivers/qemu/settle.js';
+import type { HypervisorDriver, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import type { MigrationListener } from '../drivers/progress.js';
+import { qemuDriver } from '../drivers/qemu/driver.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
+import { liveAgent } from '../hosts/live-agent.js';
 import { asFerryError, FerryError } from '../util/errors.js';
+import { checkAuxFiles, checkDistinctHosts, checkMemory, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
-import { runPhases, type PhaseTimes } from './phases.js';
-import type { MigrationListener } from './progress.js';
+import { runPhases, type Phase, type PhaseTimes } from './phases.js';
+import { createTargetImages, planDisks } from './plan.js';
 import type { MigrationSettings } from './settings.js';
 
 export interface MigrateRequest extends MigrationSettings {
@@ -48,23 +54,6 @@ export interface MigrationReport {
   journal: string;
 }
 
-/** Whether VM `name` runs, and is not paused, on the agent's host. */
-async function sourceRunning(agent: AgentClient | undefined, name: string): Promise<boolean> {
-  if (!agent) return false;
-  try {
-    const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === name);
-    if (!proc?.qmpSocket) return false;
-    const qmp = await RemoteQmp.open(agent, proc.qmpSocket);
-    try {
-      return (await qmp.execute<{ status: string }>('query-status')).status === 'running';
-    } finally {
-      await qmp.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
 export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
   const map = new Map<string, string>();
   for (const pair of pairs) {
@@ -77,13 +66,91 @@ export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
   return map;
 }
 
-export async function migrateLive(req: MigrateRequest): Promise<MigrationReport> {
+/** What the phases leave for the report. */
+export interface LiveOutcome {
+  /** The VM was found on the source. */
+  described?: boolean;
+  /** How a failure was settled. */
+  settlement?: Settlement;
+}
+
+/**
+ * The phases of a live move. Every phase from prepare on has one rollback:
+ * settle the migration to whichever side owns the VM at that instant.
+ */
+export function livePhases(steps: LiveSteps, context: StepContext, settings: MigrationSettings, outcome: LiveOutcome): Phase[] {
+  const { source, target, journal } = context;
+  const log = (message: string): void => {
+    context.listener({ type: 'log', message });
+    journal.record('log', { message });
+  };
+  let plans: Awaited<ReturnType<typeof planDisks>> = [];
+  return [
+    {
+      name: 'check',
+      run: async () => {
+        checkDistinctHosts(source, target);
+        const vm = await steps.describe();
+        outcome.described = true;
+        checkRunning(vm, source);
+        checkMemory(vm, target);
+        await checkAuxFiles(vm, target);
+        plans = await planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log });
+        await steps.checkTarget(vm, plans);
+        log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
+      },
+    },
+    {
+      name: 'prepare',
+      run: async () => {
+        await steps.beginTarget();
+        await createTargetImages(
+          plans,
+          target,
+          (paths) => steps.claimTargetFiles(paths),
+          (p) => journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename }),
+        );
+        await steps.prepareIncoming(plans);
+      },
+      rollback: async () => void (outcome.settlement = await steps.settle()),
+    },
+    { name: 'mirror', run: () => steps.copyDisks() },
+    { name: 'memory', run: () => steps.copyMemory() },
+    { name: 'switchover', run: () => steps.switchOver() },
+    {
+      name: 'finish',
+      run: async () => {
+        await steps.finish();
+        if (settings.deleteSource)
+          await deleteSourceDisks(
+            steps.agents[0]!,
+            plans.map((p) => p.disk.path),
+            log,
+          );
+        else log(`source disks kept on ${steps.agents[0]!.host.name} (pass --delete-source to remove them)`);
+      },
+    },
+  ];
+}
+
+/** Only ever after the commit point, and never by a recovery. */
+async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
+  for (const path of paths) {
+    const st = await source.call('file.stat', { path });
+    if (st.type === 'file') {
+      await source.call('file.remove', { path });
+      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
+    }
+  }
+}
+
+export async function migrateLive(req: MigrateRequest, driver: HypervisorDriver = qemuDriver): Promise<MigrationReport> {
   const t0 = performance.now();
   const journal = new Journal('migrate', req.vm);
-  journal.record('start', { kind: 'live', vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
+  journal.record('start', { kind: 'live', driver: driver.name, vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
   const report: MigrationReport = { id: journal.id, status: 'failed', vm: req.vm, from: req.from, to: req.to, total_ms: 0, ram_bytes: 0, disk_bytes: 0, phases: {}, journal: journal.path };
   const agents: AgentClient[] = [];
-  let migration: QemuLiveMigration | undefined;
+  let steps: LiveSteps | undefined;
   try {
     if (req.from === req.to) {
       throw new FerryError('SAME_HOST', `Source and target are both "${req.from}"`, { hint: 'name another host with --to' });
@@ -96,25 +163,32 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     const [source, target] = agents as [AgentClient, AgentClient];
     journal.record('agents', { source: { host: source.host.name, pid: source.facts.agentPid }, target: { host: target.host.name, pid: target.facts.agentPid } });
-    const { vm, from, to, inventory, bandwidthMiB, ...settings } = req;
-    migration = new QemuLiveMigration({
-      ...settings,
-      vmName: vm,
+    const context: StepContext = {
+      vmName: req.vm,
       source,
       target,
-      bandwidthBytes: bandwidthMiB ? bandwidthMiB * 1024 * 1024 : undefined,
+      settings: {
+        bandwidthBytes: req.bandwidthMiB ? req.bandwidthMiB * 1024 * 1024 : undefined,
+        maxDowntimeMs: req.maxDowntimeMs,
+        autoConverge: req.autoConverge,
+        mirrorMode: req.mirrorMode,
+      },
+      signal: req.signal,
+      listener: req.listener,
       journal,
-    });
-    const result = await runPhases(migration.phases(), journal, (phase) => req.listener({ type: 'phase', phase }));
+    };
+    steps = driver.live(context);
+    const outcome: LiveOutcome = {};
+    const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));
     report.phases = result.times;
     Object.assign(report, {
-      downtime_ms: migration.stats.downtimeMs,
-      qemu_downtime_ms: migration.stats.qemuDowntimeMs,
-      ram_bytes: migration.stats.ramBytes,
-      disk_bytes: migration.stats.diskBytes,
-      disk_zero_bytes: migration.stats.diskZeroBytes,
+      downtime_ms: steps.stats.downtimeMs,
+      qemu_downtime_ms: steps.stats.hypervisorDowntimeMs,
+      ram_bytes: steps.stats.ramBytes,
+      disk_bytes: steps.stats.diskBytes,
+      disk_zero_bytes: steps.stats.diskZeroBytes,
     });
-    if (result.error?.code === 'VM_DIED' || migration.settlement?.outcome === 'died') {
+    if (result.error?.code === 'VM_DIED' || outcome.settlement?.outcome === 'died') {
       report.status = 'failed';
       report.failed_phase = result.failedPhase;
       report.source_running = false;
@@ -123,7 +197,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
         message: `VM "${req.vm}" died on "${req.to}" after it had taken the VM over${result.error ? ` (${result.error.message})` : ''}`,
         hint: `its disks on "${req.to}" hold everything it wrote: start it there again; the older copy on "${req.from}" was stopped and its disks kept`,
       };
-    } else if (result.error && migration.committed) {
+    } else if (result.error && steps.committed) {
       // Failed after the commit point: the target owns the VM and runs it; what failed was tidying up.
       report.status = 'completed';
       report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
@@ -131,14 +205,14 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
       report.failed_phase = result.failedPhase;
       report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
-      const sourceAgent = await liveAgent(fromHost, migration.agents[0]).catch(() => undefined);
+      const sourceAgent = await liveAgent(fromHost, steps.agents[0]).catch(() => undefined);
       if (sourceAgent) agents.push(sourceAgent);
-      report.source_running = await sourceRunning(sourceAgent, req.vm);
-      if (!report.source_running && migration.vmInfo && sourceAgent && !(await sourceAgent.call('qemu.list', undefined)).some((p) => p.name === req.vm)) {
-        // Its own QEMU went away on the source: nothing could have saved it.
+      report.source_running = sourceAgent ? await steps.runsOn(sourceAgent) : false;
+      if (!report.source_running && outcome.described && sourceAgent && !(await steps.existsOn(sourceAgent))) {
+        // Its own process went away on the source: nothing could have saved it.
         report.error = {
           code: 'VM_DIED',
-          message: `VM "${req.vm}" died on "${req.from}" during the migration: its QEMU exited (${result.error.message})`,
+          message: `VM "${req.vm}" died on "${req.from}" during the migration: its process exited (${result.error.message})`,
           hint: `nothing was left on "${req.to}"; its disks on "${req.from}" are untouched: start it there again`,
         };
       }
@@ -150,7 +224,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     report.status = err.code === 'ABORTED' ? 'aborted' : 'failed';
     report.error = { code: err.code, message: err.message, hint: err.hint };
   } finally {
-    for (const a of new Set([...agents, ...(migration?.agents ?? [])])) a.close();
+    for (const a of new Set([...agents, ...(steps?.agents ?? [])])) a.close();
   }
   report.total_ms = Math.round(performance.now() - t0);
   journal.record('end', {

@@ -4,7 +4,8 @@
  * The journal names the hosts; each host's agent reports and acts on what
  * its own record says; the journal is then closed with what was done.
  */
-import { settleMigration, liveAgent, type Settlement } from '../drivers/qemu/settle.js';
+import { settleMigration, type Settlement } from '../drivers/qemu/settle.js';
+import { liveAgent } from '../hosts/live-agent.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, FerryError } from '../util/errors.js';

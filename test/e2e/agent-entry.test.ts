@@ -22,7 +22,7 @@ async function facts(agent: string[] | undefined): Promise<string> {
 test('the transport starts the lean agent entry compiled beside it', async () => {
   const [node, entry, ...rest] = localAgentCommand();
   assert.equal(node, process.execPath);
-  assert.equal(entry, `${repo}dist/src/agent/main.js`);
+  assert.equal(entry, `${repo}dist/src/bin/agent.js`);
   assert.deepEqual(rest, []);
   assert.match(await facts(undefined), /^\d+\.\d+\.\d+$/);
 });

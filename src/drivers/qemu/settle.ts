@@ -6,8 +6,7 @@
  * the VM runs on at the source. Both hosts' agents act from what they
  * recorded on their own disks, so this works from a fresh controller too.
  */
-import { AgentClient } from '../../hosts/agent-client.js';
-import type { HostConfig } from '../../hosts/inventory.js';
+import type { AgentClient } from '../../hosts/agent-client.js';
 import type { SourceResolution } from './host/source-guard.js';
 import type { TargetOutcome } from './host/target-guard.js';
 
@@ -15,21 +14,6 @@ export interface Settlement {
   /** Who owns the VM now: the target (`committed`), the source (`aborted`, or `none` when nothing had begun), or nobody (`died`). */
   outcome: TargetOutcome;
   source: SourceResolution;
-}
-
-/** An agent for `host`: `current` while it is connected, else a new one. */
-export async function liveAgent(host: HostConfig, current?: AgentClient): Promise<AgentClient> {
-  if (current && !current.closed) return current;
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      return await AgentClient.connect(host);
-    } catch (e) {
-      lastError = e;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  throw lastError;
 }
 
 /**

@@ -4,10 +4,10 @@
  * events. A session shares the agent's one connection to that monitor (a
  * migration's guard may hold it too) and ends when the controller goes away.
  */
-import { acquireQmp, releaseQmp } from '../../drivers/qemu/host/qmp-pool.js';
-import type { QmpClient, QmpEvent } from '../../qmp/client.js';
-import { FerryError } from '../../util/errors.js';
-import type { HandlerContext } from '../context.js';
+import { acquireQmp, releaseQmp } from './qmp-pool.js';
+import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
+import { FerryError } from '../../../util/errors.js';
+import type { HandlerContext } from '../../../agent/context.js';
 
 interface Session {
   socket: string;

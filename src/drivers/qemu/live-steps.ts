@@ -6,60 +6,29 @@
  * the pause the mirrors are completed (the disks are then identical, the
  * guest being stopped), the switch-over goes on, and the target resumes.
  *
- * Each step is a phase with its own rollback: until the switch-over, a
- * failure leaves the source running on its untouched disks and removes what
- * was made on the target.
+ * These are the QEMU driver's steps; src/migrate/live.ts runs them in order
+ * and settles through settle() after any failure: until the commit point,
+ * the source keeps running on its untouched disks and what was made on the
+ * target is removed.
  */
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { Journal } from '../../migrate/journal.js';
-import type { Phase } from '../../migrate/phases.js';
-import type { MigrationSettings } from '../../migrate/settings.js';
-import type { DiskProgress, MigrationListener, RamProgress } from '../../migrate/progress.js';
 import type { QmpEvent } from '../../qmp/client.js';
 import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
+import { text } from '../../util/text.js';
 import { formatMiB, MiB } from '../../util/units.js';
-import type { VmDisk, VmInfo } from '../driver.js';
+import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
+import type { DiskProgress, RamProgress } from '../progress.js';
 import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
-import { liveAgent, settleMigration, type Settlement } from './settle.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
-import { text } from '../../util/text.js';
+import { liveAgent } from '../../hosts/live-agent.js';
+import { settleMigration } from './settle.js';
 
-export interface LiveMigrationOptions extends MigrationSettings {
-  vmName: string;
-  source: AgentClient;
-  target: AgentClient;
-  /** Bytes per second for disks and RAM together; undefined: unlimited. */
-  bandwidthBytes?: number;
-  signal: AbortSignal;
-  listener: MigrationListener;
-  journal: Journal;
-}
-
-export interface LiveMigrationStats {
-  downtimeMs?: number;
-  qemuDowntimeMs?: number;
-  ramBytes: number;
-  /** Disk bytes that crossed to the target. */
-  diskBytes: number;
-  /** Of the ranges the mirrors covered, bytes that were zeros and crossed as write-zeroes requests (known under a cap). */
-  diskZeroBytes?: number;
-  setupMs?: number;
-  ramIterations?: number;
-}
-
-interface DiskPlan {
-  disk: VmDisk;
-  index: number;
-  targetPath: string;
-  targetFormat: string;
-  /** ferry creates the target image (and removes it on rollback). */
-  create: boolean;
-  /** The target already holds the same backing file: only the top crosses. */
-  sync: 'full' | 'top';
+/** A disk's plan with the names it gets in the two QEMUs. */
+interface MirrorPlan extends DiskPlan {
   sourceNode: string;
   targetNode?: string;
   nbdNode: string;
@@ -73,8 +42,8 @@ const PAUSED_STATES = ['pre-switchover', 'device', 'completed'];
 /** QEMU's own default is 300 ms; ferry aims at a pause of tens of milliseconds. */
 export const DEFAULT_MAX_DOWNTIME_MS = 50;
 
-export class QemuLiveMigration {
-  readonly stats: LiveMigrationStats = { ramBytes: 0, diskBytes: 0 };
+export class QemuLiveSteps implements LiveSteps {
+  readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
   /** Set at the commit point, the target's incoming migration completed: from then on the target owns the VM. */
   committed = false;
   /** How a failed migration was settled, once it was. */
@@ -84,7 +53,7 @@ export class QemuLiveMigration {
   private dstQmp?: RemoteQmp;
   private vm?: VmInfo & { nodes: Map<string, string> };
   private parsed?: ParsedArgv;
-  private plans: DiskPlan[] = [];
+  private plans: MirrorPlan[] = [];
   /** Names the migration on both hosts (their records) and in the journal. */
   private readonly id: string;
   /** Proves to the target's beacon that the source's agent asking is this migration's. */
@@ -97,173 +66,48 @@ export class QemuLiveMigration {
   private resumed?: Promise<QmpEvent>;
   private convergenceWarned = false;
 
-  constructor(private readonly options: LiveMigrationOptions) {
-    this.id = options.journal.id;
-  }
+  private source: AgentClient;
+  private target: AgentClient;
 
-  get vmInfo(): VmInfo | undefined {
-    return this.vm;
-  }
-
-  phases(): Phase[] {
-    return [
-      { name: 'check', run: () => this.check() },
-      // One rollback for every phase from here on: settle the migration to
-      // whichever side owns the VM at the moment of the failure.
-      { name: 'prepare', run: () => this.prepareTarget(), rollback: async () => void (this.settlement = await this.settle()) },
-      { name: 'mirror', run: () => this.mirrorDisks() },
-      { name: 'memory', run: () => this.migrateMemory() },
-      { name: 'switchover', run: () => this.switchOver() },
-      { name: 'finish', run: () => this.finish() },
-    ];
+  constructor(private readonly ctx: StepContext) {
+    this.id = ctx.journal.id;
+    this.source = ctx.source;
+    this.target = ctx.target;
   }
 
   private log(message: string): void {
-    this.options.listener({ type: 'log', message });
-    this.options.journal.record('log', { message });
+    this.ctx.listener({ type: 'log', message });
+    this.ctx.journal.record('log', { message });
   }
 
   // ---- check -------------------------------------------------------------
 
-  private async check(): Promise<void> {
-    const { source, target } = this.options;
-    const proc = await findQemuProcess(source, this.options.vmName);
+  async describe(): Promise<VmInfo> {
+    const proc = await findQemuProcess(this.source, this.ctx.vmName);
     this.parsed = parseQemuArgv(proc.argv);
-    this.srcQmp = await RemoteQmp.open(source, proc.qmpSocket!);
+    this.srcQmp = await RemoteQmp.open(this.source, proc.qmpSocket!);
     this.vm = await describeWithQmp(this.srcQmp, proc);
     const vm = this.vm;
-    this.options.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+    this.ctx.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+    return vm;
+  }
 
-    if (vm.state !== 'running') {
-      throw new FerryError('VM_NOT_RUNNING', `VM "${vm.name}" on "${source.host.name}" is ${vm.state}, not running`, {
-        hint: 'live migration moves a running VM; resume it first (QMP "cont")',
-      });
-    }
-    if (source.facts.hostId === target.facts.hostId) {
-      throw new FerryError('SAME_HOST', `Hosts "${source.host.name}" and "${target.host.name}" are the same machine (host id ${source.facts.hostId})`, {
-        hint: 'choose another target; if they really differ, give them distinct /etc/machine-id',
-      });
-    }
-    const needMem = vm.memoryBytes + 128 * MiB;
-    if (target.facts.memAvailableBytes < needMem) {
-      throw new FerryError('NO_MEMORY', `Host "${target.host.name}" has ${formatMiB(target.facts.memAvailableBytes)} MiB free, VM "${vm.name}" needs ${formatMiB(needMem)} MiB`, {
-        hint: 'free memory on the target or choose another target',
-      });
-    }
-    const binary = this.parsed.binary;
-    const srcVersion = vm.hypervisorVersion;
+  async checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void> {
+    const { source, target } = this;
+    const binary = this.parsed!.binary;
     const dstVersion = await target.call('qemu.version', { binary }).catch((e: FerryError) => {
       throw new FerryError('INCOMPATIBLE', `Cannot run "${binary}" on host "${target.host.name}": ${e.message}`, { hint: 'install the same QEMU on the target' });
     });
-    if (compareVersions(dstVersion.version, srcVersion) < 0) {
-      throw new FerryError('INCOMPATIBLE', `QEMU on "${target.host.name}" (${dstVersion.version}) is older than on "${source.host.name}" (${srcVersion})`, {
+    if (compareVersions(dstVersion.version, vm.hypervisorVersion) < 0) {
+      throw new FerryError('INCOMPATIBLE', `QEMU on "${target.host.name}" (${dstVersion.version}) is older than on "${source.host.name}" (${vm.hypervisorVersion})`, {
         hint: 'a VM can only move to the same or a newer QEMU; upgrade QEMU on the target',
       });
     }
     const running = await target.call('qemu.list', undefined);
     if (running.some((p) => p.name === vm.name)) {
-      throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host' });
+      throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host with --to' });
     }
-    for (const src of this.options.diskMap.keys()) {
-      if (!vm.disks.some((d) => d.path === src)) {
-        throw new FerryError('USAGE', `--disk-map names "${src}", which is not a disk of VM "${vm.name}"`, { hint: `its disks: ${vm.disks.map((d) => d.path).join(', ')}` });
-      }
-    }
-    for (const f of vm.auxFiles) {
-      const st = await target.call('file.stat', { path: f });
-      if (!st.exists) {
-        throw new FerryError('NOT_FOUND', `VM "${vm.name}" boots from "${f}", which does not exist on "${target.host.name}"`, {
-          hint: `copy it there at the same path (e.g. "ferry sync ${f} ${target.host.name}:${f}")`,
-        });
-      }
-    }
-
-    const needByDir = new Map<string, number>();
-    this.plans = [];
-    for (const [index, disk] of vm.disks.entries()) {
-      if (disk.cache.noFlush && !this.options.force) {
-        throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
-          hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
-        });
-      }
-      const targetPath = this.options.diskMap.get(disk.path) ?? disk.path;
-      const st = await target.call('file.stat', { path: targetPath });
-      const plan: DiskPlan = {
-        disk,
-        index,
-        targetPath,
-        targetFormat: disk.format,
-        create: true,
-        sync: 'full',
-        sourceNode: vm.nodes.get(disk.device)!,
-        nbdNode: `ferry-nbd-${index}`,
-        jobId: `ferry-mirror-${index}`,
-        bytesCopied: 0,
-      };
-      if (st.exists && st.type === 'block') {
-        if ((st.size ?? 0) < disk.virtualSize) {
-          throw new FerryError('TARGET_TOO_SMALL', `Target "${targetPath}" on "${target.host.name}" holds ${st.size} bytes; disk "${disk.path}" needs ${disk.virtualSize}`, {
-            hint: 'map the disk to a device at least as large as the source disk',
-          });
-        }
-        if (!this.options.force) {
-          const holders = await target.call('process.holding', { path: targetPath });
-          if (holders.pids.length) throw new FerryError('IN_USE', `Target "${targetPath}" on "${target.host.name}" is in use by process ${holders.pids.join(', ')}`, { hint: 'choose a free device' });
-        }
-        plan.create = false;
-        plan.targetFormat = 'raw';
-      } else if (st.exists) {
-        if (!this.options.force) {
-          throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {
-            hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
-          });
-        }
-        if (st.type !== 'file') throw new FerryError('TARGET_EXISTS', `Target "${targetPath}" on "${target.host.name}" is a ${st.type}`, { hint: 'map the disk to a file or block device path' });
-      }
-      const base = disk.backingChain[0];
-      if (plan.create) {
-        if (base) await this.checkBase(disk, base.filename);
-        // A new image reads as zeros: what the source's top has not allocated stays a hole, never crosses.
-        plan.sync = 'top';
-      }
-      if (plan.create) {
-        const dir = dirname(targetPath);
-        const need =
-          plan.sync === 'top'
-            ? (disk.allocatedSize ?? disk.virtualSize)
-            : Math.min(disk.virtualSize, Math.max(disk.allocatedSize ?? 0, ...disk.backingChain.map((b) => b.actualSize ?? 0)) * 2 || disk.virtualSize);
-        needByDir.set(dir, (needByDir.get(dir) ?? 0) + need);
-      }
-      this.plans.push(plan);
-    }
-    for (const [dir, need] of needByDir) {
-      const free = await target.call('file.free', { path: dir });
-      if (free.freeBytes < need) {
-        throw new FerryError('NO_SPACE', `Host "${target.host.name}" has ${formatMiB(free.freeBytes)} MiB free in "${free.dir}"; the disks need about ${formatMiB(need)} MiB`, {
-          hint: 'free space there or map the disks elsewhere with --disk-map',
-        });
-      }
-    }
-    this.log(`checked: ${vm.name} (${formatMiB(vm.memoryBytes)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
-  }
-
-  /** The base must hold the same bytes on both hosts, or the top would be read against a different disk. */
-  private async checkBase(disk: VmDisk, basePath: string): Promise<void> {
-    const { source, target } = this.options;
-    const st = await target.call('file.stat', { path: basePath });
-    if (!st.exists) {
-      throw new FerryError('BACKING_MISMATCH', `Disk "${disk.path}" has backing file "${basePath}", which does not exist on "${target.host.name}"`, {
-        hint: `copy the base there first ("ferry sync ${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
-      });
-    }
-    const [a, b] = await Promise.all([source.call('file.sha256', { path: basePath }), target.call('file.sha256', { path: basePath })]);
-    if (a.sha256 !== b.sha256) {
-      throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" differs between "${source.host.name}" and "${target.host.name}"`, {
-        hint: 'the target must hold an identical base image; sync it again',
-        details: { source: a.sha256, target: b.sha256 },
-      });
-    }
-    this.log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
+    this.plans = plans.map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
   }
 
   // ---- prepare -----------------------------------------------------------
@@ -271,18 +115,18 @@ export class QemuLiveMigration {
   // target's record first, so that its agent removes it if the controller
   // vanishes, and any later agent there knows what to remove.
 
-  private async prepareTarget(): Promise<void> {
-    const { target } = this.options;
+  async beginTarget(): Promise<void> {
+    await this.target.call('migration.target.begin', { id: this.id, vm: this.vm!.name, token: this.token });
+  }
+
+  async claimTargetFiles(paths: string[]): Promise<void> {
+    await this.target.call('migration.target.claim', { id: this.id, files: paths });
+  }
+
+  async prepareIncoming(): Promise<void> {
+    const { target } = this;
     const vm = this.vm!;
     const parsed = this.parsed!;
-    await target.call('migration.target.begin', { id: this.id, vm: vm.name, token: this.token });
-    for (const p of this.plans) {
-      if (!p.create) continue;
-      const base = p.sync === 'top' ? p.disk.backingChain[0] : undefined;
-      await target.call('migration.target.claim', { id: this.id, files: [p.targetPath] });
-      await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: base?.filename, backingFormat: base?.format });
-      this.options.journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: base?.filename });
-    }
     // Files the target QEMU creates itself (monitor socket, serial log): removed on rollback if new.
     for (const f of filesQemuCreates(parsed)) {
       const st = await target.call('file.stat', { path: f });
@@ -300,12 +144,12 @@ export class QemuLiveMigration {
       diskFormats: new Map(this.plans.map((p) => [p.disk.path, p.targetFormat])),
     });
     const pidfile = `/run/ferry/${vm.name}.incoming.pid`;
-    this.options.journal.record('target-argv', { argv });
+    this.ctx.journal.record('target-argv', { argv });
     await target.call('migration.target.claim', { id: this.id, files: [pidfile] });
     const { pid } = await target.call('qemu.start', { argv, pidfile });
     this.targetPid = pid;
     await target.call('migration.target.claim', { id: this.id, pid, qmpSocket: parsed.qmpSocket });
-    this.options.journal.record('target-started', { host: target.host.name, pid });
+    this.ctx.journal.record('target-started', { host: target.host.name, pid });
     this.log(`target QEMU started on ${target.host.name} (pid ${pid}), waiting for the incoming migration`);
     this.dstQmp = await RemoteQmp.open(target, parsed.qmpSocket!);
     const dst = await describeWithQmp(this.dstQmp, { pid, name: vm.name, argv });
@@ -327,9 +171,10 @@ export class QemuLiveMigration {
   // The source owns the VM. Its record lists the NBD nodes and jobs about to
   // be added, so that its agent removes them whoever fails.
 
-  private async mirrorDisks(): Promise<void> {
+  async copyDisks(): Promise<void> {
     const src = this.srcQmp!;
-    const { source, target, signal } = this.options;
+    const { source, target } = this;
+    const { signal } = this.ctx;
     await source.call('migration.source.begin', {
       id: this.id,
       vm: this.vm!.name,
@@ -358,18 +203,18 @@ export class QemuLiveMigration {
       // All disks at once: they converge together and the pause covers all of them.
       for (const p of this.plans) {
         const args: Record<string, unknown> = { 'job-id': p.jobId, device: p.sourceNode, target: p.nbdNode, sync: p.sync };
-        args['copy-mode'] = this.options.mirrorMode ?? 'write-blocking';
+        args['copy-mode'] = this.ctx.settings.mirrorMode ?? 'write-blocking';
         await src.execute('blockdev-mirror', args);
       }
       this.log(`mirroring ${this.plans.map((p) => `${p.disk.path} (${p.sync === 'full' ? 'full' : p.disk.backingChain.length ? 'top only' : 'allocated data only'})`).join(', ')}`);
       for (;;) {
         const disks = await this.pollMirrors();
-        this.options.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks), ramSize: this.vm!.memoryBytes, bandwidthLimit: this.options.bandwidthBytes } });
+        this.ctx.listener({ type: 'progress', progress: { phase: 'mirror', disks, etaSeconds: this.diskEta(disks), ramSize: this.vm!.memoryBytes, bandwidthLimit: this.ctx.settings.bandwidthBytes } });
         if (failures.length) throw new FerryError('MIGRATION_FAILED', `Disk mirror failed: ${failures.join('; ')}`, { hint: 'check the target host and the network between the hosts, then retry' });
         if (this.plans.every((p) => ready.has(p.jobId))) break;
         await sleep(POLL_MS, signal);
       }
-      this.options.journal.record('mirror-ready', {});
+      this.ctx.journal.record('mirror-ready', {});
       this.log('every disk is mirrored; writes now go to both hosts');
     } finally {
       src.off('event', onEvent);
@@ -382,7 +227,8 @@ export class QemuLiveMigration {
    * would count zeros too, which cross as short write-zeroes requests.
    */
   private async nbdServerForMirrors(): Promise<{ type: 'inet'; host: string; port: string }> {
-    const { source, target, bandwidthBytes } = this.options;
+    const { source, target } = this;
+    const { bandwidthBytes } = this.ctx.settings;
     if (!bandwidthBytes) return { type: 'inet', host: target.host.address, port: String(this.nbdPort) };
     const { port } = await source.call('migration.source.relay', {
       id: this.id,
@@ -435,7 +281,7 @@ export class QemuLiveMigration {
 
   /** An agent lost before the commit point fails the phase: the migration is then settled with fresh agents. */
   private checkAgents(): void {
-    for (const agent of [this.options.source, this.options.target]) {
+    for (const agent of [this.source, this.target]) {
       if (agent.closed) throw new FerryError('AGENT_GONE', `Lost the agent on host "${agent.host.name}"`, { hint: 'check the host and the link to it, then retry' });
     }
   }
@@ -449,24 +295,28 @@ export class QemuLiveMigration {
     const now = performance.now();
     this.mirrorStart ??= { t: now, done };
     const seconds = (now - this.mirrorStart.t) / 1000;
-    const rate = seconds > 0.5 ? (done - this.mirrorStart.done) / seconds : this.options.bandwidthBytes;
+    const rate = seconds > 0.5 ? (done - this.mirrorStart.done) / seconds : this.ctx.settings.bandwidthBytes;
     return rate ? rest / rate : undefined;
   }
 
   // ---- memory ------------------------------------------------------------
   // The source owns the VM; its agent makes the switch-over by itself at the pause.
 
-  private async migrateMemory(): Promise<void> {
+  async copyMemory(): Promise<void> {
     this.checkAgents();
     const src = this.srcQmp!;
-    const { target, signal } = this.options;
+    const { target } = this;
+    const { signal } = this.ctx;
     const caps = [
       { capability: 'events', state: true },
       { capability: 'pause-before-switchover', state: true },
-      { capability: 'auto-converge', state: !!this.options.autoConverge },
+      { capability: 'auto-converge', state: !!this.ctx.settings.autoConverge },
     ];
     await src.execute('migrate-set-capabilities', { capabilities: caps });
-    const params: Record<string, unknown> = { 'downtime-limit': this.options.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS, 'max-bandwidth': Math.floor(this.options.bandwidthBytes ?? 10 * 1024 * MiB) };
+    const params: Record<string, unknown> = {
+      'downtime-limit': this.ctx.settings.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS,
+      'max-bandwidth': Math.floor(this.ctx.settings.bandwidthBytes ?? 10 * 1024 * MiB),
+    };
     await src.execute('migrate-set-parameters', params);
     let paused!: () => void;
     const pausedNow = new Promise<void>((r) => (paused = r));
@@ -495,18 +345,18 @@ export class QemuLiveMigration {
       }
       const ram = ramProgress(m);
       const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
-      this.options.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta, ramSize: this.vm!.memoryBytes, bandwidthLimit: this.options.bandwidthBytes } });
+      this.ctx.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta, ramSize: this.vm!.memoryBytes, bandwidthLimit: this.ctx.settings.bandwidthBytes } });
       if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
       if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
       else slowPolls = 0;
       if (slowPolls >= 8 && !this.convergenceWarned) {
         this.convergenceWarned = true;
-        this.options.listener({
+        this.ctx.listener({
           type: 'warning',
           code: 'NOT_CONVERGING',
           message: `The guest dirties ${formatMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${formatMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
         });
-        this.options.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
+        this.ctx.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
       }
       await abortable(Promise.race([sleep(POLL_MS), pausedNow]), signal);
     }
@@ -519,30 +369,28 @@ export class QemuLiveMigration {
   // its incoming migration completed. Before it, the source owns the VM;
   // from it on, the target does, and nothing may destroy the target.
 
-  private async switchOver(): Promise<void> {
-    const { source, target } = this.options;
-    this.options.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
+  async switchOver(): Promise<void> {
+    const { source, target } = this;
+    this.ctx.journal.record('pre-switchover', { since_stop_ms: this.sinceStop() });
     const end = await source.call('migration.source.outcome', { id: this.id });
     const result = end.switchover;
     for (const p of this.plans) p.bytesCopied = result?.copied[p.jobId] ?? p.bytesCopied;
-    this.options.journal.record('continued', { ok: result?.ok, status: end.status, paused_to_continue_ms: result?.pausedToContinueMs, since_stop_ms: this.sinceStop() });
+    this.ctx.journal.record('continued', { ok: result?.ok, status: end.status, paused_to_continue_ms: result?.pausedToContinueMs, since_stop_ms: this.sinceStop() });
     if (end.status !== 'completed') {
       throw new FerryError('MIGRATION_FAILED', `The switch-over ${end.status === 'none' ? 'failed' : end.status}${end.error ? `: ${end.error}` : ''}`, {
         hint: 'the VM keeps running on the source; retry',
       });
     }
-    this.options.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
+    this.ctx.journal.record('source-completed', { since_stop_ms: this.sinceStop() });
     const { outcome } = await target.call('migration.target.resolve', { id: this.id, abort: false, waitMs: 120_000 });
     if (outcome !== 'committed') throw new FerryError('MIGRATION_FAILED', `The target did not take the VM over (${outcome})`, { hint: 'the VM keeps running on the source; retry' });
     this.committed = true;
-    this.options.journal.record('committed', { host: target.host.name, since_stop_ms: this.sinceStop() });
+    this.ctx.journal.record('committed', { host: target.host.name, since_stop_ms: this.sinceStop() });
     const resume = await withTimeout(this.resumed!, 60_000, 'the target to resume');
-    this.options.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
+    this.ctx.journal.record('target-resumed', { since_stop_ms: this.sinceStop() });
     const m = await this.srcQmp!.execute<QueryMigrate>('query-migrate').catch(() => undefined);
     this.stats.ramBytes = m?.ram?.transferred ?? 0;
-    this.stats.qemuDowntimeMs = m?.downtime;
-    this.stats.setupMs = m?.['setup-time'];
-    this.stats.ramIterations = m?.ram?.['dirty-sync-count'];
+    this.stats.hypervisorDowntimeMs = m?.downtime;
     const mirrored = this.plans.reduce((s, p) => s + p.bytesCopied, 0);
     // Under a cap the relay counts what crossed; the rest of what the mirrors covered were zeros.
     this.stats.diskBytes = end.relayedBytes ?? mirrored;
@@ -558,31 +406,17 @@ export class QemuLiveMigration {
   // ---- finish ------------------------------------------------------------
   // The target owns the VM: the source's QEMU stops, its disks stay unless asked.
 
-  private async finish(): Promise<void> {
-    const { source, target } = this.options;
+  async finish(): Promise<void> {
+    const { source, target } = this;
     await this.closeSessions();
     await source.call('migration.source.resolve', { id: this.id, verdict: 'committed' });
-    this.options.journal.record('source-stopped', { host: source.host.name });
+    this.ctx.journal.record('source-stopped', { host: source.host.name });
     this.log(`source QEMU on ${source.host.name} stopped`);
     await target.call('migration.target.release', { id: this.id });
     if (!(await target.call('qemu.alive', { pid: this.targetPid })).alive) {
       throw new FerryError('VM_DIED', `VM "${this.vm!.name}" died on "${target.host.name}" right after it had taken the VM over`, {
         hint: `its disks on "${target.host.name}" hold everything it wrote: start it there again`,
       });
-    }
-    if (this.options.deleteSource) await this.deleteSourceDisks();
-    else this.log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
-  }
-
-  /** Only ever after the commit point, and never by a recovery. */
-  private async deleteSourceDisks(): Promise<void> {
-    const { source } = this.options;
-    for (const p of this.plans) {
-      const st = await source.call('file.stat', { path: p.disk.path });
-      if (st.type === 'file') {
-        await source.call('file.remove', { path: p.disk.path });
-        this.log(`deleted source disk ${source.host.name}:${p.disk.path} (--delete-source)`);
-      }
     }
   }
 
@@ -597,19 +431,38 @@ export class QemuLiveMigration {
    */
   async settle(): Promise<Settlement> {
     await this.closeSessions();
-    const source = await liveAgent(this.options.source.host, this.options.source);
-    const target = await liveAgent(this.options.target.host, this.options.target);
-    this.options.source = source;
-    this.options.target = target;
+    const source = await liveAgent(this.source.host, this.source);
+    const target = await liveAgent(this.target.host, this.target);
+    this.source = source;
+    this.target = target;
     const settlement = await settleMigration(this.id, source, target);
     if (settlement.outcome === 'committed') this.committed = true;
-    this.options.journal.record('settled', { outcome: settlement.outcome, source: settlement.source });
+    this.ctx.journal.record('settled', { outcome: settlement.outcome, source: settlement.source });
     return settlement;
   }
 
   /** The agents the migration ended with (new ones if it had to start them again). */
   get agents(): AgentClient[] {
-    return [this.options.source, this.options.target];
+    return [this.source, this.target];
+  }
+
+  async runsOn(agent: AgentClient): Promise<boolean> {
+    try {
+      const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === this.ctx.vmName);
+      if (!proc?.qmpSocket) return false;
+      const qmp = await RemoteQmp.open(agent, proc.qmpSocket);
+      try {
+        return (await qmp.execute<{ status: string }>('query-status')).status === 'running';
+      } finally {
+        await qmp.close();
+      }
+    } catch {
+      return false;
+    }
+  }
+
+  async existsOn(agent: AgentClient): Promise<boolean> {
+    return (await agent.call('qemu.list', undefined)).some((p) => p.name === this.ctx.vmName);
   }
 }
 

@@ -1,5 +1,5 @@
 /** Lab-only checks that must run where the lab guest's disks are. */
-import { checkImage, lastCounter, verifyReported } from '../../lab/records.js';
+import { checkImage, lastCounter, verifyReported } from './records.js';
 import { readFile } from 'node:fs/promises';
 
 export const labHandlers = {

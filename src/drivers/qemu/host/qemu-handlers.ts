@@ -2,14 +2,12 @@
  * QEMU processes on the agent's host: find them, start them, stop them.
  * A VM is a qemu-system process with a QMP monitor; its name is its -name.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseQemuArgv } from '../../drivers/qemu/argv.js';
-import { processesHolding } from '../../storage/usage.js';
-import { FerryError } from '../../util/errors.js';
-import { run } from '../../util/exec.js';
-import { sleep } from '../../util/abort.js';
+import { parseQemuArgv } from '../argv.js';
+import { FerryError } from '../../../util/errors.js';
+import { run } from '../../../util/exec.js';
+import { sleep } from '../../../util/abort.js';
 
 export interface QemuProcess {
   pid: number;
@@ -80,15 +78,6 @@ export const qemuHandlers = {
   },
 
   'qemu.alive': async (p: { pid: number }): Promise<{ alive: boolean }> => ({ alive: await isAlive(p.pid) }),
-
-  'process.holding': async (p: { path: string }): Promise<{ pids: number[] }> => ({ pids: (await processesHolding(p.path)).map((h) => h.pid) }),
-
-  /** Spawns a long-lived helper detached from the agent (not used for QEMU). */
-  'process.spawnDetached': async (p: { argv: string[] }): Promise<{ pid: number }> => {
-    const child = spawn(p.argv[0]!, p.argv.slice(1), { detached: true, stdio: 'ignore' });
-    child.unref();
-    return { pid: child.pid ?? -1 };
-  },
 };
 
 async function isAlive(pid: number): Promise<boolean> {

@@ -1,0 +1,5 @@
+/** Every driver's host-side areas, for the agent's entry point. */
+import type { Area } from '../agent/registry.js';
+import { qemuHostAreas } from './qemu/host/areas.js';
+
+export const driverHostAreas: readonly Area[] = [...qemuHostAreas];

@@ -1,0 +1,112 @@
+/**
+ * The plan of a move: for each disk, where it goes on the target, whether
+ * ferry creates the image there or writes into a device that exists, and
+ * whether all of it crosses or only what the top image holds. It holds for
+ * every hypervisor; the checks that make it (a free path, a device large
+ * enough, the same base on both hosts, room for the images) refuse with the
+ * flag that gets the user past them.
+ */
+import { dirname } from 'node:path';
+import type { AgentClient } from '../hosts/agent-client.js';
+import { FerryError } from '../util/errors.js';
+import { formatMiB } from '../util/units.js';
+import type { DiskPlan, VmDisk, VmInfo } from '../drivers/driver.js';
+
+export interface PlanOptions {
+  /** Source disk path -> target path; disks not named keep their path. */
+  diskMap: ReadonlyMap<string, string>;
+  /** Overwrite existing target images, write into a device in use, accept an unsafe cache mode. */
+  force?: boolean;
+  log: (message: string) => void;
+}
+
+export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
+  for (const src of options.diskMap.keys()) {
+    if (!vm.disks.some((d) => d.path === src)) {
+      throw new FerryError('USAGE', `--disk-map names "${src}", which is not a disk of VM "${vm.name}"`, { hint: `its disks: ${vm.disks.map((d) => d.path).join(', ')}` });
+    }
+  }
+  const plans: DiskPlan[] = [];
+  const needByDir = new Map<string, number>();
+  for (const [index, disk] of vm.disks.entries()) {
+    if (disk.cache.noFlush && !options.force) {
+      throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
+        hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
+      });
+    }
+    const targetPath = options.diskMap.get(disk.path) ?? disk.path;
+    const plan: DiskPlan = { disk, index, targetPath, targetFormat: disk.format, create: true, sync: 'full' };
+    const st = await target.call('file.stat', { path: targetPath });
+    if (st.exists && st.type === 'block') {
+      if ((st.size ?? 0) < disk.virtualSize) {
+        throw new FerryError('TARGET_TOO_SMALL', `Target "${targetPath}" on "${target.host.name}" holds ${st.size} bytes; disk "${disk.path}" needs ${disk.virtualSize}`, {
+          hint: 'map the disk to a device at least as large as the source disk (--disk-map SRC=DST)',
+        });
+      }
+      if (!options.force) {
+        const holders = await target.call('process.holding', { path: targetPath });
+        if (holders.pids.length) {
+          throw new FerryError('IN_USE', `Target "${targetPath}" on "${target.host.name}" is in use by process ${holders.pids.join(', ')}`, { hint: 'choose a free device with --disk-map SRC=DST' });
+        }
+      }
+      plan.create = false;
+      plan.targetFormat = 'raw';
+    } else if (st.exists) {
+      if (!options.force) {
+        throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {
+          hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
+        });
+      }
+      if (st.type !== 'file') throw new FerryError('TARGET_EXISTS', `Target "${targetPath}" on "${target.host.name}" is a ${st.type}`, { hint: 'map the disk to a file or block device path' });
+    }
+    if (plan.create) {
+      const base = disk.backingChain[0];
+      if (base) {
+        await checkBase(disk, base.filename, source, target, options.log);
+        plan.base = base;
+      }
+      // A new image reads as zeros: what the source's top has not allocated stays a hole, never crosses.
+      plan.sync = 'top';
+      const dir = dirname(targetPath);
+      needByDir.set(dir, (needByDir.get(dir) ?? 0) + (disk.allocatedSize ?? disk.virtualSize));
+    }
+    plans.push(plan);
+  }
+  for (const [dir, need] of needByDir) {
+    const free = await target.call('file.free', { path: dir });
+    if (free.freeBytes < need) {
+      throw new FerryError('NO_SPACE', `Host "${target.host.name}" has ${formatMiB(free.freeBytes)} MiB free in "${free.dir}"; the disks need about ${formatMiB(need)} MiB`, {
+        hint: 'free space there or map the disks elsewhere with --disk-map SRC=DST',
+      });
+    }
+  }
+  return plans;
+}
+
+/** The base must hold the same bytes on both hosts, or the top would be read against a different disk. */
+async function checkBase(disk: VmDisk, basePath: string, source: AgentClient, target: AgentClient, log: (message: string) => void): Promise<void> {
+  const st = await target.call('file.stat', { path: basePath });
+  if (!st.exists) {
+    throw new FerryError('BACKING_MISMATCH', `Disk "${disk.path}" has backing file "${basePath}", which does not exist on "${target.host.name}"`, {
+      hint: `copy the base there first ("ferry sync ${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
+    });
+  }
+  const [a, b] = await Promise.all([source.call('file.sha256', { path: basePath }), target.call('file.sha256', { path: basePath })]);
+  if (a.sha256 !== b.sha256) {
+    throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" differs between "${source.host.name}" and "${target.host.name}"`, {
+      hint: 'the target must hold an identical base image; sync it again',
+      details: { source: a.sha256, target: b.sha256 },
+    });
+  }
+  log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
+}
+
+/** Creates the target images the plan says ferry makes, each listed first where the driver keeps its record. */
+export async function createTargetImages(plans: readonly DiskPlan[], target: AgentClient, claim: (paths: string[]) => Promise<void>, created: (plan: DiskPlan) => void): Promise<void> {
+  for (const p of plans) {
+    if (!p.create) continue;
+    await claim([p.targetPath]);
+    await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: p.base?.filename, backingFormat: p.base?.format });
+    created(p);
+  }
+}
