@@ -139,7 +139,8 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
       if (out.includes('ready')) resolve(true);
     });
     child.on('exit', () => resolve(false));
-    setTimeout(() => resolve(false), 10_000);
+    // unref: a pending timer would keep "ferry lab up" from exiting for its full ten seconds.
+    setTimeout(() => resolve(false), 10_000).unref();
   });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
