@@ -17,6 +17,7 @@ import { localAgentCommand } from '../hosts/transport.js';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { hostPidOf } from './namespace-pid.js';
 
 export interface LabHostSpec {
   name: string;
@@ -198,7 +199,8 @@ async function startSshd(dir: string, host: LabHostState): Promise<number> {
   const sshd = (await run('sh', ['-c', 'command -v sshd || echo /usr/sbin/sshd'])).stdout.trim();
   await run(nsenterPrefix(host.pid)[0]!, [...nsenterPrefix(host.pid).slice(1), sshd, '-f', join(sshDir, 'sshd_config')]);
   for (let i = 0; i < 100; i++) {
-    if (existsSync(pidFile)) return Number((await fs.readFile(pidFile, 'utf8')).trim());
+    // sshd runs inside the namespace and writes the PID it has there.
+    if (existsSync(pidFile)) return hostPidOf(host.pid, Number((await fs.readFile(pidFile, 'utf8')).trim()));
     await sleep(50);
   }
   throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
