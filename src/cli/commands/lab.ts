@@ -1,7 +1,7 @@
 /** `ferry lab ...`: simulated hosts on this machine, and test guests on them. */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
+import { LAB_SHARED_DIR, labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
 import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
@@ -12,13 +12,22 @@ export function register(program: Command): void {
 
   lab
     .command('up')
-    .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd)')
+    .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd), each with its own libvirtd')
     .option('--json', 'print JSON')
     .action(
       action(async (opts: { json?: boolean }) => {
         const { state, created } = await labUp();
-        if (opts.json) process.stdout.write(JSON.stringify({ created, hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, transport: h.transport })) }) + '\n');
-        else for (const h of state.hosts) process.stdout.write(`${created ? 'created' : 'up'}: ${h.name}  ${h.address}  ${h.transport === 'ssh' ? 'ssh (real sshd)' : 'local'}\n`);
+        if (opts.json)
+          process.stdout.write(
+            JSON.stringify({
+              created,
+              shared: LAB_SHARED_DIR,
+              hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, transport: h.transport, libvirt: `qemu+tcp://${h.address}/system` })),
+            }) + '\n',
+          );
+        else
+          for (const h of state.hosts)
+            process.stdout.write(`${created ? 'created' : 'up'}: ${h.name}  ${h.address}  ${h.transport === 'ssh' ? 'ssh (real sshd)' : 'local'}  libvirt qemu+tcp://${h.address}/system\n`);
       }),
     );
 
@@ -42,7 +51,8 @@ export function register(program: Command): void {
           process.stdout.write('The lab is down ("ferry lab up" creates it).\n');
           return;
         }
-        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}\n`);
+        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}  libvirtd pid ${host.libvirtdPid}\n`);
+        process.stdout.write(`shared by all: ${LAB_SHARED_DIR}\n`);
       }),
     );
 
