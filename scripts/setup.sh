@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything ferry needs on a fresh Debian 12 machine, idempotently:
-# Debian packages (QEMU, qemu-utils, busybox, sshd, ...), npm packages, the build
-# (tsc, then the bundle that bin/ferry runs).
+# Debian packages (QEMU, qemu-utils, libvirt, busybox, sshd, ...), npm packages,
+# the build (tsc, then the bundle that bin/ferry runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   openssh-server openssh-client rsync zstd
   procps iproute2 util-linux file tmux
   e2fsprogs fdisk gdisk parted dosfstools kpartx lvm2
@@ -26,6 +27,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# libvirtd's QEMU driver will not start without the user it was built for,
+# which only libvirt-daemon-system (not installed: it starts a host-wide
+# libvirtd) creates. The lab's libvirtds run QEMU as root.
+if ! getent passwd libvirt-qemu >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ferry setup: the user libvirt-qemu is missing; run as root" >&2
+    exit 1
+  fi
+  useradd --system --user-group --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
 fi
 
 # npm packages: reinstall only when the lock file changed since the last install.

@@ -1,11 +1,13 @@
 /**
  * The lab: simulated hypervisor hosts on one machine. Each lab host is a
  * mount + PID namespace held open by a small init process: it sees its own
- * files under /var/lib/ferry, /var/lib/libvirt/images and /run/ferry (the
- * same paths hold different files on each host, as on two machines), only
- * its own processes (so only its own VMs), and binds its listeners to its
- * own loopback address. lab-a is reached by the local transport (nsenter),
- * lab-b through a real sshd listening on its loopback address.
+ * files under /var/lib/ferry, /var/lib/libvirt (images included), /etc/libvirt
+ * and /run/ferry (the same paths hold different files on each host, as on two
+ * machines), only its own processes (so only its own VMs), and binds its
+ * listeners to its own loopback address. Each runs its own libvirtd. One
+ * directory, LAB_SHARED_DIR, is the same on both, as shared storage would be.
+ * lab-a is reached by the local transport (nsenter), lab-b through a real sshd
+ * listening on its loopback address.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,6 +19,8 @@ import { localAgentCommand } from '../hosts/transport.js';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { hostPidOf } from './namespace-pid.js';
+import { LIBVIRT_DIRS, startLabLibvirtd, writeLabLibvirtConfig } from './libvirtd.js';
 
 export interface LabHostSpec {
   name: string;
@@ -32,8 +36,11 @@ export const LAB_HOSTS: readonly LabHostSpec[] = [
   { name: 'lab-b', address: addressB ?? '127.0.0.3', transport: 'ssh' },
 ];
 
-/** Directories private to each lab host. */
-export const PRIVATE_DIRS = ['/var/lib/ferry', '/var/lib/libvirt/images', '/run/ferry'];
+/** Directories private to each lab host, in mount order (a directory before those inside it). */
+export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images'];
+
+/** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
+export const LAB_SHARED_DIR = '/var/lib/ferry-shared';
 
 export const LAB_SSH_PORT = Number(process.env.FERRY_LAB_SSH_PORT ?? 2222);
 
@@ -41,6 +48,11 @@ export interface LabHostState extends LabHostSpec {
   /** Host PID of the namespace's init. */
   pid: number;
   root: string;
+  /** Host PIDs of the host's libvirtd and virtlogd. */
+  libvirtdPid: number;
+  virtlogdPid: number;
+  /** The libvirtd's host_uuid. */
+  hostUuid: string;
 }
 
 export interface LabState {
@@ -73,10 +85,10 @@ function alive(pid: number): boolean {
   }
 }
 
-/** True when every lab host's namespace is still held. */
+/** True when every lab host's namespace is still held and its libvirtd runs. */
 export async function labIsUp(): Promise<boolean> {
   const state = await labState();
-  return !!state && state.hosts.every((host) => alive(host.pid)) && (state.sshdPid === undefined || alive(state.sshdPid));
+  return !!state && state.hosts.every((host) => alive(host.pid) && alive(host.libvirtdPid)) && (state.sshdPid === undefined || alive(state.sshdPid));
 }
 
 export function nsenterPrefix(pid: number): string[] {
@@ -116,11 +128,15 @@ export async function labUp(): Promise<LabUpResult> {
 
 async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHostState> {
   const root = join(dir, 'hosts', spec.name);
+  const source = (d: string): string => join(root, d.replace(/\//g, '_').replace(/^_/, ''));
+  const hostUuid = await writeLabLibvirtConfig(source('/etc/libvirt'), spec.address);
+  const shared = join(dir, 'shared');
+  await fs.mkdir(shared, { recursive: true });
+  // The mount point is made inside the namespace: a directory inside another private one exists only there.
   const binds: string[] = [];
-  for (const d of PRIVATE_DIRS) {
-    const src = join(root, d.replace(/\//g, '_').replace(/^_/, ''));
-    await fs.mkdir(src, { recursive: true });
-    binds.push(`mount --bind '${src}' '${d}'`);
+  for (const [src, d] of [...PRIVATE_DIRS.map((d) => [source(d), d]), [shared, LAB_SHARED_DIR]]) {
+    await fs.mkdir(src!, { recursive: true });
+    binds.push(`mkdir -p '${d}' && mount --bind '${src}' '${d}'`);
   }
   // Where a hypervisor host keeps its images and VM files, present from the start.
   for (const d of ['images', 'vms']) await fs.mkdir(join(root, 'var_lib_ferry', d), { recursive: true });
@@ -141,7 +157,8 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
       if (out.includes('ready')) resolve(true);
     });
     child.on('exit', () => resolve(false));
-    setTimeout(() => resolve(false), 10_000);
+    // unref: a pending timer would keep "ferry lab up" from exiting for its full ten seconds.
+    setTimeout(() => resolve(false), 10_000).unref();
   });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -152,7 +169,8 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
   // unshare forks the namespace's PID 1; that child is the one to enter.
   const children = (await fs.readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim().split(/\s+/);
   const pid = Number(children[0]);
-  return { ...spec, pid, root };
+  const libvirtd = await startLabLibvirtd({ ...spec, pid, root, enter: nsenterPrefix(pid) }, hostUuid);
+  return { ...spec, pid, root, ...libvirtd };
 }
 
 async function startSshd(dir: string, host: LabHostState): Promise<number> {
@@ -199,7 +217,8 @@ async function startSshd(dir: string, host: LabHostState): Promise<number> {
   const sshd = (await run('sh', ['-c', 'command -v sshd || echo /usr/sbin/sshd'])).stdout.trim();
   await run(nsenterPrefix(host.pid)[0]!, [...nsenterPrefix(host.pid).slice(1), sshd, '-f', join(sshDir, 'sshd_config')]);
   for (let i = 0; i < 100; i++) {
-    if (existsSync(pidFile)) return Number((await fs.readFile(pidFile, 'utf8')).trim());
+    // sshd runs inside the namespace and writes the PID it has there.
+    if (existsSync(pidFile)) return hostPidOf(host.pid, Number((await fs.readFile(pidFile, 'utf8')).trim()));
     await sleep(50);
   }
   throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
@@ -236,8 +255,9 @@ export async function labDown(): Promise<{ stopped: string[] }> {
         stopped.push(host.name);
       }
     }
+    // Its libvirtd goes with it, and with the last process the namespace's mounts.
     for (const host of state.hosts) {
-      for (let i = 0; i < 100 && alive(host.pid); i++) await sleep(50);
+      for (let i = 0; i < 100 && (alive(host.pid) || alive(host.libvirtdPid)); i++) await sleep(50);
     }
   }
   // Loop devices the lab created point into the lab's files; free them first.
@@ -259,4 +279,23 @@ export async function labDown(): Promise<{ stopped: string[] }> {
 export async function labExecArgv(hostName: string, argv: string[]): Promise<string[]> {
   const host = await labHost(hostName);
   return [...nsenterPrefix(host.pid), ...argv];
+}
+
+/** Runs virsh against a lab host's own libvirtd (qemu:///system inside the host) and returns its output. */
+export async function labVirsh(hostName: string, args: readonly string[]): Promise<string> {
+  const [file, ...argv] = await labExecArgv(hostName, ['virsh', '-c', 'qemu:///system', ...args]);
+  const r = await run(file!, argv, { allowFailure: true });
+  if (r.exitCode !== 0) {
+    const why =
+      r.stderr
+        .replace(/^error: /gm, '')
+        .trim()
+        .split('\n')
+        .join('; ') || `exit code ${r.exitCode}`;
+    throw new FerryError('COMMAND_FAILED', `virsh ${args.join(' ')} on "${hostName}" failed: ${why}`, {
+      hint: `see the domain's log: ferry lab exec ${hostName} -- ls /var/log/libvirt/qemu`,
+      details: { ...r },
+    });
+  }
+  return r.stdout;
 }

@@ -1,6 +1,7 @@
 /**
  * Lab VMs: a plain QEMU process with a QMP socket on a lab host, started the
- * way an operator would by hand, so ferry finds and migrates it like any VM.
+ * way an operator would by hand, so ferry finds and migrates it like any VM;
+ * or the same guest as a domain of the lab host's libvirtd.
  */
 import { join } from 'node:path';
 import { detectAccel } from '../drivers/qemu/accel.js';
@@ -8,7 +9,9 @@ import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import { sleep } from '../util/abort.js';
 import { readSize } from '../util/units.js';
+import { labDomainXml } from './domain-xml.js';
 import { ensureTestGuest } from './guest-image.js';
+import { labVirsh } from './lab.js';
 import { GUEST_READY } from './records.js';
 
 export const LAB_VM_DIR = '/var/lib/ferry/vms';
@@ -107,27 +110,108 @@ export function labVmArgv(vm: LabVmArgvOptions): string[] {
 }
 
 export async function startLabVm(agent: AgentClient, spec: LabVmSpec): Promise<LabVm> {
-  if (!/^[\w.-]+$/.test(spec.name)) throw new FerryError('USAGE', `Invalid VM name "${spec.name}"`, { hint: 'use letters, digits, ".", "-" and "_"' });
-  const running = await agent.call('qemu.list', undefined);
-  if (running.some((p) => p.name === spec.name)) throw new FerryError('TARGET_EXISTS', `VM "${spec.name}" already runs on "${agent.host.name}"`, { hint: 'pick another name' });
-  const guest = spec.kernel ? undefined : await ensureTestGuest();
-  const kernel = spec.kernel ?? guest!.kernel;
-  const initrd = spec.initrd ?? (spec.kernel ? undefined : guest!.initrd);
-  const append = [spec.append ?? guest?.append ?? 'console=ttyS0', spec.extraAppend].filter(Boolean).join(' ');
+  await _checkNameFree(agent, spec.name, { domains: false });
+  const boot = await _labVmBoot(spec);
   const paths = labVmPaths(spec.name);
   await agent.call('file.mkdir', { path: LAB_VM_DIR });
   await agent.call('file.mkdir', { path: LAB_RUN_DIR });
   const created: string[] = [];
   try {
     const disks = await _labVmDisks(agent, spec, created);
-    const accel = await detectAccel(kernel);
-    const argv = labVmArgv({ name: spec.name, kernel, initrd, append, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog: paths.serialLog, qmpSocket: paths.qmpSocket });
+    const accel = await detectAccel(boot.kernel);
+    const argv = labVmArgv({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog: paths.serialLog, qmpSocket: paths.qmpSocket });
     const { pid } = await agent.call('qemu.start', { argv, pidfile: paths.pidfile });
     return { name: spec.name, pid, qmpSocket: paths.qmpSocket, serialLog: paths.serialLog, disks, argv };
   } catch (e) {
     for (const f of created) await agent.call('file.remove', { path: f }).catch(() => undefined);
     throw e;
   }
+}
+
+export interface LabDomain {
+  name: string;
+  /** PID of the domain's QEMU, as the lab host sees it. */
+  pid: number;
+  serialLog: string;
+  disks: Array<{ path: string; format: string }>;
+  /** Where the domain's XML is kept on the lab host (what was defined). */
+  xmlPath: string;
+}
+
+/**
+ * Starts the lab VM of `spec` as a domain of the lab host's libvirtd
+ * (`virsh define`, `virsh start`): the same guest, disks and console file as
+ * startLabVm, but owned by libvirt, so libvirt can migrate it.
+ */
+export async function startLabDomain(agent: AgentClient, spec: LabVmSpec): Promise<LabDomain> {
+  const host = agent.host.name;
+  await _checkNameFree(agent, spec.name, { domains: true });
+  const boot = await _labVmBoot(spec);
+  const { serialLog } = labVmPaths(spec.name);
+  const xmlPath = join(LAB_VM_DIR, `${spec.name}.xml`);
+  await agent.call('file.mkdir', { path: LAB_VM_DIR });
+  const created: string[] = [];
+  let defined = false;
+  try {
+    const disks = await _labVmDisks(agent, spec, created);
+    const accel = await detectAccel(boot.kernel);
+    await agent.call('file.write', { path: xmlPath, text: labDomainXml({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog }) });
+    await labVirsh(host, ['define', '--validate', xmlPath]);
+    defined = true;
+    await labVirsh(host, ['start', spec.name]);
+    const pid = Number((await agent.call('file.read', { path: `/run/libvirt/qemu/${spec.name}.pid` })).text.trim());
+    return { name: spec.name, pid, serialLog, disks, xmlPath };
+  } catch (e) {
+    if (defined) await labVirsh(host, ['undefine', spec.name]).catch(() => undefined);
+    for (const f of created) await agent.call('file.remove', { path: f }).catch(() => undefined);
+    if (e instanceof FerryError && e.code === 'COMMAND_FAILED')
+      throw new FerryError('COMMAND_FAILED', `Cannot start VM "${spec.name}" as a libvirt domain on "${host}": ${e.message}`, {
+        hint: `its log: ferry lab exec ${host} -- cat /var/log/libvirt/qemu/${spec.name}.log; its XML: ${xmlPath} on ${host}`,
+        cause: e,
+        details: e.details,
+      });
+    throw e;
+  }
+}
+
+/** Stops lab VM `name` on the agent's host, a libvirt domain (destroyed and undefined) or a plain QEMU process; its disks are kept. */
+export async function stopLabVm(agent: AgentClient, name: string): Promise<{ kind: 'libvirt' | 'qemu' }> {
+  const host = agent.host.name;
+  if ((await labDomainNames(host)).includes(name)) {
+    if ((await labVirsh(host, ['domstate', name])).trim() !== 'shut off') await labVirsh(host, ['destroy', name]);
+    await labVirsh(host, ['undefine', name]);
+    return { kind: 'libvirt' };
+  }
+  const vm = (await agent.call('qemu.list', undefined)).find((p) => p.name === name);
+  if (!vm) throw new FerryError('UNKNOWN_VM', `No VM "${name}" on "${host}"`, { hint: `list them: ferry vm list ${host}; ferry lab exec ${host} -- virsh list --all` });
+  const { exited } = await agent.call('qemu.kill', { pid: vm.pid, signal: 'SIGTERM' });
+  if (!exited) await agent.call('qemu.kill', { pid: vm.pid, signal: 'SIGKILL' });
+  return { kind: 'qemu' };
+}
+
+/** Names of the domains a lab host's libvirtd knows, running or not. */
+export async function labDomainNames(host: string): Promise<string[]> {
+  return (await labVirsh(host, ['list', '--all', '--name'])).split('\n').filter((x) => x.trim() !== '');
+}
+
+/** Refuses a name that is invalid or taken by a QEMU process (or, with `domains`, a libvirt domain) on the agent's host. */
+async function _checkNameFree(agent: AgentClient, name: string, opts: { domains: boolean }): Promise<void> {
+  if (!/^[\w.-]+$/.test(name)) throw new FerryError('USAGE', `Invalid VM name "${name}"`, { hint: 'use letters, digits, ".", "-" and "_"' });
+  const running = await agent.call('qemu.list', undefined);
+  if (running.some((p) => p.name === name)) throw new FerryError('TARGET_EXISTS', `VM "${name}" already runs on "${agent.host.name}"`, { hint: 'pick another name' });
+  if (opts.domains && (await labDomainNames(agent.host.name)).includes(name))
+    throw new FerryError('TARGET_EXISTS', `A libvirt domain "${name}" exists on "${agent.host.name}"`, {
+      hint: `pick another name, or remove it: ferry lab vm stop ${name} --host ${agent.host.name}`,
+    });
+}
+
+/** Kernel, initrd and command line of `spec`: the test guest's unless a kernel is given. */
+async function _labVmBoot(spec: LabVmSpec): Promise<{ kernel: string; initrd?: string; append: string }> {
+  const guest = spec.kernel ? undefined : await ensureTestGuest();
+  const kernel = spec.kernel ?? guest!.kernel;
+  const initrd = spec.initrd ?? (spec.kernel ? undefined : guest!.initrd);
+  const append = [spec.append ?? guest?.append ?? 'console=ttyS0', spec.extraAppend].filter(Boolean).join(' ');
+  return { kernel, initrd, append };
 }
 
 /** The disks of `spec` with their formats: a size becomes a new qcow2 image (its path pushed to `created`), a path is inspected. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { labDir } from '../../src/hosts/inventory.js';
+import { LAB_HOSTS } from '../../src/lab/lab.js';
 import { ferry, lab } from './harness.js';
 
 test('lab hosts see different files at the same path, and only their own VMs', async () => {
@@ -38,7 +39,7 @@ test('lab down removes everything and lab up brings it back', async () => {
   assert.match(st.stderr, /Unknown host "lab-a"[\s\S]*hint:/);
   const up = await ferry(['lab', 'up']);
   assert.equal(up.code, 0, up.stderr);
-  assert.match(up.stdout, /lab-a\s+127\.0\.0\.2/);
+  assert.match(up.stdout, new RegExp(`lab-a\\s+${LAB_HOSTS[0]!.address.replace(/\./g, '\\.')}\\s`));
   const list = await ferry(['vm', 'list', 'lab-b', '--json']);
   assert.deepEqual(JSON.parse(list.stdout), []);
 });

@@ -1,8 +1,8 @@
 /** `ferry lab ...`: simulated hosts on this machine, and test guests on them. */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
-import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../../lab/vm.js';
+import { LAB_SHARED_DIR, labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
+import { labDiskPath, labVmPaths, readSerial, startLabDomain, startLabVm, stopLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
 import { action, collect, connectHost } from '../context.js';
@@ -12,13 +12,22 @@ export function register(program: Command): void {
 
   lab
     .command('up')
-    .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd)')
+    .description('create the lab hosts lab-a (127.0.0.2, local) and lab-b (127.0.0.3, via sshd), each with its own libvirtd')
     .option('--json', 'print JSON')
     .action(
       action(async (opts: { json?: boolean }) => {
         const { state, created } = await labUp();
-        if (opts.json) process.stdout.write(JSON.stringify({ created, hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, transport: h.transport })) }) + '\n');
-        else for (const h of state.hosts) process.stdout.write(`${created ? 'created' : 'up'}: ${h.name}  ${h.address}  ${h.transport === 'ssh' ? 'ssh (real sshd)' : 'local'}\n`);
+        if (opts.json)
+          process.stdout.write(
+            JSON.stringify({
+              created,
+              shared: LAB_SHARED_DIR,
+              hosts: state.hosts.map((h) => ({ name: h.name, address: h.address, transport: h.transport, libvirt: `qemu+tcp://${h.address}/system` })),
+            }) + '\n',
+          );
+        else
+          for (const h of state.hosts)
+            process.stdout.write(`${created ? 'created' : 'up'}: ${h.name}  ${h.address}  ${h.transport === 'ssh' ? 'ssh (real sshd)' : 'local'}  libvirt qemu+tcp://${h.address}/system\n`);
       }),
     );
 
@@ -42,7 +51,8 @@ export function register(program: Command): void {
           process.stdout.write('The lab is down ("ferry lab up" creates it).\n');
           return;
         }
-        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}\n`);
+        for (const host of state.hosts) process.stdout.write(`${host.name}  ${host.address}  ${host.transport}  pid ${host.pid}  libvirtd pid ${host.libvirtdPid}\n`);
+        process.stdout.write(`shared by all: ${LAB_SHARED_DIR}\n`);
       }),
     );
 
@@ -69,26 +79,57 @@ export function register(program: Command): void {
     .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', collect, [])
     .option('--memory <MiB>', 'memory', '256')
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
+    .option('--libvirt', "define and start it as a domain of the host's libvirtd instead")
     .option('--no-wait', 'do not wait for the test guest to report ready')
     .option('--json', 'print JSON')
-    .description('boot a small Linux guest as a plain QEMU process with a QMP socket')
+    .description('boot a small Linux guest as a plain QEMU process with a QMP socket, or as a libvirt domain')
     .action(
-      action(async (name: string, opts: { host: string; kernel?: string; initrd?: string; append?: string; disk: string[]; memory: string; dirty?: string; wait: boolean; json?: boolean }) => {
-        if (!(await labIsUp())) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up" first' });
+      action(
+        async (
+          name: string,
+          opts: { host: string; kernel?: string; initrd?: string; append?: string; disk: string[]; memory: string; dirty?: string; libvirt?: boolean; wait: boolean; json?: boolean },
+        ) => {
+          if (!(await labIsUp())) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up" first' });
+          const agent = await connectHost(vm, opts.host);
+          try {
+            const spec = {
+              name,
+              kernel: opts.kernel,
+              initrd: opts.initrd,
+              append: opts.append,
+              disks: opts.disk,
+              memoryMiB: Number(opts.memory),
+              extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
+            };
+            if (opts.libvirt) {
+              const started = await startLabDomain(agent, spec);
+              if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
+              if (opts.json)
+                process.stdout.write(JSON.stringify({ name, host: opts.host, libvirt: true, pid: started.pid, serial: started.serialLog, disks: started.disks, xml: started.xmlPath }) + '\n');
+              else process.stdout.write(`started ${name} on ${opts.host} as a libvirt domain (pid ${started.pid}); console ${started.serialLog}\n`);
+              return;
+            }
+            const started = await startLabVm(agent, spec);
+            if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
+            if (opts.json) process.stdout.write(JSON.stringify({ name, host: opts.host, pid: started.pid, qmp: started.qmpSocket, serial: started.serialLog, disks: started.disks }) + '\n');
+            else process.stdout.write(`started ${name} on ${opts.host} (pid ${started.pid}); QMP ${started.qmpSocket}, console ${started.serialLog}\n`);
+          } finally {
+            agent.close();
+          }
+        },
+      ),
+    );
+
+  vm.command('stop')
+    .argument('<name>', 'VM name')
+    .requiredOption('--host <host>', 'lab host it runs on')
+    .description('stop a lab VM (a libvirt domain is destroyed and undefined); its disks and console log are kept')
+    .action(
+      action(async (name: string, opts: { host: string }) => {
         const agent = await connectHost(vm, opts.host);
         try {
-          const started = await startLabVm(agent, {
-            name,
-            kernel: opts.kernel,
-            initrd: opts.initrd,
-            append: opts.append,
-            disks: opts.disk,
-            memoryMiB: Number(opts.memory),
-            extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
-          });
-          if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
-          if (opts.json) process.stdout.write(JSON.stringify({ name, host: opts.host, pid: started.pid, qmp: started.qmpSocket, serial: started.serialLog, disks: started.disks }) + '\n');
-          else process.stdout.write(`started ${name} on ${opts.host} (pid ${started.pid}); QMP ${started.qmpSocket}, console ${started.serialLog}\n`);
+          const { kind } = await stopLabVm(agent, name);
+          process.stdout.write(`stopped ${name} on ${opts.host}${kind === 'libvirt' ? ' (libvirt domain destroyed and undefined)' : ''}; disks kept\n`);
         } finally {
           agent.close();
         }

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { escapeXml, labDomainXml, virtioDiskName, type LabDomainOptions } from './domain-xml.js';
+import { labDiskPath, labVmPaths } from './vm.js';
+
+const vm: LabDomainOptions = {
+  name: 'web01',
+  kernel: '/var/cache/ferry/test-guest/vmlinuz',
+  initrd: '/var/cache/ferry/test-guest/initrd.gz',
+  append: 'console=ttyS0 ferry.dirty=16',
+  accel: 'tcg',
+  disks: [
+    { path: labDiskPath('web01', 0), format: 'qcow2' },
+    { path: '/var/lib/ferry/images/data.raw', format: 'raw' },
+  ],
+  serialLog: labVmPaths('web01').serialLog,
+};
+
+test('a TCG lab domain is type qemu with a named CPU model that may not fall back', () => {
+  const xml = labDomainXml(vm);
+  assert.match(xml, /^<domain type='qemu'>/);
+  assert.match(xml, /<cpu mode='custom' match='exact'><model fallback='forbid'>qemu64<\/model><\/cpu>/);
+  assert.match(labDomainXml({ ...vm, cpuModel: 'Nehalem' }), /<model fallback='forbid'>Nehalem<\/model>/);
+});
+
+test('a KVM lab domain is type kvm with the host CPU passed through', () => {
+  const xml = labDomainXml({ ...vm, accel: 'kvm' });
+  assert.match(xml, /^<domain type='kvm'>/);
+  assert.match(xml, /<cpu mode='host-passthrough'\/>/);
+  assert.doesNotMatch(xml, /<model/);
+});
+
+test('each lab disk is one virtio disk with its format, no host page cache and thread I/O, in order', () => {
+  const disks = [...labDomainXml(vm).matchAll(/<disk [\s\S]*?<\/disk>/g)].map((m) => m[0]);
+  assert.equal(disks.length, 2);
+  assert.match(disks[0]!, /<driver name='qemu' type='qcow2' cache='none' io='threads'\/>/);
+  assert.match(disks[0]!, /<source file='\/var\/lib\/ferry\/images\/web01-disk0.qcow2'\/>/);
+  assert.match(disks[0]!, /<target dev='vda' bus='virtio'\/>/);
+  assert.match(disks[1]!, /type='raw'/);
+  assert.match(disks[1]!, /<target dev='vdb' bus='virtio'\/>/);
+  assert.match(labDomainXml({ ...vm, cache: 'writeback' }), /cache='writeback'/);
+});
+
+test('the console is appended to the same file as a plain lab VM, and the domain has no network', () => {
+  const xml = labDomainXml(vm);
+  assert.match(xml, /<serial type='file'>\s*<source path='\/var\/lib\/ferry\/vms\/web01.serial.log' append='on'\/>/);
+  assert.doesNotMatch(xml, /<interface/);
+  assert.match(xml, /<kernel>\/var\/cache\/ferry\/test-guest\/vmlinuz<\/kernel>/);
+  assert.match(xml, /<initrd>/);
+  assert.doesNotMatch(labDomainXml({ ...vm, initrd: undefined }), /<initrd>/);
+  assert.match(xml, /<memory unit='MiB'>256<\/memory>/);
+  assert.match(labDomainXml({ ...vm, memoryMiB: 512 }), /<memory unit='MiB'>512<\/memory>/);
+});
+
+test('names, paths and the command line are escaped', () => {
+  assert.equal(escapeXml(`a&b<c>"d'`), 'a&amp;b&lt;c&gt;&quot;d&apos;');
+  const xml = labDomainXml({ ...vm, append: 'console=ttyS0 x="<1>" & y', disks: [{ path: "/images/it's.qcow2", format: 'qcow2' }] });
+  assert.match(xml, /<cmdline>console=ttyS0 x=&quot;&lt;1&gt;&quot; &amp; y<\/cmdline>/);
+  assert.match(xml, /<source file='\/images\/it&apos;s.qcow2'\/>/);
+});
+
+test('virtio disks are named as Linux names them', () => {
+  assert.deepEqual([0, 1, 25, 26, 27, 701, 702].map(virtioDiskName), ['vda', 'vdb', 'vdz', 'vdaa', 'vdab', 'vdzz', 'vdaaa']);
+});
