@@ -65,6 +65,8 @@ export interface TransferSettings {
    * background: guest writes do not wait for the network.
    */
   mirrorMode?: 'write-blocking' | 'background';
+  /** Where the hypervisor keeps a definition (libvirt): leave it, shut off, on the source. */
+  keepSourceDefinition?: boolean;
 }
 
 /** Where steps write down what they did, so that a failure can be undone from the journal and the hosts' records. */
@@ -136,7 +138,9 @@ export interface LiveSteps {
 }
 
 export interface HypervisorDriver {
-  readonly name: string;
+  readonly name: 'qemu' | 'libvirt';
+  /** Whether the hypervisor manages a VM of that name on the host (running or not). */
+  has(host: AgentClient, vmName: string): Promise<boolean>;
   listVms(host: AgentClient): Promise<VmInfo[]>;
   live(context: StepContext): LiveSteps;
 }

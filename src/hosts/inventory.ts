@@ -31,6 +31,12 @@ export interface HostConfig {
   agent?: string[];
   /** Local transport only: a prefix to run the agent under (the lab uses nsenter). */
   wrap?: string[];
+  /**
+   * How another host's libvirtd reaches this host's libvirtd for a
+   * peer-to-peer migration; default qemu+ssh://SSH/system (ssh hosts) or
+   * qemu:///system (local). The lab uses qemu+tcp on loopback.
+   */
+  libvirtUri?: string;
 }
 
 export interface Inventory {
@@ -106,6 +112,7 @@ export function parseInventory(doc: unknown, source = 'inventory'): HostConfig[]
       address,
       agent: list(h.agent, 'agent'),
       wrap: list(h.wrap, 'wrap'),
+      libvirtUri: h.libvirt_uri === undefined ? undefined : text(h.libvirt_uri),
     };
   });
 }

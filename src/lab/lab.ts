@@ -224,11 +224,16 @@ async function startSshd(dir: string, host: LabHostState): Promise<number> {
   throw new FerryError('LAB', `sshd for lab host "${host.name}" did not start`, { hint: `is port ${LAB_SSH_PORT} on ${host.address} free?` });
 }
 
+/** How one lab host's libvirtd reaches the other's: TCP without authentication, on loopback, in the lab only. */
+function labLibvirtUri(address: string): string {
+  return `qemu+tcp://${address}/system`;
+}
+
 async function writeInventory(state: LabState): Promise<void> {
   const hosts: Record<string, Record<string, unknown>> = {};
   for (const h of state.hosts) {
     if (h.transport === 'local') {
-      hosts[h.name] = { transport: 'local', address: h.address, wrap: nsenterPrefix(h.pid) };
+      hosts[h.name] = { transport: 'local', address: h.address, wrap: nsenterPrefix(h.pid), libvirt_uri: labLibvirtUri(h.address) };
     } else {
       hosts[h.name] = {
         transport: 'ssh',
@@ -236,6 +241,7 @@ async function writeInventory(state: LabState): Promise<void> {
         ssh_options: ['-F', join(state.dir, 'ssh', 'ssh_config')],
         address: h.address,
         agent: localAgentCommand(),
+        libvirt_uri: labLibvirtUri(h.address),
       };
     }
   }

@@ -6,13 +6,13 @@
  * driver's steps in order; after any failure it has the driver settle the
  * VM to the one side that owns it at that instant.
  */
-import type { HypervisorDriver, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import type { LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
 import type { MigrationListener } from '../drivers/progress.js';
-import { qemuDriver } from '../drivers/qemu/driver.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { liveAgent } from '../hosts/live-agent.js';
 import { asFerryError, FerryError } from '../util/errors.js';
+import { driverFor } from './drivers.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
 import { runPhases, type Phase, type PhaseTimes } from './phases.js';
@@ -25,6 +25,8 @@ export interface MigrateRequest extends MigrationSettings {
   to: string;
   inventory: Inventory;
   bandwidthMiB?: number;
+  /** qemu or libvirt; by default the one whose hypervisor has the VM on the source. */
+  driver?: string;
   signal: AbortSignal;
   listener: MigrationListener;
 }
@@ -35,6 +37,8 @@ export interface MigrationReport {
   vm: string;
   from: string;
   to: string;
+  /** The driver that moved it: qemu or libvirt. */
+  driver?: string;
   /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
   downtime_ms?: number;
   /** QEMU's own downtime figure (the source side of the pause). */
@@ -144,10 +148,10 @@ async function deleteSourceDisks(source: AgentClient, paths: string[], log: (mes
   }
 }
 
-export async function migrateLive(req: MigrateRequest, driver: HypervisorDriver = qemuDriver): Promise<MigrationReport> {
+export async function migrateLive(req: MigrateRequest): Promise<MigrationReport> {
   const t0 = performance.now();
   const journal = new Journal('migrate', req.vm);
-  journal.record('start', { kind: 'live', driver: driver.name, vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
+  journal.record('start', { kind: 'live', vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
   const report: MigrationReport = { id: journal.id, status: 'failed', vm: req.vm, from: req.from, to: req.to, total_ms: 0, ram_bytes: 0, disk_bytes: 0, phases: {}, journal: journal.path };
   const agents: AgentClient[] = [];
   let steps: LiveSteps | undefined;
@@ -163,6 +167,9 @@ export async function migrateLive(req: MigrateRequest, driver: HypervisorDriver 
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     const [source, target] = agents as [AgentClient, AgentClient];
     journal.record('agents', { source: { host: source.host.name, pid: source.facts.agentPid }, target: { host: target.host.name, pid: target.facts.agentPid } });
+    const driver = await driverFor(source, req.vm, req.driver);
+    report.driver = driver.name;
+    journal.record('driver', { driver: driver.name });
     const context: StepContext = {
       vmName: req.vm,
       source,
@@ -172,6 +179,7 @@ export async function migrateLive(req: MigrateRequest, driver: HypervisorDriver 
         maxDowntimeMs: req.maxDowntimeMs,
         autoConverge: req.autoConverge,
         mirrorMode: req.mirrorMode,
+        keepSourceDefinition: req.keepSourceDefinition,
       },
       signal: req.signal,
       listener: req.listener,

@@ -16,6 +16,8 @@ interface MigrateOptions {
   mirrorMode: string;
   force?: boolean;
   deleteSource?: boolean;
+  keepSourceDefinition?: boolean;
+  driver?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -30,7 +32,7 @@ function positive(name: string, v: string | undefined): number | undefined {
 export function register(program: Command): void {
   program
     .command('migrate')
-    .argument('<vm>', 'name of the running VM')
+    .argument('<vm>', 'name of the running VM or libvirt domain')
     .requiredOption('--from <host>', 'host the VM runs on')
     .requiredOption('--to <host>', 'host to move it to')
     .option('--disk-map <src=dst>', 'put source disk SRC at DST on the target (repeatable)', collect, [])
@@ -44,9 +46,11 @@ export function register(program: Command): void {
     )
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
+    .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
+    .option('--driver <name>', 'qemu or libvirt (default: whichever has the VM on the source)')
     .option('--json', 'print one final JSON object')
     .option('-q, --quiet', 'no live view')
-    .description('live-migrate a running QEMU VM and its local disks to another host')
+    .description('live-migrate a running VM (libvirt domain or QEMU process) and its local disks to another host')
     .action(
       action(async (vm: string, opts: MigrateOptions, cmd: Command) => {
         const diskMap = parseDiskMap(opts.diskMap);
@@ -80,6 +84,8 @@ export function register(program: Command): void {
             mirrorMode: opts.mirrorMode,
             force: opts.force,
             deleteSource: opts.deleteSource,
+            keepSourceDefinition: opts.keepSourceDefinition,
+            driver: opts.driver,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });
@@ -98,7 +104,7 @@ export function register(program: Command): void {
 export function printReport(r: MigrationReport): void {
   if (r.status === 'completed') {
     process.stdout.write(
-      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms (QEMU: ${r.qemu_downtime_ms ?? '?'} ms), total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
+      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms${r.qemu_downtime_ms !== undefined && r.qemu_downtime_ms !== r.downtime_ms ? ` (QEMU: ${r.qemu_downtime_ms} ms)` : ''}${r.driver === 'libvirt' ? ' (libvirt)' : ''}, total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
         `  phases: ${Object.entries(r.phases)
           .map(([k, v]) => `${k} ${v} ms`)
           .join(', ')}\n`,

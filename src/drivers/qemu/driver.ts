@@ -6,6 +6,7 @@ import { QemuLiveSteps } from './live-steps.js';
 
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
+  has: async (host: AgentClient, vmName: string): Promise<boolean> => (await host.call('qemu.list', undefined)).some((p) => p.name === vmName),
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
 };

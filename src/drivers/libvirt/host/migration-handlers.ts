@@ -1,0 +1,96 @@
+/**
+ * The source side of a libvirt peer-to-peer migration: `virsh migrate` runs
+ * here, beside the source libvirtd, which then drives the whole move with
+ * the target's libvirtd. The child is kept by migration id so that the
+ * controller can watch it, wait for it and abort it; it outlives the
+ * controller, and libvirt itself keeps the VM on one side whatever happens
+ * to either of them.
+ */
+import { spawn } from 'node:child_process';
+import { writeFile, rm, mkdir } from 'node:fs/promises';
+import { FerryError } from '../../../util/errors.js';
+import { run } from '../../../util/exec.js';
+
+export interface MigrationEnd {
+  exitCode: number;
+  /** virsh's own error, as printed. */
+  error?: string;
+}
+
+interface RunningMigration {
+  domain: string;
+  end?: MigrationEnd;
+  ended: Promise<MigrationEnd>;
+  files: string[];
+}
+
+const migrations = new Map<string, RunningMigration>();
+const WORK_DIR = '/run/ferry/libvirt';
+
+function migration(id: string): RunningMigration {
+  const m = migrations.get(id);
+  if (!m) throw new FerryError('NOT_FOUND', `No libvirt migration ${id} on this host`, { hint: 'see "ferry history"' });
+  return m;
+}
+
+export const libvirtMigrationHandlers = {
+  /**
+   * Starts `virsh migrate`. `xml` and `persistentXml`, when given, are the
+   * domain as it is to run and to stay defined on the target (paths mapped):
+   * written to files here and passed as --xml and --persistent-xml.
+   */
+  'libvirt.migrate.start': async (p: { id: string; domain: string; destUri: string; args: string[]; xml?: string; persistentXml?: string; maxDowntimeMs?: number }): Promise<void> => {
+    if (migrations.has(p.id) && !migrations.get(p.id)!.end) throw new FerryError('IN_USE', `Migration ${p.id} already runs`);
+    await mkdir(WORK_DIR, { recursive: true });
+    if (p.maxDowntimeMs !== undefined) await run('virsh', ['-c', 'qemu:///system', 'migrate-setmaxdowntime', p.domain, String(p.maxDowntimeMs)]);
+    const files: string[] = [];
+    const args = ['-c', 'qemu:///system', 'migrate', ...p.args];
+    for (const [flag, xml] of [
+      ['--xml', p.xml],
+      ['--persistent-xml', p.persistentXml],
+    ] as const) {
+      if (xml === undefined) continue;
+      const file = `${WORK_DIR}/${p.id}${flag.replace(/^--/, '.')}`;
+      await writeFile(file, xml);
+      files.push(file);
+      args.push(flag, file);
+    }
+    args.push(p.domain, p.destUri);
+    const child = spawn('virsh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const entry: RunningMigration = { domain: p.domain, files, ended: Promise.resolve({ exitCode: -1 }) };
+    entry.ended = new Promise<MigrationEnd>((resolve) => {
+      const finish = (exitCode: number): void => {
+        entry.end = { exitCode, error: exitCode === 0 ? undefined : stderr.replace(/^error:\s*/gm, '').trim() || `virsh exited with ${exitCode}` };
+        for (const f of files) void rm(f, { force: true });
+        resolve(entry.end);
+      };
+      child.on('error', (e) => {
+        stderr += e.message;
+        finish(127);
+      });
+      child.on('exit', (code, signal) => finish(code ?? (signal ? 128 : 1)));
+    });
+    migrations.set(p.id, entry);
+  },
+
+  /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
+  'libvirt.migrate.wait': async (p: { id: string; waitMs?: number }): Promise<{ running: boolean; end?: MigrationEnd }> => {
+    const m = migration(p.id);
+    if (!m.end && p.waitMs) await Promise.race([m.ended, new Promise((r) => setTimeout(r, p.waitMs))]);
+    return { running: !m.end, end: m.end };
+  },
+
+  /** Aborts the job (the domain keeps running here) and waits for virsh to end. Nothing to do when it has ended. */
+  'libvirt.migrate.abort': async (p: { id: string }): Promise<MigrationEnd | undefined> => {
+    const m = migrations.get(p.id);
+    if (!m) return undefined;
+    // A job that has not begun yet cannot be aborted: ask again until virsh ends.
+    for (let tries = 0; !m.end && tries < 120; tries++) {
+      await run('virsh', ['-c', 'qemu:///system', 'domjobabort', m.domain], { allowFailure: true });
+      await Promise.race([m.ended, new Promise((r) => setTimeout(r, 500))]);
+    }
+    return m.end;
+  },
+};

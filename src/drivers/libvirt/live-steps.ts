@@ -1,0 +1,276 @@
+/**
+ * Live migration of a libvirt domain with local disks, through libvirt
+ * itself: the source libvirtd drives a peer-to-peer migration to the target
+ * libvirtd (`virsh migrate --live --p2p --copy-storage-all`), storage
+ * mirrored with synchronous writes. ferry adds what virsh leaves to the
+ * user: the checks (distinct host UUIDs, the CPU, networks, paths, space),
+ * target images made with the right format, size and backing file, the disk
+ * map applied to both the running and the persistent XML, progress, and one
+ * owner after any failure.
+ *
+ * libvirt owns the commit point: the domain runs on the target once its
+ * libvirtd has finished the incoming migration, and never on both sides.
+ */
+import type { AgentClient } from '../../hosts/agent-client.js';
+import { liveAgent } from '../../hosts/live-agent.js';
+import { FerryError, messageOf } from '../../util/errors.js';
+import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
+import type { DiskProgress, RamProgress } from '../progress.js';
+import { mapDiskSources, type DiskMove, type DomainDescription } from './domain-xml.js';
+import { describeDomain, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import type { DomainJobInfo } from './virsh-output.js';
+
+const POLL_MS = 250;
+
+export interface LibvirtLiveOptions {
+  /** Keep the domain defined (shut off) on the source after the move. */
+  keepSourceDefinition?: boolean;
+}
+
+export class LibvirtLiveSteps implements LiveSteps {
+  readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
+  committed = false;
+  private source: AgentClient;
+  private target: AgentClient;
+  private domain?: DomainDescription;
+  private plans: DiskPlan[] = [];
+  /** Files made on the target for this migration: removed if the domain does not end up there. */
+  private readonly created: string[] = [];
+  private started = false;
+  private memoryStarted = false;
+  private lastJob?: DomainJobInfo;
+
+  constructor(
+    private readonly ctx: StepContext,
+    private readonly options: LibvirtLiveOptions = {},
+  ) {
+    this.source = ctx.source;
+    this.target = ctx.target;
+  }
+
+  get agents(): AgentClient[] {
+    return [this.source, this.target];
+  }
+
+  private log(message: string): void {
+    this.ctx.listener({ type: 'log', message });
+    this.ctx.journal.record('log', { message });
+  }
+
+  async describe(): Promise<VmInfo> {
+    const { vm, domain } = await describeDomain(this.source, this.ctx.vmName);
+    this.domain = domain;
+    this.ctx.journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+    return vm;
+  }
+
+  async checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void> {
+    const { source, target } = this;
+    const domain = this.domain!;
+    const [sourceUuid, targetUuid] = await Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]);
+    if (sourceUuid.uuid === targetUuid.uuid) throw sameHostUuidError(source.host.name, target.host.name, sourceUuid.uuid);
+    const there = await target.call('libvirt.domains', {});
+    if (there.some((d) => d.name === vm.name)) {
+      throw new FerryError('TARGET_EXISTS', `A domain named "${vm.name}" is already defined on "${target.host.name}"`, {
+        hint: `undefine it there ("virsh undefine ${vm.name}") or migrate to another host with --to`,
+      });
+    }
+    if (domain.cpu && domain.cpu.mode !== 'host-passthrough') {
+      const verdict = await target.call('libvirt.cpuCompare', { domainXml: await this.dumpXml({}) });
+      if (!verdict.compatible) {
+        throw new FerryError('INCOMPATIBLE_CPU', `The CPU of domain "${vm.name}" (${domain.cpu.model ?? domain.cpu.mode}) is not available on "${target.host.name}": ${verdict.message}`, {
+          hint: verdict.missingFeatures?.length
+            ? `the target lacks ${verdict.missingFeatures.join(', ')}; give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
+            : 'give the domain a CPU model both hosts have (virsh edit), then retry',
+        });
+      }
+    }
+    await this.checkNetworks(domain);
+    this.plans = [...plans];
+    this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
+  }
+
+  private async checkNetworks(domain: DomainDescription): Promise<void> {
+    const { target } = this;
+    const wanted = domain.interfaces.filter((i) => (i.type === 'network' || i.type === 'bridge') && i.source);
+    if (!wanted.length) return;
+    const [networks, bridges] = await Promise.all([target.call('libvirt.networks', {}), target.call('libvirt.bridges', {})]);
+    for (const i of wanted) {
+      if (i.type === 'network' && !networks.some((n) => n.name === i.source && n.active)) {
+        throw new FerryError('NO_NETWORK', `Domain "${domain.name}" uses libvirt network "${i.source}", which is not active on "${target.host.name}"`, {
+          hint: `define and start it there ("virsh net-define", "virsh net-start ${i.source}") or change the domain's interface`,
+        });
+      }
+      if (i.type === 'bridge' && !bridges.includes(i.source!)) {
+        throw new FerryError('NO_NETWORK', `Domain "${domain.name}" is attached to bridge "${i.source}", which does not exist on "${target.host.name}"`, {
+          hint: `create the bridge there (e.g. "ip link add ${i.source} type bridge") or change the domain's interface`,
+        });
+      }
+    }
+  }
+
+  async beginTarget(): Promise<void> {
+    // libvirt makes the incoming domain itself and removes it on failure; ferry only tracks its images.
+  }
+
+  async claimTargetFiles(paths: string[]): Promise<void> {
+    this.created.push(...paths);
+    this.ctx.journal.record('claimed', { host: this.target.host.name, files: paths });
+  }
+
+  private dumpXml(options: { inactive?: boolean; migratable?: boolean }): Promise<string> {
+    return this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
+  }
+
+  private moves(): DiskMove[] {
+    return this.plans.filter((p) => p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.create ? 'file' : 'block', format: p.targetFormat }));
+  }
+
+  private xml?: { live: string; persistent: string };
+
+  async prepareIncoming(): Promise<void> {
+    const [live, inactive] = await Promise.all([this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })]);
+    // The definition the source had: what --keep-source-definition keeps, and what a user may define again.
+    this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
+    const moves = this.moves();
+    this.xml = moves.length ? { live: mapDiskSources(live, moves), persistent: mapDiskSources(inactive, moves) } : undefined;
+  }
+
+  async copyDisks(): Promise<void> {
+    const { source, target, ctx } = this;
+    const { settings } = ctx;
+    const disks = this.plans.map((p) => p.disk.device);
+    const address = target.host.address;
+    const args = [
+      '--live',
+      '--p2p',
+      '--persistent',
+      ...(this.options.keepSourceDefinition ? [] : ['--undefinesource']),
+      '--copy-storage-all',
+      ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
+      '--migrate-disks',
+      disks.join(','),
+      '--migrateuri',
+      `tcp://${address}`,
+      '--disks-uri',
+      `tcp://${address}`,
+      ...(settings.bandwidthBytes ? ['--bandwidth', String(Math.max(1, Math.floor(settings.bandwidthBytes / 2 ** 20)))] : []),
+      ...(settings.autoConverge ? ['--auto-converge'] : []),
+    ];
+    await source.call('libvirt.migrate.start', {
+      id: ctx.journal.id,
+      domain: ctx.vmName,
+      destUri: libvirtUri(target.host),
+      args,
+      xml: this.xml?.live,
+      persistentXml: this.xml?.persistent,
+      maxDowntimeMs: settings.maxDowntimeMs ?? 50,
+    });
+    this.started = true;
+    ctx.journal.record('libvirt-migrate', { args, dest: libvirtUri(target.host) });
+    this.log(`libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, disks ${disks.join(', ')} mirrored with synchronous writes`);
+    // The disks are mirrored first; RAM starts once every mirror is in step.
+    await this.watch('mirror', () => this.memoryStarted);
+  }
+
+  async copyMemory(): Promise<void> {
+    await this.watch('memory', () => false);
+  }
+
+  /** Polls libvirt's job until `done` or until virsh ends. */
+  private async watch(phase: string, done: () => boolean): Promise<void> {
+    const { source, ctx } = this;
+    for (;;) {
+      const { running } = await source.call('libvirt.migrate.wait', { id: ctx.journal.id, waitMs: POLL_MS });
+      if (!running) return;
+      const job = await source.call('libvirt.jobInfo', { domain: ctx.vmName }).catch(() => undefined);
+      if (job && job.type !== 'none') {
+        this.lastJob = job;
+        if ((job.memoryProcessed ?? 0) > 0) this.memoryStarted = true;
+        ctx.listener({ type: 'progress', progress: { phase: this.memoryStarted ? 'memory' : phase, disks: diskProgress(job, this.plans), ram: ramProgress(job), etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined, ramSize: this.domain?.memoryBytes, bandwidthLimit: ctx.settings.bandwidthBytes } });
+      }
+      if (done()) return;
+      if (ctx.signal.aborted) throw new FerryError('ABORTED', 'Migration aborted', { hint: 'the VM keeps running on the source' });
+    }
+  }
+
+  async switchOver(): Promise<void> {
+    const { source, target, ctx } = this;
+    const { end } = await source.call('libvirt.migrate.wait', { id: ctx.journal.id, waitMs: 600_000 });
+    if (!end || end.exitCode !== 0) {
+      throw new FerryError('MIGRATION_FAILED', `libvirt's migration failed: ${end?.error ?? 'it did not end'}`, { hint: 'the VM keeps running on the source; fix the cause and retry' });
+    }
+    if (!(await domainRunning(target, ctx.vmName))) {
+      throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
+    }
+    this.committed = true;
+    ctx.journal.record('committed', { host: target.host.name });
+    const done = await target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
+    this.stats.downtimeMs = done?.downtimeMs;
+    this.stats.hypervisorDowntimeMs = done?.downtimeMs;
+    this.stats.ramBytes = done?.memoryProcessed ?? this.lastJob?.memoryProcessed ?? 0;
+    this.stats.diskBytes = done?.diskProcessed ?? this.lastJob?.diskProcessed ?? 0;
+    this.log(`switched over: the domain runs on ${target.host.name}`);
+  }
+
+  async finish(): Promise<void> {
+    const { source, ctx } = this;
+    if (await domainRunning(source, ctx.vmName)) {
+      throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
+    }
+    this.log(this.options.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
+  }
+
+  async settle(): Promise<Settlement> {
+    const source = await liveAgent(this.source.host, this.source);
+    const target = await liveAgent(this.target.host, this.target);
+    this.source = source;
+    this.target = target;
+    const name = this.ctx.vmName;
+    if (this.started) await source.call('libvirt.migrate.abort', { id: this.ctx.journal.id }).catch(() => undefined);
+    if (await domainRunning(target, name)) {
+      this.committed = true;
+      this.ctx.journal.record('settled', { outcome: 'committed' });
+      return { outcome: 'committed', source: 'stopped' };
+    }
+    // The domain is not on the target: what ferry made there goes, unless something holds it open.
+    for (const path of this.created) {
+      const holders = await target.call('process.holding', { path }).catch(() => ({ pids: [] as number[] }));
+      if (holders.pids.length) continue;
+      await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
+    }
+    const sourceRuns = await domainRunning(source, name);
+    this.ctx.journal.record('settled', { outcome: 'aborted', source: sourceRuns ? 'running' : 'not running' });
+    return { outcome: sourceRuns ? 'aborted' : 'died', source: sourceRuns ? 'running' : 'gone' };
+  }
+
+  runsOn(agent: AgentClient): Promise<boolean> {
+    return domainRunning(agent, this.ctx.vmName);
+  }
+
+  async existsOn(agent: AgentClient): Promise<boolean> {
+    return (await agent.call('libvirt.domains', {})).some((d) => d.name === this.ctx.vmName && d.state === 'running');
+  }
+}
+
+function diskProgress(job: DomainJobInfo, plans: readonly DiskPlan[]): DiskProgress[] {
+  // libvirt reports the disks together: shown as one line per disk sharing the total.
+  const total = job.diskTotal ?? plans.reduce((s, p) => s + p.disk.virtualSize, 0);
+  const done = job.diskProcessed ?? 0;
+  const ready = (job.memoryProcessed ?? 0) > 0;
+  if (plans.length === 1) return [{ device: plans[0]!.disk.device, done, total, ready }];
+  return [{ device: plans.map((p) => p.disk.device).join('+'), done, total, ready }];
+}
+
+function ramProgress(job: DomainJobInfo): RamProgress | undefined {
+  if (job.memoryTotal === undefined) return undefined;
+  return {
+    transferred: job.memoryProcessed ?? 0,
+    remaining: job.memoryRemaining ?? 0,
+    total: job.memoryTotal,
+    dirtyRate: (job.memoryDirtyPagesPerSecond ?? 0) * (job.memoryPageSize ?? 4096),
+    throughput: job.memoryBytesPerSecond ?? 0,
+    iterations: job.memoryIteration ?? 0,
+  };
+}
+
