@@ -195,6 +195,16 @@ test('classifyVirshFailure tells the failures a handler answers differently, wit
       'exists',
       "operation failed: domain 'mini' is already defined with uuid 30e94151-9ade-41ef-9518-590bcf44121c",
     ],
+    [
+      "error: Failed to start domain 'web1'\nerror: the CPU is incompatible with host CPU: Host CPU does not provide required features: vmx, pcid",
+      'cpu-incompatible',
+      "Failed to start domain 'web1': the CPU is incompatible with host CPU: Host CPU does not provide required features: vmx, pcid",
+    ],
+    [
+      "error: Failed to start domain 'x'\nerror: Cannot access storage file '/nonexistent/x.qcow2' (as uid:0, gid:0): No such file or directory",
+      'no-storage',
+      "Failed to start domain 'x': Cannot access storage file '/nonexistent/x.qcow2' (as uid:0, gid:0): No such file or directory",
+    ],
     ['error: Requested operation is not valid: no job is active on the domain', 'no-job', 'Requested operation is not valid: no job is active on the domain'],
     [
       "error: Failed to start domain 'web1'\nerror: Unable to open file: /var/log/libvirt/qemu/web1-serial.log: No such file or directory",

@@ -242,7 +242,7 @@ export function parseCpuCompare(output: { stdout: string; stderr: string }): Cpu
   return { verdict, accepted: verdict !== 'incompatible', missingFeatures: [], forbiddenFeatures: [] };
 }
 
-export type VirshFailureKind = 'unreachable' | 'no-domain' | 'not-running' | 'already-running' | 'exists' | 'no-job' | 'other';
+export type VirshFailureKind = 'unreachable' | 'no-domain' | 'not-running' | 'already-running' | 'exists' | 'no-job' | 'cpu-incompatible' | 'no-storage' | 'other';
 
 /** What went wrong in a failed virsh command, and libvirt's words for it. */
 export interface VirshFailure {
@@ -258,6 +258,8 @@ const _FAILURES: [VirshFailureKind, RegExp][] = [
   ['already-running', /Domain is already active|domain is already running/],
   ['exists', /already exists with uuid|is already defined with uuid/],
   ['no-job', /no job is active on the domain/],
+  ['cpu-incompatible', /the CPU is incompatible with host CPU/],
+  ['no-storage', /Cannot access storage file/],
 ];
 
 export function classifyVirshFailure(stderr: string): VirshFailure {
