@@ -1,0 +1,92 @@
+/**
+ * The handlers against a real libvirtd, named by FERRY_LIBVIRT_TEST_URI
+ * (e.g. a private one: qemu+unix:///system?socket=/tmp/x/libvirt-sock);
+ * skipped without it. They define and undefine a domain of their own,
+ * ferry-handlers-test, and touch nothing else there.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FerryError } from '../../../util/errors.js';
+import { libvirtHandlers as h } from './handlers.js';
+
+const uri = process.env.FERRY_LIBVIRT_TEST_URI;
+const skip = uri ? false : 'set FERRY_LIBVIRT_TEST_URI to a libvirtd these tests may define a domain in';
+const NAME = 'ferry-handlers-test';
+const DOMAIN_XML = `<domain type='qemu'>
+  <name>${NAME}</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model><feature policy='require' name='amx-tile'/></cpu>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/nonexistent/ferry-handlers-test.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='user'><mac address='52:54:00:fe:00:01'/><model type='virtio'/></interface>
+  </devices>
+</domain>`;
+
+test('libvirt.available answers with versions, and without a daemon says what to do', { skip }, async () => {
+  const up = await h['libvirt.available']({ uri });
+  assert.ok(up.available && /^\d+\.\d+\.\d+$/.test(up.library ?? ''), JSON.stringify(up));
+  const down = await h['libvirt.available']({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' });
+  assert.equal(down.available, false);
+  assert.match(!down.available ? (down.hint ?? '') : '', /^start libvirtd on /);
+});
+
+test('a defined domain is listed, dumped, refused when defined again under another UUID, and undefined', { skip }, async () => {
+  const { name, uuid } = await h['libvirt.define']({ uri, xml: DOMAIN_XML, validate: true });
+  try {
+    assert.equal(name, NAME);
+    assert.match(uuid, /^[0-9a-f-]{36}$/);
+    const listed = (await h['libvirt.domains']({ uri })).find((d) => d.name === NAME);
+    assert.equal(listed?.state, 'shut off');
+    assert.equal(listed?.persistent, true);
+    assert.equal(listed?.description.uuid, uuid);
+    assert.equal(listed?.description.disks[0]?.path, '/nonexistent/ferry-handlers-test.qcow2');
+    const { xml } = await h['libvirt.dumpxml']({ uri, domain: NAME, inactive: true, migratable: true });
+    assert.match(xml, new RegExp(`<uuid>${uuid}</uuid>`));
+    await assert.rejects(
+      h['libvirt.define']({ uri, xml: DOMAIN_XML.replace('<name>', '<uuid>11111111-2222-3333-4444-555555555555</uuid><name>') }),
+      (e: unknown) => e instanceof FerryError && e.code === 'TARGET_EXISTS' && /undefine it first/.test(e.hint ?? ''),
+    );
+    assert.deepEqual(await h['libvirt.destroy']({ uri, domain: NAME }), { wasRunning: false });
+    assert.deepEqual(await h['libvirt.shutdown']({ uri, domain: NAME }), { state: 'shut off' });
+    assert.equal((await h['libvirt.jobInfo']({ uri, domain: NAME })).type, 'none');
+    await assert.rejects(
+      h['libvirt.start']({ uri, domain: NAME }),
+      (e: unknown) => e instanceof FerryError && e.code === 'NOT_FOUND' && /\/nonexistent\/ferry-handlers-test\.qcow2/.test(e.message) && /copy it/.test(e.hint ?? ''),
+    );
+  } finally {
+    await h['libvirt.undefine']({ uri, domain: NAME });
+  }
+  assert.equal(
+    (await h['libvirt.domains']({ uri })).find((d) => d.name === NAME),
+    undefined,
+  );
+});
+
+test('an unknown domain is an UNKNOWN_VM error that lists the domains there', { skip }, async () => {
+  await assert.rejects(
+    h['libvirt.dumpxml']({ uri, domain: 'no-such-domain' }),
+    (e: unknown) => e instanceof FerryError && e.code === 'UNKNOWN_VM' && /"no-such-domain"/.test(e.message) && /^(domains there: |libvirt at )/.test(e.hint ?? ''),
+  );
+});
+
+test('libvirt.cpuCompare names the features this host lacks, and passes a CPU it provides', { skip }, async () => {
+  const bad = await h['libvirt.cpuCompare']({ uri, xml: DOMAIN_XML });
+  assert.equal(bad.accepted, false);
+  assert.ok(bad.missingFeatures.includes('amx-tile'), JSON.stringify(bad));
+  const passthrough = await h['libvirt.cpuCompare']({ uri, xml: DOMAIN_XML.replace(/<cpu .*<\/cpu>/, "<cpu mode='host-passthrough'/>") });
+  assert.match(passthrough.note ?? '', /compare the source host's CPU/);
+  const { xml } = await h['libvirt.hostCpu']({ uri });
+  assert.match(xml, /^<cpu>/);
+});
+
+test('libvirt.hostUuid, networks and bridges answer', { skip }, async () => {
+  assert.match((await h['libvirt.hostUuid']({ uri })).uuid, /^[0-9a-f-]{36}$/);
+  for (const n of await h['libvirt.networks']({ uri })) assert.equal(typeof n.active, 'boolean');
+  assert.ok(Array.isArray(await h['libvirt.bridges']()));
+});

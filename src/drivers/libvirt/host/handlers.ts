@@ -1,0 +1,207 @@
+/**
+ * The agent's methods for libvirt on its host: what libvirt runs and can
+ * run there, and the few acts on a domain a migration needs. Each one runs
+ * virsh against `uri` (libvirt's system connection unless given), so that
+ * libvirt keeps its own view of every domain it owns.
+ */
+import { FerryError, messageOf } from '../../../util/errors.js';
+import { sleep } from '../../../util/abort.js';
+import { domainCpuXml, parseDomainXml, type DomainDescription } from '../domain-xml.js';
+import { parseCapabilities, parseCpuCompare, parseDomJobInfoRaw, parseDomState, parseNameList, parseVersion, type CpuComparison, type DomainJobInfo, type LibvirtVersion } from '../virsh-output.js';
+import { listLinuxBridges, type LinuxBridge } from './bridges.js';
+import { virsh, virshFailureError, withXmlFile } from './virsh.js';
+
+/** Every method takes the libvirt connection URI; qemu:///system when left out. */
+export interface OnConnection {
+  uri?: string;
+}
+
+/** A domain: its name or UUID. */
+export interface OnDomain extends OnConnection {
+  domain: string;
+}
+
+export type LibvirtAvailability = ({ available: true } & LibvirtVersion) | { available: false; message: string; hint?: string };
+
+export interface LibvirtDomain {
+  name: string;
+  /** running, paused, shut off... */
+  state: string;
+  /** Why it is in that state: booted, migrated, destroyed, failed... */
+  reason?: string;
+  /** Defined (survives a stop) or transient (gone when it stops). */
+  persistent: boolean;
+  /** From its live XML while it runs, else from its definition; volume disks carry their volume's path when the pool is active. */
+  description: DomainDescription;
+}
+
+export interface LibvirtNetwork {
+  name: string;
+  active: boolean;
+  autostart: boolean;
+}
+
+export type CpuCheck = CpuComparison & {
+  /** Set when libvirt's verdict does not answer the question (a host-passthrough CPU, no CPU at all). */
+  note?: string;
+};
+
+export const libvirtHandlers = {
+  /** Whether libvirt answers at `uri`, and its versions; a missing virsh or daemon is an answer, not an error. */
+  'libvirt.available': async (p: OnConnection): Promise<LibvirtAvailability> => {
+    try {
+      const r = await virsh(p.uri, ['version', '--daemon'], { timeoutMs: 15_000 });
+      return { available: true, ...parseVersion(r.stdout) };
+    } catch (e) {
+      return { available: false, message: messageOf(e), hint: e instanceof FerryError ? e.hint : undefined };
+    }
+  },
+
+  /** libvirt's UUID for this host (`virsh capabilities`): libvirt refuses to migrate between two hosts with the same. */
+  'libvirt.hostUuid': async (p: OnConnection): Promise<{ uuid: string }> => {
+    return { uuid: parseCapabilities((await virsh(p.uri, ['capabilities'])).stdout).uuid };
+  },
+
+  /** This host's CPU as libvirt describes it: a host-passthrough guest sees it, so compare it on the target with libvirt.cpuCompare. */
+  'libvirt.hostCpu': async (p: OnConnection): Promise<{ xml: string; arch?: string }> => {
+    const caps = parseCapabilities((await virsh(p.uri, ['capabilities'])).stdout);
+    return { xml: caps.cpuXml ?? '', arch: caps.arch };
+  },
+
+  /** Every domain, running or not. */
+  'libvirt.domains': async (p: OnConnection): Promise<LibvirtDomain[]> => {
+    const [all, transient] = await Promise.all([virsh(p.uri, ['list', '--all', '--name']), virsh(p.uri, ['list', '--all', '--transient', '--name'])]);
+    const transientNames = new Set(parseNameList(transient.stdout));
+    const domains = await Promise.all(parseNameList(all.stdout).map((name) => _describe(p.uri, name, !transientNames.has(name))));
+    return domains.filter((d) => d !== undefined);
+  },
+
+  /**
+   * The domain's XML: the live one while it runs, unless `inactive` asks
+   * for its definition; `migratable` leaves out what libvirt added by
+   * default, as libvirt itself does for a migration.
+   */
+  'libvirt.dumpxml': async (p: OnDomain & { inactive?: boolean; migratable?: boolean }): Promise<{ xml: string }> => {
+    const args = ['dumpxml', ...(p.inactive ? ['--inactive'] : []), ...(p.migratable ? ['--migratable'] : []), '--domain', p.domain];
+    return { xml: (await virsh(p.uri, args)).stdout };
+  },
+
+  /** Defines (or redefines, same name and UUID) a domain from its XML; `validate` checks it against libvirt's schema first. */
+  'libvirt.define': async (p: OnConnection & { xml: string; validate?: boolean }): Promise<{ name: string; uuid: string }> => {
+    const { name } = parseDomainXml(p.xml);
+    await withXmlFile(p.xml, (file) => virsh(p.uri, ['define', ...(p.validate ? ['--validate'] : []), '--file', file]));
+    const uuid = (await virsh(p.uri, ['domuuid', '--domain', name])).stdout.trim();
+    return { name, uuid };
+  },
+
+  /**
+   * Removes the domain's definition; a running domain goes on as a
+   * transient one. Its UEFI variable store stays unless `nvram` is
+   * 'remove' (it may be the only copy).
+   */
+  'libvirt.undefine': async (p: OnDomain & { nvram?: 'keep' | 'remove' }): Promise<void> => {
+    await virsh(p.uri, ['undefine', p.nvram === 'remove' ? '--nvram' : '--keep-nvram', '--domain', p.domain]);
+  },
+
+  /** Starts a defined domain; one already running is left as it is. */
+  'libvirt.start': async (p: OnDomain & { paused?: boolean }): Promise<{ alreadyRunning: boolean }> => {
+    const r = await virsh(p.uri, ['start', ...(p.paused ? ['--paused'] : []), '--domain', p.domain], { tolerate: ['already-running'] });
+    return { alreadyRunning: r.failure !== undefined };
+  },
+
+  /** Stops the domain at once (its QEMU is killed); `graceful` gives QEMU time to flush. One not running is no error. */
+  'libvirt.destroy': async (p: OnDomain & { graceful?: boolean }): Promise<{ wasRunning: boolean }> => {
+    const r = await virsh(p.uri, ['destroy', ...(p.graceful ? ['--graceful'] : []), '--domain', p.domain], { tolerate: ['not-running'] });
+    return { wasRunning: r.failure === undefined };
+  },
+
+  /** Asks the guest to power off (ACPI); with `waitMs`, waits that long for it to be shut off. Returns the state then. */
+  'libvirt.shutdown': async (p: OnDomain & { waitMs?: number }): Promise<{ state: string }> => {
+    await virsh(p.uri, ['shutdown', '--domain', p.domain], { tolerate: ['not-running'] });
+    const deadline = Date.now() + (p.waitMs ?? 0);
+    for (;;) {
+      const { state } = parseDomState((await virsh(p.uri, ['domstate', '--domain', p.domain])).stdout);
+      if (state === 'shut off' || Date.now() >= deadline) return { state };
+      await sleep(250);
+    }
+  },
+
+  /**
+   * The domain's current job, or with `completed` the last one that ended
+   * (kept for a later read too; a failed job's statistics included; a
+   * migrated-away domain keeps them while defined). Exact figures: read
+   * from --rawstats.
+   */
+  'libvirt.jobInfo': async (p: OnDomain & { completed?: boolean }): Promise<DomainJobInfo> => {
+    const args = ['domjobinfo', '--rawstats', ...(p.completed ? ['--completed', '--keep-completed', '--anystats'] : []), '--domain', p.domain];
+    // A domain that does not run has no current job (virsh calls that an error).
+    const r = await virsh(p.uri, args, { tolerate: ['not-running'] });
+    return r.failure ? { type: 'none', other: {} } : parseDomJobInfoRaw(r.stdout);
+  },
+
+  /** Aborts the domain's current job (a migration: the source keeps running); false when there was none. */
+  'libvirt.jobAbort': async (p: OnDomain): Promise<{ aborted: boolean }> => {
+    const r = await virsh(p.uri, ['domjobabort', '--domain', p.domain], { tolerate: ['no-job'] });
+    return { aborted: r.failure === undefined };
+  },
+
+  /**
+   * Whether a CPU can run under this host's hypervisor: `xml` is a domain's
+   * XML (its <cpu> is compared, with its type and arch) or a CPU element
+   * (another host's, from libvirt.hostCpu). A host-passthrough guest's own
+   * <cpu> says nothing about what it sees: compare its source host's CPU.
+   */
+  'libvirt.cpuCompare': async (p: OnConnection & { xml: string; virtType?: string; arch?: string }): Promise<CpuCheck> => {
+    let cpuXml = p.xml;
+    let virtType = p.virtType;
+    let arch = p.arch;
+    if (/^\s*(<\?xml[^>]*>\s*)?<domain[\s>]/.test(p.xml)) {
+      const domain = parseDomainXml(p.xml);
+      virtType ??= domain.type;
+      arch ??= domain.os.arch;
+      const cpu = domainCpuXml(p.xml);
+      if (!cpu) return { verdict: 'superset', accepted: true, missingFeatures: [], forbiddenFeatures: [], note: "the domain has no <cpu>: it gets the hypervisor's default model" };
+      if (domain.cpu?.mode === 'host-passthrough' || domain.cpu?.mode === 'maximum') {
+        return {
+          verdict: 'superset',
+          accepted: true,
+          missingFeatures: [],
+          forbiddenFeatures: [],
+          note: `a ${domain.cpu.mode} CPU is whatever the host has: compare the source host's CPU (libvirt.hostCpu there) instead`,
+        };
+      }
+      cpuXml = cpu;
+    }
+    const options = [...(virtType ? ['--virttype', virtType] : []), ...(arch ? ['--arch', arch] : [])];
+    const args = ['hypervisor-cpu-compare', '--error', ...options];
+    const r = await withXmlFile(cpuXml, (file) => virsh(p.uri, [...args, '--file', file], { tolerate: ['cpu-incompatible', 'other'] }));
+    const comparison = parseCpuCompare(r);
+    if (comparison) return comparison;
+    throw await virshFailureError(p.uri, args, r);
+  },
+
+  /** libvirt's virtual networks, active or not. */
+  'libvirt.networks': async (p: OnConnection): Promise<LibvirtNetwork[]> => {
+    const [all, active, autostart] = await Promise.all([['--all'], [], ['--all', '--autostart']].map((filter) => virsh(p.uri, ['net-list', ...filter, '--name']).then((r) => parseNameList(r.stdout))));
+    return all!.map((name) => ({ name, active: active!.includes(name), autostart: autostart!.includes(name) }));
+  },
+
+  /** The Linux bridges on this host, for domains whose interfaces attach to one directly. */
+  'libvirt.bridges': async (): Promise<LinuxBridge[]> => listLinuxBridges(),
+};
+
+/** One domain of a listing; undefined when it went away meanwhile. */
+async function _describe(uri: string | undefined, name: string, persistent: boolean): Promise<LibvirtDomain | undefined> {
+  const [state, xml] = await Promise.all([virsh(uri, ['domstate', '--reason', '--domain', name], { tolerate: ['no-domain'] }), virsh(uri, ['dumpxml', '--domain', name], { tolerate: ['no-domain'] })]);
+  if (state.failure || xml.failure) return undefined;
+  const description = parseDomainXml(xml.stdout);
+  await Promise.all(
+    description.disks.map(async (disk) => {
+      if (disk.type !== 'volume' || !disk.pool || !disk.volume) return;
+      // An inactive pool has no path to give: the disk stays without one.
+      const r = await virsh(uri, ['vol-path', '--pool', disk.pool, disk.volume], { tolerate: ['other'] });
+      if (!r.failure) disk.path = r.stdout.trim();
+    }),
+  );
+  return { name, ...parseDomState(state.stdout), persistent, description };
+}

@@ -1,0 +1,90 @@
+/**
+ * Runs virsh against one libvirt connection and turns its failures into
+ * FerryErrors that say what to do on this host.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FerryError, type ErrorCode } from '../../../util/errors.js';
+import { run, type RunResult } from '../../../util/exec.js';
+import { classifyVirshFailure, parseNameList, type VirshFailure, type VirshFailureKind } from '../virsh-output.js';
+
+/** libvirt's system connection to QEMU on this host, which a URI given by the caller replaces. */
+export const DEFAULT_URI = 'qemu:///system';
+
+/** Long enough for a define or a start; a daemon that answers nothing in that time is stuck. */
+const _TIMEOUT_MS = 60_000;
+
+export interface VirshOptions {
+  /** Failures the caller handles itself: they come back as a result with exitCode set, not as an error. */
+  tolerate?: VirshFailureKind[];
+  timeoutMs?: number;
+}
+
+export interface VirshResult extends RunResult {
+  /** Set when the command failed in a way the caller tolerates. */
+  failure?: VirshFailure;
+}
+
+/** `virsh -c URI ARGS...`; a failure not tolerated throws a FerryError with a hint. */
+export async function virsh(uri: string | undefined, args: readonly string[], options: VirshOptions = {}): Promise<VirshResult> {
+  const connection = uri ?? DEFAULT_URI;
+  const r = await run('virsh', ['-c', connection, ...args], { allowFailure: true, timeoutMs: options.timeoutMs ?? _TIMEOUT_MS });
+  if (r.exitCode === 0) return r;
+  const failure = classifyVirshFailure(r.stderr || r.stdout);
+  if (options.tolerate?.includes(failure.kind)) return { ...r, failure };
+  throw await virshFailureError(connection, args, { ...r, failure });
+}
+
+/** Runs `fn` with `xml` in a file of its own (virsh reads XML from files), removed afterwards. */
+export async function withXmlFile<T>(xml: string, fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-virsh-'));
+  try {
+    const path = join(dir, 'input.xml');
+    await writeFile(path, xml);
+    return await fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The FerryError for a failed virsh command: what failed on which host, and what to do about it. */
+export async function virshFailureError(uri: string | undefined, args: readonly string[], r: RunResult & { failure?: VirshFailure }): Promise<FerryError> {
+  const failure = r.failure ?? classifyVirshFailure(r.stderr || r.stdout);
+  uri ??= DEFAULT_URI;
+  const host = hostname();
+  const details = { command: r.command, exitCode: r.exitCode, stderr: r.stderr };
+  const error = (code: ErrorCode, message: string, hint: string) => new FerryError(code, message, { hint, details });
+  switch (failure.kind) {
+    case 'unreachable':
+      return error('UNREACHABLE', `Cannot reach libvirt at "${uri}" on ${host}: ${failure.message}`, `start libvirtd on ${host} ("systemctl start libvirtd"), or give the URI of one that runs`);
+    case 'no-domain': {
+      const names = await virsh(uri, ['list', '--all', '--name']).then(
+        (list) => parseNameList(list.stdout),
+        () => [],
+      );
+      const domain = /domain '([^']*)'/.exec(failure.message)?.[1] ?? args[args.length - 1] ?? '';
+      return error('UNKNOWN_VM', `Unknown domain "${domain}" on ${host} (${uri})`, names.length ? `domains there: ${names.join(', ')}` : `libvirt at "${uri}" has no domain`);
+    }
+    case 'not-running':
+      return error('VM_NOT_RUNNING', `Cannot ${args[0]} on ${host}: ${failure.message}`, 'start the domain first ("virsh start DOMAIN"), or act on its definition instead');
+    case 'already-running':
+      return error('IN_USE', `Cannot ${args[0]} on ${host}: ${failure.message}`, 'the domain runs already; stop it first if it must start anew');
+    case 'exists':
+      return error('TARGET_EXISTS', `Cannot define the domain on ${host}: ${failure.message}`, 'a domain of that name or UUID is defined there: undefine it first, or give the VM another name');
+    case 'cpu-incompatible':
+      return error(
+        'INCOMPATIBLE',
+        `Cannot ${args[0]} on ${host}: ${failure.message}`,
+        'give the domain a CPU model both hosts provide (compare with libvirt.cpuCompare), or drop the features it names',
+      );
+    case 'no-storage':
+      return error('NOT_FOUND', `Cannot ${args[0]} on ${host}: ${failure.message}`, 'a disk of the domain is missing on this host: copy it there first, or point the domain at where it is');
+    default:
+      return error(
+        'COMMAND_FAILED',
+        `Command "virsh ${args.join(' ')}" failed on ${host}: ${failure.message || `exit code ${r.exitCode}`}`,
+        'see the libvirt message above; "virsh -c URI ..." by hand shows the same',
+      );
+  }
+}
