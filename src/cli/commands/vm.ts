@@ -1,6 +1,6 @@
 /** `ferry vm list HOST`: the VMs on a host, like `virsh list`. */
 import type { Command } from 'commander';
-import { listVms } from '../../drivers/qemu/inspect.js';
+import { drivers } from '../../migrate/drivers.js';
 import { formatMiB } from '../../util/units.js';
 import { action, connectHost } from '../context.js';
 
@@ -9,17 +9,18 @@ export function register(program: Command): void {
   vm.command('list')
     .argument('<host>', 'host from the inventory')
     .option('--json', 'print JSON')
-    .description('list the QEMU VMs on HOST with their state and disks')
+    .description('list the VMs on HOST (libvirt domains, running and shut off, and QEMU processes) with their state and disks')
     .action(
       action(async (host: string, opts: { json?: boolean }) => {
         const agent = await connectHost(vm, host);
         try {
-          const vms = await listVms(agent);
+          const vms = (await Promise.all(drivers.map((d) => d.listVms(agent)))).flat();
           if (opts.json) {
             process.stdout.write(
               JSON.stringify(
                 vms.map((v) => ({
                   name: v.name,
+                  driver: v.driver,
                   pid: v.pid,
                   state: v.state,
                   memory_bytes: v.memoryBytes,
@@ -29,6 +30,7 @@ export function register(program: Command): void {
                     path: d.path,
                     format: d.format,
                     virtual_size: d.virtualSize,
+                    cache: d.cache.noFlush ? 'unsafe' : d.cache.direct ? (d.cache.writeback ? 'none' : 'directsync') : d.cache.writeback ? 'writeback' : 'writethrough',
                     backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })),
                   })),
                 })),
@@ -42,13 +44,13 @@ export function register(program: Command): void {
             process.stdout.write(`No VMs on ${host}.\n`);
             return;
           }
-          const rows = [[' Name', 'PID', 'State', 'Memory', 'Disks']];
+          const rows = [[' Name', 'Driver', 'PID', 'State', 'Memory', 'Disks']];
           for (const v of vms) {
             const disks = v.disks.map(
               (d) => `${d.path} (${d.format}, ${formatMiB(d.virtualSize)} MiB${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
             );
-            rows.push([` ${v.name}`, String(v.pid), v.state, `${formatMiB(v.memoryBytes)} MiB`, disks[0] ?? '-']);
-            for (const extra of disks.slice(1)) rows.push(['', '', '', '', extra]);
+            rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, disks[0] ?? '-']);
+            for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', extra]);
           }
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
           const line = (r: string[]): string =>

@@ -17,15 +17,10 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { mapDiskSources, type DiskMove, type DomainDescription } from './domain-xml.js';
-import { describeDomain, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import { findDomain, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
 const POLL_MS = 250;
-
-export interface LibvirtLiveOptions {
-  /** Keep the domain defined (shut off) on the source after the move. */
-  keepSourceDefinition?: boolean;
-}
 
 export class LibvirtLiveSteps implements LiveSteps {
   readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
@@ -40,10 +35,7 @@ export class LibvirtLiveSteps implements LiveSteps {
   private memoryStarted = false;
   private lastJob?: DomainJobInfo;
 
-  constructor(
-    private readonly ctx: StepContext,
-    private readonly options: LibvirtLiveOptions = {},
-  ) {
+  constructor(private readonly ctx: StepContext) {
     this.source = ctx.source;
     this.target = ctx.target;
   }
@@ -58,7 +50,7 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   async describe(): Promise<VmInfo> {
-    const { vm, domain } = await describeDomain(this.source, this.ctx.vmName);
+    const { vm, domain } = await findDomain(this.source, this.ctx.vmName);
     this.domain = domain;
     this.ctx.journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
     return vm;
@@ -76,8 +68,8 @@ export class LibvirtLiveSteps implements LiveSteps {
       });
     }
     if (domain.cpu && domain.cpu.mode !== 'host-passthrough') {
-      const verdict = await target.call('libvirt.cpuCompare', { domainXml: await this.dumpXml({}) });
-      if (!verdict.compatible) {
+      const verdict = await target.call('libvirt.cpuCompare', { xml: await this.dumpXml({}) });
+      if (!verdict.accepted) {
         throw new FerryError('INCOMPATIBLE_CPU', `The CPU of domain "${vm.name}" (${domain.cpu.model ?? domain.cpu.mode}) is not available on "${target.host.name}": ${verdict.message}`, {
           hint: verdict.missingFeatures?.length
             ? `the target lacks ${verdict.missingFeatures.join(', ')}; give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
@@ -94,14 +86,14 @@ export class LibvirtLiveSteps implements LiveSteps {
     const { target } = this;
     const wanted = domain.interfaces.filter((i) => (i.type === 'network' || i.type === 'bridge') && i.source);
     if (!wanted.length) return;
-    const [networks, bridges] = await Promise.all([target.call('libvirt.networks', {}), target.call('libvirt.bridges', {})]);
+    const [networks, bridges] = await Promise.all([target.call('libvirt.networks', {}), target.call('libvirt.bridges', undefined)]);
     for (const i of wanted) {
       if (i.type === 'network' && !networks.some((n) => n.name === i.source && n.active)) {
         throw new FerryError('NO_NETWORK', `Domain "${domain.name}" uses libvirt network "${i.source}", which is not active on "${target.host.name}"`, {
           hint: `define and start it there ("virsh net-define", "virsh net-start ${i.source}") or change the domain's interface`,
         });
       }
-      if (i.type === 'bridge' && !bridges.includes(i.source!)) {
+      if (i.type === 'bridge' && !bridges.some((b) => b.name === i.source)) {
         throw new FerryError('NO_NETWORK', `Domain "${domain.name}" is attached to bridge "${i.source}", which does not exist on "${target.host.name}"`, {
           hint: `create the bridge there (e.g. "ip link add ${i.source} type bridge") or change the domain's interface`,
         });
@@ -145,8 +137,10 @@ export class LibvirtLiveSteps implements LiveSteps {
       '--live',
       '--p2p',
       '--persistent',
-      ...(this.options.keepSourceDefinition ? [] : ['--undefinesource']),
-      '--copy-storage-all',
+      ...(this.ctx.settings.keepSourceDefinition ? [] : ['--undefinesource']),
+      // Into images ferry made (they read as zeros), only what the source's top holds needs to cross: its
+      // data, or just the top when the base is on both hosts. Into a device that exists, everything.
+      this.plans.every((p) => p.create) ? '--copy-storage-inc' : '--copy-storage-all',
       ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
       '--migrate-disks',
       disks.join(','),
@@ -168,7 +162,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     });
     this.started = true;
     ctx.journal.record('libvirt-migrate', { args, dest: libvirtUri(target.host) });
-    this.log(`libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, disks ${disks.join(', ')} mirrored with synchronous writes`);
+    this.log(`libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, disks ${disks.join(', ')} mirrored${settings.mirrorMode === 'background' ? '' : ' with synchronous writes'}`);
     // The disks are mirrored first; RAM starts once every mirror is in step.
     await this.watch('mirror', () => this.memoryStarted);
   }
@@ -187,7 +181,17 @@ export class LibvirtLiveSteps implements LiveSteps {
       if (job && job.type !== 'none') {
         this.lastJob = job;
         if ((job.memoryProcessed ?? 0) > 0) this.memoryStarted = true;
-        ctx.listener({ type: 'progress', progress: { phase: this.memoryStarted ? 'memory' : phase, disks: diskProgress(job, this.plans), ram: ramProgress(job), etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined, ramSize: this.domain?.memoryBytes, bandwidthLimit: ctx.settings.bandwidthBytes } });
+        ctx.listener({
+          type: 'progress',
+          progress: {
+            phase: this.memoryStarted ? 'memory' : phase,
+            disks: diskProgress(job, this.plans),
+            ram: ramProgress(job),
+            etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined,
+            ramSize: this.domain?.memoryBytes,
+            bandwidthLimit: ctx.settings.bandwidthBytes,
+          },
+        });
       }
       if (done()) return;
       if (ctx.signal.aborted) throw new FerryError('ABORTED', 'Migration aborted', { hint: 'the VM keeps running on the source' });
@@ -209,7 +213,8 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.stats.downtimeMs = done?.downtimeMs;
     this.stats.hypervisorDowntimeMs = done?.downtimeMs;
     this.stats.ramBytes = done?.memoryProcessed ?? this.lastJob?.memoryProcessed ?? 0;
-    this.stats.diskBytes = done?.diskProcessed ?? this.lastJob?.diskProcessed ?? 0;
+    // The target's completed statistics may leave the disks out: the source's last figure is then the one.
+    this.stats.diskBytes = Math.max(done?.diskProcessed ?? 0, this.lastJob?.diskProcessed ?? 0);
     this.log(`switched over: the domain runs on ${target.host.name}`);
   }
 
@@ -218,7 +223,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (await domainRunning(source, ctx.vmName)) {
       throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
     }
-    this.log(this.options.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
+    this.log(this.ctx.settings.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
   }
 
   async settle(): Promise<Settlement> {
@@ -273,4 +278,3 @@ function ramProgress(job: DomainJobInfo): RamProgress | undefined {
     iterations: job.memoryIteration ?? 0,
   };
 }
-

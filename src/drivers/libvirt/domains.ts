@@ -1,0 +1,67 @@
+/** libvirt domains on a host, through its agent: found, described, and how other hosts reach its libvirtd. */
+import type { AgentClient } from '../../hosts/agent-client.js';
+import type { HostConfig } from '../../hosts/inventory.js';
+import type { ImageInfo } from '../../storage/image-info.js';
+import { FerryError } from '../../util/errors.js';
+import type { DomainDescription } from './domain-xml.js';
+import { describeDomain, type DomainVmInfo } from './inspect.js';
+
+export async function libvirtAvailable(host: AgentClient): Promise<boolean> {
+  return (await host.call('libvirt.available', {}).catch(() => ({ available: false }))).available;
+}
+
+async function imagesOf(host: AgentClient, description: DomainDescription): Promise<Map<string, ImageInfo[]>> {
+  const images = new Map<string, ImageInfo[]>();
+  for (const disk of description.disks) {
+    if (!disk.path || disk.type === 'network') continue;
+    const chain = await host.call('image.chain', { path: disk.path }).catch(() => undefined);
+    if (chain) images.set(disk.path, chain);
+  }
+  return images;
+}
+
+/** Every domain on the host, running or shut off, in the driver-neutral shape. */
+export async function listDomains(host: AgentClient): Promise<DomainVmInfo[]> {
+  if (!(await libvirtAvailable(host))) return [];
+  const out: DomainVmInfo[] = [];
+  for (const d of await host.call('libvirt.domains', {})) out.push(describeDomain(d, await imagesOf(host, d.description)));
+  return out;
+}
+
+/** The domain named, described with its disks' images; refuses a disk ferry cannot move. */
+export async function findDomain(host: AgentClient, name: string): Promise<{ vm: DomainVmInfo; domain: DomainDescription }> {
+  const domains = await host.call('libvirt.domains', {});
+  const found = domains.find((d) => d.name === name);
+  if (!found) {
+    throw new FerryError('UNKNOWN_VM', `Unknown domain "${name}" on host "${host.host.name}"`, {
+      hint: domains.length ? `domains there: ${domains.map((d) => d.name).join(', ')}` : `libvirt there has no domain; see "ferry vm list ${host.host.name}"`,
+    });
+  }
+  const vm = describeDomain(found, await imagesOf(host, found.description));
+  const [unmovable] = vm.unmovableDisks;
+  if (unmovable) {
+    throw new FerryError('USAGE', `Disk ${unmovable.target} of domain "${name}" cannot be moved: ${unmovable.reason}`, {
+      hint: 'detach it first (virsh detach-disk), or move its storage by other means',
+    });
+  }
+  return { vm, domain: found.description };
+}
+
+export async function domainRunning(host: AgentClient, name: string): Promise<boolean> {
+  const domains = await host.call('libvirt.domains', {}).catch(() => []);
+  return domains.some((d) => d.name === name && d.state === 'running');
+}
+
+/** How the source's libvirtd reaches this host's for a peer-to-peer migration: the inventory's libvirt_uri, else over ssh. */
+export function libvirtUri(host: HostConfig): string {
+  if (host.libvirtUri) return host.libvirtUri;
+  if (host.transport === 'ssh') return `qemu+ssh://${host.ssh ?? host.name}/system`;
+  return 'qemu:///system';
+}
+
+/** Seed 002's error: libvirt refuses to migrate between two libvirtds that share a host UUID. */
+export function sameHostUuidError(source: string, target: string, uuid: string): FerryError {
+  return new FerryError('SAME_HOST_UUID', `libvirt on "${source}" and on "${target}" has the same host UUID ${uuid}: libvirt would refuse ("attempt to migrate guest to the same host")`, {
+    hint: `give one of them its own: set host_uuid = "$(uuidgen)" in /etc/libvirt/libvirtd.conf on "${target}" and restart libvirtd (identical SMBIOS UUIDs cause this)`,
+  });
+}

@@ -1,0 +1,26 @@
+/**
+ * The libvirt driver's host side, as one agent area: virsh against the
+ * host's libvirtd, and the source side of a peer-to-peer migration. The
+ * agent's entry point adds it; the declaration gives the controller the
+ * methods' types.
+ */
+import type { Area } from '../../../agent/registry.js';
+import type { libvirtHandlers } from './handlers.js';
+import type { libvirtMigrationHandlers } from './migration-handlers.js';
+
+export type LibvirtHostHandlers = typeof libvirtHandlers & typeof libvirtMigrationHandlers;
+
+declare module '../../../agent/registry.js' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface AgentHandlers extends LibvirtHostHandlers {}
+}
+
+export const libvirtHostAreas: readonly Area[] = [
+  {
+    prefixes: ['libvirt.'],
+    load: async () => {
+      const [{ libvirtHandlers }, { libvirtMigrationHandlers }] = await Promise.all([import('./handlers.js'), import('./migration-handlers.js')]);
+      return { ...libvirtHandlers, ...libvirtMigrationHandlers };
+    },
+  },
+];

@@ -1,0 +1,179 @@
+/**
+ * Live migration of libvirt domains end to end: each lab host runs its own
+ * libvirtd, the test guest runs as a domain (TCG) and writes records
+ * without pause; ferry checks, makes the target images and has the two
+ * libvirtds migrate peer to peer.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { labVirsh } from '../../src/lab/lab.js';
+import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
+import { CLI } from './cli.js';
+import { counter, diskPath, ferry, labVmPaths, stateDir, useLab, waitForCounter } from './harness.js';
+
+let a: AgentClient;
+let b: AgentClient;
+useLab((hosts) => ({ a, b } = hosts));
+
+async function cleanDomain(name: string, disks = 2): Promise<void> {
+  for (const agent of [a, b]) {
+    if ((await labDomainNames(agent.host.name)).includes(name)) await stopLabVm(agent, name);
+    for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: diskPath(name, i) });
+    await agent.call('file.remove', { path: labVmPaths(name).serialLog });
+  }
+}
+
+async function startDomain(name: string, extra: string[] = []): Promise<void> {
+  const r = await ferry(['lab', 'vm', 'start', name, '--host', 'lab-a', '--libvirt', ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  await waitForCounter(a, name, 5);
+}
+
+async function domainState(host: string, name: string): Promise<string | undefined> {
+  if (!(await labDomainNames(host)).includes(name)) return undefined;
+  return (await labVirsh(host, ['domstate', name])).trim();
+}
+
+async function migrate(vm: string, from: string, to: string, extra: string[] = []): Promise<Record<string, unknown>> {
+  const r = await ferry(['migrate', vm, '--from', from, '--to', to, '--json', ...extra]);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and loses no record', async () => {
+  const vm = 'lv-ab';
+  await cleanDomain(vm);
+  await startDomain(vm, ['--disk', '48M', '--disk', '32M']);
+  const before = await counter(a, vm);
+
+  const r1 = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+  assert.equal(r1.status, 'completed', JSON.stringify(r1));
+  assert.equal(r1.driver, 'libvirt');
+  assert.ok((r1.downtime_ms as number) > 0 && (r1.ram_bytes as number) > 0);
+  assert.equal(await domainState('lab-b', vm), 'running');
+  assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
+  assert.match(await labVirsh('lab-b', ['dominfo', vm]), /Persistent:\s+yes/);
+  assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, '--delete-source removed the source disk');
+  const onB = await waitForCounter(b, vm, before + 10);
+
+  const r2 = await migrate(vm, 'lab-b', 'lab-a', ['--keep-source-definition']);
+  assert.equal(r2.status, 'completed', JSON.stringify(r2));
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), 'shut off', '--keep-source-definition leaves it defined on the source');
+  const onA = await waitForCounter(a, vm, onB + 10);
+
+  await labVirsh('lab-a', ['destroy', vm]);
+  const check = await a.call('lab.checkRecords', { disks: [diskPath(vm, 0), diskPath(vm, 1)], serialLogs: [labVmPaths(vm).serialLog], lastReported: onA });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0);
+  assert.ok(check.lastReportedSeq >= onA);
+  await cleanDomain(vm);
+});
+
+function processState(pid: number): string | undefined {
+  try {
+    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The incoming QEMU libvirt started on lab-b for `vm`, by its pid on this machine. */
+function incomingQemu(vm: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`) && argv.includes('-incoming')) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** A migration a -> b, held (SIGSTOP) right after libvirt's migration started; `strike` runs then, and the controller goes on. */
+async function heldMigration(vm: string, strike: (controllerPid: number) => Promise<void>): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--bandwidth', '4'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'libvirt-migrate' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  await until('the controller to hold', () => (processState(child.pid!) === 'T' ? true : undefined));
+  await strike(child.pid!);
+  process.kill(child.pid!, 'SIGCONT');
+  await ended;
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+async function assertRolledBack(vm: string, report: Record<string, unknown>, status: string): Promise<void> {
+  assert.equal(report.status, status, JSON.stringify(report));
+  assert.equal(report.source_running, true);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), undefined, 'no domain left on the target');
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image left on the target');
+  assert.equal(incomingQemu(vm), undefined, 'no QEMU left on the target');
+  assert.match(await labVirsh('lab-a', ['domjobinfo', vm]), /Job type:\s+None/, 'no job left on the source');
+  const n = await counter(a, vm);
+  await waitForCounter(a, vm, n + 5);
+}
+
+test('libvirt: Ctrl-C while the disks copy rolls back; the domain runs on where it was', async () => {
+  const vm = 'lv-int';
+  await cleanDomain(vm);
+  await startDomain(vm);
+  const report = await heldMigration(vm, async (pid) => {
+    await until('the incoming QEMU', () => incomingQemu(vm));
+    process.kill(pid, 'SIGINT');
+  });
+  await assertRolledBack(vm, report, 'aborted');
+  // And the next migration goes through.
+  const r = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  await cleanDomain(vm);
+});
+
+test('libvirt: a target QEMU killed during the move is rolled back', async () => {
+  const vm = 'lv-kill';
+  await cleanDomain(vm);
+  await startDomain(vm);
+  const report = await heldMigration(vm, async () => {
+    const pid = await until('the incoming QEMU', () => incomingQemu(vm));
+    process.kill(pid, 'SIGKILL');
+    await until('the incoming QEMU to go', () => (incomingQemu(vm) === undefined ? true : undefined));
+  });
+  await assertRolledBack(vm, report, 'failed');
+  await cleanDomain(vm);
+});
+
+test('libvirt: bad input is refused before anything is made', async () => {
+  const vm = 'lv-bad';
+  await cleanDomain(vm);
+  await startDomain(vm);
+  const unknown = await migrate('no-such-domain', 'lab-a', 'lab-b');
+  assert.equal(unknown.status, 'failed');
+  assert.equal((unknown.error as { code: string }).code, 'UNKNOWN_VM');
+  assert.match((unknown.error as { hint: string }).hint, new RegExp(vm));
+
+  await b.call('image.create', { path: diskPath(vm), format: 'qcow2', sizeBytes: 1 << 20 });
+  const taken = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal((taken.error as { code: string }).code, 'TARGET_EXISTS');
+  assert.match((taken.error as { hint: string }).hint, /--disk-map/);
+  assert.equal(await domainState('lab-b', vm), undefined);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  await cleanDomain(vm);
+});
