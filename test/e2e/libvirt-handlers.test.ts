@@ -1,16 +1,19 @@
 /**
- * The handlers against a real libvirtd, named by FERRY_LIBVIRT_TEST_URI
- * (e.g. a private one: qemu+unix:///system?socket=/tmp/x/libvirt-sock);
- * skipped without it. They define and undefine a domain of their own,
- * ferry-handlers-test, and touch nothing else there.
+ * The libvirt driver's host handlers against a real libvirtd: lab-a's. They
+ * define and undefine a domain of their own, ferry-handlers-test, and touch
+ * nothing else there.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FerryError } from '../../../util/errors.js';
-import { libvirtHandlers as h } from './handlers.js';
+import { FerryError } from '../../src/util/errors.js';
+import { libvirtHandlers as h } from '../../src/drivers/libvirt/host/handlers.js';
+import { LAB_HOSTS } from '../../src/lab/lab.js';
+import { useLab } from './harness.js';
 
-const uri = process.env.FERRY_LIBVIRT_TEST_URI;
-const skip = uri ? false : 'set FERRY_LIBVIRT_TEST_URI to a libvirtd these tests may define a domain in';
+// lab-a's libvirtd, reached from this machine over the lab's loopback TCP.
+useLab(() => undefined);
+
+const uri = `qemu+tcp://${LAB_HOSTS[0]!.address}/system`;
 const NAME = 'ferry-handlers-test';
 const DOMAIN_XML = `<domain type='qemu'>
   <name>${NAME}</name>
@@ -28,7 +31,7 @@ const DOMAIN_XML = `<domain type='qemu'>
   </devices>
 </domain>`;
 
-test('libvirt.available answers with versions, and without a daemon says what to do', { skip }, async () => {
+test('libvirt.available answers with versions, and without a daemon says what to do', async () => {
   const up = await h['libvirt.available']({ uri });
   assert.ok(up.available && /^\d+\.\d+\.\d+$/.test(up.library ?? ''), JSON.stringify(up));
   const down = await h['libvirt.available']({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' });
@@ -36,7 +39,7 @@ test('libvirt.available answers with versions, and without a daemon says what to
   assert.match(!down.available ? (down.hint ?? '') : '', /^start libvirtd on /);
 });
 
-test('a defined domain is listed, dumped, refused when defined again under another UUID, and undefined', { skip }, async () => {
+test('a defined domain is listed, dumped, refused when defined again under another UUID, and undefined', async () => {
   const { name, uuid } = await h['libvirt.define']({ uri, xml: DOMAIN_XML, validate: true });
   try {
     assert.equal(name, NAME);
@@ -68,14 +71,14 @@ test('a defined domain is listed, dumped, refused when defined again under anoth
   );
 });
 
-test('an unknown domain is an UNKNOWN_VM error that lists the domains there', { skip }, async () => {
+test('an unknown domain is an UNKNOWN_VM error that lists the domains there', async () => {
   await assert.rejects(
     h['libvirt.dumpxml']({ uri, domain: 'no-such-domain' }),
     (e: unknown) => e instanceof FerryError && e.code === 'UNKNOWN_VM' && /"no-such-domain"/.test(e.message) && /^(domains there: |libvirt at )/.test(e.hint ?? ''),
   );
 });
 
-test('libvirt.cpuCompare names the features this host lacks, and passes a CPU it provides', { skip }, async () => {
+test('libvirt.cpuCompare names the features this host lacks, and passes a CPU it provides', async () => {
   const bad = await h['libvirt.cpuCompare']({ uri, xml: DOMAIN_XML });
   assert.equal(bad.accepted, false);
   assert.ok(bad.missingFeatures.includes('amx-tile'), JSON.stringify(bad));
@@ -85,7 +88,7 @@ test('libvirt.cpuCompare names the features this host lacks, and passes a CPU it
   assert.match(xml, /^<cpu>/);
 });
 
-test('libvirt.hostUuid, networks and bridges answer', { skip }, async () => {
+test('libvirt.hostUuid, networks and bridges answer', async () => {
   assert.match((await h['libvirt.hostUuid']({ uri })).uuid, /^[0-9a-f-]{36}$/);
   for (const n of await h['libvirt.networks']({ uri })) assert.equal(typeof n.active, 'boolean');
   assert.ok(Array.isArray(await h['libvirt.bridges']()));
