@@ -49,6 +49,10 @@ export interface DiskPlan {
   sync: 'full' | 'top';
   /** The backing file the new target image gets, when the base is already there. */
   base?: ImageInfo;
+  /** The target already sees this very file (shared storage): nothing to make or copy. */
+  shared?: boolean;
+  /** An earlier, interrupted offline move made this target image: the copy continues into it. */
+  resume?: boolean;
 }
 
 /** How the move should go, as the user asked. */
@@ -137,10 +141,42 @@ export interface LiveSteps {
   existsOn(agent: AgentClient): Promise<boolean>;
 }
 
+/**
+ * An offline move's steps: the VM does not run during the move (it was shut
+ * off, or is shut down first); its disks are copied by the migration with
+ * the sync engine, between defineTarget's preparation and the definition.
+ */
+export interface OfflineSteps {
+  describe(): Promise<VmInfo>;
+  checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void>;
+  /** Shuts the VM down on the source (asks the guest, waits); undone by startSource. */
+  stopSource(): Promise<void>;
+  startSource(): Promise<void>;
+  /** Defines the VM on the target with the planned paths; undone by undefineTarget. */
+  defineTarget(plans: readonly DiskPlan[]): Promise<void>;
+  undefineTarget(): Promise<void>;
+  /** Removes the source's definition (its XML is journaled first), unless asked to keep it. */
+  undefineSource(): Promise<void>;
+  startTarget(): Promise<void>;
+}
+
+/** What `ferry recover` found of an unfinished migration and did with it. */
+export interface Recovery {
+  /** What each host held of it, in the driver's words; null: nothing. */
+  found: { source: string | null; target: string | null };
+  settlement?: Settlement;
+}
+
 export interface HypervisorDriver {
   readonly name: 'qemu' | 'libvirt';
   /** Whether the hypervisor manages a VM of that name on the host (running or not). */
   has(host: AgentClient, vmName: string): Promise<boolean>;
   listVms(host: AgentClient): Promise<VmInfo[]>;
   live(context: StepContext): LiveSteps;
+  /** Offline moves, where the hypervisor keeps a definition of a VM that does not run (libvirt). */
+  offline?(context: StepContext): OfflineSteps;
+  /** The VM's state on the host (running, paused, shut off...), undefined when it has no such VM. */
+  stateOf(host: AgentClient, vmName: string): Promise<string | undefined>;
+  /** Brings migration `id`, which its journal left unfinished, to one owner from what the hosts hold. */
+  recover(id: string, vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery>;
 }

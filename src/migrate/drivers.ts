@@ -9,7 +9,8 @@ import { qemuDriver } from '../drivers/qemu/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 
-export const drivers: readonly HypervisorDriver[] = [libvirtDriver, qemuDriver];
+// The QEMU driver first: its answer is a scan of /proc, libvirt's a round of virsh calls.
+export const drivers: readonly HypervisorDriver[] = [qemuDriver, libvirtDriver];
 
 export function driverNamed(name: string): HypervisorDriver {
   const driver = drivers.find((d) => d.name === name);

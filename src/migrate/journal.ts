@@ -73,10 +73,17 @@ export interface HistoryItem {
   settleWith?: string;
   /** After a recovery: the host the VM was found running on. */
   runsOn?: string;
+  /** The driver that moved it (qemu when the journal predates drivers). */
+  driver: string;
 }
 
 function isJournalEntry(value: unknown): value is JournalEntry {
   return typeof value === 'object' && value !== null && 'step' in value && typeof value.step === 'string' && 'time' in value && typeof value.time === 'string';
+}
+
+/** The entries of migration `id`'s journal. */
+export function journalEntries(id: string): JournalEntry[] {
+  return readEntries(join(stateDir(), 'journal', `${id}.jsonl`));
 }
 
 function readEntries(path: string): JournalEntry[] {
@@ -122,6 +129,7 @@ export function readHistory(): HistoryItem[] {
       status: text(end?.status ?? 'interrupted'),
       settleWith: end ? undefined : `ferry recover ${f.replace(/\.jsonl$/, '')}`,
       runsOn: end?.runs_on as string | undefined,
+      driver: text(entries.find((e) => e.step === 'driver')?.driver ?? 'qemu'),
       error: end?.error as string | undefined,
       downtimeMs: end?.downtime_ms as number | undefined,
       totalMs: end?.total_ms as number | undefined,

@@ -6,7 +6,7 @@
  * driver's steps in order; after any failure it has the driver settle the
  * VM to the one side that owns it at that instant.
  */
-import type { LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import type { HypervisorDriver, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
 import type { MigrationListener } from '../drivers/progress.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
@@ -15,6 +15,7 @@ import { asFerryError, FerryError } from '../util/errors.js';
 import { driverFor } from './drivers.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
+import { imagesToResume, offlinePhases, type OfflineOutcome } from './offline.js';
 import { runPhases, type Phase, type PhaseTimes } from './phases.js';
 import { createTargetImages, planDisks } from './plan.js';
 import type { MigrationSettings } from './settings.js';
@@ -27,6 +28,8 @@ export interface MigrateRequest extends MigrationSettings {
   bandwidthMiB?: number;
   /** qemu or libvirt; by default the one whose hypervisor has the VM on the source. */
   driver?: string;
+  /** Move a running VM offline: shut it down, copy, define and start it on the target. */
+  offline?: boolean;
   signal: AbortSignal;
   listener: MigrationListener;
 }
@@ -39,6 +42,8 @@ export interface MigrationReport {
   to: string;
   /** The driver that moved it: qemu or libvirt. */
   driver?: string;
+  /** live, or offline (the VM did not run while its disks were copied). */
+  mode?: 'live' | 'offline';
   /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
   downtime_ms?: number;
   /** QEMU's own downtime figure (the source side of the pause). */
@@ -165,9 +170,17 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     const connected = await Promise.allSettled([AgentClient.connect(fromHost), AgentClient.connect(toHost)]);
     for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
-    const [source, target] = agents as [AgentClient, AgentClient];
+    let [source, target] = agents as [AgentClient, AgentClient];
     journal.record('agents', { source: { host: source.host.name, pid: source.facts.agentPid }, target: { host: target.host.name, pid: target.facts.agentPid } });
-    const driver = await driverFor(source, req.vm, req.driver);
+    // Nothing has begun yet: an agent lost here is simply started again.
+    [source, target] = await Promise.all([liveAgent(fromHost, source), liveAgent(toHost, target)]);
+    for (const agent of [source, target]) if (!agents.includes(agent)) agents.push(agent);
+    const driver = await driverFor(source, req.vm, req.driver).catch(async (e: unknown) => {
+      if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
+      source = await liveAgent(fromHost, source);
+      agents.push(source);
+      return driverFor(source, req.vm, req.driver);
+    });
     report.driver = driver.name;
     journal.record('driver', { driver: driver.name });
     const context: StepContext = {
@@ -185,6 +198,14 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       listener: req.listener,
       journal,
     };
+    const state = await driver.stateOf(source, req.vm);
+    if (req.offline || state === 'shut off') {
+      report.mode = 'offline';
+      journal.record('mode', { mode: 'offline', state });
+      const offline = await moveOffline(driver, context, journal, req, report);
+      if (offline) return finishReport(report, journal, t0);
+    }
+    report.mode = 'live';
     steps = driver.live(context);
     const outcome: LiveOutcome = {};
     const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));
@@ -234,6 +255,10 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
   } finally {
     for (const a of new Set([...agents, ...(steps?.agents ?? [])])) a.close();
   }
+  return finishReport(report, journal, t0);
+}
+
+function finishReport(report: MigrationReport, journal: Journal, t0: number): MigrationReport {
   report.total_ms = Math.round(performance.now() - t0);
   journal.record('end', {
     status: report.status,
@@ -246,4 +271,31 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     phases: report.phases,
   });
   return report;
+}
+
+/** Runs an offline move into `report`; false when the driver has none (the caller then refuses). */
+async function moveOffline(driver: HypervisorDriver, context: StepContext, journal: Journal, req: MigrateRequest, report: MigrationReport): Promise<boolean> {
+  if (!driver.offline) {
+    throw new FerryError('VM_NOT_RUNNING', `VM "${req.vm}" is not running, and the ${driver.name} driver moves running VMs only`, {
+      hint: `start it, or copy its disks with "ferry sync"`,
+    });
+  }
+  const steps = driver.offline(context);
+  const outcome: OfflineOutcome = { diskBytes: 0 };
+  const resumable = imagesToResume(req.vm, req.from, req.to);
+  const result = await runPhases(offlinePhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
+  report.phases = result.times;
+  report.disk_bytes = outcome.diskBytes;
+  if (!result.error) {
+    report.status = 'completed';
+  } else if (outcome.committed) {
+    report.status = 'completed';
+    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM was defined on "${req.to}")`];
+  } else {
+    report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
+    report.failed_phase = result.failedPhase;
+    report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
+    if (result.failedPhase === 'copy') report.error.hint = `${result.error.hint ? `${result.error.hint}; ` : ''}what was copied is kept on "${req.to}": run the same command again to continue`;
+  }
+  return true;
 }

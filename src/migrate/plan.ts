@@ -11,6 +11,7 @@ import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import type { DiskPlan, VmDisk, VmInfo } from '../drivers/driver.js';
+import { sharedFiles } from './shared-storage.js';
 
 export interface PlanOptions {
   /** Source disk path -> target path; disks not named keep their path. */
@@ -18,6 +19,8 @@ export interface PlanOptions {
   /** Overwrite existing target images, write into a device in use, accept an unsafe cache mode. */
   force?: boolean;
   log: (message: string) => void;
+  /** Target images an earlier, interrupted move made: continued into rather than refused. */
+  resumable?: ReadonlySet<string>;
 }
 
 export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
@@ -28,7 +31,17 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
   }
   const plans: DiskPlan[] = [];
   const needByDir = new Map<string, number>();
+  const shared = await sharedFiles(
+    source,
+    target,
+    vm.disks.map((d) => ({ path: d.path, targetPath: options.diskMap.get(d.path) ?? d.path })),
+  );
   for (const [index, disk] of vm.disks.entries()) {
+    if (shared.has(disk.path)) {
+      options.log(`${disk.path} is on storage both hosts share: it is not copied`);
+      plans.push({ disk, index, targetPath: disk.path, targetFormat: disk.format, create: false, sync: 'top', shared: true });
+      continue;
+    }
     if (disk.cache.noFlush && !options.force) {
       throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
         hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
@@ -51,6 +64,10 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       }
       plan.create = false;
       plan.targetFormat = 'raw';
+    } else if (st.exists && options.resumable?.has(targetPath)) {
+      options.log(`${target.host.name}:${targetPath} was made by an interrupted move of ${vm.name}: continuing into it`);
+      plans.push({ ...plan, create: false, resume: true });
+      continue;
     } else if (st.exists) {
       if (!options.force) {
         throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {

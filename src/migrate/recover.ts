@@ -4,12 +4,13 @@
  * The journal names the hosts; each host's agent reports and acts on what
  * its own record says; the journal is then closed with what was done.
  */
-import { settleMigration, type Settlement } from '../drivers/qemu/settle.js';
+import type { Settlement } from '../drivers/driver.js';
 import { liveAgent } from '../hosts/live-agent.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { asFerryError, FerryError } from '../util/errors.js';
-import { Journal, readHistory, type HistoryItem } from './journal.js';
+import { driverNamed } from './drivers.js';
+import { Journal, journalEntries, readHistory, type HistoryItem } from './journal.js';
 
 export interface RecoveryReport {
   id: string;
@@ -47,18 +48,13 @@ export async function recoverMigration(item: HistoryItem, inventory: Inventory):
     agents.push(source);
     const target = await liveAgent(findHost(inventory, item.to));
     agents.push(target);
-    const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);
-    const sourceRecord = sourceRecords.find((r) => r.id === item.id && r.role === 'source');
-    const targetRecord = targetRecords.find((r) => r.id === item.id && r.role === 'target');
-    report.records = { source: sourceRecord?.phase ?? null, target: targetRecord?.phase ?? null };
-    if (sourceRecord || targetRecord) {
-      report.settlement = await settleMigration(item.id, source, target);
-      report.status = 'settled';
-    } else {
-      report.status = 'nothing-to-do';
-    }
+    const driver = driverNamed(item.driver);
+    const recovery = await driver.recover(item.id, item.vm, source, target, journalEntries(item.id));
+    report.records = recovery.found;
+    report.settlement = recovery.settlement;
+    report.status = recovery.settlement ? 'settled' : 'nothing-to-do';
     for (const agent of [source, target]) {
-      if ((await agent.call('qemu.list', undefined)).some((p) => p.name === item.vm)) report.runs_on.push(agent.host.name);
+      if ((await driver.listVms(agent)).some((v) => v.name === item.vm && v.state !== 'shut off')) report.runs_on.push(agent.host.name);
     }
     journal.record('recovered', { records: report.records, settlement: report.settlement, runs_on: report.runs_on });
     journal.record('end', { status: 'recovered', runs_on: report.runs_on.join(',') || undefined });

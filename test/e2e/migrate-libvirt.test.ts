@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labVirsh } from '../../src/lab/lab.js';
+import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
 import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
 import { counter, diskPath, ferry, labVmPaths, stateDir, useLab, waitForCounter } from './harness.js';
@@ -176,4 +177,117 @@ test('libvirt: bad input is refused before anything is made', async () => {
   assert.equal(await domainState('lab-b', vm), undefined);
   assert.equal(await domainState('lab-a', vm), 'running');
   await cleanDomain(vm);
+});
+
+test('libvirt: a shut-off domain moves offline with its disks copied, and boots on the target with every record', async () => {
+  const vm = 'lv-off';
+  await cleanDomain(vm);
+  await startDomain(vm, ['--disk', '48M']);
+  const last = await waitForCounter(a, vm, (await counter(a, vm)) + 5);
+  await labVirsh('lab-a', ['destroy', vm]);
+  const reported = await counter(a, vm);
+  assert.ok(reported >= last);
+
+  const r = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.mode, 'offline');
+  assert.ok((r.disk_bytes as number) > 0 && (r.disk_bytes as number) < 48 * 1024 * 1024, `only the written data crossed: ${String(r.disk_bytes)}`);
+  assert.equal(await domainState('lab-b', vm), 'shut off', 'defined on the target, not started (it was not running)');
+  assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
+  const check = await b.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: reported });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+
+  await labVirsh('lab-b', ['start', vm]);
+  await waitForCounter(b, vm, 5);
+  await cleanDomain(vm);
+});
+
+/** Runs `ferry migrate` a -> b held at `step` (SIGSTOP), then kills it there. */
+async function killedAt(vm: string, step: string): Promise<void> {
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: step },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  await until(`the controller to hold at ${step}`, () => (processState(child.pid!) === 'T' ? true : undefined));
+  process.kill(child.pid!, 'SIGKILL');
+  await ended;
+}
+
+test('libvirt: an offline move killed after its first disk continues where it stopped: that disk does not cross again', async () => {
+  const vm = 'lv-resume';
+  await cleanDomain(vm);
+  await startDomain(vm, ['--disk', '32M', '--disk', '32M']);
+  await labVirsh('lab-a', ['destroy', vm]);
+  // The first disk copied, then ferry dies.
+  await killedAt(vm, 'copied');
+  assert.equal(await domainState('lab-a', vm), 'shut off', 'the source keeps the domain');
+  assert.equal(await domainState('lab-b', vm), undefined);
+  const first = await b.call('file.stat', { path: diskPath(vm, 0) });
+  assert.ok(first.exists, 'the copy of the first disk is kept for the next run');
+
+  const r = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  const latest = readdirSync(`${stateDir}/journal`)
+    .filter((f) => f.includes(`-migrate-${vm}-`))
+    .sort()
+    .at(-1)!;
+  const journal = readFileSync(`${stateDir}/journal/${latest}`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: string; path?: string; bytes_sent?: number; blocks_resumed?: number });
+  const copied = journal.filter((e) => e.step === 'copied');
+  const again = copied.find((e) => e.path === diskPath(vm, 0));
+  assert.ok(again, 'the first disk was checked again');
+  assert.ok((again.bytes_sent ?? Infinity) < 256 * 1024, `the first disk's data did not cross again: ${again.bytes_sent} bytes`);
+  const check = await b.call('lab.checkRecords', { disks: [diskPath(vm, 0), diskPath(vm, 1)], serialLogs: [], lastReported: await counter(a, vm) });
+  assert.equal(check.missingCount, 0);
+  await cleanDomain(vm);
+});
+
+test('libvirt: a disk on storage both hosts share is not copied: live migration moves the RAM alone', async () => {
+  const vm = 'lv-shared';
+  const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
+  await cleanDomain(vm);
+  await a.call('file.remove', { path: shared });
+  await a.call('image.create', { path: shared, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
+  await startDomain(vm, ['--disk', shared]);
+  const r = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.disk_bytes, 0, 'no disk bytes crossed');
+  assert.equal(await domainState('lab-b', vm), 'running');
+  const n = await waitForCounter(b, vm, (await counter(a, vm)) + 10);
+  await labVirsh('lab-b', ['destroy', vm]);
+  const check = await b.call('lab.checkRecords', { disks: [shared], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
+  assert.equal(check.missingCount, 0);
+  await cleanDomain(vm);
+  await a.call('file.remove', { path: shared });
+});
+
+test('libvirt: a domain on a libvirt network the target lacks is refused before anything is made', async () => {
+  const vm = 'lv-net';
+  const bridge = 'ferrybr-e2e';
+  const xml = `/tmp/ferry-e2e-${process.pid}-labnet.xml`;
+  await cleanDomain(vm);
+  await a.call('system.run', { file: 'sh', args: ['-c', `ip link del ${bridge} 2>/dev/null; ip link add ${bridge} type bridge && ip link set ${bridge} up`] });
+  await writeFile(xml, `<network><name>e2enet</name><forward mode='bridge'/><bridge name='${bridge}'/></network>`);
+  try {
+    await labVirsh('lab-a', ['net-define', xml]);
+    await labVirsh('lab-a', ['net-start', 'e2enet']);
+    await startDomain(vm);
+    await labVirsh('lab-a', ['attach-interface', vm, 'network', 'e2enet', '--model', 'virtio', '--live']);
+    const r = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal(r.status, 'failed');
+    assert.equal((r.error as { code: string }).code, 'NO_NETWORK', JSON.stringify(r.error));
+    assert.match((r.error as { hint: string }).hint, /virsh net-start e2enet/);
+    assert.equal(await domainState('lab-b', vm), undefined);
+    assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+    assert.equal(await domainState('lab-a', vm), 'running');
+  } finally {
+    await cleanDomain(vm);
+    await labVirsh('lab-a', ['net-destroy', 'e2enet']).catch(() => undefined);
+    await labVirsh('lab-a', ['net-undefine', 'e2enet']).catch(() => undefined);
+    await a.call('system.run', { file: 'ip', args: ['link', 'del', bridge] }).catch(() => undefined);
+    await rm(xml, { force: true });
+  }
 });

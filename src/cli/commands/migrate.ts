@@ -18,6 +18,7 @@ interface MigrateOptions {
   deleteSource?: boolean;
   keepSourceDefinition?: boolean;
   driver?: string;
+  offline?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -47,6 +48,7 @@ export function register(program: Command): void {
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
+    .option('--offline', 'libvirt: shut the running domain down, copy its disks, define and start it on the target (a shut-off domain always moves offline)')
     .option('--driver <name>', 'qemu or libvirt (default: whichever has the VM on the source)')
     .option('--json', 'print one final JSON object')
     .option('-q, --quiet', 'no live view')
@@ -86,6 +88,7 @@ export function register(program: Command): void {
             deleteSource: opts.deleteSource,
             keepSourceDefinition: opts.keepSourceDefinition,
             driver: opts.driver,
+            offline: opts.offline,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });
@@ -102,6 +105,11 @@ export function register(program: Command): void {
 }
 
 export function printReport(r: MigrationReport): void {
+  if (r.status === 'completed' && r.mode === 'offline') {
+    process.stdout.write(`Moved ${r.vm} ${r.from} -> ${r.to} offline: total ${(r.total_ms / 1000).toFixed(2)} s, disks ${formatMiB(r.disk_bytes)} MiB sent\n`);
+    for (const w of r.warnings ?? []) process.stderr.write(`ferry: warning: ${w}\n`);
+    return;
+  }
   if (r.status === 'completed') {
     process.stdout.write(
       `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms${r.qemu_downtime_ms !== undefined && r.qemu_downtime_ms !== r.downtime_ms ? ` (QEMU: ${r.qemu_downtime_ms} ms)` : ''}${r.driver === 'libvirt' ? ' (libvirt)' : ''}, total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +

@@ -27,12 +27,13 @@ function describe(r: RecoveryReport): string {
   if (r.status === 'failed') return `${r.id}: could not recover: ${r.error?.message}${r.error?.hint ? `\n  hint: ${r.error.hint}` : ''}`;
   if (r.status === 'nothing-to-do') return `${r.id}: nothing left to do; ${where}`;
   const s = r.settlement!;
-  const what = {
+  const outcomes: Record<string, string> = {
     committed: `the VM had moved to ${r.to}; the source copy was stopped (its disks kept)`,
     aborted: `the VM stays on ${r.from}; what was made on ${r.to} was removed`,
     died: `the VM died on ${r.to} after taking over; the older copy on ${r.from} was stopped, disks kept on both`,
     incoming: 'the target is still receiving',
     none: `nothing had been made on ${r.to}; the source was cleaned`,
-  }[s.outcome];
+  };
+  const what = outcomes[s.outcome] ?? s.outcome;
   return `${r.id}: settled: ${what}; ${where}`;
 }

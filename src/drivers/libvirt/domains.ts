@@ -30,9 +30,9 @@ export async function listDomains(host: AgentClient): Promise<DomainVmInfo[]> {
 
 /** The domain named, described with its disks' images; refuses a disk ferry cannot move. */
 export async function findDomain(host: AgentClient, name: string): Promise<{ vm: DomainVmInfo; domain: DomainDescription }> {
-  const domains = await host.call('libvirt.domains', {});
-  const found = domains.find((d) => d.name === name);
+  const found = await host.call('libvirt.domain', { domain: name });
   if (!found) {
+    const domains = await host.call('libvirt.domains', {});
     throw new FerryError('UNKNOWN_VM', `Unknown domain "${name}" on host "${host.host.name}"`, {
       hint: domains.length ? `domains there: ${domains.map((d) => d.name).join(', ')}` : `libvirt there has no domain; see "ferry vm list ${host.host.name}"`,
     });
@@ -48,8 +48,7 @@ export async function findDomain(host: AgentClient, name: string): Promise<{ vm:
 }
 
 export async function domainRunning(host: AgentClient, name: string): Promise<boolean> {
-  const domains = await host.call('libvirt.domains', {}).catch(() => []);
-  return domains.some((d) => d.name === name && d.state === 'running');
+  return (await host.call('libvirt.domain', { domain: name }).catch(() => undefined))?.state === 'running';
 }
 
 /** How the source's libvirtd reaches this host's for a peer-to-peer migration: the inventory's libvirt_uri, else over ssh. */

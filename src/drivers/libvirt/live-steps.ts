@@ -16,8 +16,9 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
-import { mapDiskSources, type DiskMove, type DomainDescription } from './domain-xml.js';
+import { mapDiskSources, parseDomainXml, type DiskMove, type DomainDescription } from './domain-xml.js';
 import { findDomain, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
 const POLL_MS = 250;
@@ -59,46 +60,18 @@ export class LibvirtLiveSteps implements LiveSteps {
   async checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
-    const [sourceUuid, targetUuid] = await Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]);
+    // Independent questions to two daemons: asked at once.
+    const [sourceUuid, targetUuid] = await Promise.all([
+      source.call('libvirt.hostUuid', {}),
+      target.call('libvirt.hostUuid', {}),
+      checkNameFree(target, vm.name),
+      this.dumpXml({}).then((xml) => checkCpu(target, domain, xml)),
+      // The migratable XML names a network as the user wrote it; the live one, as the bridge it resolved to.
+      this.dumpXml({ migratable: true }).then((xml) => checkNetworks(target, parseDomainXml(xml))),
+    ]);
     if (sourceUuid.uuid === targetUuid.uuid) throw sameHostUuidError(source.host.name, target.host.name, sourceUuid.uuid);
-    const there = await target.call('libvirt.domains', {});
-    if (there.some((d) => d.name === vm.name)) {
-      throw new FerryError('TARGET_EXISTS', `A domain named "${vm.name}" is already defined on "${target.host.name}"`, {
-        hint: `undefine it there ("virsh undefine ${vm.name}") or migrate to another host with --to`,
-      });
-    }
-    if (domain.cpu && domain.cpu.mode !== 'host-passthrough') {
-      const verdict = await target.call('libvirt.cpuCompare', { xml: await this.dumpXml({}) });
-      if (!verdict.accepted) {
-        throw new FerryError('INCOMPATIBLE_CPU', `The CPU of domain "${vm.name}" (${domain.cpu.model ?? domain.cpu.mode}) is not available on "${target.host.name}": ${verdict.message}`, {
-          hint: verdict.missingFeatures?.length
-            ? `the target lacks ${verdict.missingFeatures.join(', ')}; give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
-            : 'give the domain a CPU model both hosts have (virsh edit), then retry',
-        });
-      }
-    }
-    await this.checkNetworks(domain);
     this.plans = [...plans];
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
-  }
-
-  private async checkNetworks(domain: DomainDescription): Promise<void> {
-    const { target } = this;
-    const wanted = domain.interfaces.filter((i) => (i.type === 'network' || i.type === 'bridge') && i.source);
-    if (!wanted.length) return;
-    const [networks, bridges] = await Promise.all([target.call('libvirt.networks', {}), target.call('libvirt.bridges', undefined)]);
-    for (const i of wanted) {
-      if (i.type === 'network' && !networks.some((n) => n.name === i.source && n.active)) {
-        throw new FerryError('NO_NETWORK', `Domain "${domain.name}" uses libvirt network "${i.source}", which is not active on "${target.host.name}"`, {
-          hint: `define and start it there ("virsh net-define", "virsh net-start ${i.source}") or change the domain's interface`,
-        });
-      }
-      if (i.type === 'bridge' && !bridges.some((b) => b.name === i.source)) {
-        throw new FerryError('NO_NETWORK', `Domain "${domain.name}" is attached to bridge "${i.source}", which does not exist on "${target.host.name}"`, {
-          hint: `create the bridge there (e.g. "ip link add ${i.source} type bridge") or change the domain's interface`,
-        });
-      }
-    }
   }
 
   async beginTarget(): Promise<void> {
@@ -115,7 +88,7 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   private moves(): DiskMove[] {
-    return this.plans.filter((p) => p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.create ? 'file' : 'block', format: p.targetFormat }));
+    return this.plans.filter((p) => !p.shared && p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.create ? 'file' : 'block', format: p.targetFormat }));
   }
 
   private xml?: { live: string; persistent: string };
@@ -131,22 +104,18 @@ export class LibvirtLiveSteps implements LiveSteps {
   async copyDisks(): Promise<void> {
     const { source, target, ctx } = this;
     const { settings } = ctx;
-    const disks = this.plans.map((p) => p.disk.device);
+    const disks = this.plans.filter((p) => !p.shared).map((p) => p.disk.device);
     const address = target.host.address;
     const args = [
       '--live',
       '--p2p',
       '--persistent',
       ...(this.ctx.settings.keepSourceDefinition ? [] : ['--undefinesource']),
-      // Into images ferry made (they read as zeros), only what the source's top holds needs to cross: its
-      // data, or just the top when the base is on both hosts. Into a device that exists, everything.
-      this.plans.every((p) => p.create) ? '--copy-storage-inc' : '--copy-storage-all',
-      ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
-      '--migrate-disks',
-      disks.join(','),
+      ...(disks.length ? this.storageArgs(disks) : []),
+      // libvirt judges shared storage by the filesystem's type and refuses one it does not know
+      // (a bind mount, a FUSE mount); ferry has seen the very file from both hosts.
+      ...(this.plans.some((p) => p.shared) ? ['--unsafe'] : []),
       '--migrateuri',
-      `tcp://${address}`,
-      '--disks-uri',
       `tcp://${address}`,
       ...(settings.bandwidthBytes ? ['--bandwidth', String(Math.max(1, Math.floor(settings.bandwidthBytes / 2 ** 20)))] : []),
       ...(settings.autoConverge ? ['--auto-converge'] : []),
@@ -162,9 +131,27 @@ export class LibvirtLiveSteps implements LiveSteps {
     });
     this.started = true;
     ctx.journal.record('libvirt-migrate', { args, dest: libvirtUri(target.host) });
-    this.log(`libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, disks ${disks.join(', ')} mirrored${settings.mirrorMode === 'background' ? '' : ' with synchronous writes'}`);
+    this.log(
+      `libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, ${disks.length ? `disks ${disks.join(', ')} mirrored${settings.mirrorMode === 'background' ? '' : ' with synchronous writes'}` : 'no disk copied (shared storage)'}`,
+    );
     // The disks are mirrored first; RAM starts once every mirror is in step.
     await this.watch('mirror', () => this.memoryStarted);
+  }
+
+  /** libvirt copies the disks that are not shared, mirrored until the switch-over. */
+  private storageArgs(disks: string[]): string[] {
+    const { settings } = this.ctx;
+    const address = this.target.host.address;
+    return [
+      // Into images ferry made (they read as zeros), only what the source's top holds needs to cross: its
+      // data, or just the top when the base is on both hosts. Into a device that exists, everything.
+      this.plans.every((p) => p.create || p.shared) ? '--copy-storage-inc' : '--copy-storage-all',
+      ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
+      '--migrate-disks',
+      disks.join(','),
+      '--disks-uri',
+      `tcp://${address}`,
+    ];
   }
 
   async copyMemory(): Promise<void> {
@@ -185,7 +172,10 @@ export class LibvirtLiveSteps implements LiveSteps {
           type: 'progress',
           progress: {
             phase: this.memoryStarted ? 'memory' : phase,
-            disks: diskProgress(job, this.plans),
+            disks: diskProgress(
+              job,
+              this.plans.filter((p) => !p.shared),
+            ),
             ram: ramProgress(job),
             etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined,
             ramSize: this.domain?.memoryBytes,
@@ -254,7 +244,9 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   async existsOn(agent: AgentClient): Promise<boolean> {
-    return (await agent.call('libvirt.domains', {})).some((d) => d.name === this.ctx.vmName && d.state === 'running');
+    // A domain whose QEMU exited is shut off (crashed): it no longer exists as a running VM.
+    const state = (await agent.call('libvirt.domain', { domain: this.ctx.vmName }))?.state;
+    return state !== undefined && state !== 'shut off';
   }
 }
 
@@ -263,6 +255,7 @@ function diskProgress(job: DomainJobInfo, plans: readonly DiskPlan[]): DiskProgr
   const total = job.diskTotal ?? plans.reduce((s, p) => s + p.disk.virtualSize, 0);
   const done = job.diskProcessed ?? 0;
   const ready = (job.memoryProcessed ?? 0) > 0;
+  if (plans.length === 0) return [];
   if (plans.length === 1) return [{ device: plans[0]!.disk.device, done, total, ready }];
   return [{ device: plans.map((p) => p.disk.device).join('+'), done, total, ready }];
 }

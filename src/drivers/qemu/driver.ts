@@ -1,12 +1,24 @@
 /** The QEMU driver: VMs that are QEMU processes with a QMP monitor, started by hand or by a script. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { HypervisorDriver, LiveSteps, StepContext, VmInfo } from '../driver.js';
+import type { HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo } from '../driver.js';
 import { listVms } from './inspect.js';
 import { QemuLiveSteps } from './live-steps.js';
+import { settleMigration } from './settle.js';
 
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
   has: async (host: AgentClient, vmName: string): Promise<boolean> => (await host.call('qemu.list', undefined)).some((p) => p.name === vmName),
+  // A QEMU VM exists only while its process runs.
+  stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => ((await host.call('qemu.list', undefined)).some((p) => p.name === vmName) ? 'running' : undefined),
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
+  recover: async (id: string, _vmName: string, source: AgentClient, target: AgentClient): Promise<Recovery> => {
+    const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);
+    const found = {
+      source: sourceRecords.find((r) => r.id === id && r.role === 'source')?.phase ?? null,
+      target: targetRecords.find((r) => r.id === id && r.role === 'target')?.phase ?? null,
+    };
+    if (found.source === null && found.target === null) return { found };
+    return { found, settlement: await settleMigration(id, source, target) };
+  },
 };

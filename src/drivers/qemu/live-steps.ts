@@ -22,6 +22,7 @@ import { formatMiB, MiB } from '../../util/units.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
+import { guestCpu, missingOnTarget } from './cpu.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
 import { liveAgent } from '../../hosts/live-agent.js';
@@ -103,11 +104,29 @@ export class QemuLiveSteps implements LiveSteps {
         hint: 'a VM can only move to the same or a newer QEMU; upgrade QEMU on the target',
       });
     }
+    await this.checkCpu(binary);
     const running = await target.call('qemu.list', undefined);
     if (running.some((p) => p.name === vm.name)) {
       throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host with --to' });
     }
-    this.plans = plans.map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
+    // A disk on shared storage is opened in place by the target QEMU: nothing to export or mirror.
+    this.plans = plans
+      .filter((p) => !p.shared)
+      .map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
+  }
+
+  /** The target must give the guest the CPU it has here. */
+  private async checkCpu(binary: string): Promise<void> {
+    const { source, target } = this;
+    const cpu = guestCpu(this.parsed!);
+    const [here, there] = await Promise.all([cpu.model === 'host' ? source.call('qemu.cpuSupport', { binary }) : undefined, target.call('qemu.cpuSupport', { binary })]);
+    const missing = missingOnTarget(cpu, there, here?.hostFlags ?? []);
+    if (missing.model || missing.flags.length) {
+      const what = [missing.model && `CPU model ${missing.model}`, missing.flags.length && `CPU flags ${missing.flags.join(', ')}`].filter(Boolean).join(' and ');
+      throw new FerryError('INCOMPATIBLE_CPU', `VM "${this.ctx.vmName}" runs with ${what}, which "${target.host.name}" cannot give it (${cpu.accel})`, {
+        hint: 'restart the VM with a CPU model both hosts have (e.g. -cpu with a named model and no extra flags), or choose another target with --to',
+      });
+    }
   }
 
   // ---- prepare -----------------------------------------------------------

@@ -76,6 +76,13 @@ export const libvirtHandlers = {
     return domains.filter((d) => d !== undefined);
   },
 
+  /** One domain, or undefined when there is none of that name: cheaper than listing all. */
+  'libvirt.domain': async (p: OnDomain): Promise<LibvirtDomain | undefined> => {
+    const info = await virsh(p.uri, ['dominfo', '--domain', p.domain], { tolerate: ['no-domain'] });
+    if (info.failure) return undefined;
+    return _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info.stdout));
+  },
+
   /**
    * The domain's XML: the live one while it runs, unless `inactive` asks
    * for its definition; `migratable` leaves out what libvirt added by

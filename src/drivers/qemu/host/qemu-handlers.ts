@@ -5,6 +5,7 @@
 import * as fs from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseQemuArgv } from '../argv.js';
+import { parseCpuHelp, parseCpuinfoFlags, type CpuSupport } from '../cpu.js';
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
 import { sleep } from '../../../util/abort.js';
@@ -75,6 +76,13 @@ export const qemuHandlers = {
       await sleep(50);
     }
     return { exited: false };
+  },
+
+  /** What this host can give a guest's CPU: the QEMU's models and flags, and the processor's own flags. */
+  'qemu.cpuSupport': async (p: { binary?: string }): Promise<CpuSupport> => {
+    const help = await run(p.binary ?? 'qemu-system-x86_64', ['-cpu', 'help']);
+    const cpuinfo = await fs.readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+    return { ...parseCpuHelp(help.stdout), hostFlags: parseCpuinfoFlags(cpuinfo) };
   },
 
   'qemu.alive': async (p: { pid: number }): Promise<{ alive: boolean }> => ({ alive: await isAlive(p.pid) }),

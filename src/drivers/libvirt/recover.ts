@@ -1,0 +1,35 @@
+/**
+ * Settling a libvirt migration whose controller went away. libvirt itself
+ * keeps the domain on one side: the source's virsh, which outlives ferry,
+ * lets the source libvirtd finish or fail the job. Once no job runs, the
+ * domain is where libvirt left it; what ferry made on the target (listed in
+ * the journal before it was made) goes unless the domain runs there.
+ */
+import type { AgentClient } from '../../hosts/agent-client.js';
+import { sleep } from '../../util/abort.js';
+import type { Recovery } from '../driver.js';
+import { domainRunning } from './domains.js';
+
+/** How long a job left running by a lost controller may take to end by itself. */
+const JOB_WAIT_MS = 10 * 60_000;
+
+export async function recoverLibvirtMigration(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
+  const claimed = journal.filter((e) => e.step === 'claimed').flatMap((e) => (Array.isArray(e.files) ? e.files.map(String) : []));
+  const domainsThere = async (agent: AgentClient): Promise<string | null> => (await agent.call('libvirt.domains', {})).find((d) => d.name === vmName)?.state ?? null;
+  const job = async (): Promise<string> => (await source.call('libvirt.jobInfo', { domain: vmName }).catch(() => ({ type: 'none' }))).type;
+  const found = { source: await domainsThere(source), target: await domainsThere(target) };
+  for (const deadline = Date.now() + JOB_WAIT_MS; Date.now() < deadline && !['none', 'completed', 'failed', 'cancelled'].includes(await job());) await sleep(1000);
+  if (await domainRunning(target, vmName)) return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
+  const leftovers = [];
+  for (const path of claimed) {
+    if (!(await target.call('file.stat', { path })).exists) continue;
+    if ((await target.call('process.holding', { path })).pids.length) continue;
+    await target.call('file.remove', { path });
+    leftovers.push(path);
+  }
+  if (found.target === null && !leftovers.length && found.source === 'running') return { found };
+  return {
+    found: { ...found, target: found.target ?? (leftovers.length ? 'images' : null) },
+    settlement: { outcome: 'aborted', source: (await domainRunning(source, vmName)) ? 'running' : 'not running' },
+  };
+}
