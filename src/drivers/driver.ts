@@ -22,6 +22,8 @@ export interface VmDisk {
   allocatedSize?: number;
   cache: { writeback: boolean; direct: boolean; noFlush: boolean };
   readOnly: boolean;
+  /** What the hypervisor opens: a file, a block device, or a volume of a storage pool. */
+  kind?: 'file' | 'block' | 'volume';
 }
 
 export interface VmInfo {
@@ -35,6 +37,10 @@ export interface VmInfo {
   hypervisorVersion: string;
   /** Files besides disks the VM needs on the target (kernel, initrd, firmware). */
   auxFiles: string[];
+  /** The guest's CPU: a model name, or host-passthrough and the like. */
+  cpuModel?: string;
+  /** What its network interfaces attach to: "network:NAME" (a libvirt network) or "bridge:NAME". */
+  attachments?: string[];
 }
 
 /** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */

@@ -46,3 +46,31 @@ export async function checkAuxFiles(vm: VmInfo, target: AgentClient): Promise<vo
     }
   }
 }
+
+const isLoopback = (address: string): boolean => /^127\./.test(address) || address === '::1' || address === 'localhost';
+
+/**
+ * The source must reach the target at its migration address. A name that
+ * resolves to a loopback address there (a hostname mapped to 127.0.1.1 in
+ * /etc/hosts, a common cause of failed migrations) would have the source
+ * connect to itself; on one machine, as in the lab, loopback is right.
+ */
+export async function checkMigrationAddress(source: AgentClient, target: AgentClient): Promise<void> {
+  const { addresses } = await source.call('net.resolve', { name: target.host.address });
+  if (!addresses.length) {
+    throw new FerryError('UNREACHABLE', `Host "${source.host.name}" cannot resolve "${target.host.address}", the migration address of "${target.host.name}"`, {
+      hint: `set the address of "${target.host.name}" in the inventory to an IP address, or fix name resolution on "${source.host.name}"`,
+    });
+  }
+  const sourceIsLocal = isLoopback(source.host.address);
+  const loopback = addresses.filter(isLoopback);
+  if (!sourceIsLocal && loopback.length) {
+    throw new FerryError(
+      'UNREACHABLE',
+      `"${target.host.address}", the migration address of "${target.host.name}", resolves to ${loopback.join(', ')} on "${source.host.name}": the source would connect to itself`,
+      {
+        hint: `set the address of "${target.host.name}" in the inventory to the IP the hosts share, or fix /etc/hosts on "${source.host.name}"`,
+      },
+    );
+  }
+}

@@ -13,7 +13,7 @@ import { findHost, type Inventory } from '../hosts/inventory.js';
 import { liveAgent } from '../hosts/live-agent.js';
 import { asFerryError, FerryError } from '../util/errors.js';
 import { driverFor } from './drivers.js';
-import { checkAuxFiles, checkDistinctHosts, checkMemory, checkRunning } from './checks.js';
+import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
 import { imagesToResume, offlinePhases, type OfflineOutcome } from './offline.js';
 import { runPhases, type Phase, type PhaseTimes } from './phases.js';
@@ -99,6 +99,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
       name: 'check',
       run: async () => {
         checkDistinctHosts(source, target);
+        await checkMigrationAddress(source, target);
         const vm = await steps.describe();
         outcome.described = true;
         checkRunning(vm, source);

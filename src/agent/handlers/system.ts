@@ -1,5 +1,6 @@
 /** Facts about the agent's host and running commands there. */
 import * as fs from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { run } from '../../util/exec.js';
@@ -62,6 +63,12 @@ export const systemHandlers = {
     const port = (server.address() as { port: number }).port;
     await new Promise((r) => server.close(r));
     return { port };
+  },
+
+  /** The addresses `name` resolves to here, as this host's programs would reach it. */
+  'net.resolve': async (p: { name: string }): Promise<{ addresses: string[] }> => {
+    const found = await lookup(p.name, { all: true }).catch(() => []);
+    return { addresses: found.map((a) => a.address) };
   },
 
   /** Runs a command on the host; never through a shell. */

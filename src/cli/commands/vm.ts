@@ -1,5 +1,6 @@
 /** `ferry vm list HOST`: the VMs on a host, like `virsh list`. */
 import type { Command } from 'commander';
+import type { VmDisk } from '../../drivers/driver.js';
 import { drivers } from '../../migrate/drivers.js';
 import { formatMiB } from '../../util/units.js';
 import { action, connectHost } from '../context.js';
@@ -21,6 +22,8 @@ export function register(program: Command): void {
                 vms.map((v) => ({
                   name: v.name,
                   driver: v.driver,
+                  cpu: v.cpuModel,
+                  networks: v.attachments ?? [],
                   pid: v.pid,
                   state: v.state,
                   memory_bytes: v.memoryBytes,
@@ -29,8 +32,9 @@ export function register(program: Command): void {
                     device: d.device,
                     path: d.path,
                     format: d.format,
+                    kind: d.kind,
                     virtual_size: d.virtualSize,
-                    cache: d.cache.noFlush ? 'unsafe' : d.cache.direct ? (d.cache.writeback ? 'none' : 'directsync') : d.cache.writeback ? 'writeback' : 'writethrough',
+                    cache: cacheMode(d),
                     backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })),
                   })),
                 })),
@@ -44,13 +48,14 @@ export function register(program: Command): void {
             process.stdout.write(`No VMs on ${host}.\n`);
             return;
           }
-          const rows = [[' Name', 'Driver', 'PID', 'State', 'Memory', 'Disks']];
+          const rows = [[' Name', 'Driver', 'PID', 'State', 'Memory', 'CPU', 'Networks', 'Disks']];
           for (const v of vms) {
             const disks = v.disks.map(
-              (d) => `${d.path} (${d.format}, ${formatMiB(d.virtualSize)} MiB${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
+              (d) =>
+                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${formatMiB(d.virtualSize)} MiB, cache ${cacheMode(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
             );
-            rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, disks[0] ?? '-']);
-            for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', extra]);
+            rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, v.cpuModel ?? '-', v.attachments?.join(',') || '-', disks[0] ?? '-']);
+            for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', '', '', extra]);
           }
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
           const line = (r: string[]): string =>
@@ -64,4 +69,11 @@ export function register(program: Command): void {
         }
       }),
     );
+}
+
+/** The cache mode's name, as QEMU and libvirt write it. */
+function cacheMode(d: VmDisk): string {
+  if (d.cache.noFlush) return 'unsafe';
+  if (d.cache.direct) return d.cache.writeback ? 'none' : 'directsync';
+  return d.cache.writeback ? 'writeback' : 'writethrough';
 }

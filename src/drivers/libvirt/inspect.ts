@@ -46,9 +46,12 @@ export function describeDomain(
       backingChain: chain,
       cache: _cacheFlags(disk.cache),
       readOnly: disk.readOnly,
+      kind: disk.type === 'block' || disk.type === 'volume' ? disk.type : 'file',
     });
   }
   const { os } = d;
+  const networkNames = _unique(d.interfaces.filter((i) => i.type === 'network' && i.source).map((i) => i.source!));
+  const bridgeNames = _unique(d.interfaces.filter((i) => i.type === 'bridge' && i.source).map((i) => i.source!));
   const writableLoader = os.loader && !os.loader.readOnly ? [os.loader.path] : [];
   const readOnlyLoader = os.loader?.readOnly ? [os.loader.path] : [];
   return {
@@ -64,8 +67,10 @@ export function describeDomain(
     unmovableDisks,
     hostFiles: [...readOnlyLoader, ...(os.nvram?.template ? [os.nvram.template] : [])],
     chardevFiles: d.chardevFiles,
-    networks: _unique(d.interfaces.filter((i) => i.type === 'network' && i.source).map((i) => i.source!)),
-    bridges: _unique(d.interfaces.filter((i) => i.type === 'bridge' && i.source).map((i) => i.source!)),
+    cpuModel: d.cpu ? (d.cpu.model ?? d.cpu.mode) : undefined,
+    networks: networkNames,
+    bridges: bridgeNames,
+    attachments: [...networkNames.map((n) => `network:${n}`), ...bridgeNames.map((b) => `bridge:${b}`)],
   };
 }
 

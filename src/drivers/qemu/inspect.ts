@@ -3,7 +3,8 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import type { ImageInfo } from '../../storage/image-info.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { VmDisk, VmInfo } from '../driver.js';
-import { parseQemuArgv } from './argv.js';
+import { parseKeyval, parseQemuArgv } from './argv.js';
+import { guestCpu } from './cpu.js';
 import { RemoteQmp } from './remote-qmp.js';
 
 interface QueryBlockImage {
@@ -64,9 +65,12 @@ export async function describeWithQmp(qmp: RemoteQmp, proc: { pid: number; name:
   }
   const parsed = parseQemuArgv(proc.argv);
   const auxFiles = parsed.options.filter((o) => ['-kernel', '-initrd', '-bios'].includes(o.flag) && o.value).map((o) => o.value!);
+  const bridges = parsed.options.filter((o) => (o.flag === '-netdev' || o.flag === '-nic') && o.value?.startsWith('bridge')).map((o) => `bridge:${parseKeyval(o.value!, 'type').get('br') ?? 'br0'}`);
   return {
     name: proc.name,
     driver: 'qemu',
+    cpuModel: guestCpu(parsed).model,
+    attachments: bridges,
     pid: proc.pid,
     state: status.status,
     memoryBytes: mem['base-memory'],
