@@ -123,8 +123,8 @@ export interface LiveSteps {
   readonly agents: AgentClient[];
   /** Finds the VM on the source. */
   describe(): Promise<VmInfo>;
-  /** What only this hypervisor can tell about the target: versions, names taken, CPU, networks. */
-  checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void>;
+  /** What only this hypervisor can tell about the target: versions, names taken, CPU, networks. Runs beside the plan's checks. */
+  checkTarget(vm: VmInfo): Promise<void>;
   /** Opens the target's record, before anything is made there. */
   beginTarget(): Promise<void>;
   /** Lists files in the target's record before they are made, so that whoever settles removes them. */
@@ -154,7 +154,7 @@ export interface LiveSteps {
  */
 export interface OfflineSteps {
   describe(): Promise<VmInfo>;
-  checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void>;
+  checkTarget(vm: VmInfo): Promise<void>;
   /** Shuts the VM down on the source (asks the guest, waits); undone by startSource. */
   stopSource(): Promise<void>;
   startSource(): Promise<void>;
@@ -175,8 +175,6 @@ export interface Recovery {
 
 export interface HypervisorDriver {
   readonly name: 'qemu' | 'libvirt';
-  /** Whether the hypervisor manages a VM of that name on the host (running or not). */
-  has(host: AgentClient, vmName: string): Promise<boolean>;
   listVms(host: AgentClient): Promise<VmInfo[]>;
   live(context: StepContext): LiveSteps;
   /** Offline moves, where the hypervisor keeps a definition of a VM that does not run (libvirt). */

@@ -18,10 +18,16 @@ export function driverNamed(name: string): HypervisorDriver {
   return driver;
 }
 
-/** The driver named, or the first whose hypervisor has `vmName` on `source`. */
-export async function driverFor(source: AgentClient, vmName: string, named?: string): Promise<HypervisorDriver> {
-  if (named) return driverNamed(named);
-  for (const driver of drivers) if (await driver.has(source, vmName)) return driver;
+/** The driver named, or the first whose hypervisor has `vmName` on `source`; with the VM's state there. */
+export async function driverFor(source: AgentClient, vmName: string, named?: string): Promise<{ driver: HypervisorDriver; state?: string }> {
+  if (named) {
+    const driver = driverNamed(named);
+    return { driver, state: await driver.stateOf(source, vmName) };
+  }
+  for (const driver of drivers) {
+    const state = await driver.stateOf(source, vmName);
+    if (state !== undefined) return { driver, state };
+  }
   const known = (await Promise.all(drivers.map((d) => d.listVms(source).catch(() => [])))).flat().map((v) => v.name);
   throw new FerryError('UNKNOWN_VM', `Unknown VM "${vmName}" on host "${source.host.name}"`, {
     hint: known.length ? `VMs there: ${[...new Set(known)].join(', ')}` : `no libvirt domain or QEMU VM with a QMP monitor is there; see "ferry vm list ${source.host.name}"`,

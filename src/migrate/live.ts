@@ -105,8 +105,8 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         checkRunning(vm, source);
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
-        plans = await planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log });
-        await steps.checkTarget(vm, plans);
+        // The plan asks the hosts' agents, the driver its hypervisor: both at once.
+        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log }), steps.checkTarget(vm)]);
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
       },
     },
@@ -176,7 +176,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     // Nothing has begun yet: an agent lost here is simply started again.
     [source, target] = await Promise.all([liveAgent(fromHost, source), liveAgent(toHost, target)]);
     for (const agent of [source, target]) if (!agents.includes(agent)) agents.push(agent);
-    const driver = await driverFor(source, req.vm, req.driver).catch(async (e: unknown) => {
+    const { driver, state } = await driverFor(source, req.vm, req.driver).catch(async (e: unknown) => {
       if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
       source = await liveAgent(fromHost, source);
       agents.push(source);
@@ -199,7 +199,6 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       listener: req.listener,
       journal,
     };
-    const state = await driver.stateOf(source, req.vm);
     if (req.offline || state === 'shut off') {
       report.mode = 'offline';
       journal.record('mode', { mode: 'offline', state });

@@ -54,8 +54,7 @@ export function offlinePhases(steps: OfflineSteps, context: StepContext, setting
         outcome.wasRunning = vm.state !== 'shut off';
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
-        plans = await planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable });
-        await steps.checkTarget(vm, plans);
+        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable }), steps.checkTarget(vm)]);
         log(`checked: ${vm.name} (${vm.state}, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}, offline`);
       },
     },

@@ -21,7 +21,8 @@ import { findDomain, domainRunning, libvirtUri, sameHostUuidError } from './doma
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
-const POLL_MS = 250;
+/** Each poll runs virsh on the source: often enough for the view, seldom enough to leave the CPU to the migration. */
+const POLL_MS = 500;
 
 export class LibvirtLiveSteps implements LiveSteps {
   readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
@@ -57,7 +58,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     return vm;
   }
 
-  async checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void> {
+  async checkTarget(vm: VmInfo): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
     // Independent questions to two daemons: asked at once.
@@ -70,7 +71,6 @@ export class LibvirtLiveSteps implements LiveSteps {
       this.dumpXml({ migratable: true }).then((xml) => checkNetworks(target, parseDomainXml(xml))),
     ]);
     if (sourceUuid.uuid === targetUuid.uuid) throw sameHostUuidError(source.host.name, target.host.name, sourceUuid.uuid);
-    this.plans = [...plans];
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
 
@@ -93,7 +93,8 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   private xml?: { live: string; persistent: string };
 
-  async prepareIncoming(): Promise<void> {
+  async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {
+    this.plans = [...plans];
     const [live, inactive] = await Promise.all([this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })]);
     // The definition the source had: what --keep-source-definition keeps, and what a user may define again.
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });

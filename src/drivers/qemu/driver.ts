@@ -7,7 +7,6 @@ import { settleMigration } from './settle.js';
 
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
-  has: async (host: AgentClient, vmName: string): Promise<boolean> => (await host.call('qemu.list', undefined)).some((p) => p.name === vmName),
   // A QEMU VM exists only while its process runs.
   stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => ((await host.call('qemu.list', undefined)).some((p) => p.name === vmName) ? 'running' : undefined),
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),

@@ -93,7 +93,7 @@ export class QemuLiveSteps implements LiveSteps {
     return vm;
   }
 
-  async checkTarget(vm: VmInfo, plans: readonly DiskPlan[]): Promise<void> {
+  async checkTarget(vm: VmInfo): Promise<void> {
     const { source, target } = this;
     const binary = this.parsed!.binary;
     const dstVersion = await target.call('qemu.version', { binary }).catch((e: FerryError) => {
@@ -109,10 +109,6 @@ export class QemuLiveSteps implements LiveSteps {
     if (running.some((p) => p.name === vm.name)) {
       throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host with --to' });
     }
-    // A disk on shared storage is opened in place by the target QEMU: nothing to export or mirror.
-    this.plans = plans
-      .filter((p) => !p.shared)
-      .map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
   }
 
   /** The target must give the guest the CPU it has here. */
@@ -142,7 +138,11 @@ export class QemuLiveSteps implements LiveSteps {
     await this.target.call('migration.target.claim', { id: this.id, files: paths });
   }
 
-  async prepareIncoming(): Promise<void> {
+  async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {
+    // A disk on shared storage is opened in place by the target QEMU: nothing to export or mirror.
+    this.plans = plans
+      .filter((p) => !p.shared)
+      .map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
     const { target } = this;
     const vm = this.vm!;
     const parsed = this.parsed!;
