@@ -147,23 +147,32 @@ export interface LiveSteps {
   existsOn(agent: AgentClient): Promise<boolean>;
 }
 
+/** How a running VM is powered off for a cold move. */
+export interface ShutdownOptions {
+  /** How long the guest gets to power off when asked (ACPI). */
+  timeoutMs: number;
+  /** After that, cut its power (its disks are closed cleanly by the hypervisor); else refuse. */
+  forceOff: boolean;
+}
+
 /**
- * An offline move's steps: the VM does not run during the move (it was shut
- * off, or is shut down first); its disks are copied by the migration with
- * the sync engine, between defineTarget's preparation and the definition.
+ * A cold move's steps: the VM does not run while its disks are copied (the
+ * migration copies them with the sync engine); it is then made on the
+ * target (libvirt: defined with the planned paths; QEMU: its command line
+ * with them) and started there.
  */
-export interface OfflineSteps {
+export interface ColdSteps {
   describe(): Promise<VmInfo>;
   checkTarget(vm: VmInfo): Promise<void>;
-  /** Shuts the VM down on the source (asks the guest, waits); undone by startSource. */
-  stopSource(): Promise<void>;
+  /** Powers the VM off on the source; undone by startSource. */
+  stopSource(options: ShutdownOptions): Promise<void>;
   startSource(): Promise<void>;
-  /** Defines the VM on the target with the planned paths; undone by undefineTarget. */
+  /** Makes the VM on the target with the planned paths, not started; undone by undefineTarget. */
   defineTarget(plans: readonly DiskPlan[]): Promise<void>;
   undefineTarget(): Promise<void>;
-  /** Removes the source's definition (its XML is journaled first), unless asked to keep it. */
-  undefineSource(): Promise<void>;
   startTarget(): Promise<void>;
+  /** Removes what defines the VM on the source (libvirt's definition, its XML journaled first), unless asked to keep it. */
+  undefineSource(): Promise<void>;
 }
 
 /** What `ferry recover` found of an unfinished migration and did with it. */
@@ -177,8 +186,8 @@ export interface HypervisorDriver {
   readonly name: 'qemu' | 'libvirt';
   listVms(host: AgentClient): Promise<VmInfo[]>;
   live(context: StepContext): LiveSteps;
-  /** Offline moves, where the hypervisor keeps a definition of a VM that does not run (libvirt). */
-  offline?(context: StepContext): OfflineSteps;
+  /** Cold moves: the VM powered off, its disks copied, made and started on the target. */
+  cold?(context: StepContext): ColdSteps;
   /** The VM's state on the host (running, paused, shut off...), undefined when it has no such VM. */
   stateOf(host: AgentClient, vmName: string): Promise<string | undefined>;
   /** Brings migration `id`, which its journal left unfinished, to one owner from what the hosts hold. */

@@ -15,7 +15,7 @@ import { asFerryError, FerryError } from '../util/errors.js';
 import { driverFor } from './drivers.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
-import { imagesToResume, offlinePhases, type OfflineOutcome } from './offline.js';
+import { imagesToResume, coldPhases, type ColdOutcome } from './cold.js';
 import { runPhases, type Phase, type PhaseTimes } from './phases.js';
 import { createTargetImages, planDisks } from './plan.js';
 import type { MigrationSettings } from './settings.js';
@@ -28,7 +28,9 @@ export interface MigrateRequest extends MigrationSettings {
   bandwidthMiB?: number;
   /** qemu or libvirt; by default the one whose hypervisor has the VM on the source. */
   driver?: string;
-  /** Move a running VM offline: shut it down, copy, define and start it on the target. */
+  /** live (the default for a running VM), cold (the default for a shut-off one) or warm. */
+  mode?: 'live' | 'cold' | 'warm';
+  /** libvirt's name for a cold move with --shutdown. */
   offline?: boolean;
   signal: AbortSignal;
   listener: MigrationListener;
@@ -42,8 +44,8 @@ export interface MigrationReport {
   to: string;
   /** The driver that moved it: qemu or libvirt. */
   driver?: string;
-  /** live, or offline (the VM did not run while its disks were copied). */
-  mode?: 'live' | 'offline';
+  /** live, or cold (the VM did not run while its disks were copied). */
+  mode?: 'live' | 'cold';
   /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
   downtime_ms?: number;
   /** QEMU's own downtime figure (the source side of the pause). */
@@ -199,11 +201,17 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       listener: req.listener,
       journal,
     };
-    if (req.offline || state === 'shut off') {
-      report.mode = 'offline';
-      journal.record('mode', { mode: 'offline', state });
-      const offline = await moveOffline(driver, context, journal, req, report);
-      if (offline) return finishReport(report, journal, t0);
+    if (req.mode === 'warm') throw new FerryError('USAGE', 'Warm migration is not built yet', { hint: 'use --mode live (the default for a running VM) or --mode cold' });
+    if (req.mode === 'cold' || req.offline || state === 'shut off') {
+      if (state !== 'shut off' && !req.shutdown && !req.offline) {
+        throw new FerryError('VM_RUNNING', `VM "${req.vm}" runs on "${req.from}"; a cold move needs it powered off`, {
+          hint: 'shut it down first, or pass --shutdown to have ferry power it off (--force-off to cut its power if it does not)',
+        });
+      }
+      report.mode = 'cold';
+      journal.record('mode', { mode: 'cold', state });
+      await moveCold(driver, context, journal, req, report);
+      return finishReport(report, journal, t0);
     }
     report.mode = 'live';
     steps = driver.live(context);
@@ -273,29 +281,24 @@ function finishReport(report: MigrationReport, journal: Journal, t0: number): Mi
   return report;
 }
 
-/** Runs an offline move into `report`; false when the driver has none (the caller then refuses). */
-async function moveOffline(driver: HypervisorDriver, context: StepContext, journal: Journal, req: MigrateRequest, report: MigrationReport): Promise<boolean> {
-  if (!driver.offline) {
-    throw new FerryError('VM_NOT_RUNNING', `VM "${req.vm}" is not running, and the ${driver.name} driver moves running VMs only`, {
-      hint: `start it, or copy its disks with "ferry sync"`,
-    });
-  }
-  const steps = driver.offline(context);
-  const outcome: OfflineOutcome = { diskBytes: 0 };
+/** Runs a cold move into `report`. */
+async function moveCold(driver: HypervisorDriver, context: StepContext, journal: Journal, req: MigrateRequest, report: MigrationReport): Promise<void> {
+  if (!driver.cold) throw new FerryError('USAGE', `The ${driver.name} driver has no cold moves`, { hint: 'use --mode live' });
+  const steps = driver.cold(context);
+  const outcome: ColdOutcome = { diskBytes: 0 };
   const resumable = imagesToResume(req.vm, req.from, req.to);
-  const result = await runPhases(offlinePhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
+  const result = await runPhases(coldPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
   report.phases = result.times;
   report.disk_bytes = outcome.diskBytes;
   if (!result.error) {
     report.status = 'completed';
   } else if (outcome.committed) {
     report.status = 'completed';
-    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM was defined on "${req.to}")`];
+    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM was made on "${req.to}")`];
   } else {
     report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
     report.failed_phase = result.failedPhase;
     report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
     if (result.failedPhase === 'copy') report.error.hint = `${result.error.hint ? `${result.error.hint}; ` : ''}what was copied is kept on "${req.to}": run the same command again to continue`;
   }
-  return true;
 }

@@ -8,4 +8,10 @@ export interface MigrationSettings extends Omit<TransferSettings, 'bandwidthByte
   force?: boolean;
   /** Remove the source's disk images once the target runs. */
   deleteSource?: boolean;
+  /** Cold moves: power a running VM off first (ACPI), waiting this long, then refuse unless forceOff. */
+  shutdown?: boolean;
+  shutdownTimeoutMs?: number;
+  forceOff?: boolean;
+  /** Cold moves: leave the VM made but not started on the target. */
+  noStart?: boolean;
 }

@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'UNKNOWN_HOST'
   | 'UNKNOWN_VM'
   | 'VM_NOT_RUNNING'
+  | 'VM_RUNNING'
   | 'SAME_HOST'
   | 'UNREACHABLE'
   | 'TARGET_EXISTS'

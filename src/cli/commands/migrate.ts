@@ -19,6 +19,11 @@ interface MigrateOptions {
   keepSourceDefinition?: boolean;
   driver?: string;
   offline?: boolean;
+  mode?: string;
+  shutdown?: boolean;
+  shutdownTimeout?: string;
+  forceOff?: boolean;
+  start: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -48,7 +53,12 @@ export function register(program: Command): void {
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
-    .option('--offline', 'libvirt: shut the running domain down, copy its disks, define and start it on the target (a shut-off domain always moves offline)')
+    .option('--mode <mode>', 'live (default for a running VM): moves while it runs; cold (default for a shut-off one): powered off, disks copied, started on the target')
+    .option('--shutdown', 'cold: power a running VM off first (ACPI) and wait for it')
+    .option('--shutdown-timeout <seconds>', 'cold: how long the guest gets to power off (default 120)')
+    .option('--force-off', 'cold: cut the power of a guest that did not power off in time (its disks are closed cleanly)')
+    .option('--no-start', 'cold: make the VM on the target but do not start it')
+    .option('--offline', "libvirt's name for --mode cold --shutdown")
     .option('--driver <name>', 'qemu or libvirt (default: whichever has the VM on the source)')
     .option('--json', 'print one final JSON object')
     .option('-q, --quiet', 'no live view')
@@ -56,6 +66,9 @@ export function register(program: Command): void {
     .action(
       action(async (vm: string, opts: MigrateOptions, cmd: Command) => {
         const diskMap = parseDiskMap(opts.diskMap);
+        if (opts.mode !== undefined && !['live', 'cold', 'warm'].includes(opts.mode)) throw new FerryError('USAGE', `Invalid --mode "${opts.mode}"`, { hint: 'use live, cold or warm' });
+        const mode = opts.mode as 'live' | 'cold' | 'warm' | undefined;
+        const shutdownTimeout = positive('--shutdown-timeout', opts.shutdownTimeout);
         const bandwidthMiB = positive('--bandwidth', opts.bandwidth);
         const maxDowntimeMs = positive('--max-downtime', opts.maxDowntime);
         if (opts.mirrorMode !== 'write-blocking' && opts.mirrorMode !== 'background') {
@@ -89,6 +102,11 @@ export function register(program: Command): void {
             keepSourceDefinition: opts.keepSourceDefinition,
             driver: opts.driver,
             offline: opts.offline,
+            mode,
+            shutdown: opts.shutdown,
+            shutdownTimeoutMs: shutdownTimeout === undefined ? undefined : shutdownTimeout * 1000,
+            forceOff: opts.forceOff,
+            noStart: !opts.start,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });
@@ -105,8 +123,8 @@ export function register(program: Command): void {
 }
 
 export function printReport(r: MigrationReport): void {
-  if (r.status === 'completed' && r.mode === 'offline') {
-    process.stdout.write(`Moved ${r.vm} ${r.from} -> ${r.to} offline: total ${(r.total_ms / 1000).toFixed(2)} s, disks ${formatMiB(r.disk_bytes)} MiB sent\n`);
+  if (r.status === 'completed' && r.mode === 'cold') {
+    process.stdout.write(`Moved ${r.vm} ${r.from} -> ${r.to} cold: total ${(r.total_ms / 1000).toFixed(2)} s, disks ${formatMiB(r.disk_bytes)} MiB sent\n`);
     for (const w of r.warnings ?? []) process.stderr.write(`ferry: warning: ${w}\n`);
     return;
   }

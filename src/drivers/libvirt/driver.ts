@@ -1,9 +1,9 @@
 /** The libvirt driver: domains a libvirtd manages, running or shut off. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { HypervisorDriver, LiveSteps, OfflineSteps, Recovery, StepContext, VmInfo } from '../driver.js';
+import type { HypervisorDriver, LiveSteps, ColdSteps, Recovery, StepContext, VmInfo } from '../driver.js';
 import { listDomains } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
-import { LibvirtOfflineSteps } from './offline-steps.js';
+import { LibvirtColdSteps } from './cold-steps.js';
 import { recoverLibvirtMigration } from './recover.js';
 
 export const libvirtDriver: HypervisorDriver = {
@@ -11,7 +11,7 @@ export const libvirtDriver: HypervisorDriver = {
   // No libvirtd there, or no such domain: either way not libvirt's VM.
   stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => (await host.call('libvirt.domain', { domain: vmName }).catch(() => undefined))?.state,
   listVms: (host: AgentClient): Promise<VmInfo[]> => listDomains(host),
-  offline: (context: StepContext): OfflineSteps => new LibvirtOfflineSteps(context),
+  cold: (context: StepContext): ColdSteps => new LibvirtColdSteps(context),
   live: (context: StepContext): LiveSteps => new LibvirtLiveSteps(context),
   recover: (id, vmName, source, target, journal): Promise<Recovery> => recoverLibvirtMigration(vmName, source, target, journal),
 };

@@ -131,6 +131,8 @@ export interface TargetArgvOptions {
   /** Source disk path -> format of the target image (a block device target is raw). */
   diskFormats?: Map<string, string>;
   accel?: string;
+  /** false: a VM that boots (a cold move) rather than one that waits for a migration. */
+  incoming?: boolean;
 }
 
 /**
@@ -160,6 +162,21 @@ export function targetArgv(source: ParsedArgv, opts: TargetArgvOptions): string[
     }
     out.push(option);
   }
-  out.push({ flag: '-incoming', value: 'defer' });
+  if (opts.incoming !== false) out.push({ flag: '-incoming', value: 'defer' });
   return joinOptions(source.binary, out);
+}
+
+/** Paths QEMU itself creates when it starts with this command line. */
+export function filesQemuCreates(parsed: ParsedArgv): string[] {
+  const files = new Set<string>();
+  if (parsed.qmpSocket) files.add(parsed.qmpSocket);
+  for (const o of parsed.options) {
+    if (!o.value) continue;
+    if (o.flag === '-chardev') {
+      const kv = parseKeyval(o.value, 'backend');
+      if (['file', 'socket', 'pipe'].includes(kv.get('backend') ?? '') && kv.get('path')) files.add(kv.get('path')!);
+    }
+    if (o.flag === '-serial' && o.value.startsWith('file:')) files.add(o.value.slice(5));
+  }
+  return [...files];
 }

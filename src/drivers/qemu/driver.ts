@@ -1,7 +1,8 @@
 /** The QEMU driver: VMs that are QEMU processes with a QMP monitor, started by hand or by a script. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo } from '../driver.js';
+import type { ColdSteps, HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo } from '../driver.js';
 import { listVms } from './inspect.js';
+import { QemuColdSteps } from './cold-steps.js';
 import { QemuLiveSteps } from './live-steps.js';
 import { settleMigration } from './settle.js';
 
@@ -11,6 +12,7 @@ export const qemuDriver: HypervisorDriver = {
   stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => ((await host.call('qemu.list', undefined)).some((p) => p.name === vmName) ? 'running' : undefined),
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
+  cold: (context: StepContext): ColdSteps => new QemuColdSteps(context),
   recover: async (id: string, _vmName: string, source: AgentClient, target: AgentClient): Promise<Recovery> => {
     const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);
     const found = {

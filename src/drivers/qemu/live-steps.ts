@@ -21,8 +21,8 @@ import { text } from '../../util/text.js';
 import { formatMiB, MiB } from '../../util/units.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
-import { parseQemuArgv, parseKeyval, targetArgv, type ParsedArgv } from './argv.js';
-import { guestCpu, missingOnTarget } from './cpu.js';
+import { filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
+import { checkQemuTarget } from './target-checks.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
 import { liveAgent } from '../../hosts/live-agent.js';
@@ -94,35 +94,8 @@ export class QemuLiveSteps implements LiveSteps {
   }
 
   async checkTarget(vm: VmInfo): Promise<void> {
-    const { source, target } = this;
-    const binary = this.parsed!.binary;
-    const dstVersion = await target.call('qemu.version', { binary }).catch((e: FerryError) => {
-      throw new FerryError('INCOMPATIBLE', `Cannot run "${binary}" on host "${target.host.name}": ${e.message}`, { hint: 'install the same QEMU on the target' });
-    });
-    if (compareVersions(dstVersion.version, vm.hypervisorVersion) < 0) {
-      throw new FerryError('INCOMPATIBLE', `QEMU on "${target.host.name}" (${dstVersion.version}) is older than on "${source.host.name}" (${vm.hypervisorVersion})`, {
-        hint: 'a VM can only move to the same or a newer QEMU; upgrade QEMU on the target',
-      });
-    }
-    await this.checkCpu(binary);
-    const running = await target.call('qemu.list', undefined);
-    if (running.some((p) => p.name === vm.name)) {
-      throw new FerryError('TARGET_EXISTS', `A VM named "${vm.name}" already runs on "${target.host.name}"`, { hint: 'stop it there, or migrate to another host with --to' });
-    }
-  }
-
-  /** The target must give the guest the CPU it has here. */
-  private async checkCpu(binary: string): Promise<void> {
-    const { source, target } = this;
-    const cpu = guestCpu(this.parsed!);
-    const [here, there] = await Promise.all([cpu.model === 'host' ? source.call('qemu.cpuSupport', { binary }) : undefined, target.call('qemu.cpuSupport', { binary })]);
-    const missing = missingOnTarget(cpu, there, here?.hostFlags ?? []);
-    if (missing.model || missing.flags.length) {
-      const what = [missing.model && `CPU model ${missing.model}`, missing.flags.length && `CPU flags ${missing.flags.join(', ')}`].filter(Boolean).join(' and ');
-      throw new FerryError('INCOMPATIBLE_CPU', `VM "${this.ctx.vmName}" runs with ${what}, which "${target.host.name}" cannot give it (${cpu.accel})`, {
-        hint: 'restart the VM with a CPU model both hosts have (e.g. -cpu with a named model and no extra flags), or choose another target with --to',
-      });
-    }
+    // RAM and device state cross as they are: the target's QEMU must read them (the same or a newer one).
+    await checkQemuTarget(this.source, this.target, this.parsed!, vm, { sameOrNewer: true });
   }
 
   // ---- prepare -----------------------------------------------------------
@@ -520,21 +493,6 @@ function ramProgress(m: QueryMigrate): RamProgress | undefined {
   };
 }
 
-/** Paths QEMU itself creates when it starts with this command line. */
-function filesQemuCreates(parsed: ParsedArgv): string[] {
-  const files = new Set<string>();
-  if (parsed.qmpSocket) files.add(parsed.qmpSocket);
-  for (const o of parsed.options) {
-    if (!o.value) continue;
-    if (o.flag === '-chardev') {
-      const kv = parseKeyval(o.value, 'backend');
-      if (['file', 'socket', 'pipe'].includes(kv.get('backend') ?? '') && kv.get('path')) files.add(kv.get('path')!);
-    }
-    if (o.flag === '-serial' && o.value.startsWith('file:')) files.add(o.value.slice(5));
-  }
-  return [...files];
-}
-
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -543,11 +501,4 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       timer = setTimeout(() => reject(new FerryError('MIGRATION_FAILED', `Timed out after ${ms / 1000} s waiting for ${what}`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
-  const pb = b.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
-  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
-  return 0;
 }

@@ -1,12 +1,15 @@
 /**
- * The phases of an offline move: the VM does not run while its disks are
- * copied with the sync engine (verified, and resumable: the images an
- * interrupted move made on the target are kept, and the same command
- * continues into them from their checkpoints), then it is defined on the
- * target and its source definition removed. A VM that was running (moved
- * with --offline) is shut down first and started on the target at the end.
+ * The phases of a cold move (seed 000's stopped-guest copy, seed 002's
+ * `virsh migrate --offline --persistent`): the VM does not run while its
+ * disks are copied with the sync engine (verified, and resumable: the
+ * images an interrupted move made on the target are kept, and the same
+ * command continues into them from their checkpoints). A running VM is
+ * powered off first, with --shutdown. The VM is then made on the target and
+ * started there (the commit point), and only then removed from the source;
+ * a failure before the start leaves it, and starts it again if it ran, on
+ * the source.
  */
-import type { DiskPlan, OfflineSteps, StepContext } from '../drivers/driver.js';
+import type { DiskPlan, ColdSteps, StepContext } from '../drivers/driver.js';
 import type { DiskProgress } from '../drivers/progress.js';
 import { syncDisks } from '../transfer/sync-controller.js';
 import { verifyError } from '../transfer/sync-summary.js';
@@ -16,8 +19,13 @@ import type { Phase } from './phases.js';
 import { planDisks } from './plan.js';
 import type { MigrationSettings } from './settings.js';
 
-export interface OfflineOutcome {
+/** How long a guest gets to power off when asked, unless --shutdown-timeout says otherwise. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
+
+export interface ColdOutcome {
   described?: boolean;
+  /** ferry powered the VM off on the source. */
+  stopped?: boolean;
   /** The VM ran before the move (it was shut down for it). */
   wasRunning?: boolean;
   /** The target has the VM's definition and the source no longer runs it: from here the target owns it. */
@@ -25,19 +33,19 @@ export interface OfflineOutcome {
   diskBytes: number;
 }
 
-/** Target images an earlier, unfinished offline move of the same VM between the same hosts made: a new run continues into them. */
+/** Target images an earlier, unfinished cold move of the same VM between the same hosts made: a new run continues into them. */
 export function imagesToResume(vm: string, from: string, to: string): Set<string> {
   const paths = new Set<string>();
   for (const item of readHistory()) {
     if (item.vm !== vm || item.from !== from || item.to !== to || item.status === 'completed') continue;
     const entries = journalEntries(item.id);
-    if (!entries.some((e) => e.step === 'mode' && e.mode === 'offline')) continue;
+    if (!entries.some((e) => e.step === 'mode' && e.mode === 'cold')) continue;
     for (const e of entries) if (e.step === 'created' && typeof e.path === 'string') paths.add(e.path);
   }
   return paths;
 }
 
-export function offlinePhases(steps: OfflineSteps, context: StepContext, settings: MigrationSettings, outcome: OfflineOutcome, resumable: ReadonlySet<string>): Phase[] {
+export function coldPhases(steps: ColdSteps, context: StepContext, settings: MigrationSettings, outcome: ColdOutcome, resumable: ReadonlySet<string>): Phase[] {
   const { source, target, journal, listener } = context;
   const log = (message: string): void => {
     listener({ type: 'log', message });
@@ -62,11 +70,12 @@ export function offlinePhases(steps: OfflineSteps, context: StepContext, setting
       name: 'stop',
       run: async () => {
         if (!outcome.wasRunning) return;
-        log(`shutting ${context.vmName} down on ${source.host.name}`);
-        await steps.stopSource();
+        log(`powering ${context.vmName} off on ${source.host.name}`);
+        await steps.stopSource({ timeoutMs: settings.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, forceOff: !!settings.forceOff });
+        outcome.stopped = true;
       },
       rollback: async () => {
-        if (outcome.wasRunning) await steps.startSource();
+        if (outcome.stopped && !outcome.committed) await steps.startSource();
       },
     },
     {
@@ -74,29 +83,38 @@ export function offlinePhases(steps: OfflineSteps, context: StepContext, setting
       name: 'copy',
       run: () => copyDisks(plans, context, outcome),
     },
-    { name: 'define', run: () => steps.defineTarget(plans), rollback: () => steps.undefineTarget() },
+    {
+      name: 'define',
+      run: () => steps.defineTarget(plans),
+      rollback: async () => {
+        if (!outcome.committed) await steps.undefineTarget();
+      },
+    },
+    {
+      name: 'start',
+      run: async () => {
+        if (settings.noStart) log(`made on ${target.host.name}, not started (--no-start)`);
+        else {
+          await steps.startTarget();
+          log(`started on ${target.host.name}`);
+        }
+        // From here the target holds the VM: nothing may bring the source's copy back.
+        outcome.committed = true;
+        journal.record('committed', { host: target.host.name });
+      },
+    },
     {
       name: 'finish',
       run: async () => {
         await steps.undefineSource();
-        outcome.committed = true;
-        journal.record('committed', { host: target.host.name });
-        log(
-          settings.keepSourceDefinition
-            ? `defined on ${target.host.name}; kept defined, shut off, on ${source.host.name}`
-            : `defined on ${target.host.name}; undefined on ${source.host.name} (its XML is in the journal)`,
-        );
-        if (outcome.wasRunning) {
-          await steps.startTarget();
-          log(`started on ${target.host.name}`);
-        }
+        if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
       },
     },
   ];
 }
 
 /** Every disk not already on the target, one after the other, through the sync engine. */
-async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outcome: OfflineOutcome): Promise<void> {
+async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outcome: ColdOutcome): Promise<void> {
   const { source, target, journal, listener } = context;
   const progress = new Map<string, DiskProgress>(plans.filter((p) => !p.shared).map((p) => [p.disk.device, { device: p.disk.device, done: 0, total: p.disk.virtualSize, ready: false }]));
   const emit = (): void => listener({ type: 'progress', progress: { phase: 'copy', disks: [...progress.values()] } });

@@ -1,21 +1,18 @@
 /**
- * An offline move of a libvirt domain (seed 002's `virsh migrate --offline
+ * A cold move of a libvirt domain (seed 002's `virsh migrate --offline
  * --persistent`, seed 000's dumpxml and define, with the disks copied too):
  * the domain does not run while its disks are copied; then its definition,
- * with the planned paths, is defined on the target, and removed from the
- * source unless kept.
+ * with the planned paths, is defined and started on the target, and removed
+ * from the source unless kept.
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
-import type { DiskPlan, OfflineSteps, StepContext, VmInfo } from '../driver.js';
+import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, mapDiskSources, type DomainDescription } from './domain-xml.js';
 import { findDomain } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 
-/** How long the guest gets to power off when asked. */
-const SHUTDOWN_WAIT_MS = 120_000;
-
-export class LibvirtOfflineSteps implements OfflineSteps {
+export class LibvirtColdSteps implements ColdSteps {
   private domain?: DomainDescription;
   private stopped = false;
   private defined = false;
@@ -44,15 +41,19 @@ export class LibvirtOfflineSteps implements OfflineSteps {
     await checkNetworks(this.target, this.domain!);
   }
 
-  async stopSource(): Promise<void> {
-    const { state } = await this.source.call('libvirt.shutdown', { domain: this.ctx.vmName, waitMs: SHUTDOWN_WAIT_MS });
+  async stopSource(options: ShutdownOptions): Promise<void> {
+    const domain = this.ctx.vmName;
+    const { state } = await this.source.call('libvirt.shutdown', { domain, waitMs: options.timeoutMs });
     this.stopped = true;
     this.ctx.journal.record('source-shut-down', { state });
-    if (state !== 'shut off') {
-      throw new FerryError('VM_NOT_RUNNING', `Domain "${this.ctx.vmName}" on "${this.source.host.name}" did not power off within ${SHUTDOWN_WAIT_MS / 1000} s (it is ${state})`, {
-        hint: `shut it down from inside the guest (or "virsh destroy ${this.ctx.vmName}" if it may be cut off), then run the same command again`,
+    if (state === 'shut off') return;
+    if (!options.forceOff) {
+      throw new FerryError('VM_RUNNING', `Domain "${domain}" on "${this.source.host.name}" did not power off within ${options.timeoutMs / 1000} s (it is ${state})`, {
+        hint: 'shut it down from inside the guest, give it longer with --shutdown-timeout, or pass --force-off to cut its power',
       });
     }
+    await this.source.call('libvirt.destroy', { domain, graceful: true });
+    this.ctx.journal.record('source-forced-off', {});
   }
 
   async startSource(): Promise<void> {
