@@ -34,7 +34,9 @@ test('describeDomain gives a shut-off domain the shape a QEMU VM has: disks by t
     backingChain: [base],
     cache: { writeback: true, direct: true, noFlush: false },
     readOnly: false,
+    kind: 'file',
   });
+  assert.equal(vm.disks.find((d) => d.path === '/dev/vg0/web1-data')?.kind, 'block');
   assert.deepEqual(
     vm.disks.map((d) => [d.device, d.path, d.format, d.readOnly]),
     [
