@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
+import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { AgentClient } from '../../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../../src/hosts/inventory.js';
 import { lastCounter } from '../../src/lab/records.js';
@@ -75,7 +76,20 @@ export async function waitForCounter(agent: AgentClient, name: string, atLeast: 
   for (;;) {
     const n = await counter(agent, name);
     if (n >= atLeast) return n;
-    if (Date.now() > deadline) throw new Error(`guest ${name} on ${agent.host.name} reached only record ${n}, expected ${atLeast}`);
+    if (Date.now() > deadline) {
+      // What a failure needs to be understood from CI's log alone: is the VM there, and what did its console say last.
+      const proc = (await agent.call('qemu.list', undefined).catch(() => [])).find((p) => p.name === name);
+      let status = 'status unknown';
+      if (proc?.qmpSocket) {
+        const qmp = await RemoteQmp.open(agent, proc.qmpSocket).catch(() => undefined);
+        status = JSON.stringify(await qmp?.execute('query-status').catch((e: unknown) => String(e))) ?? status;
+        await qmp?.close();
+      }
+      const tail = (await readSerial(agent, name)).slice(-300);
+      throw new Error(
+        `guest ${name} on ${agent.host.name} reached only record ${n}, expected ${atLeast}; QEMU ${proc ? `pid ${proc.pid}, ${status}` : 'not running'}; console ends with: ${JSON.stringify(tail)}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }

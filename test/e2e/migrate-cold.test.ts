@@ -4,10 +4,13 @@
  * command line booted on the target.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { waitForGuestReady } from '../../src/lab/vm.js';
-import { cleanVm, counter, diskPath, ferry, killVm, startGuest, useLab, vmPid, waitForCounter } from './harness.js';
+import { CLI } from './cli.js';
+import { cleanVm, counter, diskPath, ferry, killVm, startGuest, stateDir, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -47,6 +50,34 @@ test('cold: a running QEMU VM is powered off, copied and booted on the target, w
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0);
   assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, true, 'the source disk is kept');
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+});
+
+test('cold: ferry killed while it copies: ferry recover runs the VM again on the source, and the same command then finishes the move', async () => {
+  const vm = 'cold-kill';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await startGuest(a, { name: vm, disks: ['32M', '32M'] });
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'cold', '--shutdown', '--shutdown-timeout', '1', '--force-off'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'copied' },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  for (let i = 0; i < 600 && !/\) T /.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 100));
+  process.kill(child.pid!, 'SIGKILL');
+  await ended;
+  assert.equal(await vmPid(a, vm), undefined, 'powered off for the move');
+
+  const r = await ferry(['recover', vm, '--json']);
+  const [recovery] = JSON.parse(r.stdout) as Array<{ status: string; runs_on: string[] }>;
+  assert.equal(recovery!.status, 'settled', r.stdout);
+  assert.deepEqual(recovery!.runs_on, ['lab-a']);
+  assert.ok(await vmPid(a, vm), 'running again on the source');
+
+  const again = await migrate(vm, ['--mode', 'cold', '--shutdown', '--shutdown-timeout', '1', '--force-off']);
+  assert.equal(again.status, 'completed', JSON.stringify(again));
+  assert.ok(await vmPid(b, vm));
   await cleanVm(a, vm);
   await cleanVm(b, vm);
 });

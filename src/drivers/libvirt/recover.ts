@@ -7,6 +7,7 @@
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { sleep } from '../../util/abort.js';
+import { coldProgress } from '../cold-journal.js';
 import type { Recovery } from '../driver.js';
 import { domainRunning } from './domains.js';
 
@@ -14,6 +15,7 @@ import { domainRunning } from './domains.js';
 const JOB_WAIT_MS = 10 * 60_000;
 
 export async function recoverLibvirtMigration(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
+  if (coldProgress(journal).cold) return recoverLibvirtCold(vmName, source, target, journal);
   const claimed = journal.filter((e) => e.step === 'claimed').flatMap((e) => (Array.isArray(e.files) ? e.files.map(String) : []));
   const domainsThere = async (agent: AgentClient): Promise<string | null> => (await agent.call('libvirt.domains', {})).find((d) => d.name === vmName)?.state ?? null;
   const job = async (): Promise<string> => (await source.call('libvirt.jobInfo', { domain: vmName }).catch(() => ({ type: 'none' }))).type;
@@ -32,4 +34,26 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
     found: { ...found, target: found.target ?? (leftovers.length ? 'images' : null) },
     settlement: { outcome: 'aborted', source: (await domainRunning(source, vmName)) ? 'running' : 'not running' },
   };
+}
+
+/**
+ * A cold move: a domain running on the target stays there; otherwise its
+ * definition there (if made) goes, and a domain ferry powered off runs
+ * again on the source. What was copied stays: the same command continues.
+ */
+async function recoverLibvirtCold(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
+  const progress = coldProgress(journal);
+  const state = async (agent: AgentClient): Promise<string | null> => (await agent.call('libvirt.domain', { domain: vmName }))?.state ?? null;
+  const found = { source: await state(source), target: await state(target) };
+  if (found.target === 'running' || (found.target !== null && progress.startedOnTarget)) return { found, settlement: { outcome: 'committed', source: found.source ?? 'undefined' } };
+  let acted = false;
+  if (found.target !== null && progress.madeOnTarget) {
+    await target.call('libvirt.undefine', { domain: vmName });
+    acted = true;
+  }
+  if (progress.stoppedSource && found.source === 'shut off') {
+    await source.call('libvirt.start', { domain: vmName });
+    acted = true;
+  }
+  return acted ? { found, settlement: { outcome: 'aborted', source: (await state(source)) ?? 'undefined' } } : { found };
 }

@@ -5,6 +5,8 @@ import { listVms } from './inspect.js';
 import { QemuColdSteps } from './cold-steps.js';
 import { QemuLiveSteps } from './live-steps.js';
 import { settleMigration } from './settle.js';
+import { coldProgress } from '../cold-journal.js';
+import { recoverQemuCold } from './cold-recover.js';
 
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
@@ -13,7 +15,8 @@ export const qemuDriver: HypervisorDriver = {
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
   cold: (context: StepContext): ColdSteps => new QemuColdSteps(context),
-  recover: async (id: string, _vmName: string, source: AgentClient, target: AgentClient): Promise<Recovery> => {
+  recover: async (id: string, vmName: string, source: AgentClient, target: AgentClient, journal): Promise<Recovery> => {
+    if (coldProgress(journal).cold) return recoverQemuCold(vmName, source, target, journal);
     const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);
     const found = {
       source: sourceRecords.find((r) => r.id === id && r.role === 'source')?.phase ?? null,
