@@ -3,7 +3,7 @@
  * start and stop test guests, read their consoles, check their records.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
@@ -116,3 +116,23 @@ export function diskPath(name: string, i = 0): string {
 }
 
 export { readSerial, labVmPaths };
+
+/** A process's state letter from /proc (R, S, T for stopped, Z...); undefined once it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls `probe` until it gives a value: a condition to watch, never a fixed sleep. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

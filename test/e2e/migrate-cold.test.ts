@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { waitForGuestReady } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
-import { cleanVm, counter, diskPath, ferry, killVm, startGuest, stateDir, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, diskPath, ferry, killVm, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -64,7 +63,7 @@ test('cold: ferry killed while it copies: ferry recover runs the VM again on the
     stdio: ['ignore', 'ignore', 'ignore'],
   });
   const ended = new Promise<void>((r) => child.on('close', () => r()));
-  for (let i = 0; i < 600 && !/\) T /.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 100));
+  await until('the controller to hold while it copies', () => (processState(child.pid!) === 'T' ? true : undefined));
   process.kill(child.pid!, 'SIGKILL');
   await ended;
   assert.equal(await vmPid(a, vm), undefined, 'powered off for the move');

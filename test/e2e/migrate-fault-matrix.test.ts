@@ -26,7 +26,7 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { labState } from '../../src/lab/lab.js';
 import { journalStep, type JournalEntry } from '../../src/migrate/journal.js';
-import { CLI, cleanVm, counter, diskPath, ferry, labVmPaths, startGuest, stateDir, useLab, vmPid, waitForCounter } from './harness.js';
+import { CLI, cleanVm, counter, diskPath, ferry, labVmPaths, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -84,14 +84,6 @@ function globalPidOf(hostPid: number, nsPid: number): number | undefined {
   return undefined;
 }
 
-function processState(pid: number): string | undefined {
-  try {
-    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
   const out = [];
   for (const entry of readdirSync('/proc')) {
@@ -104,18 +96,6 @@ function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
     }
   }
   return out;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 /** A migration lab-a -> lab-b held at `step`. */

@@ -13,7 +13,7 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
 import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
-import { counter, diskPath, ferry, labVmPaths, stateDir, useLab, waitForCounter } from './harness.js';
+import { counter, diskPath, ferry, labVmPaths, processState, stateDir, until, useLab, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -72,24 +72,6 @@ test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and los
   assert.ok(check.lastReportedSeq >= onA);
   await cleanDomain(vm);
 });
-
-function processState(pid: number): string | undefined {
-  try {
-    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The incoming QEMU libvirt started on lab-b for `vm`, by its pid on this machine. */
 function incomingQemu(vm: string): number | undefined {

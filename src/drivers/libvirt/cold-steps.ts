@@ -9,7 +9,7 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, mapDiskSources, type DomainDescription } from './domain-xml.js';
-import { findDomain } from './domains.js';
+import { describeForMove } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 
 export class LibvirtColdSteps implements ColdSteps {
@@ -28,9 +28,8 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async describe(): Promise<VmInfo> {
-    const { vm, domain } = await findDomain(this.source, this.ctx.vmName);
+    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
-    this.ctx.journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
     return vm;
   }
 

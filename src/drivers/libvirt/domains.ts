@@ -2,6 +2,7 @@
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { HostConfig } from '../../hosts/inventory.js';
 import type { ImageInfo } from '../../storage/image-info.js';
+import type { StepJournal } from '../driver.js';
 import { FerryError } from '../../util/errors.js';
 import type { DomainDescription } from './domain-xml.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
@@ -47,8 +48,21 @@ export async function findDomain(host: AgentClient, name: string): Promise<{ vm:
   return { vm, domain: found.description };
 }
 
+/** The domain a move starts from, found and written down in the move's journal. */
+export async function describeForMove(host: AgentClient, name: string, journal: StepJournal): Promise<{ vm: DomainVmInfo; domain: DomainDescription }> {
+  const found = await findDomain(host, name);
+  const { vm } = found;
+  journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+  return found;
+}
+
+/** The domain's state on the host (running, shut off, ...), null when it has none of that name. */
+export async function domainState(host: AgentClient, name: string): Promise<string | null> {
+  return (await host.call('libvirt.domain', { domain: name }))?.state ?? null;
+}
+
 export async function domainRunning(host: AgentClient, name: string): Promise<boolean> {
-  return (await host.call('libvirt.domain', { domain: name }).catch(() => undefined))?.state === 'running';
+  return (await domainState(host, name).catch(() => null)) === 'running';
 }
 
 /** How the source's libvirtd reaches this host's for a peer-to-peer migration: the inventory's libvirt_uri, else over ssh. */

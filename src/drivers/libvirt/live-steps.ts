@@ -17,7 +17,7 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { mapDiskSources, parseDomainXml, type DiskMove, type DomainDescription } from './domain-xml.js';
-import { findDomain, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import { describeForMove, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -52,9 +52,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   async describe(): Promise<VmInfo> {
-    const { vm, domain } = await findDomain(this.source, this.ctx.vmName);
+    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
-    this.ctx.journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
     return vm;
   }
 

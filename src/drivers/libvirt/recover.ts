@@ -9,7 +9,7 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { sleep } from '../../util/abort.js';
 import { coldProgress } from '../cold-journal.js';
 import type { Recovery } from '../driver.js';
-import { domainRunning } from './domains.js';
+import { domainRunning, domainState } from './domains.js';
 
 /** How long a job left running by a lost controller may take to end by itself. */
 const JOB_WAIT_MS = 10 * 60_000;
@@ -17,9 +17,8 @@ const JOB_WAIT_MS = 10 * 60_000;
 export async function recoverLibvirtMigration(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
   if (coldProgress(journal).cold) return recoverLibvirtCold(vmName, source, target, journal);
   const claimed = journal.filter((e) => e.step === 'claimed').flatMap((e) => (Array.isArray(e.files) ? e.files.map(String) : []));
-  const domainsThere = async (agent: AgentClient): Promise<string | null> => (await agent.call('libvirt.domains', {})).find((d) => d.name === vmName)?.state ?? null;
   const job = async (): Promise<string> => (await source.call('libvirt.jobInfo', { domain: vmName }).catch(() => ({ type: 'none' }))).type;
-  const found = { source: await domainsThere(source), target: await domainsThere(target) };
+  const found = { source: await domainState(source, vmName), target: await domainState(target, vmName) };
   for (const deadline = Date.now() + JOB_WAIT_MS; Date.now() < deadline && !['none', 'completed', 'failed', 'cancelled'].includes(await job());) await sleep(1000);
   if (await domainRunning(target, vmName)) return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
   const leftovers = [];
@@ -43,8 +42,7 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
  */
 async function recoverLibvirtCold(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
   const progress = coldProgress(journal);
-  const state = async (agent: AgentClient): Promise<string | null> => (await agent.call('libvirt.domain', { domain: vmName }))?.state ?? null;
-  const found = { source: await state(source), target: await state(target) };
+  const found = { source: await domainState(source, vmName), target: await domainState(target, vmName) };
   if (found.target === 'running' || (found.target !== null && progress.startedOnTarget)) return { found, settlement: { outcome: 'committed', source: found.source ?? 'undefined' } };
   let acted = false;
   if (found.target !== null && progress.madeOnTarget) {
@@ -55,5 +53,5 @@ async function recoverLibvirtCold(vmName: string, source: AgentClient, target: A
     await source.call('libvirt.start', { domain: vmName });
     acted = true;
   }
-  return acted ? { found, settlement: { outcome: 'aborted', source: (await state(source)) ?? 'undefined' } } : { found };
+  return acted ? { found, settlement: { outcome: 'aborted', source: (await domainState(source, vmName)) ?? 'undefined' } } : { found };
 }
