@@ -100,7 +100,7 @@ export interface MigrationViewState {
 }
 
 /** Phases that report progress; the ETA means nothing in the others. */
-const COPY_PHASES = new Set(['mirror', 'memory', 'copy']);
+const COPY_PHASES = new Set(['mirror', 'memory', 'copy', 'precopy', 'catch-up']);
 /** How long the writes must outpace the link before the view says so. */
 const OUTPACED_AFTER_MS = 3000;
 

@@ -59,6 +59,8 @@ export interface DiskPlan {
   shared?: boolean;
   /** An earlier, interrupted offline move made this target image: the copy continues into it. */
   resume?: boolean;
+  /** A warm move's pre-copy filled this target image: the cut-over only carries what changed since. */
+  precopied?: boolean;
 }
 
 /** How the move should go, as the user asked. */
@@ -105,6 +107,8 @@ export interface LiveStats {
   diskBytes: number;
   /** Of the ranges the copy covered, bytes that were zeros and crossed as write-zeroes requests (known under a cap). */
   diskZeroBytes?: number;
+  /** A warm move: the bytes of the last pass, made while the guest was paused. */
+  lastPassBytes?: number;
 }
 
 /** Who owns the VM after a failed migration was settled. */
@@ -145,6 +149,26 @@ export interface LiveSteps {
   runsOn(agent: AgentClient): Promise<boolean>;
   /** Whether the hypervisor still has the VM at all on the agent's host. */
   existsOn(agent: AgentClient): Promise<boolean>;
+}
+
+/** The source QEMU's monitor, whoever runs that QEMU: a warm move's pre-copy drives its dirty bitmaps and block jobs. */
+export interface BlockMonitor {
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+/**
+ * A warm move's steps. The pre-copy (src/migrate/warm.ts, with the passes of
+ * drivers/block-passes.ts) runs on the source's QEMU through the monitor
+ * the driver gives; the target's images are served over NBD meanwhile. The
+ * cut-over then runs as a live move's steps whose disks are already there:
+ * copyDisks catches up with the guest's latest writes, and the switch-over
+ * carries the last of them while the guest is paused.
+ */
+export interface WarmSteps extends LiveSteps {
+  /** The source QEMU's monitor, once describe() found the VM. */
+  monitor(): BlockMonitor;
+  /** The monitor's name for each disk's node (the one the guest writes through), by device. */
+  diskNodes(): Map<string, string>;
 }
 
 /** How a running VM is powered off for a cold move. */
@@ -188,6 +212,8 @@ export interface HypervisorDriver {
   live(context: StepContext): LiveSteps;
   /** Cold moves: the VM powered off, its disks copied, made and started on the target. */
   cold?(context: StepContext): ColdSteps;
+  /** Warm moves: disks pre-copied while the VM runs, then a short cut-over. */
+  warm?(context: StepContext): WarmSteps;
   /** The VM's state on the host (running, paused, shut off...), undefined when it has no such VM. */
   stateOf(host: AgentClient, vmName: string): Promise<string | undefined>;
   /** Brings migration `id`, which its journal left unfinished, to one owner from what the hosts hold. */

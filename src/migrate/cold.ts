@@ -33,13 +33,13 @@ export interface ColdOutcome {
   diskBytes: number;
 }
 
-/** Target images an earlier, unfinished cold move of the same VM between the same hosts made: a new run continues into them. */
-export function imagesToResume(vm: string, from: string, to: string): Set<string> {
+/** Target images an earlier, unfinished cold (or warm) move of the same VM between the same hosts made: a new run continues into them. */
+export function imagesToResume(vm: string, from: string, to: string, mode: 'cold' | 'warm'): Set<string> {
   const paths = new Set<string>();
   for (const item of readHistory()) {
     if (item.vm !== vm || item.from !== from || item.to !== to || item.status === 'completed') continue;
     const entries = journalEntries(item.id);
-    if (!entries.some((e) => e.step === 'mode' && e.mode === 'cold')) continue;
+    if (!entries.some((e) => e.step === 'mode' && e.mode === mode)) continue;
     for (const e of entries) if (e.step === 'created' && typeof e.path === 'string') paths.add(e.path);
   }
   return paths;

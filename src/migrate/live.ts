@@ -1,23 +1,23 @@
 /**
- * `ferry migrate`: a live migration from one host to another, journaled,
- * with its phases, rollback and a final report for humans and scripts. The
- * flow is the same for every hypervisor: this module runs the checks that
- * hold for all, makes the plan and the target images, and calls the
- * driver's steps in order; after any failure it has the driver settle the
- * VM to the one side that owns it at that instant.
+ * `ferry migrate`: a move from one host to another, journaled, with a final
+ * report for humans and scripts. This module connects the hosts' agents,
+ * picks the driver whose hypervisor has the VM and the mode (live, warm or
+ * cold), and runs that mode's phases (live-phases.ts, warm.ts, cold.ts);
+ * after any failure the phases have the driver settle the VM to the one
+ * side that owns it at that instant.
  */
-import type { HypervisorDriver, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import type { HypervisorDriver, LiveSteps, StepContext } from '../drivers/driver.js';
 import type { MigrationListener } from '../drivers/progress.js';
 import { AgentClient } from '../hosts/agent-client.js';
 import { findHost, type Inventory } from '../hosts/inventory.js';
 import { liveAgent } from '../hosts/live-agent.js';
 import { asFerryError, FerryError } from '../util/errors.js';
 import { driverFor } from './drivers.js';
-import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import { Journal } from './journal.js';
 import { imagesToResume, coldPhases, type ColdOutcome } from './cold.js';
-import { runPhases, type Phase, type PhaseTimes } from './phases.js';
-import { createTargetImages, planDisks } from './plan.js';
+import { warmPhases, type WarmOutcome, type WarmPass } from './warm.js';
+import { livePhases, type LiveOutcome } from './live-phases.js';
+import { runPhases, type PhaseTimes } from './phases.js';
 import type { MigrationSettings } from './settings.js';
 
 export interface MigrateRequest extends MigrationSettings {
@@ -38,14 +38,19 @@ export interface MigrateRequest extends MigrationSettings {
 
 export interface MigrationReport {
   id: string;
-  status: 'completed' | 'failed' | 'aborted';
+  /** precopied: --precopy-only ended with the target in step and the VM running on the source. */
+  status: 'completed' | 'precopied' | 'failed' | 'aborted';
   vm: string;
   from: string;
   to: string;
   /** The driver that moved it: qemu or libvirt. */
   driver?: string;
-  /** live, or cold (the VM did not run while its disks were copied). */
-  mode?: 'live' | 'cold';
+  /** live; cold (the VM did not run while its disks were copied); warm (disks pre-copied while it ran, then a short cut-over). */
+  mode?: 'live' | 'cold' | 'warm';
+  /** Warm: each pass, in order (pre-copy, catch-up, and the last one at the pause). */
+  passes?: WarmPass[];
+  /** Warm: the bytes of the last pass, made while the guest was paused. */
+  final_pass_bytes?: number;
   /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
   downtime_ms?: number;
   /** QEMU's own downtime figure (the source side of the pause). */
@@ -75,85 +80,6 @@ export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
     map.set(pair.slice(0, eq), pair.slice(eq + 1));
   }
   return map;
-}
-
-/** What the phases leave for the report. */
-export interface LiveOutcome {
-  /** The VM was found on the source. */
-  described?: boolean;
-  /** How a failure was settled. */
-  settlement?: Settlement;
-}
-
-/**
- * The phases of a live move. Every phase from prepare on has one rollback:
- * settle the migration to whichever side owns the VM at that instant.
- */
-export function livePhases(steps: LiveSteps, context: StepContext, settings: MigrationSettings, outcome: LiveOutcome): Phase[] {
-  const { source, target, journal } = context;
-  const log = (message: string): void => {
-    context.listener({ type: 'log', message });
-    journal.record('log', { message });
-  };
-  let plans: Awaited<ReturnType<typeof planDisks>> = [];
-  return [
-    {
-      name: 'check',
-      run: async () => {
-        checkDistinctHosts(source, target);
-        await checkMigrationAddress(source, target);
-        const vm = await steps.describe();
-        outcome.described = true;
-        checkRunning(vm, source);
-        checkMemory(vm, target);
-        await checkAuxFiles(vm, target);
-        // The plan asks the hosts' agents, the driver its hypervisor: both at once.
-        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log }), steps.checkTarget(vm)]);
-        log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
-      },
-    },
-    {
-      name: 'prepare',
-      run: async () => {
-        await steps.beginTarget();
-        await createTargetImages(
-          plans,
-          target,
-          (paths) => steps.claimTargetFiles(paths),
-          (p) => journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename }),
-        );
-        await steps.prepareIncoming(plans);
-      },
-      rollback: async () => void (outcome.settlement = await steps.settle()),
-    },
-    { name: 'mirror', run: () => steps.copyDisks() },
-    { name: 'memory', run: () => steps.copyMemory() },
-    { name: 'switchover', run: () => steps.switchOver() },
-    {
-      name: 'finish',
-      run: async () => {
-        await steps.finish();
-        if (settings.deleteSource)
-          await deleteSourceDisks(
-            steps.agents[0]!,
-            plans.map((p) => p.disk.path),
-            log,
-          );
-        else log(`source disks kept on ${steps.agents[0]!.host.name} (pass --delete-source to remove them)`);
-      },
-    },
-  ];
-}
-
-/** Only ever after the commit point, and never by a recovery. */
-async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
-  for (const path of paths) {
-    const st = await source.call('file.stat', { path });
-    if (st.type === 'file') {
-      await source.call('file.remove', { path });
-      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
-    }
-  }
 }
 
 export async function migrateLive(req: MigrateRequest): Promise<MigrationReport> {
@@ -201,7 +127,13 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       listener: req.listener,
       journal,
     };
-    if (req.mode === 'warm') throw new FerryError('USAGE', 'Warm migration is not built yet', { hint: 'use --mode live (the default for a running VM) or --mode cold' });
+    if (req.mode === 'warm' || req.precopyOnly || req.cutover) {
+      if (state === 'shut off') throw new FerryError('VM_NOT_RUNNING', `VM "${req.vm}" is shut off on "${req.from}"; a warm move copies a running VM`, { hint: 'move it with --mode cold' });
+      report.mode = 'warm';
+      journal.record('mode', { mode: 'warm', state, precopy_only: req.precopyOnly, cutover: req.cutover });
+      await moveWarm(driver, context, journal, req, report, (s) => (steps = s));
+      return finishReport(report, journal, t0);
+    }
     if (req.mode === 'cold' || req.offline || state === 'shut off') {
       if (state !== 'shut off' && !req.shutdown && !req.offline) {
         throw new FerryError('VM_RUNNING', `VM "${req.vm}" runs on "${req.from}"; a cold move needs it powered off`, {
@@ -286,7 +218,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
   if (!driver.cold) throw new FerryError('USAGE', `The ${driver.name} driver has no cold moves`, { hint: 'use --mode live' });
   const steps = driver.cold(context);
   const outcome: ColdOutcome = { diskBytes: 0 };
-  const resumable = imagesToResume(req.vm, req.from, req.to);
+  const resumable = imagesToResume(req.vm, req.from, req.to, 'cold');
   const result = await runPhases(coldPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
   report.phases = result.times;
   report.disk_bytes = outcome.diskBytes;
@@ -301,4 +233,38 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
     report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
     if (result.failedPhase === 'copy') report.error.hint = `${result.error.hint ? `${result.error.hint}; ` : ''}what was copied is kept on "${req.to}": run the same command again to continue`;
   }
+}
+
+/** Runs a warm move into `report`; `use` learns its steps, so that their agents are closed with the others. */
+async function moveWarm(driver: HypervisorDriver, context: StepContext, journal: Journal, req: MigrateRequest, report: MigrationReport, use: (steps: LiveSteps) => void): Promise<void> {
+  if (!driver.warm) throw new FerryError('USAGE', `The ${driver.name} driver has no warm moves yet`, { hint: 'use --mode live or --mode cold' });
+  const steps = driver.warm(context);
+  use(steps);
+  const outcome: WarmOutcome = { passes: [] };
+  const resumable = imagesToResume(req.vm, req.from, req.to, 'warm');
+  const result = await runPhases(warmPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
+  report.phases = result.times;
+  if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
+  report.passes = outcome.passes;
+  report.final_pass_bytes = steps.stats.lastPassBytes;
+  report.disk_bytes = outcome.passes.reduce((s, p) => s + p.bytes, 0);
+  Object.assign(report, { downtime_ms: steps.stats.downtimeMs, qemu_downtime_ms: steps.stats.hypervisorDowntimeMs, ram_bytes: steps.stats.ramBytes });
+  if (!result.error) {
+    report.status = req.precopyOnly ? 'precopied' : 'completed';
+    return;
+  }
+  if (steps.committed) {
+    report.status = 'completed';
+    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
+    return;
+  }
+  report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
+  report.failed_phase = result.failedPhase;
+  report.error = { code: result.error.code, message: result.error.message, hint: result.error.hint };
+  if (outcome.passes.length) {
+    report.error.hint = `${result.error.hint ? `${result.error.hint}; ` : ''}the pre-copy is kept on "${req.to}": run the same command again to continue from it`;
+  }
+  const sourceAgent = await liveAgent(findHost(req.inventory, req.from), steps.agents[0]).catch(() => undefined);
+  report.source_running = sourceAgent ? await steps.runsOn(sourceAgent) : false;
+  if (sourceAgent && sourceAgent !== steps.agents[0]) sourceAgent.close();
 }

@@ -14,4 +14,8 @@ export interface MigrationSettings extends Omit<TransferSettings, 'bandwidthByte
   forceOff?: boolean;
   /** Cold moves: leave the VM made but not started on the target. */
   noStart?: boolean;
+  /** Warm moves: stop once the target is in step, leaving the VM running on the source. */
+  precopyOnly?: boolean;
+  /** Warm moves: finish a move whose pre-copy an earlier --precopy-only made; refuse if there is none. */
+  cutover?: boolean;
 }

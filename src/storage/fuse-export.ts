@@ -4,14 +4,14 @@
  * reads and writes on that file then go through QEMU's block layer, so sync
  * code handles every format as raw, and no nbd kernel module is needed.
  *
- * The daemon runs under a tiny shell guard that kills it when the agent's
- * pipe closes, so a killed agent never leaves the image locked.
+ * The daemon is guarded (guarded-daemon.ts): a killed agent never leaves
+ * the image locked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
+import { escapeOpt, startGuarded, type GuardedDaemon } from './guarded-daemon.js';
 
 export interface RawExport {
   /** Regular file holding the image's guest-visible bytes. */
@@ -38,18 +38,13 @@ export async function exportAsRaw(image: string, format: string, writable: boole
     '--export',
     `type=fuse,id=exp0,node-name=fmt0,mountpoint=${mountpoint},writable=${writable ? 'on' : 'off'}`,
   ];
-  // sh: start the daemon, wait for our stdin to close (agent gone), stop it.
-  const guard = '"$@" & pid=$!; trap "kill $pid 2>/dev/null" EXIT; cat >/dev/null; kill $pid 2>/dev/null; wait $pid';
-  const child = spawn('sh', ['-c', guard, 'sh', ...qsd], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  let exited = false;
-  child.on('exit', () => (exited = true));
+  const daemon = startGuarded(qsd);
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (await isMounted(mountpoint)) break;
-    if (exited || Date.now() > deadline) {
-      child.kill('SIGKILL');
+    if (daemon.exited() || Date.now() > deadline) {
+      const stderr = daemon.stderr();
+      daemon.child.kill('SIGKILL');
       await fs.rm(mountpoint, { force: true });
       throw new FerryError(
         /lock/i.test(stderr) ? 'IN_USE' : 'COMMAND_FAILED',
@@ -63,18 +58,12 @@ export async function exportAsRaw(image: string, format: string, writable: boole
   }
   return {
     rawPath: mountpoint,
-    close: () => stopGuard(child, mountpoint),
+    close: () => stopGuard(daemon, mountpoint),
   };
 }
 
-async function stopGuard(child: ChildProcess, mountpoint: string): Promise<void> {
-  if (child.exitCode === null) {
-    const gone = new Promise((r) => child.once('exit', r));
-    child.stdin!.end();
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await gone;
-    clearTimeout(t);
-  }
+async function stopGuard(daemon: GuardedDaemon, mountpoint: string): Promise<void> {
+  await daemon.stop();
   for (let i = 0; i < 100 && (await isMounted(mountpoint)); i++) await sleep(50);
   await fs.rm(mountpoint, { force: true }).catch(() => undefined);
 }
@@ -82,9 +71,4 @@ async function stopGuard(child: ChildProcess, mountpoint: string): Promise<void>
 async function isMounted(path: string): Promise<boolean> {
   const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
   return info.split('\n').some((l) => l.split(' ')[4] === path);
-}
-
-/** qemu option values escape commas by doubling them. */
-function escapeOpt(v: string): string {
-  return v.replace(/,/g, ',,');
 }

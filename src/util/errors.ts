@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'AGENT_ERROR'
   | 'AGENT_GONE'
   | 'MIGRATION_FAILED'
+  | 'PRECOPY_FAILED'
+  | 'NO_PRECOPY'
   | 'VM_DIED'
   | 'ABORTED'
   | 'VERIFY_FAILED'

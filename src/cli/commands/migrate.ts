@@ -24,6 +24,8 @@ interface MigrateOptions {
   shutdownTimeout?: string;
   forceOff?: boolean;
   start: boolean;
+  precopyOnly?: boolean;
+  cutover?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -53,7 +55,12 @@ export function register(program: Command): void {
     .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
-    .option('--mode <mode>', 'live (default for a running VM): moves while it runs; cold (default for a shut-off one): powered off, disks copied, started on the target')
+    .option(
+      '--mode <mode>',
+      'live (default for a running VM): moves while it runs; warm: disks pre-copied while it runs (resumable), then a short cut-over; cold (default for a shut-off one): powered off, disks copied, started on the target',
+    )
+    .option('--precopy-only', 'warm: copy the disks and keep the target in step, then stop; the VM keeps running on the source (run again to refresh)')
+    .option('--cutover', 'warm: finish a move whose pre-copy --precopy-only made (refused if there is none)')
     .option('--shutdown', 'cold: power a running VM off first (ACPI) and wait for it')
     .option('--shutdown-timeout <seconds>', 'cold: how long the guest gets to power off (default 120)')
     .option('--force-off', 'cold: cut the power of a guest that did not power off in time (its disks are closed cleanly)')
@@ -67,7 +74,12 @@ export function register(program: Command): void {
       action(async (vm: string, opts: MigrateOptions, cmd: Command) => {
         const diskMap = parseDiskMap(opts.diskMap);
         if (opts.mode !== undefined && !['live', 'cold', 'warm'].includes(opts.mode)) throw new FerryError('USAGE', `Invalid --mode "${opts.mode}"`, { hint: 'use live, cold or warm' });
-        const mode = opts.mode as 'live' | 'cold' | 'warm' | undefined;
+        if ((opts.precopyOnly || opts.cutover) && opts.mode !== undefined && opts.mode !== 'warm') {
+          throw new FerryError('USAGE', `${opts.precopyOnly ? '--precopy-only' : '--cutover'} belongs to warm moves, not --mode ${opts.mode}`, { hint: 'drop --mode, or use --mode warm' });
+        }
+        if (opts.precopyOnly && opts.cutover)
+          throw new FerryError('USAGE', '--precopy-only and --cutover exclude each other', { hint: 'pre-copy first with --precopy-only, then finish with --cutover' });
+        const mode = (opts.precopyOnly || opts.cutover ? 'warm' : opts.mode) as 'live' | 'cold' | 'warm' | undefined;
         const shutdownTimeout = positive('--shutdown-timeout', opts.shutdownTimeout);
         const bandwidthMiB = positive('--bandwidth', opts.bandwidth);
         const maxDowntimeMs = positive('--max-downtime', opts.maxDowntime);
@@ -107,6 +119,8 @@ export function register(program: Command): void {
             shutdownTimeoutMs: shutdownTimeout === undefined ? undefined : shutdownTimeout * 1000,
             forceOff: opts.forceOff,
             noStart: !opts.start,
+            precopyOnly: opts.precopyOnly,
+            cutover: opts.cutover,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });
@@ -117,20 +131,29 @@ export function register(program: Command): void {
         }
         if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
         else printReport(report);
-        if (report.status !== 'completed') process.exitCode = report.error?.code === 'USAGE' ? 2 : 1;
+        if (report.status !== 'completed' && report.status !== 'precopied') process.exitCode = report.error?.code === 'USAGE' ? 2 : 1;
       }),
     );
 }
 
 export function printReport(r: MigrationReport): void {
+  if (r.status === 'precopied') {
+    process.stdout.write(
+      `Pre-copied ${r.vm} ${r.from} -> ${r.to}: ${r.passes?.length ?? 0} passes, ${formatMiB(r.disk_bytes)} MiB sent, total ${(r.total_ms / 1000).toFixed(2)} s; ${r.vm} runs on ${r.from}\n` +
+        `  finish with: ferry migrate ${r.vm} --from ${r.from} --to ${r.to} --cutover (or refresh with --precopy-only)\n`,
+    );
+    return;
+  }
   if (r.status === 'completed' && r.mode === 'cold') {
     process.stdout.write(`Moved ${r.vm} ${r.from} -> ${r.to} cold: total ${(r.total_ms / 1000).toFixed(2)} s, disks ${formatMiB(r.disk_bytes)} MiB sent\n`);
     for (const w of r.warnings ?? []) process.stderr.write(`ferry: warning: ${w}\n`);
     return;
   }
   if (r.status === 'completed') {
+    if (r.mode === 'warm')
+      process.stdout.write(`Pre-copied in ${r.passes?.filter((p) => p.stage !== 'final').length ?? 0} passes; the last one, at the pause, carried ${formatMiB(r.final_pass_bytes ?? 0)} MiB\n`);
     process.stdout.write(
-      `Migrated ${r.vm} ${r.from} -> ${r.to}: downtime ${r.downtime_ms ?? '?'} ms${r.qemu_downtime_ms !== undefined && r.qemu_downtime_ms !== r.downtime_ms ? ` (QEMU: ${r.qemu_downtime_ms} ms)` : ''}${r.driver === 'libvirt' ? ' (libvirt)' : ''}, total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
+      `Migrated ${r.vm} ${r.from} -> ${r.to}${r.mode === 'warm' ? ' warm' : ''}: downtime ${r.downtime_ms ?? '?'} ms${r.qemu_downtime_ms !== undefined && r.qemu_downtime_ms !== r.downtime_ms ? ` (QEMU: ${r.qemu_downtime_ms} ms)` : ''}${r.driver === 'libvirt' ? ' (libvirt)' : ''}, total ${(r.total_ms / 1000).toFixed(2)} s, RAM ${formatMiB(r.ram_bytes)} MiB, disks ${formatMiB(r.disk_bytes)} MiB\n` +
         `  phases: ${Object.entries(r.phases)
           .map(([k, v]) => `${k} ${v} ms`)
           .join(', ')}\n`,

@@ -1,6 +1,6 @@
 /** The QEMU driver: VMs that are QEMU processes with a QMP monitor, started by hand or by a script. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { ColdSteps, HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo } from '../driver.js';
+import type { ColdSteps, HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { listVms } from './inspect.js';
 import { QemuColdSteps } from './cold-steps.js';
 import { QemuLiveSteps } from './live-steps.js';
@@ -15,6 +15,7 @@ export const qemuDriver: HypervisorDriver = {
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
   cold: (context: StepContext): ColdSteps => new QemuColdSteps(context),
+  warm: (context: StepContext): WarmSteps => new QemuLiveSteps(context, { warm: true }),
   recover: async (id: string, vmName: string, source: AgentClient, target: AgentClient, journal): Promise<Recovery> => {
     if (coldProgress(journal).cold) return recoverQemuCold(vmName, source, target, journal);
     const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);

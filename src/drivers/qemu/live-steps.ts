@@ -19,7 +19,8 @@ import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import { text } from '../../util/text.js';
 import { formatMiB, MiB } from '../../util/units.js';
-import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
+import type { BlockMonitor, DiskPlan, LiveStats, Settlement, StepContext, VmInfo, WarmSteps } from '../driver.js';
+import { attachTarget, jobId, nbdNode, passActions, passDisks } from '../block-passes.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
 import { checkQemuTarget } from './target-checks.js';
@@ -43,7 +44,7 @@ const PAUSED_STATES = ['pre-switchover', 'device', 'completed'];
 /** QEMU's own default is 300 ms; ferry aims at a pause of tens of milliseconds. */
 export const DEFAULT_MAX_DOWNTIME_MS = 50;
 
-export class QemuLiveSteps implements LiveSteps {
+export class QemuLiveSteps implements WarmSteps {
   readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
   /** Set at the commit point, the target's incoming migration completed: from then on the target owns the VM. */
   committed = false;
@@ -70,7 +71,16 @@ export class QemuLiveSteps implements LiveSteps {
   private source: AgentClient;
   private target: AgentClient;
 
-  constructor(private readonly ctx: StepContext) {
+  /**
+   * warm: the disks were pre-copied (src/migrate/warm.ts). copyDisks then
+   * only connects the source to the incoming side's exports for the
+   * flow's catch-up passes, and at the pause the source's guard runs the
+   * last pass instead of completing mirrors.
+   */
+  constructor(
+    private readonly ctx: StepContext,
+    private readonly options: { warm?: boolean } = {},
+  ) {
     this.id = ctx.journal.id;
     this.source = ctx.source;
     this.target = ctx.target;
@@ -91,6 +101,14 @@ export class QemuLiveSteps implements LiveSteps {
     const vm = this.vm;
     this.ctx.journal.record('vm', { pid: vm.pid, state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
     return vm;
+  }
+
+  monitor(): BlockMonitor {
+    return this.srcQmp!;
+  }
+
+  diskNodes(): Map<string, string> {
+    return this.vm!.nodes;
   }
 
   async checkTarget(vm: VmInfo): Promise<void> {
@@ -115,7 +133,13 @@ export class QemuLiveSteps implements LiveSteps {
     // A disk on shared storage is opened in place by the target QEMU: nothing to export or mirror.
     this.plans = plans
       .filter((p) => !p.shared)
-      .map((p) => ({ ...p, sourceNode: this.vm!.nodes.get(p.disk.device)!, nbdNode: `ferry-nbd-${p.index}`, jobId: `ferry-mirror-${p.index}`, bytesCopied: 0 }));
+      .map((p) => ({
+        ...p,
+        sourceNode: this.vm!.nodes.get(p.disk.device)!,
+        nbdNode: `ferry-nbd-${p.index}`,
+        jobId: this.options.warm ? `ferry-warm-${p.index}` : `ferry-mirror-${p.index}`,
+        bytesCopied: 0,
+      }));
     const { target } = this;
     const vm = this.vm!;
     const parsed = this.parsed!;
@@ -164,6 +188,7 @@ export class QemuLiveSteps implements LiveSteps {
   // be added, so that its agent removes them whoever fails.
 
   async copyDisks(): Promise<void> {
+    if (this.options.warm) return this.attachPrecopied();
     const src = this.srcQmp!;
     const { source, target } = this;
     const { signal } = this.ctx;
@@ -213,6 +238,24 @@ export class QemuLiveSteps implements LiveSteps {
     }
   }
 
+  /** Warm: the source's record lists the last pass its guard runs at the pause; the exports are attached for the catch-up passes. */
+  private async attachPrecopied(): Promise<void> {
+    const disks = passDisks(this.plans, this.vm!.nodes);
+    await this.source.call('migration.source.begin', {
+      id: this.id,
+      vm: this.vm!.name,
+      pid: this.vm!.pid,
+      qmpSocket: this.parsed!.qmpSocket!,
+      nbdNodes: disks.map(nbdNode),
+      jobs: disks.map(jobId),
+      finalPass: { actions: disks.flatMap((d) => passActions(d, 'changes')), jobs: disks.map(jobId) },
+      beacon: { address: this.target.host.address, port: this.beaconPort, token: this.token },
+    });
+    const server = await this.nbdServerForMirrors();
+    await attachTarget(this.srcQmp!, disks, { host: server.host, port: Number(server.port) });
+    this.ctx.journal.record('mirror-ready', { warm: true });
+  }
+
   /**
    * Where the source's NBD clients connect: the target's server, or under a
    * cap a relay on the source held to it. The mirror job's own speed limit
@@ -237,6 +280,8 @@ export class QemuLiveSteps implements LiveSteps {
 
   private async pollMirrors(): Promise<DiskProgress[]> {
     this.checkAgents();
+    // Warm: the disks are in step between passes; no job runs until the pause.
+    if (this.options.warm) return this.plans.map((p) => ({ device: p.disk.device, done: p.disk.virtualSize, total: p.disk.virtualSize, ready: true }));
     const jobs = await this.srcQmp!.execute<Array<{ device: string; offset: number; len: number; ready: boolean; status: string }>>('query-block-jobs');
     const writeRates = await this.guestWriteRates();
     return this.plans.map((p) => {
@@ -367,6 +412,7 @@ export class QemuLiveSteps implements LiveSteps {
     const end = await source.call('migration.source.outcome', { id: this.id });
     const result = end.switchover;
     for (const p of this.plans) p.bytesCopied = result?.copied[p.jobId] ?? p.bytesCopied;
+    if (this.options.warm) this.stats.lastPassBytes = this.plans.reduce((s, p) => s + (result?.copied[p.jobId] ?? 0), 0);
     this.ctx.journal.record('continued', { ok: result?.ok, status: end.status, paused_to_continue_ms: result?.pausedToContinueMs, since_stop_ms: this.sinceStop() });
     if (end.status !== 'completed') {
       throw new FerryError('MIGRATION_FAILED', `The switch-over ${end.status === 'none' ? 'failed' : end.status}${end.error ? `: ${end.error}` : ''}`, {

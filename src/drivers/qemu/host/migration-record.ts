@@ -47,6 +47,12 @@ export interface SourceRecord {
   qmpSocket: string;
   nbdNodes: string[];
   jobs: string[];
+  /**
+   * A warm move's cut-over: the disks were pre-copied, so at the pause the
+   * guard runs these (one backup job per disk, of the blocks written since
+   * the last pass) instead of completing mirrors, and waits for `jobs`.
+   */
+  finalPass?: { actions: Array<{ type: string; data: Record<string, unknown> }>; jobs: string[] };
   /** Migration capabilities and parameters as they were before ferry set its own. */
   capabilities?: Array<{ capability: string; state: boolean }>;
   parameters?: Record<string, unknown>;

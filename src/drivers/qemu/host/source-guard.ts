@@ -111,6 +111,11 @@ export class SourceGuard {
     const qmp = this.qmp!;
     const copied: Record<string, number> = {};
     try {
+      if (this.record.finalPass) {
+        Object.assign(copied, await finalPass(qmp, this.record.finalPass));
+        await qmp.execute('migrate-continue', { state: 'pre-switchover' });
+        return { ok: true, copied, pausedToContinueMs: Date.now() - pausedAtMs };
+      }
       const completed = this.record.jobs.map((job) => qmp.waitForEvent('BLOCK_JOB_COMPLETED', (e) => e.data.device === job, 30_000));
       for (const c of completed) c.catch(() => undefined);
       await Promise.all(this.record.jobs.map((job) => qmp.execute('block-job-cancel', { device: job })));
@@ -206,8 +211,10 @@ export class SourceGuard {
     if (!qmp) return;
     for (const job of this.record.jobs) await qmp.execute('block-job-cancel', { device: job, force: true }).catch(() => undefined);
     for (let i = 0; i < 200; i++) {
-      const jobs = await qmp.execute<Array<{ device: string }>>('query-block-jobs').catch(() => []);
-      if (!jobs.some((j) => this.record.jobs.includes(j.device))) break;
+      const jobs = (await qmp.execute<Array<{ device: string; status: string }>>('query-block-jobs').catch(() => [])).filter((j) => this.record.jobs.includes(j.device));
+      if (!jobs.length) break;
+      // A warm move's final pass keeps its jobs until dismissed (their bitmaps are already right).
+      for (const j of jobs) if (j.status === 'concluded') await qmp.execute('job-dismiss', { id: j.device }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const node of this.record.nbdNodes) await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
@@ -284,6 +291,22 @@ export class SourceGuard {
     }
     return undefined;
   }
+}
+
+/**
+ * A warm move's last pass, the guest paused: one backup job per disk of what
+ * it wrote since the previous pass. Returns the bytes each job copied.
+ */
+async function finalPass(qmp: QmpClient, pass: NonNullable<SourceRecord['finalPass']>): Promise<Record<string, number>> {
+  const concluded = pass.jobs.map((job) => qmp.waitForEvent('JOB_STATUS_CHANGE', (e) => e.data.id === job && e.data.status === 'concluded', 120_000));
+  for (const c of concluded) c.catch(() => undefined);
+  await qmp.execute('transaction', { actions: pass.actions });
+  await Promise.all(concluded);
+  const jobs = (await qmp.execute<Array<{ device: string; len: number; error?: string }>>('query-block-jobs')).filter((j) => pass.jobs.includes(j.device));
+  for (const j of jobs) await qmp.execute('job-dismiss', { id: j.device });
+  const failed = jobs.find((j) => j.error);
+  if (failed) throw new FerryError('MIGRATION_FAILED', `The last pass of ${failed.device} failed at the switch-over: ${failed.error}`);
+  return Object.fromEntries(jobs.map((j) => [j.device, j.len]));
 }
 
 function isEndStatus(status: string): status is SourceOutcome['status'] {

@@ -1,0 +1,95 @@
+/**
+ * The phases of a live move. The flow is the same for every hypervisor:
+ * the checks that hold for all, the plan and the target images, then the
+ * driver's steps in order; every phase from prepare on has one rollback,
+ * which has the driver settle the VM to the side that owns it at that
+ * instant.
+ */
+import type { DiskPlan, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import type { AgentClient } from '../hosts/agent-client.js';
+import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
+import type { Phase } from './phases.js';
+import { createTargetImages, planDisks } from './plan.js';
+import type { MigrationSettings } from './settings.js';
+
+/** What the phases leave for the report. */
+export interface LiveOutcome {
+  /** The VM was found on the source. */
+  described?: boolean;
+  /** How a failure was settled. */
+  settlement?: Settlement;
+  /** The plan the check made, for the phases that follow. */
+  plans?: DiskPlan[];
+}
+
+/**
+ * The phases of a live move. Every phase from prepare on has one rollback:
+ * settle the migration to whichever side owns the VM at that instant.
+ */
+export function livePhases(steps: LiveSteps, context: StepContext, settings: MigrationSettings, outcome: LiveOutcome, options: { resumable?: ReadonlySet<string> } = {}): Phase[] {
+  const { source, target, journal } = context;
+  const log = (message: string): void => {
+    context.listener({ type: 'log', message });
+    journal.record('log', { message });
+  };
+  let plans: Awaited<ReturnType<typeof planDisks>> = [];
+  return [
+    {
+      name: 'check',
+      run: async () => {
+        checkDistinctHosts(source, target);
+        await checkMigrationAddress(source, target);
+        const vm = await steps.describe();
+        outcome.described = true;
+        checkRunning(vm, source);
+        checkMemory(vm, target);
+        await checkAuxFiles(vm, target);
+        // The plan asks the hosts' agents, the driver its hypervisor: both at once.
+        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable }), steps.checkTarget(vm)]);
+        outcome.plans = plans;
+        log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
+      },
+    },
+    {
+      name: 'prepare',
+      run: async () => {
+        await steps.beginTarget();
+        await createTargetImages(
+          plans,
+          target,
+          (paths) => steps.claimTargetFiles(paths),
+          (p) => journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename }),
+        );
+        await steps.prepareIncoming(plans);
+      },
+      rollback: async () => void (outcome.settlement = await steps.settle()),
+    },
+    { name: 'mirror', run: () => steps.copyDisks() },
+    { name: 'memory', run: () => steps.copyMemory() },
+    { name: 'switchover', run: () => steps.switchOver() },
+    {
+      name: 'finish',
+      run: async () => {
+        await steps.finish();
+        if (settings.deleteSource)
+          await deleteSourceDisks(
+            steps.agents[0]!,
+            plans.map((p) => p.disk.path),
+            log,
+          );
+        else log(`source disks kept on ${steps.agents[0]!.host.name} (pass --delete-source to remove them)`);
+      },
+    },
+  ];
+}
+
+/** Only ever after the commit point, and never by a recovery. */
+async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
+  for (const path of paths) {
+    const st = await source.call('file.stat', { path });
+    if (st.type === 'file') {
+      await source.call('file.remove', { path });
+      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
+    }
+  }
+}
