@@ -1,0 +1,258 @@
+/**
+ * Warm moves of a QEMU VM, end to end: the disks pre-copied while the guest
+ * writes, passes of its changes only, then a cut-over whose last pass runs
+ * at the pause; a pre-copy broken twice (the link cut, ferry killed) and
+ * continued without sending again what had crossed; --precopy-only then
+ * --cutover; failures before the commit leave the VM running on the source
+ * with the pre-copy kept.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
+import { run } from '../../src/util/exec.js';
+import { LAB_SSH_PORT } from '../../src/lab/lab.js';
+import { CLI, cleanVm, counter, ferry, killVm, labVmPaths, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+
+let a: AgentClient;
+let b: AgentClient;
+useLab((hosts) => ({ a, b } = hosts));
+
+const MiB = 1024 * 1024;
+
+interface Pass {
+  pass: number;
+  kind: string;
+  stage: string;
+  bytes: number;
+}
+interface Report {
+  status: string;
+  mode?: string;
+  passes?: Pass[];
+  final_pass_bytes?: number;
+  downtime_ms?: number;
+  source_running?: boolean;
+  error?: { code: string; message: string; hint?: string };
+}
+
+async function migrate(vm: string, args: string[] = []): Promise<Report> {
+  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
+  return JSON.parse(r.stdout) as Report;
+}
+
+async function allocated(agent: AgentClient, path: string): Promise<number> {
+  const r = await agent.call('system.run', { file: 'du', args: ['-B1', '--', path] });
+  return Number(r.stdout.split(/\s+/)[0]);
+}
+
+/** A guest whose disk already holds `fillMiB` of data at 64 MiB, so that a first pass takes a while under a cap. */
+async function startFilled(vm: string, sizeMiB: number, fillMiB: number): Promise<string> {
+  const disk = `/var/lib/ferry/images/${vm}.qcow2`;
+  for (const h of [a, b]) {
+    await cleanVm(h, vm, 0);
+    await h.call('file.remove', { path: disk });
+  }
+  await a.call('image.create', { path: disk, format: 'qcow2', sizeBytes: sizeMiB * MiB });
+  if (fillMiB) {
+    const fill = await a.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', `write -P 0xa5 64M ${fillMiB}M`, disk] });
+    assert.equal(fill.exitCode, 0, fill.stderr);
+  }
+  await startGuest(a, { name: vm, disks: [disk], extraAppend: 'ferry.rate=20' });
+  return disk;
+}
+
+/** What ferry added to the source QEMU and left there: warm jobs and NBD nodes. */
+async function leftovers(agent: AgentClient, vm: string): Promise<string[]> {
+  const proc = (await agent.call('qemu.list', undefined)).find((p) => p.name === vm);
+  const qmp = await RemoteQmp.open(agent, proc!.qmpSocket!);
+  try {
+    const jobs = await qmp.execute<Array<{ device: string }>>('query-block-jobs');
+    const nodes = await qmp.execute<Array<{ 'node-name': string }>>('query-named-block-nodes', { flat: true });
+    return [...jobs.map((j) => j.device), ...nodes.map((n) => n['node-name'])].filter((n) => n.startsWith('ferry-'));
+  } finally {
+    await qmp.close();
+  }
+}
+
+async function runningOn(agent: AgentClient, vm: string): Promise<void> {
+  const n = await counter(agent, vm);
+  await waitForCounter(agent, vm, n + 3);
+}
+
+async function recordsIntact(agent: AgentClient, vm: string, disk: string): Promise<void> {
+  const last = await counter(agent, vm);
+  await killVm(agent, vm);
+  const check = await agent.call('lab.checkRecords', { disks: [disk], serialLogs: [labVmPaths(vm).serialLog], lastReported: last });
+  assert.equal(check.missingCount, 0, `missing: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0, JSON.stringify(check.corruptReported));
+}
+
+test('warm: the disk pre-copied while the guest writes, then a cut-over whose last pass runs at the pause; every record intact', async () => {
+  const vm = 'e2e-warm';
+  const disk = await startFilled(vm, 128, 16);
+  const r = await migrate(vm, ['--mode', 'warm', '--delete-source']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.mode, 'warm');
+  const passes = r.passes!;
+  assert.equal(passes[0]!.kind, 'first');
+  assert.equal(passes[0]!.stage, 'precopy');
+  assert.ok(passes[0]!.bytes >= 16 * MiB, `the first pass carried the data: ${passes[0]!.bytes}`);
+  assert.ok(passes.slice(1).every((p) => p.kind === 'changes'));
+  assert.equal(passes.at(-1)!.stage, 'final');
+  assert.equal(r.final_pass_bytes, passes.at(-1)!.bytes);
+  assert.ok(r.final_pass_bytes! < 2 * MiB, `the last pass carries only the last writes: ${r.final_pass_bytes}`);
+  assert.ok(r.downtime_ms !== undefined && r.downtime_ms < 2000, `downtime ${r.downtime_ms} ms`);
+  assert.equal(await vmPid(a, vm), undefined, 'the source QEMU stopped');
+  await runningOn(b, vm);
+  const data = await b.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', 'read -P 0xa5 64M 16M', disk] });
+  assert.doesNotMatch(data.stdout, /Pattern verification failed/);
+  await recordsIntact(b, vm, disk);
+  await cleanVm(b, vm, 0);
+  await b.call('file.remove', { path: disk });
+});
+
+test('warm: a pre-copy broken by a cut link, then by ferry killed, continues each time without sending again what crossed; --precopy-only then --cutover', async () => {
+  const vm = 'e2e-warm-resume';
+  const fill = 96;
+  const disk = await startFilled(vm, 256, fill);
+  const args = ['--mode', 'warm', '--precopy-only', '--bandwidth', '12'];
+
+  // 1. The link is cut (its TCP connection reset) once a quarter of the data is on the target.
+  const cut = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  cut.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const cutEnded = new Promise<void>((r) => cut.on('close', () => r()));
+  await until(
+    'a quarter of the data on the target',
+    async () => ((await b.call('file.stat', { path: disk })).exists && (await allocated(b, disk)) > (fill / 4) * MiB ? true : undefined),
+    120_000,
+    200,
+  );
+  // The NBD connection only: the agents' ssh links stay.
+  await run('ss', ['-K', 'dst', b.host.address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
+  await cutEnded;
+  const broken = JSON.parse(out) as Report;
+  assert.equal(broken.status, 'failed', JSON.stringify(broken));
+  assert.equal(broken.error?.code, 'PRECOPY_FAILED', JSON.stringify(broken.error));
+  assert.match(broken.error!.hint!, /run the same command again/);
+  await runningOn(a, vm);
+  assert.deepEqual(await leftovers(a, vm), [], 'nothing of ferry left in the source QEMU');
+
+  // 2. ferry is killed once half the data is there.
+  const killed = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir }, stdio: 'ignore' });
+  const killedEnded = new Promise<void>((r) => killed.on('close', () => r()));
+  await until('half the data on the target', async () => ((await allocated(b, disk)) > (fill / 2) * MiB ? true : undefined), 120_000, 200);
+  process.kill(killed.pid!, 'SIGKILL');
+  await killedEnded;
+  await runningOn(a, vm);
+
+  // 3. The same command continues: only what had not crossed (and the guest's writes) crosses now.
+  const onTarget = await allocated(b, disk);
+  const resumed = await migrate(vm, args);
+  assert.equal(resumed.status, 'precopied', JSON.stringify(resumed));
+  const first = resumed.passes![0]!;
+  assert.equal(first.kind, 'changes', 'no pass of the whole disk again');
+  const left = fill * MiB - (onTarget - 4 * MiB);
+  assert.ok(first.bytes <= left + 8 * MiB, `the resumed pass carried ${first.bytes} bytes; ${left} were left to copy`);
+  assert.ok(first.bytes < fill * MiB * 0.75, `most of the data did not cross again: ${first.bytes}`);
+  assert.notEqual(await vmPid(a, vm), undefined, 'the VM still runs on the source');
+  assert.equal(await vmPid(b, vm), undefined, 'and nothing runs on the target');
+  await runningOn(a, vm);
+
+  // 4. Later, the cut-over: the changes since, then the pause.
+  const done = await migrate(vm, ['--cutover']);
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  assert.ok(
+    done.passes!.every((p) => p.kind === 'changes'),
+    JSON.stringify(done.passes),
+  );
+  assert.ok(done.passes![0]!.bytes < 8 * MiB, `only the changes since the pre-copy crossed: ${done.passes![0]!.bytes}`);
+  await runningOn(b, vm);
+  const data = await b.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-U', '-c', `read -P 0xa5 64M ${fill}M`, disk] });
+  assert.doesNotMatch(data.stdout, /Pattern verification failed/, 'the data arrived whole');
+  await recordsIntact(b, vm, disk);
+  for (const h of [a, b]) {
+    await cleanVm(h, vm, 0);
+    await h.call('file.remove', { path: disk });
+  }
+});
+
+test('warm: --cutover with no pre-copy is refused before anything is made; a shut-off VM is refused', async () => {
+  const vm = 'e2e-warm-none';
+  const disk = await startFilled(vm, 32, 0);
+  const r = await migrate(vm, ['--cutover']);
+  assert.equal(r.status, 'failed');
+  assert.equal(r.error?.code, 'NO_PRECOPY', JSON.stringify(r.error));
+  assert.match(r.error!.hint!, /--precopy-only/);
+  assert.equal((await b.call('file.stat', { path: disk })).exists, false, 'nothing made on the target');
+  assert.deepEqual(await leftovers(a, vm), []);
+  const usage = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--mode', 'cold', '--precopy-only']);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--precopy-only belongs to warm moves/);
+  await runningOn(a, vm);
+  await cleanVm(a, vm, 0);
+  await a.call('file.remove', { path: disk });
+});
+
+test('warm: the target QEMU killed during the catch-up leaves the VM running on the source and the pre-copy kept; the same command then completes', async () => {
+  const vm = 'e2e-warm-fault';
+  const disk = await startFilled(vm, 96, 8);
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'phase:catch-up' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  await until('the controller to hold at the catch-up', () => (processState(child.pid!) === 'T' ? true : undefined));
+  await killVm(b, vm);
+  process.kill(child.pid!, 'SIGCONT');
+  await ended;
+  const failed = JSON.parse(out) as Report;
+  assert.equal(failed.status, 'failed', out);
+  assert.equal(failed.source_running, true);
+  assert.match(failed.error!.hint!, /pre-copy is kept/);
+  await runningOn(a, vm);
+  assert.deepEqual(await leftovers(a, vm), [], 'nothing of ferry left in the source QEMU');
+  assert.equal(await vmPid(b, vm), undefined);
+  assert.ok((await b.call('file.stat', { path: disk })).exists, 'the pre-copied image is kept');
+
+  const again = await migrate(vm, ['--mode', 'warm']);
+  assert.equal(again.status, 'completed', JSON.stringify(again));
+  assert.equal(again.passes![0]!.kind, 'changes', 'the pre-copy was not made again');
+  await runningOn(b, vm);
+  await recordsIntact(b, vm, disk);
+  await cleanVm(b, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
+
+test('warm: Ctrl-C during the pre-copy leaves the VM running on the source, nothing of ferry in its QEMU', async () => {
+  const vm = 'e2e-warm-ctrlc';
+  const disk = await startFilled(vm, 128, 48);
+  // As at a terminal: the controller in its own process group, which Ctrl-C signals.
+  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm', '--bandwidth', '8'], {
+    env: { ...process.env, FERRY_STATE_DIR: stateDir },
+    stdio: ['ignore', 'pipe', 'ignore'],
+    detached: true,
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  await until('the pre-copy under way', async () => ((await b.call('file.stat', { path: disk })).exists && (await allocated(b, disk)) > 4 * MiB ? true : undefined), 120_000, 200);
+  process.kill(-child.pid!, 'SIGINT');
+  await ended;
+  const r = { stdout: out };
+  const report = JSON.parse(r.stdout) as Report;
+  assert.equal(report.status, 'aborted', r.stdout);
+  assert.equal(report.source_running, true);
+  await runningOn(a, vm);
+  assert.deepEqual(await leftovers(a, vm), []);
+  assert.equal(await vmPid(b, vm), undefined);
+  await cleanVm(a, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
