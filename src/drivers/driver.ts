@@ -169,6 +169,14 @@ export interface WarmSteps extends LiveSteps {
   monitor(): BlockMonitor;
   /** The monitor's name for each disk's node (the one the guest writes through), by device. */
   diskNodes(): Map<string, string>;
+  /**
+   * --reboot: the guest powers off when asked (ACPI), or with forceOff is
+   * paused after the time-out; either way its hypervisor keeps its disks open
+   * for the last pass.
+   */
+  powerOff?(options: ShutdownOptions): Promise<void>;
+  /** Undoes powerOff: the guest runs on the source again (resumed, or booted again if it had shut down). */
+  powerOn?(): Promise<void>;
 }
 
 /** How a running VM is powered off for a cold move. */

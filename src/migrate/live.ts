@@ -242,9 +242,11 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   use(steps);
   const outcome: WarmOutcome = { passes: [] };
   const resumable = imagesToResume(req.vm, req.from, req.to, 'warm');
-  const result = await runPhases(warmPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
+  const cold = req.reboot ? driver.cold?.(context) : undefined;
+  const result = await runPhases(warmPhases(steps, context, req, outcome, resumable, cold), journal, (phase) => req.listener({ type: 'phase', phase }));
   report.phases = result.times;
-  if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
+  if (outcome.lastPassBytes !== undefined) steps.stats.lastPassBytes = outcome.lastPassBytes;
+  else if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
   report.passes = outcome.passes;
   report.final_pass_bytes = steps.stats.lastPassBytes;
   report.disk_bytes = outcome.passes.reduce((s, p) => s + p.bytes, 0);
@@ -253,7 +255,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
     report.status = req.precopyOnly ? 'precopied' : 'completed';
     return;
   }
-  if (steps.committed) {
+  if (steps.committed || outcome.committed) {
     report.status = 'completed';
     report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
     return;

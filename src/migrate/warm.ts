@@ -16,7 +16,8 @@
  * a move whose pre-copy was made so.
  */
 import { attachTarget, clearLeftovers, detachTarget, passDisks, pendingBytes, runPass, tracking, type PassDisk, type PassKind, type PassProgress } from '../drivers/block-passes.js';
-import type { BlockMonitor, DiskPlan, StepContext, WarmSteps } from '../drivers/driver.js';
+import type { BlockMonitor, ColdSteps, DiskPlan, StepContext, WarmSteps } from '../drivers/driver.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './cold.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import { livePhases, type LiveOutcome } from './live-phases.js';
@@ -42,11 +43,15 @@ export interface WarmPass {
 
 export interface WarmOutcome extends LiveOutcome {
   passes: WarmPass[];
+  /** --reboot: the last pass's bytes, and whether the VM was started (or made, with --no-start) on the target. */
+  lastPassBytes?: number;
+  committed?: boolean;
   /** The pre-copy is done and the target in step (for --precopy-only). */
   precopied?: boolean;
 }
 
-export function warmPhases(steps: WarmSteps, context: StepContext, settings: MigrationSettings, outcome: WarmOutcome, resumable: ReadonlySet<string>): Phase[] {
+/** `cold`: the driver's cold steps, with which --reboot makes and starts the VM on the target. */
+export function warmPhases(steps: WarmSteps, context: StepContext, settings: MigrationSettings, outcome: WarmOutcome, resumable: ReadonlySet<string>, cold?: ColdSteps): Phase[] {
   const [check, prepare, mirror, ...rest] = livePhases(steps, context, settings, outcome, { resumable });
   const { target, journal } = context;
   let disks: PassDisk[] = [];
@@ -69,17 +74,14 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
         }
         p.precopied = true;
       }
-      const { port } = await target.call('net.freePort', { address: target.host.address });
-      receiver = await target.call('image.receive', {
-        images: plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device })),
-        address: target.host.address,
-        port,
-      });
-      await attachTarget(monitor, disks, { host: target.host.address, port: receiver.port });
-      await converge(monitor, disks, kinds, 'precopy', context, settings, outcome);
-      await detachTarget(monitor, disks);
-      await target.call('image.receiveEnd', { id: receiver.id });
-      receiver = undefined;
+      await toReceiver(
+        context,
+        plans,
+        monitor,
+        disks,
+        (r) => (receiver = r),
+        () => converge(monitor, disks, kinds, 'precopy', context, settings, outcome),
+      );
       outcome.precopied = true;
       journal.record('precopied', { host: target.host.name, passes: outcome.passes.length });
       log(context, `pre-copy done: ${target.host.name} holds every disk as of ${outcome.passes.length} pass${outcome.passes.length === 1 ? '' : 'es'} ago at most`);
@@ -91,6 +93,7 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
     },
   };
   if (settings.precopyOnly) return [check!, precopy];
+  if (settings.reboot) return [check!, precopy, ...rebootPhases(steps, cold, context, settings, outcome, () => disks)];
   const catchUp: Phase = {
     name: 'catch-up',
     run: async () => {
@@ -101,6 +104,118 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
     },
   };
   return [check!, precopy, prepare!, catchUp, ...rest];
+}
+
+/** Serves the target's images over NBD while `work` runs passes into them; `opened` learns the receiver, for a rollback to close. */
+async function toReceiver(
+  context: StepContext,
+  plans: readonly DiskPlan[],
+  monitor: BlockMonitor,
+  disks: readonly PassDisk[],
+  opened: (r: { id: string; port: number } | undefined) => void,
+  work: () => Promise<void>,
+): Promise<void> {
+  const { target } = context;
+  const { port } = await target.call('net.freePort', { address: target.host.address });
+  const receiver = await target.call('image.receive', {
+    images: plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device })),
+    address: target.host.address,
+    port,
+  });
+  opened(receiver);
+  await attachTarget(monitor, disks, { host: target.host.address, port: receiver.port });
+  await work();
+  await detachTarget(monitor, disks);
+  await target.call('image.receiveEnd', { id: receiver.id });
+  opened(undefined);
+}
+
+/**
+ * --reboot: no running state crosses. The guest powers off (or, with
+ * --force-off, is stopped where it is), the last pass carries what it wrote
+ * since the pre-copy, and the VM boots on the target from its own command
+ * line or definition (cold moves' steps): the commit point is that start.
+ * Until then a failure has the guest run on the source again.
+ */
+function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: StepContext, settings: MigrationSettings, outcome: WarmOutcome, disks: () => PassDisk[]): Phase[] {
+  if (!steps.powerOff || !steps.powerOn || !cold) throw new FerryError('USAGE', 'This driver cannot reboot a warm move yet', { hint: 'drop --reboot: the cut-over then moves the running guest' });
+  let poweredOff = false;
+  let committed = false;
+  let receiver: { id: string; port: number } | undefined;
+  const { journal, target, listener } = context;
+  return [
+    {
+      name: 'shutdown',
+      run: async () => {
+        await cold.describe();
+        log(context, `powering ${context.vmName} off on ${context.source.host.name}`);
+        await steps.powerOff!({ timeoutMs: settings.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, forceOff: !!settings.forceOff });
+        poweredOff = true;
+      },
+      rollback: async () => {
+        if (poweredOff && !committed) await steps.powerOn!();
+      },
+    },
+    {
+      name: 'final',
+      run: async () => {
+        const kinds = new Map(disks().map((d) => [d.device, 'changes' as const]));
+        const t0 = performance.now();
+        await toReceiver(
+          context,
+          outcome.plans!,
+          steps.monitor(),
+          disks(),
+          (r) => (receiver = r),
+          async () => {
+            const result = await runPass(steps.monitor(), disks(), kinds, {
+              signal: context.signal,
+              onProgress: (p) => listener({ type: 'progress', progress: { phase: 'final', disks: p.map((d) => ({ ...d, ready: false })) } }),
+            });
+            const bytes = Object.values(result.bytes).reduce((a, b) => a + b, 0);
+            const pass: WarmPass = { pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes, ms: result.ms };
+            outcome.passes.push(pass);
+            outcome.lastPassBytes = bytes;
+            journal.record('pass', { ...pass });
+          },
+        );
+        log(context, `last pass: ${formatMiB(outcome.lastPassBytes ?? 0)} MiB in ${Math.round(performance.now() - t0)} ms; ${target.host.name} holds the disks as the guest left them`);
+      },
+      rollback: async () => {
+        await clearLeftovers(steps.monitor(), disks()).catch(() => undefined);
+        if (receiver) await target.call('image.receiveEnd', { id: receiver.id }).catch(() => undefined);
+      },
+    },
+    {
+      name: 'define',
+      run: () => cold.defineTarget(outcome.plans!),
+      rollback: async () => {
+        if (!committed) await cold!.undefineTarget();
+      },
+    },
+    {
+      name: 'start',
+      run: async () => {
+        if (settings.noStart) log(context, `made on ${target.host.name}, not started (--no-start)`);
+        else {
+          await cold.startTarget();
+          log(context, `booted on ${target.host.name}`);
+        }
+        committed = true;
+        outcome.committed = true;
+        journal.record('committed', { host: target.host.name });
+      },
+    },
+    {
+      name: 'finish',
+      run: async () => {
+        // The source's QEMU holds a powered-off or stopped guest: it goes; its disks stay.
+        await cold.stopSource({ timeoutMs: 0, forceOff: true });
+        await cold.undefineSource();
+        log(context, `source on ${context.source.host.name} stopped; its disks kept${settings.deleteSource ? ' (--delete-source applies to live and warm cut-overs with state only)' : ''}`);
+      },
+    },
+  ];
 }
 
 /**

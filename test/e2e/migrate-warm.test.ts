@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
@@ -34,6 +35,7 @@ interface Report {
   final_pass_bytes?: number;
   downtime_ms?: number;
   source_running?: boolean;
+  journal?: string;
   error?: { code: string; message: string; hint?: string };
 }
 
@@ -254,5 +256,38 @@ test('warm: Ctrl-C during the pre-copy leaves the VM running on the source, noth
   assert.deepEqual(await leftovers(a, vm), []);
   assert.equal(await vmPid(b, vm), undefined);
   await cleanVm(a, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
+
+test('warm --reboot: the guest stopped after the pre-copy, the last pass carries its last writes, and the target image holds every record it reported; it boots there', async () => {
+  const vm = 'e2e-warm-reboot';
+  const disk = await startFilled(vm, 96, 8);
+  const r = await migrate(vm, ['--reboot', '--force-off', '--shutdown-timeout', '1', '--no-start']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.mode, 'warm');
+  assert.equal(r.passes!.at(-1)!.stage, 'final');
+  assert.equal(r.final_pass_bytes, r.passes!.at(-1)!.bytes);
+  assert.ok(r.final_pass_bytes! < 2 * MiB, `the last pass carried the last writes only: ${r.final_pass_bytes}`);
+  assert.equal(await vmPid(a, vm), undefined, 'the source QEMU is gone');
+  assert.equal(await vmPid(b, vm), undefined, '--no-start: nothing runs on the target yet');
+  // Every record the guest reported on the source is on the target's image.
+  const serial = labVmPaths(vm).serialLog;
+  const last = await counter(a, vm);
+  assert.ok(last > 5);
+  await b.call('file.write', { path: serial, text: (await a.call('file.read', { path: serial })).text });
+  const check = await b.call('lab.checkRecords', { disks: [disk], serialLogs: [serial], lastReported: last });
+  assert.equal(check.missingCount, 0, `missing: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0, JSON.stringify(check.corruptReported));
+  // And it boots there, from the same command line with the target's paths.
+  const argv = JSON.parse(
+    readFileSync(r.journal!, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"target-argv"'))
+      .at(-1)!,
+  ) as { argv: string[] };
+  await b.call('file.remove', { path: serial });
+  await b.call('qemu.start', { argv: argv.argv, pidfile: `/run/ferry/${vm}.pid` });
+  await waitForCounter(b, vm, 3);
+  await cleanVm(b, vm, 0);
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });

@@ -26,6 +26,7 @@ interface MigrateOptions {
   start: boolean;
   precopyOnly?: boolean;
   cutover?: boolean;
+  reboot?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     )
     .option('--precopy-only', 'warm: copy the disks and keep the target in step, then stop; the VM keeps running on the source (run again to refresh)')
     .option('--cutover', 'warm: finish a move whose pre-copy --precopy-only made (refused if there is none)')
+    .option('--reboot', 'warm: at the cut-over the guest powers off (--shutdown-timeout, --force-off) and boots afresh on the target, instead of moving its running state')
     .option('--shutdown', 'cold: power a running VM off first (ACPI) and wait for it')
     .option('--shutdown-timeout <seconds>', 'cold: how long the guest gets to power off (default 120)')
     .option('--force-off', 'cold: cut the power of a guest that did not power off in time (its disks are closed cleanly)')
@@ -74,12 +76,14 @@ export function register(program: Command): void {
       action(async (vm: string, opts: MigrateOptions, cmd: Command) => {
         const diskMap = parseDiskMap(opts.diskMap);
         if (opts.mode !== undefined && !['live', 'cold', 'warm'].includes(opts.mode)) throw new FerryError('USAGE', `Invalid --mode "${opts.mode}"`, { hint: 'use live, cold or warm' });
-        if ((opts.precopyOnly || opts.cutover) && opts.mode !== undefined && opts.mode !== 'warm') {
-          throw new FerryError('USAGE', `${opts.precopyOnly ? '--precopy-only' : '--cutover'} belongs to warm moves, not --mode ${opts.mode}`, { hint: 'drop --mode, or use --mode warm' });
+        if ((opts.precopyOnly || opts.cutover || opts.reboot) && opts.mode !== undefined && opts.mode !== 'warm') {
+          throw new FerryError('USAGE', `${opts.precopyOnly ? '--precopy-only' : opts.cutover ? '--cutover' : '--reboot'} belongs to warm moves, not --mode ${opts.mode}`, {
+            hint: 'drop --mode, or use --mode warm',
+          });
         }
         if (opts.precopyOnly && opts.cutover)
           throw new FerryError('USAGE', '--precopy-only and --cutover exclude each other', { hint: 'pre-copy first with --precopy-only, then finish with --cutover' });
-        const mode = (opts.precopyOnly || opts.cutover ? 'warm' : opts.mode) as 'live' | 'cold' | 'warm' | undefined;
+        const mode = (opts.precopyOnly || opts.cutover || opts.reboot ? 'warm' : opts.mode) as 'live' | 'cold' | 'warm' | undefined;
         const shutdownTimeout = positive('--shutdown-timeout', opts.shutdownTimeout);
         const bandwidthMiB = positive('--bandwidth', opts.bandwidth);
         const maxDowntimeMs = positive('--max-downtime', opts.maxDowntime);
@@ -121,6 +125,7 @@ export function register(program: Command): void {
             noStart: !opts.start,
             precopyOnly: opts.precopyOnly,
             cutover: opts.cutover,
+            reboot: opts.reboot,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });

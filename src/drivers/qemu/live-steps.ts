@@ -19,7 +19,7 @@ import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import { text } from '../../util/text.js';
 import { formatMiB, MiB } from '../../util/units.js';
-import type { BlockMonitor, DiskPlan, LiveStats, Settlement, StepContext, VmInfo, WarmSteps } from '../driver.js';
+import type { BlockMonitor, DiskPlan, LiveStats, Settlement, ShutdownOptions, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { attachTarget, jobId, nbdNode, passActions, passDisks } from '../block-passes.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
@@ -109,6 +109,33 @@ export class QemuLiveSteps implements WarmSteps {
 
   diskNodes(): Map<string, string> {
     return this.vm!.nodes;
+  }
+
+  async powerOff(options: ShutdownOptions): Promise<void> {
+    const qmp = this.srcQmp!;
+    // A guest that powers off leaves QEMU paused, its images open, instead of exiting.
+    await qmp.execute('set-action', { shutdown: 'pause' });
+    const down = qmp.waitForEvent('SHUTDOWN', () => true, options.timeoutMs);
+    down.catch(() => undefined);
+    await qmp.execute('system_powerdown');
+    if (await down.then(() => true).catch(() => false)) return this.ctx.journal.record('source-shut-down', {});
+    if (!options.forceOff) {
+      await this.powerOn();
+      throw new FerryError('VM_RUNNING', `VM "${this.ctx.vmName}" on "${this.source.host.name}" did not power off within ${options.timeoutMs / 1000} s`, {
+        hint: 'shut it down from inside the guest, give it longer with --shutdown-timeout, or pass --force-off to stop it where it is',
+      });
+    }
+    await qmp.execute('stop');
+    this.ctx.journal.record('source-paused', {});
+  }
+
+  async powerOn(): Promise<void> {
+    const qmp = this.srcQmp!;
+    const { status } = await qmp.execute<{ status: string }>('query-status');
+    if (status === 'shutdown') await qmp.execute('system_reset');
+    await qmp.execute('set-action', { shutdown: 'poweroff' });
+    if (status !== 'running') await qmp.execute('cont');
+    this.ctx.journal.record('source-resumed', { was: status });
   }
 
   async checkTarget(vm: VmInfo): Promise<void> {
