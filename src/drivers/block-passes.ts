@@ -86,8 +86,8 @@ export function passDisks(plans: readonly DiskPlan[], nodes: ReadonlyMap<string,
     }));
 }
 
-export const jobId = (d: PassDisk): string => `ferry-warm-${d.index}`;
-export const nbdNode = (d: PassDisk): string => `ferry-warm-nbd-${d.index}`;
+export const jobId = (d: Pick<PassDisk, 'index'>): string => `ferry-warm-${d.index}`;
+export const nbdNode = (d: Pick<PassDisk, 'index'>): string => `ferry-warm-nbd-${d.index}`;
 
 async function bitmaps(monitor: BlockMonitor): Promise<Map<string, BitmapInfo | undefined>> {
   const nodes = await monitor.execute<NodeInfo[]>('query-named-block-nodes', { flat: true });
@@ -112,13 +112,13 @@ export async function pendingBytes(monitor: BlockMonitor, disks: readonly PassDi
 }
 
 /** Removes what an earlier pass left in QEMU (a job, its NBD node); a job still running is cancelled, which keeps its bitmap right. */
-export async function clearLeftovers(monitor: BlockMonitor, disks: readonly PassDisk[]): Promise<void> {
+export async function clearLeftovers(monitor: BlockMonitor, disks: ReadonlyArray<Pick<PassDisk, 'index'>>): Promise<void> {
   await clearJobs(monitor, disks);
   const nodes = new Set((await monitor.execute<NodeInfo[]>('query-named-block-nodes', { flat: true })).map((n) => n['node-name']));
   for (const d of disks) if (nodes.has(nbdNode(d))) await monitor.execute('blockdev-del', { 'node-name': nbdNode(d) }).catch(() => undefined);
 }
 
-async function clearJobs(monitor: BlockMonitor, disks: readonly PassDisk[]): Promise<void> {
+async function clearJobs(monitor: BlockMonitor, disks: ReadonlyArray<Pick<PassDisk, 'index'>>): Promise<void> {
   const ids = new Set(disks.map(jobId));
   for (let i = 0; i < 400; i++) {
     const jobs = (await monitor.execute<JobInfo[]>('query-block-jobs')).filter((j) => ids.has(j.device));

@@ -55,6 +55,8 @@ export interface DiskPlan {
   sync: 'full' | 'top';
   /** The backing file the new target image gets, when the base is already there. */
   base?: ImageInfo;
+  /** The target is a block device that exists (an LV, a partition): written into, never made. */
+  targetDevice?: boolean;
   /** The target already sees this very file (shared storage): nothing to make or copy. */
   shared?: boolean;
   /** An earlier, interrupted offline move made this target image: the copy continues into it. */

@@ -63,6 +63,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
         }
       }
       plan.create = false;
+      plan.targetDevice = true;
       plan.targetFormat = 'raw';
     } else if (st.exists && options.resumable?.has(targetPath)) {
       options.log(`${target.host.name}:${targetPath} was made by an interrupted move of ${vm.name}: continuing into it`);

@@ -11,32 +11,16 @@ import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
-import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
 import { counter, diskPath, ferry, labVmPaths, processState, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { cleanDomain as cleanLibvirtDomain, domainState, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
 
-async function cleanDomain(name: string, disks = 2): Promise<void> {
-  for (const agent of [a, b]) {
-    if ((await labDomainNames(agent.host.name)).includes(name)) await stopLabVm(agent, name);
-    for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: diskPath(name, i) });
-    await agent.call('file.remove', { path: labVmPaths(name).serialLog });
-  }
-}
-
-async function startDomain(name: string, extra: string[] = []): Promise<void> {
-  const r = await ferry(['lab', 'vm', 'start', name, '--host', 'lab-a', '--libvirt', ...extra]);
-  assert.equal(r.code, 0, r.stderr);
-  await waitForCounter(a, name, 5);
-}
-
-async function domainState(host: string, name: string): Promise<string | undefined> {
-  if (!(await labDomainNames(host)).includes(name)) return undefined;
-  return (await labVirsh(host, ['domstate', name])).trim();
-}
+const cleanDomain = (name: string, disks = 2): Promise<void> => cleanLibvirtDomain([a, b], name, disks);
+const startDomain = (name: string, extra: string[] = []): Promise<void> => startLibvirtDomain(a, name, extra);
 
 async function migrate(vm: string, from: string, to: string, extra: string[] = []): Promise<Record<string, unknown>> {
   const r = await ferry(['migrate', vm, '--from', from, '--to', to, '--json', ...extra]);

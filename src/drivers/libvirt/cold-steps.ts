@@ -8,7 +8,7 @@
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
-import { definableDomainXml, mapDiskSources, type DomainDescription } from './domain-xml.js';
+import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
 import { describeForMove } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 
@@ -62,10 +62,7 @@ export class LibvirtColdSteps implements ColdSteps {
   async defineTarget(plans: readonly DiskPlan[]): Promise<void> {
     const inactive = (await this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, inactive: true, migratable: true })).xml;
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
-    const moves = plans
-      .filter((p) => !p.shared && p.targetPath !== p.disk.path)
-      .map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.targetFormat === 'raw' && !p.create ? ('block' as const) : ('file' as const), format: p.targetFormat }));
-    const xml = mapDiskSources(definableDomainXml(inactive), moves);
+    const xml = mapDiskSources(definableDomainXml(inactive), diskMoves(plans));
     await this.target.call('libvirt.define', { xml });
     this.defined = true;
     this.ctx.journal.record('target-defined', { host: this.target.host.name });

@@ -7,6 +7,7 @@
  */
 import { DOMParser, XMLSerializer, onErrorStopParsing, type Document, type Element } from '@xmldom/xmldom';
 import { FerryError, messageOf } from '../../util/errors.js';
+import type { DiskPlan } from '../driver.js';
 
 export interface DomainCpuFeature {
   name: string;
@@ -158,6 +159,11 @@ export interface DiskMove {
   kind: 'file' | 'block';
   /** The image format at `to` when it changes (a qcow2 file copied onto a raw LV). */
   format?: string;
+}
+
+/** The moves a plan makes of a domain's disks: those that change path (shared disks stay where they are). */
+export function diskMoves(plans: readonly DiskPlan[]): DiskMove[] {
+  return plans.filter((p) => !p.shared && p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.targetDevice ? 'block' : 'file', format: p.targetFormat }));
 }
 
 /**

@@ -2,7 +2,7 @@
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { HostConfig } from '../../hosts/inventory.js';
 import type { ImageInfo } from '../../storage/image-info.js';
-import type { StepJournal } from '../driver.js';
+import type { BlockMonitor, StepJournal } from '../driver.js';
 import { FerryError } from '../../util/errors.js';
 import type { DomainDescription } from './domain-xml.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
@@ -77,4 +77,9 @@ export function sameHostUuidError(source: string, target: string, uuid: string):
   return new FerryError('SAME_HOST_UUID', `libvirt on "${source}" and on "${target}" has the same host UUID ${uuid}: libvirt would refuse ("attempt to migrate guest to the same host")`, {
     hint: `give one of them its own: set host_uuid = "$(uuidgen)" in /etc/libvirt/libvirtd.conf on "${target}" and restart libvirtd (identical SMBIOS UUIDs cause this)`,
   });
+}
+
+/** The QEMU monitor of a domain on the host, through libvirt's passthrough (libvirt.qmp). */
+export function domainMonitor(host: () => AgentClient, domain: string): BlockMonitor {
+  return { execute: async <T>(command: string, args?: Record<string, unknown>) => (await host().call('libvirt.qmp', { domain, command, args })) as T };
 }

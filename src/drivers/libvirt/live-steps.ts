@@ -16,7 +16,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
-import { mapDiskSources, parseDomainXml, type DiskMove, type DomainDescription } from './domain-xml.js';
+import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
@@ -27,17 +27,18 @@ const POLL_MS = 500;
 export class LibvirtLiveSteps implements LiveSteps {
   readonly stats: LiveStats = { ramBytes: 0, diskBytes: 0 };
   committed = false;
-  private source: AgentClient;
-  private target: AgentClient;
-  private domain?: DomainDescription;
-  private plans: DiskPlan[] = [];
+  protected source: AgentClient;
+  protected target: AgentClient;
+  protected domain?: DomainDescription;
+  protected plans: DiskPlan[] = [];
   /** Files made on the target for this migration: removed if the domain does not end up there. */
   private readonly created: string[] = [];
-  private started = false;
+  /** virsh migrate was started: a failure aborts its job. */
+  protected started = false;
   private memoryStarted = false;
   private lastJob?: DomainJobInfo;
 
-  constructor(private readonly ctx: StepContext) {
+  constructor(protected readonly ctx: StepContext) {
     this.source = ctx.source;
     this.target = ctx.target;
   }
@@ -46,7 +47,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     return [this.source, this.target];
   }
 
-  private log(message: string): void {
+  protected log(message: string): void {
     this.ctx.listener({ type: 'log', message });
     this.ctx.journal.record('log', { message });
   }
@@ -86,10 +87,6 @@ export class LibvirtLiveSteps implements LiveSteps {
     return this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
   }
 
-  private moves(): DiskMove[] {
-    return this.plans.filter((p) => !p.shared && p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.create ? 'file' : 'block', format: p.targetFormat }));
-  }
-
   private xml?: { live: string; persistent: string };
 
   async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {
@@ -97,26 +94,44 @@ export class LibvirtLiveSteps implements LiveSteps {
     const [live, inactive] = await Promise.all([this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })]);
     // The definition the source had: what --keep-source-definition keeps, and what a user may define again.
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
-    const moves = this.moves();
+    const moves = diskMoves(this.plans);
     this.xml = moves.length ? { live: mapDiskSources(live, moves), persistent: mapDiskSources(inactive, moves) } : undefined;
   }
 
   async copyDisks(): Promise<void> {
+    const { settings } = this.ctx;
+    const disks = this.plans.filter((p) => !p.shared).map((p) => p.disk.device);
+    await this.startMigration(
+      [
+        ...(disks.length ? this.storageArgs(disks) : []),
+        // libvirt judges shared storage by the filesystem's type and refuses one it does not know
+        // (a bind mount, a FUSE mount); ferry has seen the very file from both hosts.
+        ...(this.plans.some((p) => p.shared) ? ['--unsafe'] : []),
+      ],
+      settings.maxDowntimeMs ?? 50,
+    );
+    this.log(
+      `libvirt migrates ${this.ctx.vmName} peer to peer to ${this.target.host.name}, ${disks.length ? `disks ${disks.join(', ')} mirrored${settings.mirrorMode === 'background' ? '' : ' with synchronous writes'}` : 'no disk copied (shared storage)'}`,
+    );
+    // The disks are mirrored first; RAM starts once every mirror is in step.
+    await this.watch('mirror', () => this.memoryStarted);
+  }
+
+  /**
+   * Starts `virsh migrate --live --p2p --persistent` on the source's agent
+   * with the disk map applied to both XMLs; `args` add how the disks go.
+   */
+  protected async startMigration(args: string[], maxDowntimeMs?: number): Promise<void> {
     const { source, target, ctx } = this;
     const { settings } = ctx;
-    const disks = this.plans.filter((p) => !p.shared).map((p) => p.disk.device);
-    const address = target.host.address;
-    const args = [
+    const all = [
       '--live',
       '--p2p',
       '--persistent',
-      ...(this.ctx.settings.keepSourceDefinition ? [] : ['--undefinesource']),
-      ...(disks.length ? this.storageArgs(disks) : []),
-      // libvirt judges shared storage by the filesystem's type and refuses one it does not know
-      // (a bind mount, a FUSE mount); ferry has seen the very file from both hosts.
-      ...(this.plans.some((p) => p.shared) ? ['--unsafe'] : []),
+      ...(settings.keepSourceDefinition ? [] : ['--undefinesource']),
+      ...args,
       '--migrateuri',
-      `tcp://${address}`,
+      `tcp://${target.host.address}`,
       ...(settings.bandwidthBytes ? ['--bandwidth', String(Math.max(1, Math.floor(settings.bandwidthBytes / 2 ** 20)))] : []),
       ...(settings.autoConverge ? ['--auto-converge'] : []),
     ];
@@ -124,18 +139,13 @@ export class LibvirtLiveSteps implements LiveSteps {
       id: ctx.journal.id,
       domain: ctx.vmName,
       destUri: libvirtUri(target.host),
-      args,
+      args: all,
       xml: this.xml?.live,
       persistentXml: this.xml?.persistent,
-      maxDowntimeMs: settings.maxDowntimeMs ?? 50,
+      maxDowntimeMs,
     });
     this.started = true;
-    ctx.journal.record('libvirt-migrate', { args, dest: libvirtUri(target.host) });
-    this.log(
-      `libvirt migrates ${ctx.vmName} peer to peer to ${target.host.name}, ${disks.length ? `disks ${disks.join(', ')} mirrored${settings.mirrorMode === 'background' ? '' : ' with synchronous writes'}` : 'no disk copied (shared storage)'}`,
-    );
-    // The disks are mirrored first; RAM starts once every mirror is in step.
-    await this.watch('mirror', () => this.memoryStarted);
+    ctx.journal.record('libvirt-migrate', { args: all, dest: libvirtUri(target.host) });
   }
 
   /** libvirt copies the disks that are not shared, mirrored until the switch-over. */

@@ -9,7 +9,8 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { sleep } from '../../util/abort.js';
 import { coldProgress } from '../cold-journal.js';
 import type { Recovery } from '../driver.js';
-import { domainRunning, domainState } from './domains.js';
+import { clearLeftovers } from '../block-passes.js';
+import { domainMonitor, domainRunning, domainState } from './domains.js';
 
 /** How long a job left running by a lost controller may take to end by itself. */
 const JOB_WAIT_MS = 10 * 60_000;
@@ -20,7 +21,19 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
   const job = async (): Promise<string> => (await source.call('libvirt.jobInfo', { domain: vmName }).catch(() => ({ type: 'none' }))).type;
   const found = { source: await domainState(source, vmName), target: await domainState(target, vmName) };
   for (const deadline = Date.now() + JOB_WAIT_MS; Date.now() < deadline && !['none', 'completed', 'failed', 'cancelled'].includes(await job());) await sleep(1000);
+  // A warm cut-over pauses the domain: libvirt moves it paused, and whoever finishes resumes it.
+  const suspended = journal.some((e) => e.step === 'source-suspended');
+  if (suspended && (await domainState(target, vmName)) === 'paused') await target.call('libvirt.resume', { domain: vmName });
   if (await domainRunning(target, vmName)) return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
+  if (journal.some((e) => e.step === 'mode' && e.mode === 'warm') && found.source !== null && found.source !== 'shut off') {
+    // The pre-copy's NBD nodes and jobs leave the source's QEMU; its images stay on the target for the next run.
+    const disks = journal.find((e) => e.step === 'vm')?.disks;
+    await clearLeftovers(
+      domainMonitor(() => source, vmName),
+      (Array.isArray(disks) ? disks : []).map((_, index) => ({ index })),
+    ).catch(() => undefined);
+    if (suspended) await source.call('libvirt.resume', { domain: vmName });
+  }
   const leftovers = [];
   for (const path of claimed) {
     if (!(await target.call('file.stat', { path })).exists) continue;

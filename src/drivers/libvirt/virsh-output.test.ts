@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FerryError } from '../../util/errors.js';
-import { classifyVirshFailure, parseCapabilities, parseCpuCompare, parseDomJobInfo, parseDomJobInfoRaw, parseDomState, parseNameList, parseVersion } from './virsh-output.js';
+import { classifyVirshFailure, parseCapabilities, parseCpuCompare, parseDomJobInfo, parseDomJobInfoRaw, parseDomState, parseNameList, parseQmpReply, parseVersion } from './virsh-output.js';
 import {
   CAPABILITIES_XML,
   JOBINFO_COMPLETED_RAW,
@@ -213,4 +213,12 @@ test('classifyVirshFailure tells the failures a handler answers differently, wit
     ],
   ];
   for (const [stderr, kind, message] of cases) assert.deepEqual(classifyVirshFailure(stderr), { kind, message }, stderr);
+});
+
+test("parseQmpReply answers the return value and turns a QMP error into a FerryError with QEMU's message", () => {
+  assert.deepEqual(parseQmpReply('query-block-jobs', '{"return":[],"id":"libvirt-412"}\n'), []);
+  assert.throws(
+    () => parseQmpReply('blockdev-del', '{"id":"libvirt-413","error":{"class":"GenericError","desc":"Node \'ferry-warm-nbd-0\' is busy"}}'),
+    (e: unknown) => e instanceof FerryError && e.code === 'QMP_ERROR' && /blockdev-del.*ferry-warm-nbd-0' is busy/.test(e.message),
+  );
 });

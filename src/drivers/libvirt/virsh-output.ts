@@ -297,3 +297,15 @@ function _featureList(reason: string, re: RegExp): string[] {
   const list = re.exec(reason)?.[1];
   return list ? list.split(',').map((f) => f.trim()) : [];
 }
+
+/** The `return` of a QMP reply as virsh prints it; its `error` as a FerryError. */
+export function parseQmpReply(command: string, stdout: string): unknown {
+  const reply = JSON.parse(stdout) as { return?: unknown; error?: { class?: string; desc?: string } };
+  if (reply.error) {
+    throw new FerryError('QMP_ERROR', `QEMU refused "${command}": ${reply.error.desc ?? reply.error.class ?? 'no reason given'}`, {
+      hint: "see the domain's QEMU log (/var/log/libvirt/qemu/DOMAIN.log) on the source host",
+      details: { class: reply.error.class },
+    });
+  }
+  return reply.return;
+}

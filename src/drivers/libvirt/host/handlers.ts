@@ -7,7 +7,18 @@
 import { FerryError, messageOf } from '../../../util/errors.js';
 import { sleep } from '../../../util/abort.js';
 import { domainCpuXml, parseDomainXml, type DomainDescription } from '../domain-xml.js';
-import { parseCapabilities, parseCpuCompare, parseDomJobInfoRaw, parseDomState, parseNameList, parseVersion, type CpuComparison, type DomainJobInfo, type LibvirtVersion } from '../virsh-output.js';
+import {
+  parseCapabilities,
+  parseCpuCompare,
+  parseDomJobInfoRaw,
+  parseDomState,
+  parseNameList,
+  parseQmpReply,
+  parseVersion,
+  type CpuComparison,
+  type DomainJobInfo,
+  type LibvirtVersion,
+} from '../virsh-output.js';
 import { listLinuxBridges, type LinuxBridge } from './bridges.js';
 import { virsh, virshFailureError, withXmlFile } from './virsh.js';
 
@@ -120,6 +131,32 @@ export const libvirtHandlers = {
   'libvirt.destroy': async (p: OnDomain & { graceful?: boolean }): Promise<{ wasRunning: boolean }> => {
     const r = await virsh(p.uri, ['destroy', ...(p.graceful ? ['--graceful'] : []), '--domain', p.domain], { tolerate: ['not-running'] });
     return { wasRunning: r.failure === undefined };
+  },
+
+  /** Pauses the domain's vCPUs (its QEMU stays, and so do its disks and RAM); one paused already is no error. */
+  'libvirt.suspend': async (p: OnDomain): Promise<void> => {
+    if (parseDomState((await virsh(p.uri, ['domstate', '--domain', p.domain])).stdout).state === 'paused') return;
+    await virsh(p.uri, ['suspend', '--domain', p.domain]);
+  },
+
+  /** Lets a paused domain run again; returns whether it was paused (one running already is no error). */
+  'libvirt.resume': async (p: OnDomain): Promise<{ wasPaused: boolean }> => {
+    if (parseDomState((await virsh(p.uri, ['domstate', '--domain', p.domain])).stdout).state !== 'paused') return { wasPaused: false };
+    await virsh(p.uri, ['resume', '--domain', p.domain]);
+    return { wasPaused: true };
+  },
+
+  /**
+   * One QMP command on the domain's QEMU (`virsh qemu-monitor-command`),
+   * its `return` value answered; a QMP error becomes a FerryError with
+   * QEMU's message. libvirt marks the domain "tainted" (custom-monitor) for
+   * it: a note in its log, no change to how libvirt runs the domain. ferry
+   * accepts that for a warm move's passes, which libvirt has no API for.
+   */
+  'libvirt.qmp': async (p: OnDomain & { command: string; args?: Record<string, unknown> }): Promise<unknown> => {
+    const request = JSON.stringify({ execute: p.command, ...(p.args ? { arguments: p.args } : {}) });
+    const r = await virsh(p.uri, ['qemu-monitor-command', '--domain', p.domain, request]);
+    return parseQmpReply(p.command, r.stdout);
   },
 
   /** Asks the guest to power off (ACPI); with `waitMs`, waits that long for it to be shut off. Returns the state then. */

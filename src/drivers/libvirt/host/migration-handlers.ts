@@ -8,8 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFile, rm, mkdir } from 'node:fs/promises';
+import type { HandlerContext } from '../../../agent/context.js';
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
+import { parseDomState } from '../virsh-output.js';
 
 export interface MigrationEnd {
   exitCode: number;
@@ -19,6 +21,7 @@ export interface MigrationEnd {
 
 interface RunningMigration {
   domain: string;
+  destUri: string;
   end?: MigrationEnd;
   ended: Promise<MigrationEnd>;
   files: string[];
@@ -59,7 +62,7 @@ export const libvirtMigrationHandlers = {
     const child = spawn('virsh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const entry: RunningMigration = { domain: p.domain, files, ended: Promise.resolve({ exitCode: -1 }) };
+    const entry: RunningMigration = { domain: p.domain, destUri: p.destUri, files, ended: Promise.resolve({ exitCode: -1 }) };
     entry.ended = new Promise<MigrationEnd>((resolve) => {
       const finish = (exitCode: number): void => {
         entry.end = { exitCode, error: exitCode === 0 ? undefined : stderr.replace(/^error:\s*/gm, '').trim() || `virsh exited with ${exitCode}` };
@@ -73,6 +76,24 @@ export const libvirtMigrationHandlers = {
       child.on('exit', (code, signal) => finish(code ?? (signal ? 128 : 1)));
     });
     migrations.set(p.id, entry);
+  },
+
+  /**
+   * Pauses the domain for a warm move's cut-over: the last pass then copies
+   * disks that no longer change, and `virsh migrate` moves it paused. If the
+   * controller goes away meanwhile, this agent alone gives the domain back
+   * its vCPUs wherever it is then: on the target once migration `id` ended
+   * well, else here.
+   */
+  'libvirt.migrate.suspend': async (p: { id: string; domain: string }, ctx: HandlerContext): Promise<{ suspendedAtMs: number }> => {
+    await run('virsh', ['-c', 'qemu:///system', 'suspend', p.domain]);
+    ctx.onClose(async () => {
+      const m = migrations.get(p.id);
+      const end = m ? await m.ended : undefined;
+      if (end?.exitCode === 0) await run('virsh', ['-c', m!.destUri, 'resume', p.domain], { allowFailure: true, timeoutMs: 30_000 });
+      else await resumeIfPaused(p.domain);
+    });
+    return { suspendedAtMs: Date.now() };
   },
 
   /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
@@ -94,3 +115,8 @@ export const libvirtMigrationHandlers = {
     return m.end;
   },
 };
+
+async function resumeIfPaused(domain: string): Promise<void> {
+  const state = await run('virsh', ['-c', 'qemu:///system', 'domstate', domain], { allowFailure: true });
+  if (state.exitCode === 0 && parseDomState(state.stdout).state === 'paused') await run('virsh', ['-c', 'qemu:///system', 'resume', domain], { allowFailure: true });
+}

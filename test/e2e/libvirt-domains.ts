@@ -1,0 +1,27 @@
+/** The e2e tests' libvirt domains on the lab hosts: started as the test guest, their state, removed with their disks. */
+import assert from 'node:assert/strict';
+import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { labVirsh } from '../../src/lab/lab.js';
+import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
+import { diskPath, ferry, labVmPaths, waitForCounter } from './harness.js';
+
+/** Removes the domain and its disks from every host given. */
+export async function cleanDomain(hosts: readonly AgentClient[], name: string, disks = 2): Promise<void> {
+  for (const agent of hosts) {
+    if ((await labDomainNames(agent.host.name)).includes(name)) await stopLabVm(agent, name);
+    for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: diskPath(name, i) });
+    await agent.call('file.remove', { path: labVmPaths(name).serialLog });
+  }
+}
+
+/** Starts the test guest as a libvirt domain on lab-a and waits for its first records. */
+export async function startDomain(a: AgentClient, name: string, extra: string[] = []): Promise<void> {
+  const r = await ferry(['lab', 'vm', 'start', name, '--host', 'lab-a', '--libvirt', ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  await waitForCounter(a, name, 5);
+}
+
+export async function domainState(host: string, name: string): Promise<string | undefined> {
+  if (!(await labDomainNames(host)).includes(name)) return undefined;
+  return (await labVirsh(host, ['domstate', name])).trim();
+}
