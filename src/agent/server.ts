@@ -18,7 +18,10 @@ function failure(e: unknown): rpc.ResponseError<unknown> {
 }
 
 export function serveAgent(input: Readable, output: Writable): Promise<void> {
-  const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(input), new rpc.StreamMessageWriter(output));
+  const reader = new rpc.StreamMessageReader(input);
+  // A controller killed in the middle of a message must not leave a timer re-arming forever.
+  reader.partialMessageTimeout = 0;
+  const connection = rpc.createMessageConnection(reader, new rpc.StreamMessageWriter(output));
   const cleanups: Array<() => void | Promise<void>> = [];
   const ctx: HandlerContext = {
     // Once the controller is gone there is nobody to tell; a guard still at work must not fail on it.

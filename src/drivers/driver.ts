@@ -179,6 +179,8 @@ export interface WarmSteps extends LiveSteps {
   powerOff?(options: ShutdownOptions): Promise<void>;
   /** Undoes powerOff: the guest runs on the source again (resumed, or booted again if it had shut down). */
   powerOn?(): Promise<void>;
+  /** The target is about to start the VM: from here nothing may run the stopped guest on the source again. */
+  releaseSource?(): Promise<void>;
 }
 
 /** How a running VM is powered off for a cold move. */

@@ -47,7 +47,12 @@ export class AgentClient extends EventEmitter {
     const toAgent = (this.toAgent = new PassThrough());
     child.stdin.on('error', () => undefined);
     toAgent.pipe(child.stdin);
-    this.connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(toAgent));
+    const reader = new rpc.StreamMessageReader(child.stdout);
+    // No timer for a message half received: an agent killed in the middle of
+    // one would leave it re-arming every 10 s forever, and the command would
+    // never exit.
+    reader.partialMessageTimeout = 0;
+    this.connection = rpc.createMessageConnection(reader, new rpc.StreamMessageWriter(toAgent));
     this.connection.onNotification((method: string, params: unknown) => this.emit('notification', method, params));
     child.on('exit', (code, signal) => {
       this.closedError = new FerryError('AGENT_GONE', `Lost the agent on host "${host.name}" (${signal ?? `exit ${code}`})${this.lastStderr()}`, {

@@ -41,6 +41,8 @@ export function imagesToResume(vm: string, from: string, to: string, mode: 'cold
     const entries = journalEntries(item.id);
     if (!entries.some((e) => e.step === 'mode' && e.mode === mode)) continue;
     for (const e of entries) if (e.step === 'created' && typeof e.path === 'string') paths.add(e.path);
+    // A copy ferry's guest fixes changed no longer follows the source: never continue into it.
+    for (const e of entries) if ((e.step === 'guest-fixing' || e.step === 'guest-fixed') && typeof e.path === 'string') paths.delete(e.path);
   }
   return paths;
 }

@@ -51,6 +51,8 @@ export interface MigrationReport {
   passes?: WarmPass[];
   /** Warm: the bytes of the last pass, made while the guest was paused. */
   final_pass_bytes?: number;
+  /** Warm --fix-guest: each change ferry's guest fixes made on the target's copy ("operation: file"). */
+  guest_fixes?: string[];
   /** Guest pause: source stopped -> target resumed, from QEMU's event timestamps. */
   downtime_ms?: number;
   /** QEMU's own downtime figure (the source side of the pause). */
@@ -249,6 +251,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   else if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
   report.passes = outcome.passes;
   report.final_pass_bytes = steps.stats.lastPassBytes;
+  report.guest_fixes = outcome.guestFixes;
   report.disk_bytes = outcome.passes.reduce((s, p) => s + p.bytes, 0);
   Object.assign(report, { downtime_ms: steps.stats.downtimeMs, qemu_downtime_ms: steps.stats.hypervisorDowntimeMs, ram_bytes: steps.stats.ramBytes });
   if (!result.error) {

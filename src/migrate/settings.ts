@@ -20,4 +20,6 @@ export interface MigrationSettings extends Omit<TransferSettings, 'bandwidthByte
   cutover?: boolean;
   /** Warm moves: at the cut-over the guest powers off and boots afresh on the target (any QEMU version), instead of moving its running state. */
   reboot?: boolean;
+  /** Warm moves with reboot: run ferry's guest fixes on the target's copy before its first boot there. */
+  fixGuest?: boolean;
 }

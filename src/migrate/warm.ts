@@ -46,6 +46,8 @@ export interface WarmOutcome extends LiveOutcome {
   /** --reboot: the last pass's bytes, and whether the VM was started (or made, with --no-start) on the target. */
   lastPassBytes?: number;
   committed?: boolean;
+  /** --fix-guest: what the fixes changed on the target's copy. */
+  guestFixes?: string[];
   /** The pre-copy is done and the target in step (for --precopy-only). */
   precopied?: boolean;
 }
@@ -84,7 +86,11 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
       );
       outcome.precopied = true;
       journal.record('precopied', { host: target.host.name, passes: outcome.passes.length });
-      log(context, `pre-copy done: ${target.host.name} holds every disk as of ${outcome.passes.length} pass${outcome.passes.length === 1 ? '' : 'es'} ago at most`);
+      const behind = outcome.passes.at(-1)?.pending_bytes ?? 0;
+      log(
+        context,
+        `pre-copy done in ${outcome.passes.length} pass${outcome.passes.length === 1 ? '' : 'es'}: ${target.host.name} holds every disk but the guest's latest ${formatMiB(behind)} MiB of writes`,
+      );
     },
     rollback: async () => {
       // What was copied stays on the target, and the bitmaps keep what was not.
@@ -186,6 +192,7 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
         if (receiver) await target.call('image.receiveEnd', { id: receiver.id }).catch(() => undefined);
       },
     },
+    ...(settings.fixGuest ? [fixPhase(context, outcome)] : []),
     {
       name: 'define',
       run: () => cold.defineTarget(outcome.plans!),
@@ -196,6 +203,7 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
     {
       name: 'start',
       run: async () => {
+        await steps.releaseSource?.();
         if (settings.noStart) log(context, `made on ${target.host.name}, not started (--no-start)`);
         else {
           await cold.startTarget();
@@ -216,6 +224,32 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
       },
     },
   ];
+}
+
+/**
+ * --fix-guest: ferry's guest fixes (device names, bootloader, network,
+ * console, initramfs drivers) on the target's copy of the boot disk, before
+ * its first boot there. The copy then differs from the source: the journal
+ * says so, and a later run never continues a pre-copy into it.
+ */
+function fixPhase(context: StepContext, outcome: WarmOutcome): Phase {
+  const { target, journal } = context;
+  return {
+    name: 'fix',
+    run: async () => {
+      const boot = outcome.plans!.find((p) => !p.shared);
+      if (!boot) throw new FerryError('USAGE', 'No disk of the VM is copied: --fix-guest has nothing to fix on the target', { hint: 'drop --fix-guest' });
+      journal.record('guest-fixing', { host: target.host.name, path: boot.targetPath });
+      const result = await target.call('guest.fix', { image: boot.targetPath });
+      journal.record('guest-fixed', { host: target.host.name, path: boot.targetPath, changes: result.changes.length, remaining: result.remaining.length });
+      outcome.guestFixes = result.changes.map((c) => `${c.operation}: ${c.file}`);
+      log(
+        context,
+        `fixed the guest on ${target.host.name}:${boot.targetPath}: ${result.changes.length} change${result.changes.length === 1 ? '' : 's'} (${[...new Set(result.changes.map((c) => c.operation))].join(', ') || 'none needed'})`,
+      );
+      for (const p of result.remaining) context.listener({ type: 'warning', code: 'GUEST_PROBLEM', message: `left unfixed in the guest: ${JSON.stringify(p)}` });
+    },
+  };
 }
 
 /**

@@ -25,18 +25,42 @@ export interface CliResult {
 
 /** Runs `ferry ARGS`; `onStderr` sees the live view as it comes. */
 export function ferry(args: string[], opts: { onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void; env?: Record<string, string>; ownGroup?: boolean } = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    // ownGroup: like a command at a terminal, so a test can signal its whole process group (Ctrl-C).
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: !!opts.ownGroup });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      opts.onStderr?.(d.toString(), child);
-    });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  return ferryInBackground(args, opts).ended;
+}
+
+/** Starts `ferry ARGS` and returns at once: the child (to signal it) and its output once it ends. */
+export function ferryInBackground(
+  args: string[],
+  opts: { onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void; env?: Record<string, string>; ownGroup?: boolean } = {},
+): { child: ReturnType<typeof spawn>; ended: Promise<CliResult> } {
+  // ownGroup: like a command at a terminal, so a test can signal its whole process group (Ctrl-C).
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: !!opts.ownGroup });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    opts.onStderr?.(d.toString(), child);
   });
+  const ended = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
+  return { child, ended };
+}
+
+/**
+ * Runs `ferry ARGS` held (SIGSTOP) right after it journals `step`
+ * (FERRY_JOURNAL_HOLD); `strike` runs while it is held, with its pid, then
+ * it goes on, unless `strike` killed it.
+ */
+export async function ferryHeldAt(args: string[], step: string, strike: (pid: number) => Promise<void>): Promise<CliResult> {
+  const { child, ended } = ferryInBackground(args, { env: { FERRY_JOURNAL_HOLD: step } });
+  await until(`the controller to hold at ${step}`, () => (processState(child.pid!) === 'T' ? true : undefined));
+  await strike(child.pid!);
+  try {
+    process.kill(child.pid!, 'SIGCONT');
+  } catch {
+    // strike killed it
+  }
+  return ended;
 }
 
 export async function lab(): Promise<{ a: AgentClient; b: AgentClient; close: () => void }> {

@@ -5,14 +5,12 @@
  * libvirtds migrate peer to peer.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
-import { CLI } from './cli.js';
-import { counter, diskPath, ferry, labVmPaths, processState, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, stateDir, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain as cleanLibvirtDomain, domainState, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -73,18 +71,8 @@ function incomingQemu(vm: string): number | undefined {
 
 /** A migration a -> b, held (SIGSTOP) right after libvirt's migration started; `strike` runs then, and the controller goes on. */
 async function heldMigration(vm: string, strike: (controllerPid: number) => Promise<void>): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--bandwidth', '4'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'libvirt-migrate' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const ended = new Promise<void>((r) => child.on('close', () => r()));
-  await until('the controller to hold', () => (processState(child.pid!) === 'T' ? true : undefined));
-  await strike(child.pid!);
-  process.kill(child.pid!, 'SIGCONT');
-  await ended;
-  return JSON.parse(stdout) as Record<string, unknown>;
+  const r = await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--bandwidth', '4'], 'libvirt-migrate', strike);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 async function assertRolledBack(vm: string, report: Record<string, unknown>, status: string): Promise<void> {
@@ -186,14 +174,7 @@ test('libvirt: a running domain moves cold with --shutdown --force-off, and runs
 
 /** Runs `ferry migrate` a -> b held at `step` (SIGSTOP), then kills it there. */
 async function killedAt(vm: string, step: string): Promise<void> {
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: step },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  const ended = new Promise<void>((r) => child.on('close', () => r()));
-  await until(`the controller to hold at ${step}`, () => (processState(child.pid!) === 'T' ? true : undefined));
-  process.kill(child.pid!, 'SIGKILL');
-  await ended;
+  await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], step, async (pid) => void process.kill(pid, 'SIGKILL'));
 }
 
 test('libvirt: a cold move killed after its first disk continues where it stopped: that disk does not cross again', async () => {

@@ -5,11 +5,10 @@
  * last pass and has libvirt move it paused, then resumes it on lab-b.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
-import { CLI, counter, diskPath, ferry, labVmPaths, processState, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -95,19 +94,12 @@ test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps
   await cleanDomain([a, b], vm, 1);
   await startDomain(a, vm, ['--disk', '48M']);
   // Held once the domain is paused; meanwhile lab-b gets another domain of the name, which makes libvirt refuse the move.
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--mode', 'warm', '--json'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'source-suspended' },
-    stdio: ['ignore', 'pipe', 'ignore'],
+  const held = await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--mode', 'warm', '--json'], 'source-suspended', async () => {
+    assert.equal(await domainState('lab-a', vm), 'paused');
+    const xml = `<domain type='qemu'><name>${vm}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`;
+    await b.call('libvirt.define', { xml });
   });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const ended = new Promise<void>((r) => child.on('close', () => r()));
-  await until('the controller to hold at the pause', () => (processState(child.pid!) === 'T' ? true : undefined));
-  assert.equal(await domainState('lab-a', vm), 'paused');
-  const xml = `<domain type='qemu'><name>${vm}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`;
-  await b.call('libvirt.define', { xml });
-  process.kill(child.pid!, 'SIGCONT');
-  await ended;
+  const { stdout } = held;
   const r = JSON.parse(stdout) as Record<string, unknown>;
   assert.equal(r.status, 'failed', stdout);
   assert.equal(r.failed_phase, 'switchover');

@@ -7,14 +7,13 @@
  * with the pre-copy kept.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { run } from '../../src/util/exec.js';
 import { LAB_SSH_PORT } from '../../src/lab/lab.js';
-import { CLI, cleanVm, counter, ferry, killVm, labVmPaths, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, ferry, ferryHeldAt, ferryInBackground, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -78,6 +77,21 @@ async function leftovers(agent: AgentClient, vm: string): Promise<string[]> {
   }
 }
 
+/** The pid of the newest migration of `vm`'s agent on the source or the target, from its journal. */
+function agentPid(vm: string, side: 'source' | 'target'): number {
+  const dir = `${stateDir}/journal`;
+  const newest = readdirSync(dir)
+    .filter((f) => f.includes(`-migrate-${vm}-`))
+    .sort()
+    .at(-1)!;
+  const agents = readFileSync(`${dir}/${newest}`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: string; source?: { pid: number }; target?: { pid: number } })
+    .find((e) => e.step === 'agents')!;
+  return agents[side]!.pid;
+}
+
 async function runningOn(agent: AgentClient, vm: string): Promise<void> {
   const n = await counter(agent, vm);
   await waitForCounter(agent, vm, n + 3);
@@ -115,20 +129,14 @@ test('warm: the disk pre-copied while the guest writes, then a cut-over whose la
   await b.call('file.remove', { path: disk });
 });
 
-test('warm: a pre-copy broken by a cut link, then by ferry killed, continues each time without sending again what crossed; --precopy-only then --cutover', async () => {
+test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agent killed, continues each time without sending again what crossed; --precopy-only then --cutover', async () => {
   const vm = 'e2e-warm-resume';
   const fill = 96;
   const disk = await startFilled(vm, 256, fill);
   const args = ['--mode', 'warm', '--precopy-only', '--bandwidth', '12'];
 
   // 1. The link is cut (its TCP connection reset) once a quarter of the data is on the target.
-  const cut = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  cut.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const cutEnded = new Promise<void>((r) => cut.on('close', () => r()));
+  const cut = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
   await until(
     'a quarter of the data on the target',
     async () => ((await b.call('file.stat', { path: disk })).exists && (await allocated(b, disk)) > (fill / 4) * MiB ? true : undefined),
@@ -137,7 +145,7 @@ test('warm: a pre-copy broken by a cut link, then by ferry killed, continues eac
   );
   // The NBD connection only: the agents' ssh links stay.
   await run('ss', ['-K', 'dst', b.host.address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
-  await cutEnded;
+  const out = (await cut.ended).stdout;
   const broken = JSON.parse(out) as Report;
   assert.equal(broken.status, 'failed', JSON.stringify(broken));
   assert.equal(broken.error?.code, 'PRECOPY_FAILED', JSON.stringify(broken.error));
@@ -146,14 +154,27 @@ test('warm: a pre-copy broken by a cut link, then by ferry killed, continues eac
   assert.deepEqual(await leftovers(a, vm), [], 'nothing of ferry left in the source QEMU');
 
   // 2. ferry is killed once half the data is there.
-  const killed = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args], { env: { ...process.env, FERRY_STATE_DIR: stateDir }, stdio: 'ignore' });
-  const killedEnded = new Promise<void>((r) => killed.on('close', () => r()));
+  const killed = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
   await until('half the data on the target', async () => ((await allocated(b, disk)) > (fill / 2) * MiB ? true : undefined), 120_000, 200);
-  process.kill(killed.pid!, 'SIGKILL');
-  await killedEnded;
+  killed.child.kill('SIGKILL');
+  await killed.ended;
+  await runningOn(a, vm);
+  // Its target agent ended with it, and so did the pass; ferry recover clears what the pass left in the source QEMU.
+  await until('the pass to end', async () => ((await leftovers(a, vm)).includes('ferry-warm-nbd-0') ? true : undefined));
+  const recovered = await ferry(['recover', vm, '--json']);
+  assert.equal(recovered.code, 0, recovered.stderr);
+  assert.deepEqual(await leftovers(a, vm), [], "ferry recover removed the pass's job and NBD node");
+
+  // 3. The source's agent is killed (and with it the controller's hold on the source QEMU) at three quarters.
+  const lost = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
+  await until('three quarters of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 3) / 4) * MiB ? true : undefined), 120_000, 200);
+  process.kill(agentPid(vm, 'source'), 'SIGKILL');
+  const lostReport = JSON.parse((await lost.ended).stdout) as Report;
+  assert.equal(lostReport.status, 'failed', JSON.stringify(lostReport));
+  assert.equal(lostReport.source_running, true);
   await runningOn(a, vm);
 
-  // 3. The same command continues: only what had not crossed (and the guest's writes) crosses now.
+  // 4. The same command continues: only what had not crossed (and the guest's writes) crosses now.
   const onTarget = await allocated(b, disk);
   const resumed = await migrate(vm, args);
   assert.equal(resumed.status, 'precopied', JSON.stringify(resumed));
@@ -166,7 +187,7 @@ test('warm: a pre-copy broken by a cut link, then by ferry killed, continues eac
   assert.equal(await vmPid(b, vm), undefined, 'and nothing runs on the target');
   await runningOn(a, vm);
 
-  // 4. Later, the cut-over: the changes since, then the pause.
+  // 5. Later, the cut-over: the changes since, then the pause.
   const done = await migrate(vm, ['--cutover']);
   assert.equal(done.status, 'completed', JSON.stringify(done));
   assert.ok(
@@ -204,17 +225,7 @@ test('warm: --cutover with no pre-copy is refused before anything is made; a shu
 test('warm: the target QEMU killed during the catch-up leaves the VM running on the source and the pre-copy kept; the same command then completes', async () => {
   const vm = 'e2e-warm-fault';
   const disk = await startFilled(vm, 96, 8);
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: 'phase:catch-up' },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const ended = new Promise<void>((r) => child.on('close', () => r()));
-  await until('the controller to hold at the catch-up', () => (processState(child.pid!) === 'T' ? true : undefined));
-  await killVm(b, vm);
-  process.kill(child.pid!, 'SIGCONT');
-  await ended;
+  const { stdout: out } = await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm'], 'phase:catch-up', () => killVm(b, vm));
   const failed = JSON.parse(out) as Report;
   assert.equal(failed.status, 'failed', out);
   assert.equal(failed.source_running, true);
@@ -237,18 +248,10 @@ test('warm: Ctrl-C during the pre-copy leaves the VM running on the source, noth
   const vm = 'e2e-warm-ctrlc';
   const disk = await startFilled(vm, 128, 48);
   // As at a terminal: the controller in its own process group, which Ctrl-C signals.
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm', '--bandwidth', '8'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir },
-    stdio: ['ignore', 'pipe', 'ignore'],
-    detached: true,
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const ended = new Promise<void>((r) => child.on('close', () => r()));
+  const ctrlC = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'warm', '--bandwidth', '8'], { ownGroup: true });
   await until('the pre-copy under way', async () => ((await b.call('file.stat', { path: disk })).exists && (await allocated(b, disk)) > 4 * MiB ? true : undefined), 120_000, 200);
-  process.kill(-child.pid!, 'SIGINT');
-  await ended;
-  const r = { stdout: out };
+  process.kill(-ctrlC.child.pid!, 'SIGINT');
+  const r = await ctrlC.ended;
   const report = JSON.parse(r.stdout) as Report;
   assert.equal(report.status, 'aborted', r.stdout);
   assert.equal(report.source_running, true);
@@ -289,5 +292,25 @@ test('warm --reboot: the guest stopped after the pre-copy, the last pass carries
   await b.call('qemu.start', { argv: argv.argv, pidfile: `/run/ferry/${vm}.pid` });
   await waitForCounter(b, vm, 3);
   await cleanVm(b, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
+
+test('warm --reboot: ferry killed once the guest is stopped for the last pass: the source agent runs it again by itself; ferry recover then has nothing to undo', async () => {
+  const vm = 'e2e-warm-reboot-lost';
+  const disk = await startFilled(vm, 32, 0);
+  await ferryHeldAt(
+    ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--reboot', '--force-off', '--shutdown-timeout', '1'],
+    'source-paused',
+    async (pid) => void process.kill(pid, 'SIGKILL'),
+  );
+  await runningOn(a, vm);
+  assert.equal(await vmPid(b, vm), undefined, 'nothing started on the target');
+  const recovered = await ferry(['recover', vm, '--json']);
+  assert.equal(recovered.code, 0, recovered.stderr);
+  const [report] = JSON.parse(recovered.stdout) as Array<{ status: string; runs_on: string[] }>;
+  assert.deepEqual(report!.runs_on, ['lab-a']);
+  assert.deepEqual(await leftovers(a, vm), []);
+  await runningOn(a, vm);
+  await cleanVm(a, vm, 0);
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });

@@ -27,6 +27,7 @@ interface MigrateOptions {
   precopyOnly?: boolean;
   cutover?: boolean;
   reboot?: boolean;
+  fixGuest?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -62,6 +63,7 @@ export function register(program: Command): void {
     )
     .option('--precopy-only', 'warm: copy the disks and keep the target in step, then stop; the VM keeps running on the source (run again to refresh)')
     .option('--cutover', 'warm: finish a move whose pre-copy --precopy-only made (refused if there is none)')
+    .option('--fix-guest', "warm --reboot: run ferry's guest fixes (ferry guest fix) on the target's copy before it boots there")
     .option('--reboot', 'warm: at the cut-over the guest powers off (--shutdown-timeout, --force-off) and boots afresh on the target, instead of moving its running state')
     .option('--shutdown', 'cold: power a running VM off first (ACPI) and wait for it')
     .option('--shutdown-timeout <seconds>', 'cold: how long the guest gets to power off (default 120)')
@@ -126,6 +128,7 @@ export function register(program: Command): void {
             precopyOnly: opts.precopyOnly,
             cutover: opts.cutover,
             reboot: opts.reboot,
+            fixGuest: opts.fixGuest,
             signal: controller.signal,
             listener: (e) => view.onEvent(e),
           });

@@ -7,6 +7,7 @@ import { QemuLiveSteps } from './live-steps.js';
 import { settleMigration } from './settle.js';
 import { coldProgress } from '../cold-journal.js';
 import { recoverQemuCold } from './cold-recover.js';
+import { isWarm, recoverQemuWarm } from './warm-recover.js';
 
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
@@ -18,12 +19,16 @@ export const qemuDriver: HypervisorDriver = {
   warm: (context: StepContext): WarmSteps => new QemuLiveSteps(context, { warm: true }),
   recover: async (id: string, vmName: string, source: AgentClient, target: AgentClient, journal): Promise<Recovery> => {
     if (coldProgress(journal).cold) return recoverQemuCold(vmName, source, target, journal);
+    const warm = isWarm(journal) ? await recoverQemuWarm(vmName, source, target, journal) : null;
     const [sourceRecords, targetRecords] = await Promise.all([source.call('migration.records', undefined), target.call('migration.records', undefined)]);
     const found = {
       source: sourceRecords.find((r) => r.id === id && r.role === 'source')?.phase ?? null,
       target: targetRecords.find((r) => r.id === id && r.role === 'target')?.phase ?? null,
     };
-    if (found.source === null && found.target === null) return { found };
+    if (found.source === null && found.target === null) {
+      if (warm === 'resumed' || warm === 'stopped') return { found: { ...found, source: `warm: ${warm}` }, settlement: { outcome: warm === 'stopped' ? 'committed' : 'aborted', source: warm } };
+      return { found: { ...found, source: warm && `warm: ${warm}` } };
+    }
     return { found, settlement: await settleMigration(id, source, target) };
   },
 };

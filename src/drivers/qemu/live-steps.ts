@@ -28,6 +28,7 @@ import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import { settleMigration } from './settle.js';
+import { runGuestAgain } from './guest-power.js';
 
 /** A disk's plan with the names it gets in the two QEMUs. */
 interface MirrorPlan extends DiskPlan {
@@ -113,6 +114,8 @@ export class QemuLiveSteps implements WarmSteps {
 
   async powerOff(options: ShutdownOptions): Promise<void> {
     const qmp = this.srcQmp!;
+    // From here until the target starts, the source's agent runs the guest again by itself if this controller goes away.
+    await this.source.call('qemu.holdStopped', { id: this.id, qmpSocket: this.parsed!.qmpSocket! });
     // A guest that powers off leaves QEMU paused, its images open, instead of exiting.
     await qmp.execute('set-action', { shutdown: 'pause' });
     const down = qmp.waitForEvent('SHUTDOWN', () => true, options.timeoutMs);
@@ -130,12 +133,13 @@ export class QemuLiveSteps implements WarmSteps {
   }
 
   async powerOn(): Promise<void> {
-    const qmp = this.srcQmp!;
-    const { status } = await qmp.execute<{ status: string }>('query-status');
-    if (status === 'shutdown') await qmp.execute('system_reset');
-    await qmp.execute('set-action', { shutdown: 'poweroff' });
-    if (status !== 'running') await qmp.execute('cont');
-    this.ctx.journal.record('source-resumed', { was: status });
+    await this.source.call('qemu.releaseStopped', { id: this.id });
+    const was = await runGuestAgain(this.srcQmp!);
+    this.ctx.journal.record('source-resumed', { was });
+  }
+
+  async releaseSource(): Promise<void> {
+    await this.source.call('qemu.releaseStopped', { id: this.id });
   }
 
   async checkTarget(vm: VmInfo): Promise<void> {

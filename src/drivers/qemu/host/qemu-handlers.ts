@@ -9,6 +9,9 @@ import { parseCpuHelp, parseCpuinfoFlags, type CpuSupport } from '../cpu.js';
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
 import { sleep } from '../../../util/abort.js';
+import type { HandlerContext } from '../../../agent/context.js';
+import { runGuestAgain } from '../guest-power.js';
+import { acquireQmp, releaseQmp } from './qmp-pool.js';
 
 export interface QemuProcess {
   pid: number;
@@ -37,7 +40,29 @@ export async function listQemuProcesses(): Promise<QemuProcess[]> {
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** Guests a warm move stopped for its last pass, by migration id: run again if the controller goes away first. */
+const stopped = new Map<string, string>();
+
 export const qemuHandlers = {
+  /**
+   * A warm move with --reboot stops the guest for its last pass: until the
+   * controller releases it (the target is about to start the VM), this agent
+   * runs it again by itself if the controller goes away.
+   */
+  'qemu.holdStopped': async (p: { id: string; qmpSocket: string }, ctx: HandlerContext): Promise<void> => {
+    stopped.set(p.id, p.qmpSocket);
+    ctx.onClose(async () => {
+      const socket = stopped.get(p.id);
+      if (!socket) return;
+      stopped.delete(p.id);
+      const qmp = await acquireQmp(socket).catch(() => undefined);
+      if (!qmp) return;
+      await runGuestAgain(qmp).catch(() => undefined);
+      releaseQmp(socket, qmp);
+    });
+  },
+  'qemu.releaseStopped': async (p: { id: string }): Promise<void> => void stopped.delete(p.id),
+
   'qemu.list': async (): Promise<QemuProcess[]> => listQemuProcesses(),
 
   'qemu.version': async (p: { binary?: string }): Promise<{ version: string }> => {

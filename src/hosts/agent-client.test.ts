@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const client = fileURLToPath(new URL('./agent-client.js', import.meta.url));
+
+test('an agent killed in the middle of an answer: the client reports it lost, and its process still exits at once', async () => {
+  // The "agent" writes half of a message (its header and part of the body), then dies.
+  const agent = ['node', '-e', 'process.stdout.write("Content-Length: 200\\r\\n\\r\\n{\\"jsonrpc\\":\\"2.0\\",", () => process.exit(9))'];
+  const script = `
+    const { AgentClient } = await import(${JSON.stringify(client)});
+    const host = { name: 'half', transport: 'local', sshOptions: [], address: '127.0.0.1', agent: ${JSON.stringify(agent)} };
+    await AgentClient.connect(host).then(() => console.log('connected'), (e) => console.log(e.code));
+  `;
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 8000);
+    child.on('close', (c) => (clearTimeout(t), resolve(c)));
+  });
+  assert.match(out.trim(), /^(AGENT_GONE|UNREACHABLE)$/, 'the client says the agent is lost');
+  assert.equal(code, 0, 'it exited by itself');
+  assert.ok(Date.now() - started < 8000);
+});
