@@ -19,12 +19,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { labState } from '../../src/lab/lab.js';
+import { hostPidOf } from '../../src/lab/namespace-pid.js';
 import { journalStep, type JournalEntry } from '../../src/migrate/journal.js';
 import { CLI, cleanVm, counter, diskPath, ferry, labVmPaths, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
@@ -67,21 +68,6 @@ const matrix = new Map<Fault, Map<Step, string>>();
 interface Cell {
   fault: Fault;
   step: Step;
-}
-
-function globalPidOf(hostPid: number, nsPid: number): number | undefined {
-  const ns = readlinkSync(`/proc/${hostPid}/ns/pid`);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readlinkSync(`/proc/${entry}/ns/pid`) !== ns) continue;
-      const line = /^NSpid:\s+(.+)$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
-      if (line && Number(line.trim().split(/\s+/).pop()) === nsPid) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
 }
 
 function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
@@ -192,7 +178,7 @@ async function injectFault(cell: Cell, m: ReturnType<typeof startHeldMigration>,
     case 'target-agent': {
       if (!agents) return false;
       const [host, nsPid] = cell.fault === 'source-agent' ? ['lab-a', agents.source.pid] : ['lab-b', agents.target.pid];
-      const pid = globalPidOf(hostPid(host), nsPid);
+      const pid = await hostPidOf(hostPid(host), nsPid).catch(() => undefined);
       assert.ok(pid, `found the ${cell.fault} process`);
       process.kill(pid, 'SIGKILL');
       return true;

@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { run } from '../../src/util/exec.js';
-import { LAB_SSH_PORT } from '../../src/lab/lab.js';
+import { LAB_SSH_PORT, labHost } from '../../src/lab/lab.js';
+import { hostPidOf } from '../../src/lab/namespace-pid.js';
 import { cleanVm, counter, ferry, ferryHeldAt, ferryInBackground, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
@@ -77,7 +78,7 @@ async function leftovers(agent: AgentClient, vm: string): Promise<string[]> {
   }
 }
 
-/** The pid of the newest migration of `vm`'s agent on the source or the target, from its journal. */
+/** The pid of the newest migration of `vm`'s agent on the source or the target, from its journal (as its lab host sees it). */
 function agentPid(vm: string, side: 'source' | 'target'): number {
   const dir = `${stateDir}/journal`;
   const newest = readdirSync(dir)
@@ -168,7 +169,7 @@ test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agen
   // 3. The source's agent is killed (and with it the controller's hold on the source QEMU) at three quarters.
   const lost = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
   await until('three quarters of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 3) / 4) * MiB ? true : undefined), 120_000, 200);
-  process.kill(agentPid(vm, 'source'), 'SIGKILL');
+  process.kill(await hostPidOf((await labHost('lab-a')).pid, agentPid(vm, 'source')), 'SIGKILL');
   const lostReport = JSON.parse((await lost.ended).stdout) as Report;
   assert.equal(lostReport.status, 'failed', JSON.stringify(lostReport));
   assert.equal(lostReport.source_running, true);
