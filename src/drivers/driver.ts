@@ -81,6 +81,8 @@ export interface TransferSettings {
   mirrorMode?: 'write-blocking' | 'background';
   /** Where the hypervisor keeps a definition (libvirt): leave it, shut off, on the source. */
   keepSourceDefinition?: boolean;
+  /** A warm move whose cut-over boots the guest afresh on the target: no running state crosses. */
+  reboot?: boolean;
 }
 
 /** Where steps write down what they did, so that a failure can be undone from the journal and the hosts' records. */

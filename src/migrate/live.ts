@@ -124,6 +124,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
         autoConverge: req.autoConverge,
         mirrorMode: req.mirrorMode,
         keepSourceDefinition: req.keepSourceDefinition,
+        reboot: req.reboot,
       },
       signal: req.signal,
       listener: req.listener,

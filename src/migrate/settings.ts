@@ -18,8 +18,6 @@ export interface MigrationSettings extends Omit<TransferSettings, 'bandwidthByte
   precopyOnly?: boolean;
   /** Warm moves: finish a move whose pre-copy an earlier --precopy-only made; refuse if there is none. */
   cutover?: boolean;
-  /** Warm moves: at the cut-over the guest powers off and boots afresh on the target (any QEMU version), instead of moving its running state. */
-  reboot?: boolean;
   /** Warm moves with reboot: run ferry's guest fixes on the target's copy before its first boot there. */
   fixGuest?: boolean;
 }

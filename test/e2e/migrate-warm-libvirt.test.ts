@@ -7,13 +7,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labVirsh } from '../../src/lab/lab.js';
-import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, useLab, waitForCounter } from './harness.js';
+import { LAB_SSH_PORT, labVirsh } from '../../src/lab/lab.js';
+import { run } from '../../src/util/exec.js';
+import { counter, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
+
+const MiB = 1024 * 1024;
 
 interface Pass {
   kind: string;
@@ -114,6 +117,76 @@ test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps
   const again = await migrate(vm, ['--mode', 'warm']);
   assert.equal(again.status, 'completed', JSON.stringify(again));
   assert.equal((again.passes as Pass[])[0]!.kind, 'changes', 'the rerun continues from the pre-copy');
+  await assertRecordsIntact(vm, before);
+  await cleanDomain([a, b], vm, 1);
+});
+
+test('libvirt warm --reboot: refused without --force-off (libvirt would end the QEMU the last pass needs); with it, the target image holds every record and the domain boots there', async () => {
+  const vm = 'lvw-reboot';
+  await cleanDomain([a, b], vm, 1);
+  await startDomain(a, vm, ['--disk', '48M']);
+  const refused = await migrate(vm, ['--reboot']);
+  assert.equal(refused.status, 'failed', JSON.stringify(refused));
+  assert.match(String((refused.error as { hint?: string }).hint), /--force-off/);
+  assert.equal(await domainState('lab-a', vm), 'running', 'refused: the domain runs on');
+
+  const r = await migrate(vm, ['--reboot', '--force-off', '--no-start']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  const passes = r.passes as Pass[];
+  assert.equal(passes[0]!.kind, 'changes', 'the refused run left a pre-copy this one continued');
+  assert.equal(passes.at(-1)!.stage, 'final');
+  assert.equal(await domainState('lab-a', vm), undefined, 'gone from the source');
+  assert.equal(await domainState('lab-b', vm), 'shut off', '--no-start: defined on the target, not started');
+  // Every record the guest reported before it stopped is on the target's image.
+  const serial = labVmPaths(vm).serialLog;
+  const last = await counter(a, vm);
+  await b.call('file.write', { path: serial, text: (await a.call('file.read', { path: serial })).text });
+  const check = await b.call('lab.checkRecords', { disks: [diskPath(vm, 0)], serialLogs: [serial], lastReported: last });
+  assert.equal(check.missingCount, 0, `missing: ${check.missing.join(',')}`);
+  await b.call('file.remove', { path: serial });
+  await labVirsh('lab-b', ['start', vm]);
+  await waitForCounter(b, vm, 3);
+  await cleanDomain([a, b], vm, 1);
+});
+
+test('libvirt warm: a pre-copy broken by a cut link, then by ferry killed, continues without sending again what crossed', async () => {
+  const vm = 'lvw-resume';
+  const fill = 64;
+  await cleanDomain([a, b], vm, 1);
+  const disk = diskPath(vm, 0);
+  await a.call('image.create', { path: disk, format: 'qcow2', sizeBytes: 128 * MiB });
+  const filled = await a.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', `write -P 0xa5 32M ${fill}M`, disk] });
+  assert.equal(filled.exitCode, 0, filled.stderr);
+  await startDomain(a, vm, ['--disk', disk]);
+  const args = ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--precopy-only', '--bandwidth', '10'];
+  const onB = async (): Promise<number> =>
+    (await b.call('file.stat', { path: disk })).exists ? Number((await b.call('system.run', { file: 'du', args: ['-B1', '--', disk] })).stdout.split(/\s+/)[0]) : 0;
+
+  const cut = ferryInBackground(args);
+  await until('a third of the data on the target', async () => ((await onB()) > (fill / 3) * MiB ? true : undefined), 120_000, 200);
+  await run('ss', ['-K', 'dst', b.host.address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
+  const broken = JSON.parse((await cut.ended).stdout) as Record<string, unknown>;
+  assert.equal(broken.status, 'failed', JSON.stringify(broken));
+  assert.equal(await domainState('lab-a', vm), 'running');
+
+  const killed = ferryInBackground(args);
+  await until('two thirds of the data on the target', async () => ((await onB()) > ((fill * 2) / 3) * MiB ? true : undefined), 120_000, 200);
+  killed.child.kill('SIGKILL');
+  await killed.ended;
+  assert.equal(await domainState('lab-a', vm), 'running');
+
+  const there = await onB();
+  const r = await migrate(vm, ['--precopy-only']);
+  assert.equal(r.status, 'precopied', JSON.stringify(r));
+  const first = (r.passes as Pass[])[0]!;
+  assert.equal(first.kind, 'changes', 'no pass of the whole disk again');
+  assert.ok(first.bytes <= fill * MiB - (there - 4 * MiB) + 8 * MiB, `the resumed pass carried ${first.bytes} bytes with ${there} already there`);
+  assert.deepEqual(await ferryLeftovers('lab-a', vm), []);
+  const before = await waitForCounter(a, vm, (await counter(a, vm)) + 3);
+  const done = await migrate(vm, ['--cutover']);
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  const data = await b.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-U', '-c', `read -P 0xa5 32M ${fill}M`, disk] });
+  assert.doesNotMatch(data.stdout, /Pattern verification failed/, 'the data arrived whole');
   await assertRecordsIntact(vm, before);
   await cleanDomain([a, b], vm, 1);
 });

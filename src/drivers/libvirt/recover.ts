@@ -24,7 +24,12 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
   // A warm cut-over pauses the domain: libvirt moves it paused, and whoever finishes resumes it.
   const suspended = journal.some((e) => e.step === 'source-suspended');
   if (suspended && (await domainState(target, vmName)) === 'paused') await target.call('libvirt.resume', { domain: vmName });
-  if (await domainRunning(target, vmName)) return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
+  // --reboot stopped the guest on the source for its last pass: once it runs on the target that older copy goes.
+  const rebooted = journal.some((e) => e.step === 'source-paused');
+  if ((await domainRunning(target, vmName)) || (rebooted && journal.some((e) => e.step === 'committed'))) {
+    if (rebooted && (await domainState(source, vmName)) === 'paused') await source.call('libvirt.destroy', { domain: vmName });
+    return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
+  }
   if (journal.some((e) => e.step === 'mode' && e.mode === 'warm') && found.source !== null && found.source !== 'shut off') {
     // The pre-copy's NBD nodes and jobs leave the source's QEMU; its images stay on the target for the next run.
     const disks = journal.find((e) => e.step === 'vm')?.disks;
@@ -32,7 +37,7 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
       domainMonitor(() => source, vmName),
       (Array.isArray(disks) ? disks : []).map((_, index) => ({ index })),
     ).catch(() => undefined);
-    if (suspended) await source.call('libvirt.resume', { domain: vmName });
+    if (suspended || rebooted) await source.call('libvirt.resume', { domain: vmName });
   }
   const leftovers = [];
   for (const path of claimed) {

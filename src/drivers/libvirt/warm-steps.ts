@@ -17,7 +17,7 @@
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { attachTarget, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
-import type { BlockMonitor, DiskPlan, Settlement, VmInfo, WarmSteps } from '../driver.js';
+import type { BlockMonitor, DiskPlan, Settlement, ShutdownOptions, VmInfo, WarmSteps } from '../driver.js';
 import { domainMonitor, domainState } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
 
@@ -41,6 +41,31 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
 
   diskNodes(): Map<string, string> {
     return this.nodes;
+  }
+
+  /**
+   * --reboot: libvirt ends a domain's QEMU when its guest powers off, and
+   * with it the last pass; so the guest is stopped where it is (--force-off),
+   * its disks as a power cut would leave them, and boots afresh on the target.
+   */
+  async powerOff(options: ShutdownOptions): Promise<void> {
+    if (!options.forceOff) {
+      throw new FerryError('USAGE', `Domain "${this.ctx.vmName}" cannot power off and still give ferry its last pass: libvirt ends its QEMU when the guest powers off`, {
+        hint: 'add --force-off: the guest is stopped where it is, the last pass runs, and it boots afresh on the target (the pre-copy made so far is kept)',
+      });
+    }
+    await this.source.call('libvirt.holdSuspended', { id: this.ctx.journal.id, domain: this.ctx.vmName });
+    this.ctx.journal.record('source-paused', { host: this.source.host.name });
+  }
+
+  async powerOn(): Promise<void> {
+    await this.source.call('libvirt.releaseSuspended', { id: this.ctx.journal.id });
+    await this.source.call('libvirt.resume', { domain: this.ctx.vmName });
+    this.ctx.journal.record('source-resumed', {});
+  }
+
+  async releaseSource(): Promise<void> {
+    await this.source.call('libvirt.releaseSuspended', { id: this.ctx.journal.id });
   }
 
   override async describe(): Promise<VmInfo> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatKeyval, parseKeyval, parseQemuArgv, targetArgv } from './argv.js';
+import { accelOf, formatKeyval, parseKeyval, parseQemuArgv, targetArgv } from './argv.js';
 
 const argv = [
   '/usr/bin/qemu-system-x86_64',
@@ -47,4 +47,13 @@ test('target argv maps disks, waits for incoming and drops daemon options', () =
   assert.deepEqual(t.slice(-2), ['-incoming', 'defer']);
   assert.ok(!t.includes('-S') && !t.includes('-daemonize') && !t.includes('-pidfile'));
   assert.ok(t.includes('virtio-blk-pci,drive=drive0,id=disk0'));
+});
+
+test('accelOf: -accel, -machine accel= and -enable-kvm; TCG without any', () => {
+  const acc = (...args: string[]): string => accelOf(parseQemuArgv(['qemu-system-x86_64', ...args]));
+  assert.equal(acc('-m', '1G'), 'tcg');
+  assert.equal(acc('-accel', 'kvm'), 'kvm');
+  assert.equal(acc('-accel', 'tcg,thread=single'), 'tcg');
+  assert.equal(acc('-machine', 'pc,accel=kvm:tcg'), 'kvm');
+  assert.equal(acc('-enable-kvm'), 'kvm');
 });

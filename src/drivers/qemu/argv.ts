@@ -180,3 +180,15 @@ export function filesQemuCreates(parsed: ParsedArgv): string[] {
   }
   return [...files];
 }
+
+/** The accelerator the VM runs under: kvm, tcg (QEMU's default without one), or another named one. */
+export function accelOf(parsed: ParsedArgv): string {
+  let accel = 'tcg';
+  for (const o of parsed.options) {
+    if (o.flag === '-enable-kvm') accel = 'kvm';
+    if (o.flag === '-accel' && o.value) accel = o.value.split(',')[0]!.replace(/^accel=/, '');
+    const m = o.flag === '-machine' || o.flag === '-M' ? /(?:^|,)accel=([^,:]+)/.exec(o.value ?? '') : null;
+    if (m) accel = m[1]!;
+  }
+  return accel;
+}

@@ -22,7 +22,7 @@ import { formatMiB, MiB } from '../../util/units.js';
 import type { BlockMonitor, DiskPlan, LiveStats, Settlement, ShutdownOptions, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { attachTarget, jobId, nbdNode, passActions, passDisks } from '../block-passes.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
-import { filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
+import { accelOf, filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
 import { checkQemuTarget } from './target-checks.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
@@ -144,7 +144,24 @@ export class QemuLiveSteps implements WarmSteps {
 
   async checkTarget(vm: VmInfo): Promise<void> {
     // RAM and device state cross as they are: the target's QEMU must read them (the same or a newer one).
-    await checkQemuTarget(this.source, this.target, this.parsed!, vm, { sameOrNewer: true });
+    // A warm move that reboots carries no state: any QEMU will do.
+    const reboot = !!this.ctx.settings.reboot;
+    await checkQemuTarget(this.source, this.target, this.parsed!, vm, { sameOrNewer: !reboot });
+    if (!reboot) this.warnTcgMigration(vm);
+  }
+
+  /**
+   * QEMU before 9.0 can miss a TCG guest's stores while it migrates RAM over
+   * several passes (upstream 03bfc2188f): the guest then runs on stale pages
+   * on the target and crashes or hangs. The faulty path is taken for RAM of
+   * a whole number of 256 KiB blocks, i.e. nearly always.
+   */
+  private warnTcgMigration(vm: VmInfo): void {
+    const major = Number(vm.hypervisorVersion.split('.')[0]);
+    if (accelOf(this.parsed!) !== 'tcg' || !(major < 9) || vm.memoryBytes % (256 * 1024) !== 0) return;
+    const message = `VM "${vm.name}" runs under TCG (no KVM) on QEMU ${vm.hypervisorVersion}, which can lose guest memory writes while it migrates RAM over several passes (fixed in QEMU 9.0): the guest may crash after the move. Prefer --mode warm --reboot or --mode cold for it, or run it under KVM.`;
+    this.ctx.listener({ type: 'warning', code: 'TCG_MIGRATION', message });
+    this.ctx.journal.record('warning', { code: 'TCG_MIGRATION' });
   }
 
   // ---- prepare -----------------------------------------------------------

@@ -96,6 +96,20 @@ export const libvirtMigrationHandlers = {
     return { suspendedAtMs: Date.now() };
   },
 
+  /**
+   * A warm move with --reboot stops the domain for its last pass: until the
+   * controller releases it (the target is about to start the domain), this
+   * agent resumes it by itself if the controller goes away.
+   */
+  'libvirt.holdSuspended': async (p: { id: string; domain: string }, ctx: HandlerContext): Promise<void> => {
+    await run('virsh', ['-c', 'qemu:///system', 'suspend', p.domain]);
+    held.add(p.id);
+    ctx.onClose(async () => {
+      if (held.delete(p.id)) await resumeIfPaused(p.domain);
+    });
+  },
+  'libvirt.releaseSuspended': async (p: { id: string }): Promise<void> => void held.delete(p.id),
+
   /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
   'libvirt.migrate.wait': async (p: { id: string; waitMs?: number }): Promise<{ running: boolean; end?: MigrationEnd }> => {
     const m = migration(p.id);
@@ -115,6 +129,9 @@ export const libvirtMigrationHandlers = {
     return m.end;
   },
 };
+
+/** Domains held suspended for a warm move's last pass, by migration id. */
+const held = new Set<string>();
 
 async function resumeIfPaused(domain: string): Promise<void> {
   const state = await run('virsh', ['-c', 'qemu:///system', 'domstate', domain], { allowFailure: true });
