@@ -25,3 +25,15 @@ test('an agent killed in the middle of an answer: the client reports it lost, an
   assert.equal(code, 0, 'it exited by itself');
   assert.ok(Date.now() - started < 8000);
 });
+
+test('an agent whose output ends is gone at once, before its process is seen to exit: calls say AGENT_GONE', async () => {
+  const { AgentClient } = await import('./agent-client.js');
+  // Closes its stdout, then lingers: the exit comes two seconds later.
+  const started = Date.now();
+  const client = AgentClient.start({ name: 'mute', transport: 'local', sshOptions: [], address: '127.0.0.1', agent: ['sh', '-c', 'exec 1>&-; sleep 2'] });
+  await new Promise((resolve) => client.once('close', resolve));
+  assert.ok(Date.now() - started < 1500, 'lost when its output ended, not when it exited');
+  assert.equal(client.closed, true);
+  await assert.rejects(client.call('system.facts', undefined), (e: { code?: string }) => e.code === 'AGENT_GONE');
+  client.close();
+});

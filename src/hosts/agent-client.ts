@@ -54,11 +54,19 @@ export class AgentClient extends EventEmitter {
     reader.partialMessageTimeout = 0;
     this.connection = rpc.createMessageConnection(reader, new rpc.StreamMessageWriter(toAgent));
     this.connection.onNotification((method: string, params: unknown) => this.emit('notification', method, params));
-    child.on('exit', (code, signal) => {
-      this.closedError = new FerryError('AGENT_GONE', `Lost the agent on host "${host.name}" (${signal ?? `exit ${code}`})${this.lastStderr()}`, {
+    // The agent's output may end a moment before its exit is reported: a
+    // call made in between must already say the agent is gone, and so must
+    // `closed`, or whoever settles would reuse a dead agent.
+    const gone = (why: string): void => {
+      if (this.closedError) return;
+      this.closedError = new FerryError('AGENT_GONE', `Lost the agent on host "${host.name}" (${why})${this.lastStderr()}`, {
         hint: host.transport === 'ssh' ? `check that "ssh ${host.ssh}" works and ferry is installed there` : undefined,
       });
       this.emit('close', this.closedError);
+    };
+    this.connection.onClose(() => gone('its connection ended'));
+    child.on('exit', (code, signal) => {
+      gone(signal ?? `exit ${code}`);
       this.connection.dispose();
     });
     this.connection.listen();

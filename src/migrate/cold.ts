@@ -17,6 +17,7 @@ import { checkAuxFiles, checkDistinctHosts, checkMemory } from './checks.js';
 import { journalEntries, readHistory } from './journal.js';
 import type { Phase } from './phases.js';
 import { planDisks } from './plan.js';
+import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
 
 /** How long a guest gets to power off when asked, unless --shutdown-timeout says otherwise. */
@@ -110,6 +111,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
+        await keepOrDeleteSourceDisks(source, plans, settings, log);
       },
     },
   ];

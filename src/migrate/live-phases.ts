@@ -6,10 +6,10 @@
  * instant.
  */
 import type { DiskPlan, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
-import type { AgentClient } from '../hosts/agent-client.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import type { Phase } from './phases.js';
 import { createTargetImages, planDisks } from './plan.js';
+import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
 
 /** What the phases leave for the report. */
@@ -71,25 +71,8 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
       name: 'finish',
       run: async () => {
         await steps.finish();
-        if (settings.deleteSource)
-          await deleteSourceDisks(
-            steps.agents[0]!,
-            plans.map((p) => p.disk.path),
-            log,
-          );
-        else log(`source disks kept on ${steps.agents[0]!.host.name} (pass --delete-source to remove them)`);
+        await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log);
       },
     },
   ];
-}
-
-/** Only ever after the commit point, and never by a recovery. */
-async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
-  for (const path of paths) {
-    const st = await source.call('file.stat', { path });
-    if (st.type === 'file') {
-      await source.call('file.remove', { path });
-      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
-    }
-  }
 }

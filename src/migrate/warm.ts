@@ -18,6 +18,7 @@
 import { attachTarget, clearLeftovers, detachTarget, passDisks, pendingBytes, runPass, tracking, type PassDisk, type PassKind, type PassProgress } from '../drivers/block-passes.js';
 import type { BlockMonitor, ColdSteps, DiskPlan, StepContext, WarmSteps } from '../drivers/driver.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './cold.js';
+import { keepOrDeleteSourceDisks } from './source-disks.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import { livePhases, type LiveOutcome } from './live-phases.js';
@@ -220,7 +221,8 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
         // The source's QEMU holds a powered-off or stopped guest: it goes; its disks stay.
         await cold.stopSource({ timeoutMs: 0, forceOff: true });
         await cold.undefineSource();
-        log(context, `source on ${context.source.host.name} stopped; its disks kept${settings.deleteSource ? ' (--delete-source applies to live and warm cut-overs with state only)' : ''}`);
+        log(context, `source on ${context.source.host.name} stopped`);
+        await keepOrDeleteSourceDisks(context.source, outcome.plans!, settings, (m) => log(context, m));
       },
     },
   ];

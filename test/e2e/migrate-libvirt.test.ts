@@ -208,16 +208,17 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
   await cleanDomain(vm);
 });
 
-test('libvirt: a disk on storage both hosts share is not copied: live migration moves the RAM alone', async () => {
+test('libvirt: a disk on storage both hosts share is not copied, nor removed by --delete-source: live migration moves the RAM alone', async () => {
   const vm = 'lv-shared';
   const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
   await cleanDomain(vm);
   await a.call('file.remove', { path: shared });
   await a.call('image.create', { path: shared, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
   await startDomain(vm, ['--disk', shared]);
-  const r = await migrate(vm, 'lab-a', 'lab-b');
+  const r = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(r.disk_bytes, 0, 'no disk bytes crossed');
+  assert.ok((await a.call('file.stat', { path: shared })).exists, '--delete-source never removes a disk the target shares');
   assert.equal(await domainState('lab-b', vm), 'running');
   const n = await waitForCounter(b, vm, (await counter(a, vm)) + 10);
   await labVirsh('lab-b', ['destroy', vm]);

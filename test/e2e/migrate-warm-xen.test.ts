@@ -1,5 +1,5 @@
 /**
- * Seeds 000 and 003's move, end to end: a Debian guest set up as a Xen domU
+ * Seeds 000 and 003's move, end to end, for both drivers: a Debian guest set up as a Xen domU
  * (fstab and GRUB on /dev/xvda*, console on hvc0, eth0 bound to its Xen
  * MAC, an initramfs without virtio) runs as a QEMU VM on lab-a, where it
  * cannot come up. `ferry migrate --mode warm --reboot --fix-guest` copies
@@ -17,9 +17,11 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { detectAccel } from '../../src/drivers/qemu/accel.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { ensureTestGuest } from '../../src/lab/guest-image.js';
+import { labDomainXml } from '../../src/lab/domain-xml.js';
 import { labVmArgv, labVmPaths, LAB_IMAGE_DIR } from '../../src/lab/vm.js';
 import { run } from '../../src/util/exec.js';
 import { cleanVm, ferry, readSerial, until, useLab } from './harness.js';
+import { cleanDomain, domainState } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -113,4 +115,47 @@ test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on 
     await cleanVm(h, vm, 0);
     await h.call('file.remove', { path: disk });
   }
+});
+
+test('libvirt warm --reboot --force-off --fix-guest: the same Xen guest as a libvirt domain boots on the target to its login with its mounts and address', async () => {
+  const vm = 'e2e-xen-lv';
+  const disk = `${LAB_IMAGE_DIR}/${vm}.raw`;
+  await cleanDomain([a, b], vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+  const copy = await a.call('system.run', { file: 'cp', args: ['--sparse=always', join(imageDir, 'disk.raw'), disk] });
+  assert.equal(copy.exitCode, 0, copy.stderr);
+  const paths = labVmPaths(vm);
+  // The lab's domain, booting from its own disk through GRUB, with a virtio NIC that keeps its Xen MAC.
+  const xml = labDomainXml({ name: vm, accel: 'tcg', kernel: '', append: '', memoryMiB: 512, disks: [{ path: disk, format: 'raw' }], serialLog: paths.serialLog })
+    .replace(/ *<kernel>.*<\/kernel>\n/, "    <boot dev='hd'/>\n")
+    .replace(/ *<cmdline>.*<\/cmdline>\n/, '')
+    .replace("    <controller type='usb'", `    <interface type='user'><mac address='${facts.oldMac}'/><model type='virtio'/></interface>\n    <controller type='usb'`);
+  await a.call('file.mkdir', { path: dirname(paths.serialLog) });
+  await a.call('libvirt.define', { xml });
+  await a.call('libvirt.start', { domain: vm });
+
+  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--reboot', '--fix-guest', '--force-off', '--json']);
+  const report = JSON.parse(r.stdout) as { status: string; driver: string; passes: Array<{ kind: string; stage: string }>; guest_fixes: string[] };
+  assert.equal(report.status, 'completed', `${r.stdout} ${r.stderr}`);
+  assert.equal(report.driver, 'libvirt');
+  assert.equal(report.passes.at(-1)!.stage, 'final');
+  assert.ok(
+    report.guest_fixes.some((f) => f.startsWith('initramfs-virtio:')),
+    report.guest_fixes.join('; '),
+  );
+  assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
+  const log = await until(
+    'the domain on lab-b to reach its login prompt',
+    async () => {
+      const text = await readSerial(b, vm);
+      return /FERRY-REPORT-END[\s\S]*login:|login:[\s\S]*FERRY-REPORT-END/.test(text) ? text : undefined;
+    },
+    420_000,
+    2000,
+  );
+  const bootReport = /FERRY-REPORT-BEGIN([\s\S]*?)FERRY-REPORT-END/.exec(log)?.[1] ?? '';
+  assert.match(bootReport, /^\S+ \/srv ext4 /m, '/srv mounted');
+  assert.match(bootReport, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+  await cleanDomain([a, b], vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });

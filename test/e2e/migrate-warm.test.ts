@@ -130,13 +130,13 @@ test('warm: the disk pre-copied while the guest writes, then a cut-over whose la
   await b.call('file.remove', { path: disk });
 });
 
-test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agent killed, continues each time without sending again what crossed; --precopy-only then --cutover', async () => {
+test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agent killed, by every process of the move on the target killed as in a reboot, continues each time without sending again what crossed; --precopy-only then --cutover', async () => {
   const vm = 'e2e-warm-resume';
   const fill = 96;
   const disk = await startFilled(vm, 256, fill);
   const args = ['--mode', 'warm', '--precopy-only', '--bandwidth', '12'];
 
-  // 1. The link is cut (its TCP connection reset) once a quarter of the data is on the target.
+  // 1. The link is cut (its TCP connection reset) once a fifth of the data is on the target.
   const cut = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
   await until(
     'a quarter of the data on the target',
@@ -154,9 +154,9 @@ test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agen
   await runningOn(a, vm);
   assert.deepEqual(await leftovers(a, vm), [], 'nothing of ferry left in the source QEMU');
 
-  // 2. ferry is killed once half the data is there.
+  // 2. ferry is killed at two fifths.
   const killed = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
-  await until('half the data on the target', async () => ((await allocated(b, disk)) > (fill / 2) * MiB ? true : undefined), 120_000, 200);
+  await until('two fifths of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 2) / 5) * MiB ? true : undefined), 120_000, 200);
   killed.child.kill('SIGKILL');
   await killed.ended;
   await runningOn(a, vm);
@@ -166,16 +166,27 @@ test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agen
   assert.equal(recovered.code, 0, recovered.stderr);
   assert.deepEqual(await leftovers(a, vm), [], "ferry recover removed the pass's job and NBD node");
 
-  // 3. The source's agent is killed (and with it the controller's hold on the source QEMU) at three quarters.
+  // 3. The source's agent is killed (and with it the controller's hold on the source QEMU) at three fifths.
   const lost = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
-  await until('three quarters of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 3) / 4) * MiB ? true : undefined), 120_000, 200);
+  await until('three fifths of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 3) / 5) * MiB ? true : undefined), 120_000, 200);
   process.kill(await hostPidOf((await labHost('lab-a')).pid, agentPid(vm, 'source')), 'SIGKILL');
   const lostReport = JSON.parse((await lost.ended).stdout) as Report;
   assert.equal(lostReport.status, 'failed', JSON.stringify(lostReport));
   assert.equal(lostReport.source_running, true);
   await runningOn(a, vm);
 
-  // 4. The same command continues: only what had not crossed (and the guest's writes) crosses now.
+  // 4. At four fifths every process of the move on the target dies at once, as in a reboot of that host:
+  // its agent and the qemu-storage-daemon that receives (whose writes are flushed before they are acknowledged).
+  const rebooted = ferryInBackground(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...args]);
+  await until('four fifths of the data on the target', async () => ((await allocated(b, disk)) > ((fill * 4) / 5) * MiB ? true : undefined), 120_000, 200);
+  const targetAgent = await hostPidOf((await labHost('lab-b')).pid, agentPid(vm, 'target'));
+  await run('pkill', ['-KILL', '-f', `qemu-storage-daemon .*${vm}`]);
+  process.kill(targetAgent, 'SIGKILL');
+  const rebootReport = JSON.parse((await rebooted.ended).stdout) as Report;
+  assert.equal(rebootReport.status, 'failed', JSON.stringify(rebootReport));
+  await runningOn(a, vm);
+
+  // 5. The same command continues: only what had not crossed (and the guest's writes) crosses now.
   const onTarget = await allocated(b, disk);
   const resumed = await migrate(vm, args);
   assert.equal(resumed.status, 'precopied', JSON.stringify(resumed));
@@ -188,7 +199,7 @@ test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agen
   assert.equal(await vmPid(b, vm), undefined, 'and nothing runs on the target');
   await runningOn(a, vm);
 
-  // 5. Later, the cut-over: the changes since, then the pause.
+  // 6. Later, the cut-over: the changes since, then the pause.
   const done = await migrate(vm, ['--cutover']);
   assert.equal(done.status, 'completed', JSON.stringify(done));
   assert.ok(
@@ -266,13 +277,14 @@ test('warm: Ctrl-C during the pre-copy leaves the VM running on the source, noth
 test('warm --reboot: the guest stopped after the pre-copy, the last pass carries its last writes, and the target image holds every record it reported; it boots there', async () => {
   const vm = 'e2e-warm-reboot';
   const disk = await startFilled(vm, 96, 8);
-  const r = await migrate(vm, ['--reboot', '--force-off', '--shutdown-timeout', '1', '--no-start']);
+  const r = await migrate(vm, ['--reboot', '--force-off', '--shutdown-timeout', '1', '--no-start', '--delete-source']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(r.mode, 'warm');
   assert.equal(r.passes!.at(-1)!.stage, 'final');
   assert.equal(r.final_pass_bytes, r.passes!.at(-1)!.bytes);
   assert.ok(r.final_pass_bytes! < 2 * MiB, `the last pass carried the last writes only: ${r.final_pass_bytes}`);
   assert.equal(await vmPid(a, vm), undefined, 'the source QEMU is gone');
+  assert.equal((await a.call('file.stat', { path: disk })).exists, false, '--delete-source removed the source disk');
   assert.equal(await vmPid(b, vm), undefined, '--no-start: nothing runs on the target yet');
   // Every record the guest reported on the source is on the target's image.
   const serial = labVmPaths(vm).serialLog;

@@ -1,0 +1,26 @@
+/**
+ * The source's disk images after a move: kept, or removed with
+ * --delete-source once the target owns the VM. A disk on storage both hosts
+ * share is the target's disk too: it is never removed.
+ */
+import type { DiskPlan } from '../drivers/driver.js';
+import type { AgentClient } from '../hosts/agent-client.js';
+import type { MigrationSettings } from './settings.js';
+
+/** After the commit point only: the source's disk images go with --delete-source (never one the target shares). */
+export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readonly DiskPlan[], settings: MigrationSettings, log: (message: string) => void): Promise<void> {
+  const own = plans.filter((p) => !p.shared).map((p) => p.disk.path);
+  if (settings.deleteSource) await deleteSourceDisks(source, own, log);
+  else log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+}
+
+/** Only ever after the commit point, and never by a recovery. */
+async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
+  for (const path of paths) {
+    const st = await source.call('file.stat', { path });
+    if (st.type === 'file') {
+      await source.call('file.remove', { path });
+      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
+    }
+  }
+}
