@@ -40,6 +40,23 @@ before(async () => {
   facts = JSON.parse(await readFile(join(imageDir, 'facts.json'), 'utf8')) as typeof facts;
 });
 
+/** The moved guest reaches its login prompt on lab-b, with / read-write, /srv mounted and its static address. */
+async function assertBootsToLogin(vm: string): Promise<void> {
+  const log = await until(
+    `${vm} on lab-b to reach its login prompt`,
+    async () => {
+      const text = await readSerial(b, vm);
+      return /FERRY-REPORT-END[\s\S]*login:|login:[\s\S]*FERRY-REPORT-END/.test(text) ? text : undefined;
+    },
+    420_000,
+    2000,
+  );
+  const bootReport = /FERRY-REPORT-BEGIN([\s\S]*?)FERRY-REPORT-END/.exec(log)?.[1] ?? '';
+  assert.match(bootReport, /^\S+ \/ ext4 rw/m, '/ mounted read-write');
+  assert.match(bootReport, /^\S+ \/srv ext4 /m, '/srv mounted');
+  assert.match(bootReport, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+}
+
 test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on the target, boots there to its login with its mounts and address', async () => {
   const vm = 'e2e-xen';
   const disk = `${LAB_IMAGE_DIR}/${vm}.raw`;
@@ -98,19 +115,7 @@ test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on 
     'the source QEMU is gone',
   );
 
-  const log = await until(
-    'the guest on lab-b to reach its login prompt',
-    async () => {
-      const text = await readSerial(b, vm);
-      return /FERRY-REPORT-END[\s\S]*login:|login:[\s\S]*FERRY-REPORT-END/.test(text) ? text : undefined;
-    },
-    420_000,
-    2000,
-  );
-  const bootReport = /FERRY-REPORT-BEGIN([\s\S]*?)FERRY-REPORT-END/.exec(log)?.[1] ?? '';
-  assert.match(bootReport, /^\S+ \/ ext4 rw/m, '/ mounted read-write');
-  assert.match(bootReport, /^\S+ \/srv ext4 /m, '/srv mounted');
-  assert.match(bootReport, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+  await assertBootsToLogin(vm);
   for (const h of [a, b]) {
     await cleanVm(h, vm, 0);
     await h.call('file.remove', { path: disk });
@@ -144,18 +149,7 @@ test('libvirt warm --reboot --force-off --fix-guest: the same Xen guest as a lib
     report.guest_fixes.join('; '),
   );
   assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
-  const log = await until(
-    'the domain on lab-b to reach its login prompt',
-    async () => {
-      const text = await readSerial(b, vm);
-      return /FERRY-REPORT-END[\s\S]*login:|login:[\s\S]*FERRY-REPORT-END/.test(text) ? text : undefined;
-    },
-    420_000,
-    2000,
-  );
-  const bootReport = /FERRY-REPORT-BEGIN([\s\S]*?)FERRY-REPORT-END/.exec(log)?.[1] ?? '';
-  assert.match(bootReport, /^\S+ \/srv ext4 /m, '/srv mounted');
-  assert.match(bootReport, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+  await assertBootsToLogin(vm);
   await cleanDomain([a, b], vm, 0);
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });
