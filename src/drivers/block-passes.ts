@@ -16,6 +16,7 @@
  */
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
+import type { AgentClient } from '../hosts/agent-client.js';
 import type { BlockMonitor, DiskPlan } from './driver.js';
 
 export const WARM_BITMAP = 'ferry-warm';
@@ -129,6 +130,13 @@ async function clearJobs(monitor: BlockMonitor, disks: ReadonlyArray<Pick<PassDi
     }
     await sleep(50);
   }
+}
+
+/** Serves the target's images over NBD for the passes, through the target's agent, until closed or until that agent's connection ends. */
+export async function openReceiver(target: AgentClient, plans: readonly DiskPlan[]): Promise<{ id: string; port: number }> {
+  const { port } = await target.call('net.freePort', { address: target.host.address });
+  const images = plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device }));
+  return target.call('image.receive', { images, address: target.host.address, port });
 }
 
 /** Adds each disk's NBD client node, connected to the target's export at `server`. */

@@ -15,7 +15,7 @@
  * after the pre-copy (a refresh can run every night); `--cutover` finishes
  * a move whose pre-copy was made so.
  */
-import { attachTarget, clearLeftovers, detachTarget, passDisks, pendingBytes, runPass, tracking, type PassDisk, type PassKind, type PassProgress } from '../drivers/block-passes.js';
+import { attachTarget, clearLeftovers, openReceiver, detachTarget, passDisks, pendingBytes, runPass, tracking, type PassDisk, type PassKind, type PassProgress } from '../drivers/block-passes.js';
 import type { BlockMonitor, ColdSteps, DiskPlan, StepContext, WarmSteps } from '../drivers/driver.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './cold.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
@@ -123,12 +123,7 @@ async function toReceiver(
   work: () => Promise<void>,
 ): Promise<void> {
   const { target } = context;
-  const { port } = await target.call('net.freePort', { address: target.host.address });
-  const receiver = await target.call('image.receive', {
-    images: plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device })),
-    address: target.host.address,
-    port,
-  });
+  const receiver = await openReceiver(target, plans);
   opened(receiver);
   await attachTarget(monitor, disks, { host: target.host.address, port: receiver.port });
   await work();

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
-import { escapeOpt, startGuarded, type GuardedDaemon } from './guarded-daemon.js';
+import { escapeOpt, startGuarded } from './guarded-daemon.js';
 
 export interface ReceiverImage {
   path: string;
@@ -53,11 +53,7 @@ export async function openReceiver(images: readonly ReceiverImage[], address: st
     }
     await sleep(50);
   }
-  return { id: randomBytes(6).toString('hex'), port, close: () => stop(daemon) };
-}
-
-async function stop(daemon: GuardedDaemon): Promise<void> {
-  await daemon.stop();
+  return { id: randomBytes(6).toString('hex'), port, close: () => daemon.stop() };
 }
 
 function accepts(host: string, port: number): Promise<boolean> {

@@ -16,7 +16,7 @@
  */
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
-import { attachTarget, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
+import { attachTarget, openReceiver, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
 import type { BlockMonitor, DiskPlan, Settlement, ShutdownOptions, VmInfo, WarmSteps } from '../driver.js';
 import { domainMonitor, domainState } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
@@ -82,11 +82,9 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
   override async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {
     await super.prepareIncoming(plans);
     const { target } = this;
-    const images = this.plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device }));
-    const { port } = await target.call('net.freePort', { address: target.host.address });
     // The receiver lives with the target agent's connection: it closes if the controller goes away.
-    this.receiver = await target.call('image.receive', { images, address: target.host.address, port });
-    this.ctx.journal.record('receiver', { host: target.host.name, port });
+    this.receiver = await openReceiver(target, this.plans);
+    this.ctx.journal.record('receiver', { host: target.host.name, port: this.receiver.port });
   }
 
   override async copyDisks(): Promise<void> {
