@@ -9,6 +9,7 @@
  *       transport: ssh            # or local
  *       ssh: root@kvm1.example    # ssh destination; default: the host's name
  *       ssh_options: [-p, "22"]   # extra ssh arguments
+ *       ssh_multiplex: false      # one ssh connection per agent (default: shared)
  *       address: 10.0.0.1         # where NBD and RAM migration listen
  *       agent: [ferry, agent]     # how to start the agent there
  */
@@ -25,6 +26,8 @@ export interface HostConfig {
   /** ssh destination, user@host; ssh transport only. */
   ssh?: string;
   sshOptions: string[];
+  /** false: a new ssh connection for every agent instead of one shared per host. */
+  sshMultiplex?: boolean;
   /** Address the host's migration listeners (NBD, RAM, sync) bind to. */
   address: string;
   /** Command that starts the agent on the host. */
@@ -103,12 +106,14 @@ export function parseInventory(doc: unknown, source = 'inventory'): HostConfig[]
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' && typeof x !== 'number')) bad(`${field} must be a list of strings`);
       return (v as unknown[]).map(String);
     };
+    if (h.ssh_multiplex !== undefined && typeof h.ssh_multiplex !== 'boolean') bad('ssh_multiplex must be true or false');
     const address = h.address === undefined ? (transport === 'local' ? '127.0.0.1' : name) : text(h.address);
     return {
       name,
       transport: transport as 'local' | 'ssh',
       ssh: transport === 'ssh' ? text(h.ssh ?? name) : undefined,
       sshOptions: list(h.ssh_options, 'ssh_options') ?? [],
+      sshMultiplex: h.ssh_multiplex as boolean | undefined,
       address,
       agent: list(h.agent, 'agent'),
       wrap: list(h.wrap, 'wrap'),

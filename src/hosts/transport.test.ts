@@ -40,3 +40,15 @@ test('an ssh host runs `ferry agent` through ssh, its arguments quoted for the r
   assert.deepEqual(argv.slice(dest - 2, dest), ['-p', '2222']);
   assert.deepEqual(argv.slice(dest + 1), ['--', `'/opt/my ferry/bin/ferry'`, 'agent']);
 });
+
+test('ssh agents share one connection per host, unless the inventory or the user says otherwise', () => {
+  const host: HostConfig = { name: 'h', transport: 'ssh', ssh: 'kvm1', sshOptions: [], address: '10.0.0.5' };
+  const shared = agentArgv(host);
+  assert.ok(shared.includes('ControlMaster=auto'));
+  assert.ok(shared.some((a) => /^ControlPath=.+\/%C$/.test(a)));
+  assert.ok(shared.includes('ControlPersist=60'));
+  assert.ok(!agentArgv({ ...host, sshMultiplex: false }).includes('ControlMaster=auto'));
+  const own = agentArgv({ ...host, sshOptions: ['-o', 'ControlPath=/run/my/%r@%h'] });
+  assert.ok(!own.includes('ControlMaster=auto'));
+  assert.ok(own.includes('ControlPath=/run/my/%r@%h'));
+});

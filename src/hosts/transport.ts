@@ -4,6 +4,9 @@
  * the user's ssh config, keys and agent apply.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { agentEntryUrl } from './agent-entry.js';
@@ -30,11 +33,33 @@ export function agentArgv(host: HostConfig): string[] {
     'ServerAliveInterval=5',
     '-o',
     'ServerAliveCountMax=3',
+    ...multiplexOptions(host),
     ...host.sshOptions,
     host.ssh ?? host.name,
     '--',
     ...remote.map(shellQuote),
   ];
+}
+
+/**
+ * One ssh connection per host, shared by the agents ferry starts there and
+ * kept a minute after the last (ssh's ControlMaster, as Ansible does): a
+ * migration starts two to four agents, and each new connection costs a key
+ * exchange and a login. A session still ends alone: when ferry dies, the
+ * master closes its channel and the agent reads the end of its input.
+ * `ssh_multiplex: false` in the inventory, or the user's own Control*
+ * options, leave ssh as configured.
+ */
+function multiplexOptions(host: HostConfig): string[] {
+  if (host.sshMultiplex === false || host.sshOptions.some((o) => /^-?o?\s*Control/i.test(o) || /^-S/.test(o))) return [];
+  return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir()}/%C`, '-o', 'ControlPersist=60'];
+}
+
+/** The sockets' directory, private to this user; short, as a socket's path must be. */
+function controlDir(): string {
+  const dir = process.env.FERRY_SSH_CONTROL_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `ferry-ssh-${process.getuid?.() ?? 0}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 export type AgentProcess = ChildProcessByStdio<Writable, Readable, Readable>;

@@ -20,7 +20,7 @@ import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
-import { LIBVIRT_DIRS, startLabLibvirtd, writeLabLibvirtConfig } from './libvirtd.js';
+import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
 
 export interface LabHostSpec {
   name: string;
@@ -279,6 +279,22 @@ export async function labDown(): Promise<{ stopped: string[] }> {
     await fs.rm(dir, { recursive: true, force: true });
   }
   return { stopped };
+}
+
+/**
+ * Restarts a lab host's libvirtd changed as `change` says (another host's
+ * UUID, CPU models it does not know), or as it was when `change` is
+ * undefined; its domains run on.
+ */
+export async function changeLabLibvirtd(hostName: string, change?: Partial<LabLibvirtdChange>): Promise<void> {
+  const state = (await labState())!;
+  const host = await labHost(hostName);
+  const libvirtdPid = await restartLabLibvirtd({ ...host, enter: nsenterPrefix(host.pid) }, host.libvirtdPid, {
+    hostUuid: change?.hostUuid ?? host.hostUuid,
+    withoutCpuModels: change?.withoutCpuModels,
+  });
+  state.hosts = state.hosts.map((h) => (h.name === hostName ? { ...h, libvirtdPid } : h));
+  await fs.writeFile(stateFile(), JSON.stringify(state, null, 2));
 }
 
 /** Runs a command inside a lab host. */

@@ -86,37 +86,94 @@ export async function writeLabLibvirtConfig(etcDir: string, address: string): Pr
 
 /** Starts virtlogd and libvirtd inside a lab host and waits until libvirtd answers on its socket and on TCP. */
 export async function startLabLibvirtd(host: LabLibvirtdHost, hostUuid: string, timeoutMs = 60_000): Promise<LabLibvirtd> {
-  const [enter, ...enterArgs] = host.enter;
-  const inside = (argv: string[], allowFailure = false): ReturnType<typeof run> => run(enter!, [...enterArgs, ...argv], { allowFailure });
   const virtlogdPidFile = join(host.root, 'virtlogd.pid');
-  const libvirtdPidFile = join(host.root, 'libvirtd.pid');
-  const hint = `read ${join(host.root, 'var_log_libvirt')}/; libvirtd needs the packages libvirt-daemon libvirt-daemon-driver-qemu and the user libvirt-qemu (scripts/setup.sh)`;
   // Without it libvirtd starts, then gives up initialising its QEMU driver: refuse early instead.
   if (!/^libvirt-qemu:/m.test(await fs.readFile('/etc/passwd', 'utf8')))
     throw new FerryError('LAB', `Cannot start libvirtd on lab host "${host.name}": the user "libvirt-qemu" does not exist`, { hint: 'run scripts/setup.sh (npm run setup) as root' });
   try {
-    await inside(['virtlogd', '-d', '-p', virtlogdPidFile]);
-    await inside(['libvirtd', '-d', '--listen', '-p', libvirtdPidFile]);
+    await inside(host, ['virtlogd', '-d', '-p', virtlogdPidFile]);
   } catch (e) {
-    throw new FerryError('LAB', `Cannot start libvirtd on lab host "${host.name}": ${(e as Error).message}`, { hint, cause: e });
+    throw new FerryError('LAB', `Cannot start virtlogd on lab host "${host.name}": ${(e as Error).message}`, { hint: failureHint(host), cause: e });
+  }
+  const libvirtdPid = await startLibvirtd(host, timeoutMs);
+  return { libvirtdPid, virtlogdPid: await hostPidOf(host.pid, await _readPid(virtlogdPidFile)), hostUuid };
+}
+
+/** What a test changes in a lab host's libvirtd: its host UUID, CPU models its libvirt does not know (as an older libvirt). */
+export interface LabLibvirtdChange {
+  hostUuid: string;
+  withoutCpuModels?: readonly string[];
+}
+
+const CPU_MAP = '/usr/share/libvirt/cpu_map';
+
+/**
+ * Restarts a lab host's libvirtd with `change` applied (its domains run on:
+ * libvirtd reconnects to their QEMUs), for the checks that need two hosts
+ * to differ the way two real machines do. Returns the new libvirtd's host PID.
+ */
+export async function restartLabLibvirtd(host: LabLibvirtdHost, libvirtdPid: number, change: LabLibvirtdChange, timeoutMs = 60_000): Promise<number> {
+  try {
+    process.kill(libvirtdPid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  for (let i = 0; i < 200 && _alive(libvirtdPid); i++) await sleep(50);
+  if (_alive(libvirtdPid)) throw new FerryError('LAB', `libvirtd on lab host "${host.name}" did not stop`, { hint: `kill ${libvirtdPid}` });
+  await fs.writeFile(join(host.root, 'etc_libvirt', 'libvirtd.conf'), labLibvirtdConf(host.address, change.hostUuid));
+  await inside(host, ['umount', CPU_MAP], true);
+  if (change.withoutCpuModels?.length) {
+    const map = join(host.root, 'cpu_map');
+    await fs.rm(map, { recursive: true, force: true });
+    await fs.cp(CPU_MAP, map, { recursive: true });
+    const index = join(map, 'index.xml');
+    const unknown = new Set(change.withoutCpuModels.map((m) => `x86_${m}.xml`));
+    const lines = (await fs.readFile(index, 'utf8')).split('\n').filter((l) => ![...unknown].some((f) => l.includes(`'${f}'`)));
+    await fs.writeFile(index, lines.join('\n'));
+    await inside(host, ['mount', '--bind', map, CPU_MAP]);
+  }
+  return startLibvirtd(host, timeoutMs);
+}
+
+function inside(host: LabLibvirtdHost, argv: string[], allowFailure = false): ReturnType<typeof run> {
+  const [enter, ...enterArgs] = host.enter;
+  return run(enter!, [...enterArgs, ...argv], { allowFailure });
+}
+
+function failureHint(host: LabLibvirtdHost): string {
+  return `read ${join(host.root, 'var_log_libvirt')}/; libvirtd needs the packages libvirt-daemon libvirt-daemon-driver-qemu and the user libvirt-qemu (scripts/setup.sh)`;
+}
+
+/** Starts libvirtd inside the host, waits until it answers on its socket and on TCP, and returns its host PID. */
+async function startLibvirtd(host: LabLibvirtdHost, timeoutMs: number): Promise<number> {
+  const libvirtdPidFile = join(host.root, 'libvirtd.pid');
+  try {
+    await inside(host, ['libvirtd', '-d', '--listen', '-p', libvirtdPidFile]);
+  } catch (e) {
+    throw new FerryError('LAB', `Cannot start libvirtd on lab host "${host.name}": ${(e as Error).message}`, { hint: failureHint(host), cause: e });
   }
   const deadline = Date.now() + timeoutMs;
   const tcp = `qemu+tcp://${host.address}/system`;
   for (;;) {
-    const local = await inside(['virsh', '-c', 'qemu:///system', 'version'], true);
+    const local = await inside(host, ['virsh', '-c', 'qemu:///system', 'version'], true);
     const remote = local.exitCode === 0 ? await run('virsh', ['-c', tcp, 'version'], { allowFailure: true }) : local;
     if (remote.exitCode === 0) break;
     if (Date.now() > deadline || !existsSync(libvirtdPidFile))
       throw new FerryError('LAB', `libvirtd on lab host "${host.name}" did not answer on ${tcp}: ${remote.stderr.trim().split('\n').pop()}`, {
-        hint: `${hint}; is port ${LIBVIRT_TCP_PORT} on ${host.address} free?`,
+        hint: `${failureHint(host)}; is port ${LIBVIRT_TCP_PORT} on ${host.address} free?`,
       });
     await sleep(100);
   }
-  return {
-    libvirtdPid: await hostPidOf(host.pid, await _readPid(libvirtdPidFile)),
-    virtlogdPid: await hostPidOf(host.pid, await _readPid(virtlogdPidFile)),
-    hostUuid,
-  };
+  return hostPidOf(host.pid, await _readPid(libvirtdPidFile));
+}
+
+function _alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function _readPid(file: string): Promise<number> {

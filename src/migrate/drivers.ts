@@ -9,7 +9,7 @@ import { qemuDriver } from '../drivers/qemu/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 
-// The QEMU driver first: its answer is a scan of /proc, libvirt's a round of virsh calls.
+// In this order when both have a VM of that name: a QEMU process started by hand is not libvirt's.
 export const drivers: readonly HypervisorDriver[] = [qemuDriver, libvirtDriver];
 
 export function driverNamed(name: string): HypervisorDriver {
@@ -24,10 +24,10 @@ export async function driverFor(source: AgentClient, vmName: string, named?: str
     const driver = driverNamed(named);
     return { driver, state: await driver.stateOf(source, vmName) };
   }
-  for (const driver of drivers) {
-    const state = await driver.stateOf(source, vmName);
-    if (state !== undefined) return { driver, state };
-  }
+  // Asked of every driver at once (each costs a round of calls on the source); the first that has it wins.
+  const states = await Promise.all(drivers.map((d) => d.stateOf(source, vmName)));
+  const found = states.findIndex((s) => s !== undefined);
+  if (found >= 0) return { driver: drivers[found]!, state: states[found] };
   const known = (await Promise.all(drivers.map((d) => d.listVms(source).catch(() => [])))).flat().map((v) => v.name);
   throw new FerryError('UNKNOWN_VM', `Unknown VM "${vmName}" on host "${source.host.name}"`, {
     hint: known.length ? `VMs there: ${[...new Set(known)].join(', ')}` : `no libvirt domain or QEMU VM with a QMP monitor is there; see "ferry vm list ${source.host.name}"`,

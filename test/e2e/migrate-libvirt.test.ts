@@ -9,7 +9,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
+import { GUEST_APPEND } from '../../src/lab/guest-image.js';
+import { LAB_SHARED_DIR, changeLabLibvirtd, labHost, labVirsh } from '../../src/lab/lab.js';
 import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, stateDir, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain as cleanLibvirtDomain, domainState, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
@@ -133,6 +134,64 @@ test('libvirt: bad input is refused before anything is made', async () => {
   await cleanDomain(vm);
 });
 
+test("libvirt: a target libvirtd with the source's host UUID, or one that does not know the domain's CPU model, is refused before anything is made", async () => {
+  const vm = 'lv-host';
+  await cleanDomain(vm);
+  await startDomain(vm);
+  const nothingMade = async (): Promise<void> => {
+    assert.equal(await domainState('lab-b', vm), undefined);
+    assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+    assert.equal(await domainState('lab-a', vm), 'running');
+  };
+  try {
+    // Seed 002: two hosts cloned from one image share an SMBIOS UUID, and libvirt takes it for its own.
+    await changeLabLibvirtd('lab-b', { hostUuid: (await labHost('lab-a')).hostUuid });
+    const same = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal((same.error as { code: string }).code, 'SAME_HOST_UUID', JSON.stringify(same.error));
+    assert.match((same.error as { hint: string }).hint, /host_uuid/);
+    await nothingMade();
+
+    // An older libvirt on the target, which does not know the model the domain runs with.
+    await changeLabLibvirtd('lab-b', { withoutCpuModels: ['qemu64'] });
+    const cpu = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal((cpu.error as { code: string }).code, 'INCOMPATIBLE_CPU', JSON.stringify(cpu.error));
+    assert.match((cpu.error as { message: string }).message, /qemu64/);
+    assert.match((cpu.error as { hint: string }).hint, /virsh/);
+    await nothingMade();
+  } finally {
+    await changeLabLibvirtd('lab-b');
+  }
+  // The same domain moves once lab-b's libvirtd is itself again: the refusals came from the differences.
+  const r = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  await cleanDomain(vm);
+});
+
+test('libvirt --offline: a guest that powers off on ACPI is shut down without --force-off, moved cold, and holds every record on the target', async () => {
+  const vm = 'lv-acpi';
+  await cleanDomain(vm);
+  await startDomain(vm, ['--append', `${GUEST_APPEND} ferry.acpi=poweroff`]);
+  const r = await migrate(vm, 'lab-a', 'lab-b', ['--offline', '--no-start']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.mode, 'cold');
+  const serial = (await a.call('file.read', { path: labVmPaths(vm).serialLog })).text;
+  assert.match(serial, /FERRY-GUEST-POWEROFF/, 'the guest powered itself off');
+  const steps = readFileSync(r.journal as string, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: string; state?: string });
+  assert.equal(steps.find((s) => s.step === 'source-shut-down')?.state, 'shut off');
+  assert.ok(!steps.some((s) => s.step === 'source-forced-off'), 'its power was not cut');
+  const reported = await counter(a, vm);
+  const check = await b.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: reported });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0);
+  assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
+  await labVirsh('lab-b', ['start', vm]);
+  await waitForCounter(b, vm, 5);
+  await cleanDomain(vm);
+});
+
 test('libvirt: a shut-off domain moves cold with its disks copied, and boots on the target with every record', async () => {
   const vm = 'lv-off';
   await cleanDomain(vm);
@@ -163,7 +222,13 @@ test('libvirt: a running domain moves cold with --shutdown --force-off, and runs
   const refused = await migrate(vm, 'lab-a', 'lab-b', ['--mode', 'cold']);
   assert.equal((refused.error as { code: string }).code, 'VM_RUNNING', 'a running domain is not powered off unless asked');
   assert.equal(await domainState('lab-a', vm), 'running');
-  // The test guest ignores ACPI: its power is cut after the time-out, its disk closed by QEMU.
+  // The test guest ignores ACPI: without --force-off the move stops there, the domain running on.
+  const unmoved = await migrate(vm, 'lab-a', 'lab-b', ['--mode', 'cold', '--shutdown', '--shutdown-timeout', '1']);
+  assert.equal((unmoved.error as { code: string }).code, 'VM_RUNNING', JSON.stringify(unmoved.error));
+  assert.match((unmoved.error as { hint: string }).hint, /--force-off/);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), undefined);
+  // With it, its power is cut after the time-out, its disk closed by QEMU.
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--mode', 'cold', '--shutdown', '--shutdown-timeout', '1', '--force-off']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(await domainState('lab-b', vm), 'running');

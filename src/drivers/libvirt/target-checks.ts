@@ -24,7 +24,9 @@ export async function checkCpu(target: AgentClient, domain: DomainDescription, d
       {
         hint: verdict.missingFeatures.length
           ? `the target lacks ${verdict.missingFeatures.join(', ')}; give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
-          : 'give the domain a CPU model both hosts have (virsh edit), then retry',
+          : /unknown cpu model/i.test(verdict.message ?? '')
+            ? `libvirt on "${target.host.name}" does not know that model (an older libvirt): give the domain one both know ("virsh cpu-models x86_64" on each host lists them; virsh edit ${domain.name}), then retry`
+            : 'give the domain a CPU model both hosts have (virsh edit), then retry',
       },
     );
   }
