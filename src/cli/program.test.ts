@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildProgram, invokedCommand } from './program.js';
+import { buildProgram, ferryVersion, invokedCommand } from './program.js';
 
 const argv = (...args: string[]): string[] => ['node', 'ferry', ...args];
 const ALL = ['agent', 'vm', 'migrate', 'history', 'recover', 'lab', 'demo', 'guest', 'sync'];
@@ -40,4 +40,8 @@ test('buildProgram registers every command, in help order, when no command is pl
       args.join(' '),
     );
   }
+});
+
+test('ferry --version prints the version of its package', async () => {
+  assert.match(ferryVersion(), /^\d+\.\d+\.\d+/);
 });

@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 type CommandModule = { register(program: Command): void };
 
@@ -31,11 +34,23 @@ export function invokedCommand(argv: readonly string[]): string | undefined {
   return name !== undefined && Object.hasOwn(commandModules, name) ? name : undefined;
 }
 
+/** ferry's version from its package.json, found above this module (dist/src/cli/ or dist/bundle/). */
+export function ferryVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'ferry' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
 /** The program for `argv`, with the invoked command's module only, or all of them when it is not plain. */
 export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command('ferry')
     .description('Move virtual machines between hosts with local storage')
     .option('--hosts <file>', 'host inventory (default: $FERRY_HOSTS or ~/.config/ferry/hosts.yaml)')
+    .version(ferryVersion(), '-V, --version', "print ferry's version")
     .showHelpAfterError()
     // Usage errors exit 2, as ssh and qemu-img do; help exits 0.
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
