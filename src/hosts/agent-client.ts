@@ -74,11 +74,38 @@ export class AgentClient extends EventEmitter {
 
   /** Starts the host's agent and waits for its first answer (the host's facts). */
   static async connect(host: HostConfig, options: ConnectOptions = {}): Promise<AgentClient> {
-    const client = AgentClient.start(host, options);
+    const early = AgentClient.early.get(host.name);
+    AgentClient.early.delete(host.name);
+    const client = early && JSON.stringify(early.host) === JSON.stringify(host) ? early : AgentClient.start(host, options);
+    if (early && client !== early) early.close();
     // Let the caller start its other agents before this one's answer, so
     // that all of them boot at once.
     await client.ready;
     return client;
+  }
+
+  /** Agents started before the command knew it needed them, by host name. */
+  private static readonly early = new Map<string, AgentClient>();
+
+  /**
+   * Starts the host's agent now, for the next `connect` to that host to
+   * take: a command whose hosts are plain from its arguments starts their
+   * agents while its own modules still load. Failing here is left to
+   * `connect`, which starts it again and reports why.
+   */
+  static startEarly(host: HostConfig): void {
+    if (AgentClient.early.has(host.name)) return;
+    try {
+      AgentClient.early.set(host.name, AgentClient.start(host));
+    } catch {
+      // connect says why
+    }
+  }
+
+  /** Closes the agents started early that no command took. */
+  static closeUnused(): void {
+    for (const client of AgentClient.early.values()) client.close();
+    AgentClient.early.clear();
   }
 
   /**

@@ -8,6 +8,13 @@ import { FerryError } from '../util/errors.js';
 import { FrameFlag, HEADER_SIZE, encodeHeader, type FrameType } from './protocol.js';
 
 /** Writes frames with backpressure; counts bytes put on the wire. */
+/** A frame sent after the connection closed: the peer went, which is the error to report, not this. */
+export class ConnectionClosedError extends FerryError {
+  constructor() {
+    super('INTERNAL', 'the sync connection is closed', { hint: 'run the same command again with --resume to continue from the last checkpoint' });
+  }
+}
+
 export class FrameWriter {
   bytesWritten = 0;
   private drained: Promise<void> | undefined;
@@ -20,7 +27,7 @@ export class FrameWriter {
    * bytes are sent); `onFlushed` fires when the payload buffer is free again.
    */
   async send(type: FrameType, index: number, payload?: Uint8Array, flags = 0, onFlushed?: () => void): Promise<void> {
-    if (this.socket.destroyed) throw new FerryError('INTERNAL', 'the sync connection is closed', { hint: 'run the same command again with --resume to continue from the last checkpoint' });
+    if (this.socket.destroyed) throw new ConnectionClosedError();
     const length = payload?.length ?? 0;
     this.bytesWritten += HEADER_SIZE + length;
     // Thousands of small frames (hashes, verdicts) go out together: the

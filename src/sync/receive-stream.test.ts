@@ -42,7 +42,7 @@ async function connection(path: string, over: Partial<StreamOptions> = {}) {
       1,
     )[0]!;
   };
-  return { result, say, next, heard, sourceSocket, size };
+  return { result, say, next, heard, sourceSocket, destinationSocket, size };
 }
 
 test('a whole session: Join, Hello, digests, blocks applied, read back, verdict, Done, digests remembered', async () => {
@@ -86,13 +86,15 @@ test('a whole session: Join, Hello, digests, blocks applied, read back, verdict,
 test('a source that drops mid-way leaves a checkpoint of what was applied and an error saying to resume', async () => {
   const path = `${dir}/dropped.img`;
   await fs.writeFile(path, randomBytes(4 * BLOCK));
-  const { result, say, next, sourceSocket, size } = await connection(path);
+  const { result, say, next, sourceSocket, destinationSocket, size } = await connection(path);
   await next(FrameType.Join);
   await say.sendJson(FrameType.Hello, { token: 'tok', size, blockSize: BLOCK, sourceId: 'src', resume: false, dryRun: false, verify: false });
   await next(FrameType.Ready);
   await say.send(FrameType.Data, 0, randomBytes(BLOCK));
   await say.send(FrameType.Zero, 1);
-  await new Promise((r) => setTimeout(r, 50));
+  // Both frames read by the destination before the source goes: closing with
+  // them still in flight could reset the connection and lose them.
+  await until(() => destinationSocket.bytesRead >= sourceSocket.bytesWritten);
   sourceSocket.destroy();
   await assert.rejects(result, (e: FerryError) => e.code === 'ABORTED' && /--resume/.test(e.hint ?? '') && /after 2 of 4 blocks/.test(e.message));
   const checkpoint = await loadCheckpoint(path);

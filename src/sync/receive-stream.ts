@@ -21,7 +21,7 @@ import { DigestStreamer } from './digest-streamer.js';
 import { DigestTable } from './digest-table.js';
 import type { FrameAssembler, PooledFrame } from './frame-assembler.js';
 import { FrameLoop } from './frame-loop.js';
-import { FrameWriter } from './frame-writer.js';
+import { ConnectionClosedError, FrameWriter } from './frame-writer.js';
 import { defaultHashThreads } from './hash-pool.js';
 import { LazyHashPool } from './lazy-hash-pool.js';
 import { FrameType, frameJson, type ReceiverLoad, type SenderEnd, type SenderHello, type VerifyVerdict } from './protocol.js';
@@ -276,13 +276,15 @@ class SourceConnection {
     await this.loop.whenIdle();
     if (this.ended && !this.failure) return;
     try {
-      if (!this.failure) await this.checkpointNow();
+      if (!this.failure || this.failure instanceof ConnectionClosedError) await this.checkpointNow();
     } catch {
       // the disk itself failed: the last recorded checkpoint stands
     }
     const { path } = this.options;
-    const e = this.failure
-      ? asFerryError(this.failure)
+    // Answering a frame as the source went fails too: the source's going is the error.
+    const failed = this.failure && !(this.failure instanceof ConnectionClosedError) ? this.failure : undefined;
+    const e = failed
+      ? asFerryError(failed)
       : new FerryError('ABORTED', `Sync into "${path}" interrupted: the source disconnected after ${this.blocks.applied} of ${this.geometry.count} blocks`, {
           hint: 'run the same command again with --resume to continue from the last checkpoint',
         });

@@ -58,7 +58,7 @@ export async function describeForMove(host: AgentClient, name: string, journal: 
 
 /** The domain's state on the host (running, shut off, ...), null when it has none of that name. */
 export async function domainState(host: AgentClient, name: string): Promise<string | null> {
-  return (await host.call('libvirt.domain', { domain: name }))?.state ?? null;
+  return (await host.call('libvirt.state', { domain: name }))?.state ?? null;
 }
 
 export async function domainRunning(host: AgentClient, name: string): Promise<boolean> {

@@ -10,7 +10,7 @@ import { LibvirtWarmSteps } from './warm-steps.js';
 export const libvirtDriver: HypervisorDriver = {
   name: 'libvirt',
   // No libvirtd there, or no such domain: either way not libvirt's VM.
-  stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => (await host.call('libvirt.domain', { domain: vmName }).catch(() => undefined))?.state,
+  stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => (await host.call('libvirt.state', { domain: vmName }).catch(() => undefined))?.state,
   listVms: (host: AgentClient): Promise<VmInfo[]> => listDomains(host),
   cold: (context: StepContext): ColdSteps => new LibvirtColdSteps(context),
   live: (context: StepContext): LiveSteps => new LibvirtLiveSteps(context),

@@ -69,6 +69,8 @@ export class LibvirtLiveSteps implements LiveSteps {
       this.dumpXml({}).then((xml) => checkCpu(target, domain, xml)),
       // The migratable XML names a network as the user wrote it; the live one, as the bridge it resolved to.
       this.dumpXml({ migratable: true }).then((xml) => checkNetworks(target, parseDomainXml(xml))),
+      // The definition, which the preparation maps: asked for meanwhile.
+      this.dumpXml({ inactive: true, migratable: true }),
     ]);
     if (sourceUuid.uuid === targetUuid.uuid) throw sameHostUuidError(source.host.name, target.host.name, sourceUuid.uuid);
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
@@ -83,8 +85,17 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('claimed', { host: this.target.host.name, files: paths });
   }
 
+  /** The source's XMLs, each asked for once: the check reads them, and the preparation again. */
+  private readonly xmls = new Map<string, Promise<string>>();
+
   private dumpXml(options: { inactive?: boolean; migratable?: boolean }): Promise<string> {
-    return this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
+    const key = `${!!options.inactive}/${!!options.migratable}`;
+    let xml = this.xmls.get(key);
+    if (!xml) {
+      xml = this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
+      this.xmls.set(key, xml);
+    }
+    return xml;
   }
 
   private xml?: { live: string; persistent: string };
@@ -204,12 +215,14 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (!end || end.exitCode !== 0) {
       throw new FerryError('MIGRATION_FAILED', `libvirt's migration failed: ${end?.error ?? 'it did not end'}`, { hint: 'the VM keeps running on the source; fix the cause and retry' });
     }
+    // Asked at once: the statistics are read whatever the state says.
+    const completed = target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
     if (!(await domainRunning(target, ctx.vmName))) {
       throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
     }
     this.committed = true;
     ctx.journal.record('committed', { host: target.host.name });
-    const done = await target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
+    const done = await completed;
     this.stats.downtimeMs = done?.downtimeMs;
     this.stats.hypervisorDowntimeMs = done?.downtimeMs;
     this.stats.ramBytes = done?.memoryProcessed ?? this.lastJob?.memoryProcessed ?? 0;
@@ -255,7 +268,7 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async existsOn(agent: AgentClient): Promise<boolean> {
     // A domain whose QEMU exited is shut off (crashed): it no longer exists as a running VM.
-    const state = (await agent.call('libvirt.domain', { domain: this.ctx.vmName }))?.state;
+    const state = (await agent.call('libvirt.state', { domain: this.ctx.vmName }))?.state;
     return state !== undefined && state !== 'shut off';
   }
 }

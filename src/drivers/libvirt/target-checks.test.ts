@@ -24,8 +24,8 @@ async function refused(p: Promise<unknown>, code: string, hint: RegExp): Promise
 }
 
 test('a domain of the same name on the target is refused, with the command that frees the name', async () => {
-  await refused(checkNameFree(target({ 'libvirt.domain': { name: 'web1', state: 'shut off' } }), 'web1'), 'TARGET_EXISTS', /virsh undefine web1/);
-  await checkNameFree(target({ 'libvirt.domain': undefined }), 'web1');
+  await refused(checkNameFree(target({ 'libvirt.state': { state: 'shut off' } }), 'web1'), 'TARGET_EXISTS', /virsh undefine web1/);
+  await checkNameFree(target({ 'libvirt.state': undefined }), 'web1');
 });
 
 test('a CPU the target cannot give is refused, naming the missing features', async () => {

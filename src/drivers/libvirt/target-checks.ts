@@ -5,7 +5,7 @@ import type { DomainDescription } from './domain-xml.js';
 
 /** No domain of that name there already: ferry never replaces one. */
 export async function checkNameFree(target: AgentClient, name: string): Promise<void> {
-  if (await target.call('libvirt.domain', { domain: name })) {
+  if (await target.call('libvirt.state', { domain: name })) {
     throw new FerryError('TARGET_EXISTS', `A domain named "${name}" is already defined on "${target.host.name}"`, {
       hint: `undefine it there ("virsh undefine ${name}") or migrate to another host with --to`,
     });

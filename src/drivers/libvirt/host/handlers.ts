@@ -94,6 +94,12 @@ export const libvirtHandlers = {
     return _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info.stdout));
   },
 
+  /** Only the domain's state (running, shut off, ...): one virsh call where libvirt.domain makes three. */
+  'libvirt.state': async (p: OnDomain): Promise<{ state: string } | undefined> => {
+    const r = await virsh(p.uri, ['domstate', '--domain', p.domain], { tolerate: ['no-domain'] });
+    return r.failure ? undefined : { state: parseDomState(r.stdout).state };
+  },
+
   /**
    * The domain's XML: the live one while it runs, unless `inactive` asks
    * for its definition; `migratable` leaves out what libvirt added by
