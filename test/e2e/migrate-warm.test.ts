@@ -50,7 +50,7 @@ async function allocated(agent: AgentClient, path: string): Promise<number> {
 }
 
 /** A guest whose disk already holds `fillMiB` of data at 64 MiB, so that a first pass takes a while under a cap. */
-async function startFilled(vm: string, sizeMiB: number, fillMiB: number): Promise<string> {
+async function startFilled(vm: string, sizeMiB: number, fillMiB: number, guestOptions = ''): Promise<string> {
   const disk = `/var/lib/ferry/images/${vm}.qcow2`;
   for (const h of [a, b]) {
     await cleanVm(h, vm, 0);
@@ -61,7 +61,7 @@ async function startFilled(vm: string, sizeMiB: number, fillMiB: number): Promis
     const fill = await a.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', `write -P 0xa5 64M ${fillMiB}M`, disk] });
     assert.equal(fill.exitCode, 0, fill.stderr);
   }
-  await startGuest(a, { name: vm, disks: [disk], extraAppend: 'ferry.rate=20' });
+  await startGuest(a, { name: vm, disks: [disk], extraAppend: `ferry.rate=20 ${guestOptions}`.trim() });
   return disk;
 }
 
@@ -305,6 +305,30 @@ test('warm --reboot: the guest stopped after the pre-copy, the last pass carries
   await b.call('qemu.start', { argv: argv.argv, pidfile: `/run/ferry/${vm}.pid` });
   await waitForCounter(b, vm, 3);
   await cleanVm(b, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
+
+test('warm --reboot of a guest that powers off on ACPI: no --force-off, the last pass after its power-off, and every record it reported on the target', async () => {
+  const vm = 'e2e-warm-acpi';
+  const disk = await startFilled(vm, 32, 0, 'ferry.acpi=poweroff');
+  const r = await migrate(vm, ['--reboot', '--no-start', '--delete-source']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.passes!.at(-1)!.stage, 'final');
+  const serial = labVmPaths(vm).serialLog;
+  const console = (await a.call('file.read', { path: serial })).text;
+  assert.match(console, /FERRY-GUEST-POWEROFF/, 'the guest powered itself off');
+  const steps = readFileSync(r.journal!, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { step: string }).step);
+  assert.ok(steps.includes('source-shut-down'), "the power-off was the guest's own");
+  assert.ok(!steps.includes('source-paused'), 'the guest was not stopped where it was');
+  const last = await counter(a, vm);
+  await b.call('file.write', { path: serial, text: console });
+  const check = await b.call('lab.checkRecords', { disks: [disk], serialLogs: [serial], lastReported: last });
+  assert.equal(check.missingCount, 0, `missing: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0, JSON.stringify(check.corruptReported));
+  await b.call('file.remove', { path: serial });
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });
 
