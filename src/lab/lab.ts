@@ -19,7 +19,7 @@ import { localAgentCommand } from '../hosts/transport.js';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
-import { hostPidOf } from './namespace-pid.js';
+import { hostPidOf, processAlive as alive } from './namespace-pid.js';
 import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
 
 export interface LabHostSpec {
@@ -73,15 +73,6 @@ export async function labState(): Promise<LabState | undefined> {
     return isLabState(state) ? state : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
-import { hostPidOf } from './namespace-pid.js';
+import { hostPidOf, processAlive } from './namespace-pid.js';
 
 /** What libvirtd reads, and what its QEMU driver keeps, per lab host. */
 export const LIBVIRT_DIRS = ['/etc/libvirt', '/var/lib/libvirt', '/var/log/libvirt', '/run/libvirt'] as const;
@@ -118,8 +118,8 @@ export async function restartLabLibvirtd(host: LabLibvirtdHost, libvirtdPid: num
   } catch {
     // already gone
   }
-  for (let i = 0; i < 200 && _alive(libvirtdPid); i++) await sleep(50);
-  if (_alive(libvirtdPid)) throw new FerryError('LAB', `libvirtd on lab host "${host.name}" did not stop`, { hint: `kill ${libvirtdPid}` });
+  for (let i = 0; i < 200 && processAlive(libvirtdPid); i++) await sleep(50);
+  if (processAlive(libvirtdPid)) throw new FerryError('LAB', `libvirtd on lab host "${host.name}" did not stop`, { hint: `kill ${libvirtdPid}` });
   await fs.writeFile(join(host.root, 'etc_libvirt', 'libvirtd.conf'), labLibvirtdConf(host.address, change.hostUuid));
   await inside(host, ['umount', CPU_MAP], true);
   if (change.withoutCpuModels?.length) {
@@ -165,15 +165,6 @@ async function startLibvirtd(host: LabLibvirtdHost, timeoutMs: number): Promise<
     await sleep(100);
   }
   return hostPidOf(host.pid, await _readPid(libvirtdPidFile));
-}
-
-function _alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function _readPid(file: string): Promise<number> {
