@@ -20,6 +20,8 @@ export interface LabDomainOptions {
   serialLog: string;
   /** The CPU model under TCG (default qemu64). */
   cpuModel?: string;
+  /** The emulator libvirt runs (default: its own choice for the arch and machine). */
+  emulator?: string;
 }
 
 /** Escapes text for an XML attribute value or element content. */
@@ -65,6 +67,7 @@ export function labDomainXml(vm: LabDomainOptions): string {
     `  <features><acpi/></features>`,
     `  ${cpu}`,
     `  <devices>`,
+    ...(vm.emulator ? [`    <emulator>${x(vm.emulator)}</emulator>`] : []),
     ...disks,
     `    <serial type='file'>`,
     `      <source path='${x(vm.serialLog)}' append='on'/>`,

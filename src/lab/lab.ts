@@ -20,6 +20,7 @@ import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { hostPidOf, processAlive as alive } from './namespace-pid.js';
+import { writeLabTcgEmulator } from './tcg-emulator.js';
 import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
 
 export interface LabHostSpec {
@@ -107,6 +108,7 @@ export async function labUp(): Promise<LabUpResult> {
   const dir = labDir();
   await fs.mkdir(dir, { recursive: true });
   for (const d of PRIVATE_DIRS) await fs.mkdir(d, { recursive: true });
+  await writeLabTcgEmulator();
   const hosts: LabHostState[] = [];
   for (const spec of LAB_HOSTS) hosts.push(await startHostNamespace(dir, spec));
   const state: LabState = { dir, hosts };

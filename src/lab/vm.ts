@@ -10,6 +10,7 @@ import { FerryError } from '../util/errors.js';
 import { sleep } from '../util/abort.js';
 import { readSize } from '../util/units.js';
 import { labDomainXml } from './domain-xml.js';
+import { labTcgEmulatorPath } from './tcg-emulator.js';
 import { ensureTestGuest } from './guest-image.js';
 import { labVirsh } from './lab.js';
 import { GUEST_READY } from './records.js';
@@ -171,7 +172,10 @@ export async function startLabDomain(agent: AgentClient, spec: LabVmSpec): Promi
   try {
     const disks = await _labVmDisks(agent, spec, created);
     const accel = await detectAccel(boot.kernel);
-    await agent.call('file.write', { path: xmlPath, text: labDomainXml({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog }) });
+    await agent.call('file.write', {
+      path: xmlPath,
+      text: labDomainXml({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog, emulator: accel === 'tcg' ? labTcgEmulatorPath() : undefined }),
+    });
     await labVirsh(host, ['define', '--validate', xmlPath]);
     defined = true;
     await labVirsh(host, ['start', spec.name]);
