@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { LAB_SHARED_DIR, labVirsh } from '../../src/lab/lab.js';
 import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, stateDir, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain as cleanLibvirtDomain, domainState, startDomain as startLibvirtDomain } from './libvirt-domains.js';
+import { cleanDomain as cleanLibvirtDomain, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -54,20 +54,6 @@ test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and los
   assert.ok(check.lastReportedSeq >= onA);
   await cleanDomain(vm);
 });
-
-/** The incoming QEMU libvirt started on lab-b for `vm`, by its pid on this machine. */
-function incomingQemu(vm: string): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`) && argv.includes('-incoming')) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
 
 /** A migration a -> b, held (SIGSTOP) right after libvirt's migration started; `strike` runs then, and the controller goes on. */
 async function heldMigration(vm: string, strike: (controllerPid: number) => Promise<void>): Promise<Record<string, unknown>> {

@@ -17,7 +17,7 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import { describeForMove, domainRunning, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -232,7 +232,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.source = source;
     this.target = target;
     const name = this.ctx.vmName;
-    if (this.started) await source.call('libvirt.migrate.abort', { id: this.ctx.journal.id }).catch(() => undefined);
+    if (this.started) await endMigrationJob(source, this.ctx.journal.id, name);
     if (await domainRunning(target, name)) {
       this.committed = true;
       this.ctx.journal.record('settled', { outcome: 'committed' });
