@@ -180,7 +180,15 @@ async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<str
   // The older copy's disk stays where the domain left (it is the user's, not ferry's): cleared for the next move back.
   if (side === 'target') await source.call('file.remove', { path: diskPath(vm) });
   d.on = owner;
-  return `${side === 'source' ? 'source keeps it' : 'target owns it'}; ${fault === 'controller' ? `recover: ${recovery}` : (JSON.parse(result.stdout) as { status: string }).status}`;
+  const ended = fault === 'controller' ? `recover: ${recovery}` : reportSummary(result.stdout);
+  return `${side === 'source' ? 'source keeps it' : 'target owns it'}; ${ended}`;
+}
+
+/** The run's report in a few words: its status, and what settled it after a failure or after the commit. */
+function reportSummary(stdout: string): string {
+  const report = JSON.parse(stdout) as { status: string; failed_phase?: string; error?: { code: string }; warnings?: string[] };
+  if (report.error) return `${report.status} in ${report.failed_phase ?? 'setup'} (${report.error.code})`;
+  return `${report.status}${report.warnings?.length ? ' (settled after the commit)' : ''}`;
 }
 
 test('libvirt fault matrix: a live move struck at every step by each fault ends with one owner and nothing left on the other host', async () => {

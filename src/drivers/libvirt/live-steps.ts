@@ -17,7 +17,7 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
+import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -204,7 +204,8 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (!end || end.exitCode !== 0) {
       throw new FerryError('MIGRATION_FAILED', `libvirt's migration failed: ${end?.error ?? 'it did not end'}`, { hint: 'the VM keeps running on the source; fix the cause and retry' });
     }
-    if (!(await domainRunning(target, ctx.vmName))) {
+    // Asked without hiding a lost agent (domainRunning would say "not running"): settling then asks a new one.
+    if ((await domainState(target, ctx.vmName)) !== 'running') {
       throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
     }
     this.committed = true;
@@ -220,7 +221,7 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async finish(): Promise<void> {
     const { source, ctx } = this;
-    if (await domainRunning(source, ctx.vmName)) {
+    if ((await domainState(source, ctx.vmName)) === 'running') {
       throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
     }
     this.log(this.ctx.settings.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
