@@ -18,7 +18,7 @@ const vm: LabDomainOptions = {
 
 test('a TCG lab domain is type qemu with a named CPU model that may not fall back', () => {
   const xml = labDomainXml(vm);
-  assert.match(xml, /^<domain type='qemu'>/);
+  assert.match(xml, /^<domain type='qemu' /);
   assert.match(xml, /<cpu mode='custom' match='exact'><model fallback='forbid'>qemu64<\/model><\/cpu>/);
   assert.match(labDomainXml({ ...vm, cpuModel: 'Nehalem' }), /<model fallback='forbid'>Nehalem<\/model>/);
 });
@@ -28,6 +28,14 @@ test('a KVM lab domain is type kvm with the host CPU passed through', () => {
   assert.match(xml, /^<domain type='kvm'>/);
   assert.match(xml, /<cpu mode='host-passthrough'\/>/);
   assert.doesNotMatch(xml, /<model/);
+  assert.doesNotMatch(xml, /qemu:commandline/);
+});
+
+test("a TCG lab domain's RAM is 8 KiB short of whole MiB, as a plain lab VM's, through QEMU's own backend (libvirt rounds <memory>)", () => {
+  const xml = labDomainXml({ ...vm, memoryMiB: 128 });
+  assert.match(xml, /<memory unit='MiB'>128<\/memory>/);
+  assert.match(xml, /<qemu:commandline><qemu:arg value='-object'\/><qemu:arg value='memory-backend-ram,id=ferry-lab.ram,size=131064k'\/>/);
+  assert.match(xml, /<qemu:arg value='-machine'\/><qemu:arg value='memory-backend=ferry-lab.ram'\/><qemu:arg value='-m'\/><qemu:arg value='131064k'\/><\/qemu:commandline>/);
 });
 
 test('each lab disk is one virtio disk with its format, no host page cache and thread I/O, in order', () => {

@@ -52,7 +52,7 @@ export function labDomainXml(vm: LabDomainOptions): string {
     ].join('\n'),
   );
   return [
-    `<domain type='${vm.accel === 'kvm' ? 'kvm' : 'qemu'}'>`,
+    vm.accel === 'kvm' ? `<domain type='kvm'>` : `<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>`,
     `  <name>${x(vm.name)}</name>`,
     `  <memory unit='MiB'>${vm.memoryMiB ?? 256}</memory>`,
     `  <vcpu>1</vcpu>`,
@@ -73,7 +73,23 @@ export function labDomainXml(vm: LabDomainOptions): string {
     `    <controller type='usb' model='none'/>`,
     `    <memballoon model='none'/>`,
     `  </devices>`,
+    ...(vm.accel === 'tcg' ? [tcgRam(vm.memoryMiB ?? 256)] : []),
     `</domain>`,
     '',
   ].join('\n');
+}
+
+/**
+ * Under TCG the guest's RAM as labVmMemory gives a plain lab VM, 8 KiB
+ * short of whole MiB: QEMU before 9.0 loses a TCG guest's stores while it
+ * migrates a RAM block of whole 256 KiB chunks over several passes, and
+ * the guest crashes after the move. libvirt rounds <memory> to whole MiB,
+ * so QEMU is given its own RAM backend through libvirt's passthrough (the
+ * definition carries it to the target, and libvirt's own backend stays
+ * unused).
+ */
+function tcgRam(memoryMiB: number): string {
+  const size = `${memoryMiB * 1024 - 8}k`;
+  const args = ['-object', `memory-backend-ram,id=ferry-lab.ram,size=${size}`, '-machine', 'memory-backend=ferry-lab.ram', '-m', size];
+  return `  <qemu:commandline>${args.map((a) => `<qemu:arg value='${a}'/>`).join('')}</qemu:commandline>`;
 }
