@@ -30,6 +30,11 @@ test('a KVM lab domain is type kvm with the host CPU passed through', () => {
   assert.doesNotMatch(xml, /<model/);
 });
 
+test("a lab domain runs the emulator it is given (the lab's TCG wrapper), else libvirt's choice", () => {
+  assert.match(labDomainXml({ ...vm, emulator: '/var/lib/ferry-lab/qemu-system-x86_64-tcg' }), /<devices>\n {4}<emulator>\/var\/lib\/ferry-lab\/qemu-system-x86_64-tcg<\/emulator>/);
+  assert.doesNotMatch(labDomainXml(vm), /<emulator>/);
+});
+
 test('each lab disk is one virtio disk with its format, no host page cache and thread I/O, in order', () => {
   const disks = [...labDomainXml(vm).matchAll(/<disk [\s\S]*?<\/disk>/g)].map((m) => m[0]);
   assert.equal(disks.length, 2);

@@ -87,7 +87,16 @@ export function parseDiskMap(pairs: readonly string[]): Map<string, string> {
 export async function migrateLive(req: MigrateRequest): Promise<MigrationReport> {
   const t0 = performance.now();
   const journal = new Journal('migrate', req.vm);
-  journal.record('start', { kind: 'live', vm: req.vm, from: req.from, to: req.to, bandwidth_mib: req.bandwidthMiB, max_downtime_ms: req.maxDowntimeMs });
+  // keep_source_definition: what `ferry recover` needs to finish a move whose controller went away after the commit.
+  journal.record('start', {
+    kind: 'live',
+    vm: req.vm,
+    from: req.from,
+    to: req.to,
+    bandwidth_mib: req.bandwidthMiB,
+    max_downtime_ms: req.maxDowntimeMs,
+    keep_source_definition: req.keepSourceDefinition || undefined,
+  });
   const report: MigrationReport = { id: journal.id, status: 'failed', vm: req.vm, from: req.from, to: req.to, total_ms: 0, ram_bytes: 0, disk_bytes: 0, phases: {}, journal: journal.path };
   const agents: AgentClient[] = [];
   let steps: LiveSteps | undefined;

@@ -3,13 +3,17 @@
  * start and stop test guests, read their consoles, check their records.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { AgentClient } from '../../src/hosts/agent-client.js';
 import { findHost, loadInventory } from '../../src/hosts/inventory.js';
+import { LAB_SSH_PORT, labState } from '../../src/lab/lab.js';
+import { hostPidOf } from '../../src/lab/namespace-pid.js';
+import { journalStep, type JournalEntry } from '../../src/migrate/journal.js';
+import { run } from '../../src/util/exec.js';
 import { lastCounter } from '../../src/lab/records.js';
 import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady, type LabVmSpec } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
@@ -61,6 +65,84 @@ export async function ferryHeldAt(args: string[], step: string, strike: (pid: nu
     // strike killed it
   }
   return ended;
+}
+
+/** A move started by `startHeldMove`: its controller, its end, and its journal as it grows. */
+export interface HeldMove {
+  child: ReturnType<typeof spawn>;
+  done: Promise<CliResult>;
+  entries: () => JournalEntry[];
+  /** The migration's id, once its journal exists. */
+  id: () => string | undefined;
+  /** Resolves once the controller holds at its step; rejects if the move ended first. */
+  held: () => Promise<void>;
+}
+
+/**
+ * Starts `ferry ARGS` (a `migrate` of `vm`) in the background, to hold
+ * itself (SIGSTOP) right after its journal records `step`
+ * (FERRY_JOURNAL_HOLD). The test strikes while it is held, then sends
+ * SIGCONT unless it killed it.
+ */
+export function startHeldMove(vm: string, args: string[], step: string): HeldMove {
+  const { child, ended: done } = ferryInBackground(args, { env: { FERRY_JOURNAL_HOLD: step } });
+  const journalFile = (): string | undefined => {
+    const dir = join(stateDir, 'journal');
+    const name = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(`-migrate-${vm}-${child.pid}.jsonl`)) : undefined;
+    return name && join(dir, name);
+  };
+  const entries = (): JournalEntry[] => {
+    const file = journalFile();
+    return file
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as JournalEntry)
+      : [];
+  };
+  const held = async (): Promise<void> => {
+    await Promise.race([
+      until(`the controller to hold at ${step}`, () => (processState(child.pid!) === 'T' && entries().some((e) => journalStep(e) === step) ? true : undefined), 120_000, 10),
+      done.then((r) => {
+        throw new Error(`the move of ${vm} ended before ${step}: ${r.stdout} ${r.stderr}`);
+      }),
+    ]);
+  };
+  return {
+    child,
+    done,
+    entries,
+    held,
+    id: () =>
+      journalFile()
+        ?.replace(/^.*\//, '')
+        .replace(/\.jsonl$/, ''),
+  };
+}
+
+/**
+ * Kills (SIGKILL) the agent that a move's journal (its `agents` step) names
+ * for `role`, found through its lab host's PID namespace; false when the
+ * journal names no agent yet.
+ */
+export async function killMoveAgent(entries: readonly JournalEntry[], role: 'source' | 'target'): Promise<boolean> {
+  const agents = entries.find((e) => e.step === 'agents') as (JournalEntry & Record<'source' | 'target', { host: string; pid: number }>) | undefined;
+  if (!agents) return false;
+  const { host, pid: nsPid } = agents[role];
+  const init = (await labState())?.hosts.find((h) => h.name === host)?.pid;
+  if (!init) throw new Error(`lab host ${host} is not up`);
+  process.kill(await hostPidOf(init, nsPid), 'SIGKILL');
+  return true;
+}
+
+/** Cuts every TCP connection to `address` but the controller's ssh, as a broken link between the hosts would. */
+export async function cutLinkTo(address: string): Promise<void> {
+  await run('ss', ['-K', 'dst', address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
+}
+
+/** The records each host's agent keeps of migration `id`, as `role:phase`. */
+export async function migrationRecords(agent: AgentClient, id: string): Promise<string[]> {
+  return (await agent.call('migration.records', undefined)).filter((r) => r.id === id).map((r) => `${r.role}:${r.phase}`);
 }
 
 export async function lab(): Promise<{ a: AgentClient; b: AgentClient; close: () => void }> {

@@ -1,7 +1,8 @@
 /** The e2e tests' libvirt domains on the lab hosts: started as the test guest, their state, removed with their disks. */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labVirsh } from '../../src/lab/lab.js';
+import { labState, labVirsh } from '../../src/lab/lab.js';
 import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
 import { diskPath, ferry, labVmPaths, waitForCounter } from './harness.js';
 
@@ -24,4 +25,34 @@ export async function startDomain(a: AgentClient, name: string, extra: string[] 
 export async function domainState(host: string, name: string): Promise<string | undefined> {
   if (!(await labDomainNames(host)).includes(name)) return undefined;
   return (await labVirsh(host, ['domstate', name])).trim();
+}
+
+/** The incoming QEMU libvirt started for `vm` on either lab host, by its pid on this machine. */
+export function incomingQemu(vm: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`) && argv.includes('-incoming')) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** The lab hosts where a QEMU process of domain `vm` runs (incoming or not), one entry per process. */
+export async function domainQemuHosts(vm: string): Promise<string[]> {
+  const hosts = new Map((await labState())?.hosts.map((h) => [readlinkSync(`/proc/${h.pid}/ns/pid`), h.name]) ?? []);
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`)) found.push(hosts.get(readlinkSync(`/proc/${entry}/ns/pid`)) ?? 'elsewhere');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }

@@ -18,16 +18,11 @@
  * moves it back for the next.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
-import { labState } from '../../src/lab/lab.js';
-import { hostPidOf } from '../../src/lab/namespace-pid.js';
-import { journalStep, type JournalEntry } from '../../src/migrate/journal.js';
-import { CLI, cleanVm, counter, diskPath, ferry, labVmPaths, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, diskPath, ferry, killMoveAgent, labVmPaths, migrationRecords, startGuest, startHeldMove, until, useLab, vmPid, waitForCounter, type HeldMove } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -85,39 +80,8 @@ function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
 }
 
 /** A migration lab-a -> lab-b held at `step`. */
-function startHeldMigration(vm: string, step: Step) {
-  const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], {
-    env: { ...process.env, FERRY_STATE_DIR: stateDir, FERRY_JOURNAL_HOLD: step },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  const journalFile = (): string | undefined => {
-    const dir = join(stateDir, 'journal');
-    const name = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(`-migrate-${vm}-${child.pid}.jsonl`)) : undefined;
-    return name && join(dir, name);
-  };
-  const entries = (): JournalEntry[] => {
-    const file = journalFile();
-    return file
-      ? readFileSync(file, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as JournalEntry)
-      : [];
-  };
-  return {
-    child,
-    done,
-    entries,
-    id: () =>
-      journalFile()
-        ?.replace(/^.*\//, '')
-        .replace(/\.jsonl$/, ''),
-  };
+function startHeldMigration(vm: string, step: Step): HeldMove {
+  return startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], step);
 }
 
 async function qmpOf(agent: AgentClient, vm: string): Promise<RemoteQmp> {
@@ -162,29 +126,16 @@ async function assertCleanOwner(agent: AgentClient, vm: string, baseline: Baseli
   }
 }
 
-async function records(agent: AgentClient, id: string): Promise<string[]> {
-  return (await agent.call('migration.records', undefined)).filter((r) => r.id === id).map((r) => `${r.role}:${r.phase}`);
-}
-
-async function injectFault(cell: Cell, m: ReturnType<typeof startHeldMigration>, vm: string): Promise<boolean> {
-  const lab = (await labState())!;
-  const hostPid = (name: string): number => lab.hosts.find((h) => h.name === name)!.pid;
-  const agents = m.entries().find((e) => e.step === 'agents') as (JournalEntry & { source: { pid: number }; target: { pid: number } }) | undefined;
+async function injectFault(cell: Cell, m: HeldMove, vm: string): Promise<boolean> {
   switch (cell.fault) {
     case 'controller':
       process.kill(m.child.pid!, 'SIGKILL');
       return true;
     case 'source-agent':
-    case 'target-agent': {
-      if (!agents) return false;
-      const [host, nsPid] = cell.fault === 'source-agent' ? ['lab-a', agents.source.pid] : ['lab-b', agents.target.pid];
-      const pid = await hostPidOf(hostPid(host), nsPid).catch(() => undefined);
-      assert.ok(pid, `found the ${cell.fault} process`);
-      process.kill(pid, 'SIGKILL');
-      return true;
-    }
+    case 'target-agent':
+      return killMoveAgent(m.entries(), cell.fault === 'source-agent' ? 'source' : 'target');
     case 'target-link': {
-      if (!agents) return false;
+      if (!m.entries().some((e) => e.step === 'agents')) return false;
       const ssh = childrenOf(m.child.pid!).find((c) => c.argv[0] === 'ssh' && c.argv.includes('lab-b'));
       assert.ok(ssh, 'the controller holds an ssh link to lab-b');
       process.kill(ssh.pid, 'SIGKILL');
@@ -233,13 +184,7 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
   const existedOnB = new Set<string>();
   for (const path of targetPaths) if ((await b.call('file.stat', { path })).exists) existedOnB.add(path);
   const m = startHeldMigration(vm, cell.step);
-  const held = await Promise.race([
-    until(`the controller to hold at ${cell.step}`, () => (processState(m.child.pid!) === 'T' && m.entries().some((e) => journalStep(e) === cell.step) ? true : undefined), 120_000, 10),
-    m.done.then((r) => {
-      throw new Error(`${where}: the migration ended before the step: ${r.stdout} ${r.stderr}`);
-    }),
-  ]);
-  assert.ok(held);
+  await m.held();
   const id = m.id()!;
   const applied = await injectFault(cell, m, vm);
   if (cell.fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');
@@ -247,7 +192,7 @@ async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: 
   const report = cell.fault === 'controller' ? undefined : (JSON.parse(result.stdout) as { status: string; source_running?: boolean; error?: { code: string } });
 
   // Alone or not, both sides settle: no record of the migration is left on either host.
-  await until(`${where}: the hosts to settle`, async () => ((await records(a, id)).length + (await records(b, id)).length === 0 ? true : undefined), 90_000, 250);
+  await until(`${where}: the hosts to settle`, async () => ((await migrationRecords(a, id)).length + (await migrationRecords(b, id)).length === 0 ? true : undefined), 90_000, 250);
   const onA = await vmPid(a, vm);
   const onB = await vmPid(b, vm);
   assert.ok(!(onA && onB), `${where}: the VM must not run on both hosts`);

@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { LAB_SSH_PORT, labVirsh } from '../../src/lab/lab.js';
-import { run } from '../../src/util/exec.js';
-import { counter, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, until, useLab, waitForCounter } from './harness.js';
+import { labVirsh } from '../../src/lab/lab.js';
+import { counter, cutLinkTo, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, startHeldMove, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -164,7 +163,7 @@ test('libvirt warm: a pre-copy broken by a cut link, then by ferry killed, conti
 
   const cut = ferryInBackground(args);
   await until('a third of the data on the target', async () => ((await onB()) > (fill / 3) * MiB ? true : undefined), 120_000, 200);
-  await run('ss', ['-K', 'dst', b.host.address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
+  await cutLinkTo(b.host.address);
   const broken = JSON.parse((await cut.ended).stdout) as Record<string, unknown>;
   assert.equal(broken.status, 'failed', JSON.stringify(broken));
   assert.equal(await domainState('lab-a', vm), 'running');
@@ -188,5 +187,83 @@ test('libvirt warm: a pre-copy broken by a cut link, then by ferry killed, conti
   const data = await b.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-U', '-c', `read -P 0xa5 32M ${fill}M`, disk] });
   assert.doesNotMatch(data.stdout, /Pattern verification failed/, 'the data arrived whole');
   await assertRecordsIntact(vm, before);
+  await cleanDomain([a, b], vm, 1);
+});
+
+/** A warm move a -> b with `extra`, its controller killed (SIGKILL) right after its journal records `step`; its id. */
+async function killedAt(vm: string, step: string, extra: string[], atHold: () => Promise<void> = async () => undefined): Promise<string> {
+  const m = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...extra], step);
+  await m.held();
+  await atHold();
+  m.child.kill('SIGKILL');
+  await m.done;
+  return m.id()!;
+}
+
+interface Recovery {
+  status: string;
+  settlement?: { outcome: string };
+  runs_on: string[];
+}
+
+async function recover(id: string): Promise<Recovery> {
+  const r = await ferry(['recover', id, '--json']);
+  assert.equal(r.code, 0, `${r.stdout} ${r.stderr}`);
+  return (JSON.parse(r.stdout) as Recovery[])[0]!;
+}
+
+/** The source's agent, alone, lets the domain run again on lab-a: it writes on. */
+async function resumedAlone(vm: string): Promise<number> {
+  await until('the source agent to resume the domain', async () => ((await domainState('lab-a', vm)) === 'running' ? true : undefined));
+  return waitForCounter(a, vm, (await counter(a, vm)) + 3);
+}
+
+test('libvirt warm: ferry killed while the domain is suspended for the last pass: the source agent resumes it alone, recover leaves b only the pre-copy, and a rerun completes from it', async () => {
+  const vm = 'lvw-held';
+  await cleanDomain([a, b], vm, 1);
+  await startDomain(a, vm, ['--disk', '48M']);
+  const id = await killedAt(vm, 'source-suspended', ['--mode', 'warm'], async () => assert.equal(await domainState('lab-a', vm), 'paused'));
+  await resumedAlone(vm);
+  const r = await recover(id);
+  assert.deepEqual(r.runs_on, ['lab-a'], JSON.stringify(r));
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), undefined, 'no domain on b');
+  assert.deepEqual(await ferryLeftovers('lab-a', vm), [], 'no pass node or job left in the source QEMU');
+  assert.match(await labVirsh('lab-a', ['domjobinfo', vm]), /Job type:\s+None/);
+  const before = await waitForCounter(a, vm, (await counter(a, vm)) + 3);
+
+  const again = await migrate(vm, ['--mode', 'warm']);
+  assert.equal(again.status, 'completed', JSON.stringify(again));
+  assert.equal((again.passes as Pass[])[0]!.kind, 'changes', 'the rerun continues from the pre-copy kept on b');
+  await assertRecordsIntact(vm, before);
+  await cleanDomain([a, b], vm, 1);
+});
+
+test('libvirt warm --reboot: ferry killed while the domain is held suspended: the source agent resumes it alone; killed right after the commit: ferry recover keeps the target and removes the older copy', async () => {
+  const vm = 'lvw-rbhold';
+  const reboot = ['--reboot', '--force-off'];
+  await cleanDomain([a, b], vm, 1);
+  await startDomain(a, vm, ['--disk', '48M']);
+
+  const held = await killedAt(vm, 'source-paused', reboot, async () => assert.equal(await domainState('lab-a', vm), 'paused'));
+  await resumedAlone(vm);
+  const r1 = await recover(held);
+  assert.deepEqual(r1.runs_on, ['lab-a'], JSON.stringify(r1));
+  assert.equal(await domainState('lab-b', vm), undefined, 'no domain on b');
+  assert.deepEqual(await ferryLeftovers('lab-a', vm), []);
+
+  // The rerun, killed once the domain has booted on b: the commit point, the source's copy still held paused.
+  const committed = await killedAt(vm, 'committed', reboot);
+  assert.equal(await domainState('lab-b', vm), 'running');
+  assert.equal(await domainState('lab-a', vm), 'paused', 'the older copy waits, stopped, for the finish');
+  const r2 = await recover(committed);
+  assert.equal(r2.settlement?.outcome, 'committed', JSON.stringify(r2));
+  assert.deepEqual(r2.runs_on, ['lab-b']);
+  assert.equal(await domainState('lab-a', vm), undefined, 'the older copy is destroyed and undefined on a');
+  assert.equal(await domainState('lab-b', vm), 'running');
+  assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, "the source's disk is kept (no --delete-source)");
+  await waitForCounter(b, vm, 3);
+  const again = await ferry(['recover', committed, '--json']);
+  assert.deepEqual(JSON.parse(again.stdout), [], 'nothing left to recover');
   await cleanDomain([a, b], vm, 1);
 });

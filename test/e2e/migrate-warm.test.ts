@@ -12,9 +12,9 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { run } from '../../src/util/exec.js';
-import { LAB_SSH_PORT, labHost } from '../../src/lab/lab.js';
+import { labHost } from '../../src/lab/lab.js';
 import { hostPidOf } from '../../src/lab/namespace-pid.js';
-import { cleanVm, counter, ferry, ferryHeldAt, ferryInBackground, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, cutLinkTo, ferry, ferryHeldAt, ferryInBackground, killVm, labVmPaths, startGuest, startHeldMove, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -145,7 +145,7 @@ test('warm: a pre-copy broken by a cut link, by ferry killed, by its source agen
     200,
   );
   // The NBD connection only: the agents' ssh links stay.
-  await run('ss', ['-K', 'dst', b.host.address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);
+  await cutLinkTo(b.host.address);
   const out = (await cut.ended).stdout;
   const broken = JSON.parse(out) as Report;
   assert.equal(broken.status, 'failed', JSON.stringify(broken));
@@ -332,14 +332,11 @@ test('warm --reboot of a guest that powers off on ACPI: no --force-off, the last
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });
 
-test('warm --reboot: ferry killed once the guest is stopped for the last pass: the source agent runs it again by itself; ferry recover then has nothing to undo', async () => {
+test('warm --reboot: ferry killed once the guest is stopped for the last pass: the source agent runs it again by itself, ferry recover then has nothing to undo; killed right after the commit: ferry recover keeps the target and stops the older copy', async () => {
   const vm = 'e2e-warm-reboot-lost';
   const disk = await startFilled(vm, 32, 0);
-  await ferryHeldAt(
-    ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--reboot', '--force-off', '--shutdown-timeout', '1'],
-    'source-paused',
-    async (pid) => void process.kill(pid, 'SIGKILL'),
-  );
+  const args = ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--reboot', '--force-off', '--shutdown-timeout', '1'];
+  await ferryHeldAt(args, 'source-paused', async (pid) => void process.kill(pid, 'SIGKILL'));
   await runningOn(a, vm);
   assert.equal(await vmPid(b, vm), undefined, 'nothing started on the target');
   const recovered = await ferry(['recover', vm, '--json']);
@@ -348,6 +345,26 @@ test('warm --reboot: ferry killed once the guest is stopped for the last pass: t
   assert.deepEqual(report!.runs_on, ['lab-a']);
   assert.deepEqual(await leftovers(a, vm), []);
   await runningOn(a, vm);
-  await cleanVm(a, vm, 0);
-  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+
+  // The rerun, killed once the guest has booted on b: the commit point, the older copy still stopped on a.
+  const m = startHeldMove(vm, args, 'committed');
+  await m.held();
+  m.child.kill('SIGKILL');
+  await m.done;
+  assert.ok(await vmPid(b, vm), 'it runs on the target');
+  assert.ok(await vmPid(a, vm), 'the older copy waits, stopped, for the finish');
+  const after = await ferry(['recover', m.id()!, '--json']);
+  assert.equal(after.code, 0, after.stderr);
+  const [settled] = JSON.parse(after.stdout) as Array<{ status: string; runs_on: string[] }>;
+  assert.equal(settled!.status, 'settled', after.stdout);
+  assert.deepEqual(settled!.runs_on, ['lab-b']);
+  await until('the older copy to stop', async () => ((await vmPid(a, vm)) === undefined ? true : undefined));
+  for (const path of [labVmPaths(vm).qmpSocket, labVmPaths(vm).pidfile]) assert.equal((await a.call('file.stat', { path })).exists, false, `lab-a:${path} is gone with it`);
+  assert.ok((await a.call('file.stat', { path: disk })).exists, "the source's disk is kept (no --delete-source)");
+  await waitForCounter(b, vm, 3);
+  assert.deepEqual(JSON.parse((await ferry(['recover', m.id()!, '--json'])).stdout), [], 'nothing left to recover');
+  for (const h of [a, b]) {
+    await cleanVm(h, vm, 0);
+    await h.call('file.remove', { path: disk });
+  }
 });

@@ -3,6 +3,7 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import type { HostConfig } from '../../hosts/inventory.js';
 import type { ImageInfo } from '../../storage/image-info.js';
 import type { BlockMonitor, StepJournal } from '../driver.js';
+import { sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import type { DomainDescription } from './domain-xml.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
@@ -82,4 +83,34 @@ export function sameHostUuidError(source: string, target: string, uuid: string):
 /** The QEMU monitor of a domain on the host, through libvirt's passthrough (libvirt.qmp). */
 export function domainMonitor(host: () => AgentClient, domain: string): BlockMonitor {
   return { execute: async <T>(command: string, args?: Record<string, unknown>) => (await host().call('libvirt.qmp', { domain, command, args })) as T };
+}
+
+/** libvirt job types of a job still under way (virDomainJobType). */
+const _ACTIVE_JOBS = ['bounded', 'unbounded'];
+
+/**
+ * Ends libvirt's migration job `id` of `domain` on the source, through
+ * whichever agent the move has now. The agent that started `virsh migrate`
+ * aborts it and waits for virsh. A new agent (the first was lost) does not
+ * know it, yet libvirt's job goes on, driven by the orphaned virsh: the
+ * domain's own job is aborted until libvirt reports none. Past libvirt's
+ * point of no return the abort is refused and the job ends with the domain
+ * on the target; either way, once this returns, the domain is where libvirt
+ * left it.
+ */
+export async function endMigrationJob(source: AgentClient, id: string, domain: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<void> {
+  const ended = await source.call('libvirt.migrate.abort', { id }).catch(() => undefined);
+  if (ended) return;
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  for (;;) {
+    const job = await source.call('libvirt.jobInfo', { domain });
+    if (!_ACTIVE_JOBS.includes(job.type)) return;
+    if (Date.now() > deadline) {
+      throw new FerryError('MIGRATION_FAILED', `libvirt's migration job of "${domain}" on "${source.host.name}" does not end`, {
+        hint: `abort it with "virsh domjobabort ${domain}" on "${source.host.name}", then run "ferry recover ${id}"`,
+      });
+    }
+    await source.call('libvirt.jobAbort', { domain }).catch(() => undefined);
+    await sleep(options.pollMs ?? 500);
+  }
 }

@@ -17,7 +17,7 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, libvirtUri, sameHostUuidError } from './domains.js';
+import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -217,7 +217,8 @@ export class LibvirtLiveSteps implements LiveSteps {
     }
     // Asked at once: the statistics are read whatever the state says.
     const completed = target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
-    if (!(await domainRunning(target, ctx.vmName))) {
+    // Asked without hiding a lost agent (domainRunning would say "not running"): settling then asks a new one.
+    if ((await domainState(target, ctx.vmName)) !== 'running') {
       throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
     }
     this.committed = true;
@@ -233,7 +234,7 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async finish(): Promise<void> {
     const { source, ctx } = this;
-    if (await domainRunning(source, ctx.vmName)) {
+    if ((await domainState(source, ctx.vmName)) === 'running') {
       throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
     }
     this.log(this.ctx.settings.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
@@ -245,7 +246,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.source = source;
     this.target = target;
     const name = this.ctx.vmName;
-    if (this.started) await source.call('libvirt.migrate.abort', { id: this.ctx.journal.id }).catch(() => undefined);
+    if (this.started) await endMigrationJob(source, this.ctx.journal.id, name);
     if (await domainRunning(target, name)) {
       this.committed = true;
       this.ctx.journal.record('settled', { outcome: 'committed' });

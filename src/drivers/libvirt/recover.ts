@@ -27,8 +27,9 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
   // --reboot stopped the guest on the source for its last pass: once it runs on the target that older copy goes.
   const rebooted = journal.some((e) => e.step === 'source-paused');
   if ((await domainRunning(target, vmName)) || (rebooted && journal.some((e) => e.step === 'committed'))) {
-    if (rebooted && (await domainState(source, vmName)) === 'paused') await source.call('libvirt.destroy', { domain: vmName });
-    return { found, settlement: { outcome: 'committed', source: (await domainRunning(source, vmName)) ? 'running' : 'stopped' } };
+    // The finish the controller did not reach: the older copy stops, and goes from the source unless kept.
+    if (rebooted) await removeOlderCopy(vmName, source, journal);
+    return { found, settlement: { outcome: 'committed', source: (await domainState(source, vmName)) ?? 'undefined' } };
   }
   if (journal.some((e) => e.step === 'mode' && e.mode === 'warm') && found.source !== null && found.source !== 'shut off') {
     // The pre-copy's NBD nodes and jobs leave the source's QEMU; its images stay on the target for the next run.
@@ -51,6 +52,19 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
     found: { ...found, target: found.target ?? (leftovers.length ? 'images' : null) },
     settlement: { outcome: 'aborted', source: (await domainRunning(source, vmName)) ? 'running' : 'not running' },
   };
+}
+
+/**
+ * After a --reboot committed on the target: the source's copy (held
+ * stopped for the last pass, never to run again) is destroyed and, unless
+ * the move kept the source's definition, undefined; its definition is in
+ * the journal and its disks stay.
+ */
+async function removeOlderCopy(vmName: string, source: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<void> {
+  const state = await domainState(source, vmName);
+  if (state === null) return;
+  if (state !== 'shut off') await source.call('libvirt.destroy', { domain: vmName });
+  if (!journal.some((e) => e.step === 'start' && e.keep_source_definition)) await source.call('libvirt.undefine', { domain: vmName });
 }
 
 /**

@@ -18,7 +18,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { attachTarget, openReceiver, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
 import type { BlockMonitor, DiskPlan, Settlement, ShutdownOptions, VmInfo, WarmSteps } from '../driver.js';
-import { domainMonitor, domainState } from './domains.js';
+import { domainMonitor, domainState, endMigrationJob } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
 
 interface QueryBlock {
@@ -154,7 +154,7 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
     this.target = await liveAgent(this.target.host, this.target);
     const { source, target, ctx } = this;
     const name = ctx.vmName;
-    if (this.started) await source.call('libvirt.migrate.abort', { id: ctx.journal.id }).catch(() => undefined);
+    if (this.started) await endMigrationJob(source, ctx.journal.id, name);
     await this.closeReceiver().catch(() => (this.receiver = undefined));
     const onTarget = await domainState(target, name).catch(() => null);
     if (onTarget === 'running' || onTarget === 'paused') {

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { AgentClient } from '../../hosts/agent-client.js';
+import { recoverLibvirtMigration } from './recover.js';
+
+/** A host's agent with one domain in `state` (null: none); `calls` lists what changed it. */
+function host(name: string, state: string | null): { agent: AgentClient; calls: string[] } {
+  const calls: string[] = [];
+  let current = state;
+  const agent = {
+    host: { name },
+    call: async (method: string) => {
+      if (method === 'libvirt.domain') return current === null ? undefined : { name: 'web1', state: current };
+      if (method === 'libvirt.jobInfo') return { type: 'none', other: {} };
+      calls.push(method);
+      if (method === 'libvirt.destroy') current = 'shut off';
+      if (method === 'libvirt.undefine') current = null;
+      return undefined;
+    },
+  } as unknown as AgentClient;
+  return { agent, calls };
+}
+
+const rebootCommitted = [{ step: 'start', kind: 'live' }, { step: 'mode', mode: 'warm' }, { step: 'source-paused' }, { step: 'committed', host: 'kvm2' }];
+
+test('recover after a --reboot committed on the target: the older copy, held paused on the source, is destroyed and undefined', async () => {
+  const source = host('kvm1', 'paused');
+  const target = host('kvm2', 'running');
+  const r = await recoverLibvirtMigration('web1', source.agent, target.agent, rebootCommitted);
+  assert.deepEqual(source.calls, ['libvirt.destroy', 'libvirt.undefine']);
+  assert.deepEqual(target.calls, []);
+  assert.deepEqual(r.settlement, { outcome: 'committed', source: 'undefined' });
+});
+
+test('recover after a --reboot --keep-source-definition committed: the older copy is destroyed and stays defined', async () => {
+  const source = host('kvm1', 'paused');
+  const target = host('kvm2', 'running');
+  const journal = [{ ...rebootCommitted[0]!, keep_source_definition: true }, ...rebootCommitted.slice(1)];
+  const r = await recoverLibvirtMigration('web1', source.agent, target.agent, journal);
+  assert.deepEqual(source.calls, ['libvirt.destroy']);
+  assert.deepEqual(r.settlement, { outcome: 'committed', source: 'shut off' });
+});

@@ -1,0 +1,217 @@
+/**
+ * The libvirt fault matrix: a live move of the test guest as a libvirt
+ * domain (writing without pause), struck at each step of the move by each
+ * fault: the controller, the source's agent or the target's agent killed,
+ * the link between the hosts cut (every connection to the target but the
+ * controller's ssh).
+ *
+ * The steps: check (the domain described), prepare (the target's image
+ * made), libvirt's migration job running (the source's agent runs `virsh
+ * migrate --p2p`; struck once the source's job and the target's incoming
+ * QEMU are there), committed (libvirt switched over: the domain runs on the
+ * target) and finish (the source's definition gone, the target's
+ * persistent). The controller holds itself at the journal step
+ * (FERRY_JOURNAL_HOLD), the fault strikes, the controller goes on unless it
+ * was the one killed.
+ *
+ * Then, whatever was lost: the domain runs on exactly one host, never both,
+ * and writes on with every record it reported on its disk; the failed run's
+ * own settling, or `ferry recover` after a killed controller, leaves the
+ * other host nothing: no domain defined, no image ferry made, no job, no
+ * incoming QEMU; and the next cell's move, from wherever the domain is,
+ * completes or is struck in its turn. One domain goes through every cell;
+ * after a failure it is left as it was for a look, and removed by the next
+ * run.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { labVirsh } from '../../src/lab/lab.js';
+import { counter, cutLinkTo, diskPath, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
+import { cleanDomain, domainQemuHosts, domainState, incomingQemu, startDomain } from './libvirt-domains.js';
+
+let a: AgentClient;
+let b: AgentClient;
+useLab((hosts) => ({ a, b } = hosts));
+
+type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link';
+const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'link'];
+
+interface Step {
+  /** The journal step the controller holds at. */
+  hold: string;
+  /** The instant struck, when it is later than the hold: found in libvirt's own state, never by waiting a time. */
+  instant?: (vm: string, source: AgentClient) => Promise<void>;
+  /** Who may own the domain once `fault` struck here (source or target of the move). */
+  owner: (fault: Fault) => Array<'source' | 'target'>;
+}
+
+/**
+ * libvirt's job copies the RAM: the disks are mirrored, the incoming QEMU
+ * is up on the target. (Earlier, in the mirror, the job would take the
+ * bandwidth given to virsh again when it starts on the RAM.)
+ */
+async function memoryCopying(vm: string, source: AgentClient): Promise<void> {
+  await until('libvirt to copy the RAM', async () => {
+    const job = await source.call('libvirt.jobInfo', { domain: vm }).catch(() => undefined);
+    return job && job.type !== 'none' && (job.memoryProcessed ?? 0) > 0 && incomingQemu(vm) ? true : undefined;
+  });
+}
+
+const STEPS: Record<string, Step> = {
+  // Nothing exists yet: a lost agent fails the check, a cut link has nothing to cut and the move goes on.
+  check: { hold: 'vm', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
+  // The target's image exists; libvirt has not begun. The controller reaches the target next only after the commit.
+  prepare: { hold: 'created', owner: (f) => (f === 'controller' || f === 'source-agent' ? ['source'] : ['target']) },
+  // libvirt's job runs between the two libvirtds, with or without ferry: a lost controller or target agent does not stop it.
+  migrating: {
+    hold: 'libvirt-migrate',
+    instant: memoryCopying,
+    owner: (f) => (f === 'link' || f === 'source-agent' ? ['source'] : ['target']),
+  },
+  // libvirt switched over: the target owns the domain whatever goes.
+  committed: { hold: 'committed', owner: () => ['target'] },
+  finish: { hold: 'phase:finish', owner: () => ['target'] },
+};
+
+type StepName = keyof typeof STEPS;
+const matrix = new Map<string, string>();
+
+interface Domain {
+  vm: string;
+  /** The host the domain runs on now: the next cell moves it from there. */
+  on: AgentClient;
+  /** The highest record the guest reported, on either host. */
+  reported: number;
+}
+
+async function jobType(host: string, vm: string): Promise<string> {
+  return /Job type:\s+(\S+)/.exec(await labVirsh(host, ['domjobinfo', vm]))?.[1] ?? 'unknown';
+}
+
+/** Strikes `fault` on the move held in `m`. */
+async function strike(fault: Fault, m: ReturnType<typeof startHeldMove>, target: AgentClient): Promise<void> {
+  switch (fault) {
+    case 'controller':
+      process.kill(m.child.pid!, 'SIGKILL');
+      return;
+    case 'source-agent':
+    case 'target-agent':
+      assert.ok(await killMoveAgent(m.entries(), fault === 'source-agent' ? 'source' : 'target'), 'the journal names the agents');
+      return;
+    case 'link':
+      await cutLinkTo(target.host.address);
+  }
+}
+
+async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<string> {
+  const step = STEPS[stepName]!;
+  const { vm } = d;
+  const source = d.on;
+  const target = source === a ? b : a;
+  const where = `${fault} at ${stepName} (${source.host.name} -> ${target.host.name})`;
+  const m = startHeldMove(vm, ['migrate', vm, '--from', source.host.name, '--to', target.host.name, '--json', ...(step.instant ? ['--bandwidth', '4'] : [])], step.hold);
+  await m.held();
+  const id = m.id()!;
+  if (step.instant) {
+    // libvirt goes on while the controller is held: the instant is found in its own state.
+    process.kill(m.child.pid!, 'SIGCONT');
+    await step.instant(vm, source);
+  }
+  await strike(fault, m, target);
+  // At 4 MiB/s the guest dirties its RAM faster than it crosses. Where libvirt's job is to end by itself (no one
+  // left to abort it, or a controller that waits for it), the bandwidth is lifted; a lost source agent leaves
+  // the job running for the controller's settling to end.
+  if (step.instant && (fault === 'controller' || fault === 'target-agent')) await labVirsh(source.host.name, ['migrate-setspeed', vm, '100000']);
+  if (fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');
+  const result = await m.done;
+
+  let recovery = 'closed';
+  if (fault === 'controller') {
+    const history = JSON.parse((await ferry(['history', '--json'])).stdout) as Array<{ id: string; status: string }>;
+    assert.equal(history.find((h) => h.id === id)?.status, 'interrupted', `${where}: history marks the move interrupted`);
+  } else {
+    assert.equal(result.code === 0 || result.code === 1, true, `${where}: ferry ended by itself: ${result.stderr}`);
+  }
+  // After the run's own settling recover has nothing left to do; after a killed controller it settles.
+  const r = await ferry(['recover', id, '--json']);
+  assert.equal(r.code, 0, `${where}: ferry recover: ${r.stdout} ${r.stderr}`);
+  const recovered = JSON.parse(r.stdout) as Array<{ status: string; runs_on: string[] }>;
+  if (fault !== 'controller') assert.deepEqual(recovered, [], `${where}: the run settled itself: ${r.stdout}`);
+  if (recovered[0]) {
+    recovery = recovered[0].status;
+    assert.notEqual(recovery, 'failed', `${where}: ${r.stdout}`);
+  }
+
+  // Exactly one host runs the domain; the other holds nothing of it.
+  const states = { source: await domainState(source.host.name, vm), target: await domainState(target.host.name, vm) };
+  const running = (['source', 'target'] as const).filter((side) => states[side] === 'running');
+  assert.equal(running.length, 1, `${where}: the domain runs on exactly one host: ${JSON.stringify(states)}`);
+  const side = running[0]!;
+  assert.ok(step.owner(fault).includes(side), `${where}: the ${side} owns the domain, expected ${step.owner(fault).join(' or ')}`);
+  if (recovered[0]) assert.deepEqual(recovered[0].runs_on, [side === 'source' ? source.host.name : target.host.name], `${where}: recover reports the owner`);
+  const owner = side === 'source' ? source : target;
+  const other = side === 'source' ? target : source;
+  assert.equal(states[side === 'source' ? 'target' : 'source'], undefined, `${where}: no domain defined on ${other.host.name}`);
+  assert.deepEqual(await domainQemuHosts(vm), [owner.host.name], `${where}: one QEMU runs the domain, on ${owner.host.name}`);
+  assert.equal(await jobType(owner.host.name, vm), 'None', `${where}: no job left on ${owner.host.name}`);
+  if (side === 'source') {
+    assert.equal((await target.call('file.stat', { path: diskPath(vm) })).exists, false, `${where}: the image ferry made on ${target.host.name} is removed`);
+  }
+
+  if (fault !== 'controller') {
+    const report = JSON.parse(result.stdout) as { status: string; source_running?: boolean };
+    if (side === 'source') {
+      assert.notEqual(report.status, 'completed', `${where}: ${result.stdout}`);
+      assert.equal(report.source_running, true, `${where}: the report confirms the source runs: ${result.stdout}`);
+    } else {
+      assert.equal(report.status, 'completed', `${where}: ${result.stdout}`);
+    }
+  }
+
+  // It writes on, and every record it reported is on its disk.
+  const before = await counter(owner, vm);
+  d.reported = Math.max(d.reported, before);
+  d.reported = Math.max(d.reported, await waitForCounter(owner, vm, before + 1, 60_000));
+  const check = await owner.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: d.reported, forceShare: true });
+  assert.equal(check.missingCount, 0, `${where}: records missing on ${owner.host.name}: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0, `${where}: records corrupt on ${owner.host.name}`);
+
+  // The older copy's disk stays where the domain left (it is the user's, not ferry's): cleared for the next move back.
+  if (side === 'target') await source.call('file.remove', { path: diskPath(vm) });
+  d.on = owner;
+  const ended = fault === 'controller' ? `recover: ${recovery}` : reportSummary(result.stdout);
+  return `${side === 'source' ? 'source keeps it' : 'target owns it'}; ${ended}`;
+}
+
+/** The run's report in a few words: its status, and what settled it after a failure or after the commit. */
+function reportSummary(stdout: string): string {
+  const report = JSON.parse(stdout) as { status: string; failed_phase?: string; error?: { code: string }; warnings?: string[] };
+  if (report.error) return `${report.status} in ${report.failed_phase ?? 'setup'} (${report.error.code})`;
+  return `${report.status}${report.warnings?.length ? ' (settled after the commit)' : ''}`;
+}
+
+test('libvirt fault matrix: a live move struck at every step by each fault ends with one owner and nothing left on the other host', async () => {
+  const vm = 'lv-faults';
+  await cleanDomain([a, b], vm, 1);
+  await startDomain(a, vm, ['--disk', '32M', '--memory', '128']);
+  const d: Domain = { vm, on: a, reported: await counter(a, vm) };
+  try {
+    for (const stepName of Object.keys(STEPS)) {
+      for (const fault of FAULTS) {
+        const t0 = Date.now();
+        const outcome = await runCell(d, stepName, fault);
+        matrix.set(`${stepName.padEnd(10)} ${fault.padEnd(13)}`, `${outcome} (${Date.now() - t0} ms)`);
+      }
+    }
+    // After all of it, a move without a fault completes.
+    const from = d.on;
+    const to = from === a ? b : a;
+    const r = await ferry(['migrate', vm, '--from', from.host.name, '--to', to.host.name, '--json']);
+    assert.equal((JSON.parse(r.stdout) as { status: string }).status, 'completed', r.stdout);
+    await waitForCounter(to, vm, d.reported + 1);
+    await cleanDomain([a, b], vm, 1);
+  } finally {
+    process.stdout.write(['libvirt fault matrix (step x fault -> outcome):', ...[...matrix].map(([k, v]) => `  ${k} ${v}`)].join('\n') + '\n');
+  }
+});
