@@ -21,6 +21,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
 import { LIBVIRT_DIRS, startLabLibvirtd, writeLabLibvirtConfig } from './libvirtd.js';
+import { LVM_DIRS, releaseLabVolumeGroups, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
   name: string;
@@ -37,7 +38,7 @@ export const LAB_HOSTS: readonly LabHostSpec[] = [
 ];
 
 /** Directories private to each lab host, in mount order (a directory before those inside it). */
-export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images'];
+export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images', ...LVM_DIRS];
 
 /** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
 export const LAB_SHARED_DIR = '/var/lib/ferry-shared';
@@ -130,6 +131,7 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
   const root = join(dir, 'hosts', spec.name);
   const source = (d: string): string => join(root, d.replace(/\//g, '_').replace(/^_/, ''));
   const hostUuid = await writeLabLibvirtConfig(source('/etc/libvirt'), spec.address);
+  await writeLabLvmConfig(source('/etc/lvm'));
   const shared = join(dir, 'shared');
   await fs.mkdir(shared, { recursive: true });
   // The mount point is made inside the namespace: a directory inside another private one exists only there.
@@ -265,6 +267,7 @@ export async function labDown(): Promise<{ stopped: string[] }> {
     for (const host of state.hosts) {
       for (let i = 0; i < 100 && (alive(host.pid) || alive(host.libvirtdPid)); i++) await sleep(50);
     }
+    await releaseLabVolumeGroups(state.hosts.map((h) => h.root));
   }
   // Loop devices the lab created point into the lab's files; free them first.
   const dir = labDir();
