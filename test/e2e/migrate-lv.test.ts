@@ -6,11 +6,12 @@
  * writes records on an LV without pause while it moves.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { before, test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labHost, nsenterPrefix } from '../../src/lab/lab.js';
+import { labHost, labVirsh, nsenterPrefix } from '../../src/lab/lab.js';
 import { labVolumeGroup } from '../../src/lab/lvm.js';
-import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -89,7 +90,7 @@ test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, a
   await removeLvs('lvq');
 });
 
-test('a move whose target QEMU is killed removes the LV it made and leaves the VM running on the source', async () => {
+test('a move whose target QEMU, or whose controller, is killed removes the LV it made and leaves the VM running on the source', async () => {
   const vm = 'lv-fail';
   await cleanVm(a, vm);
   await cleanVm(b, vm);
@@ -109,16 +110,41 @@ test('a move whose target QEMU is killed removes the LV it made and leaves the V
   assert.equal(await b.call('volume.lv', { path: target }), null, 'the LV ferry made is gone');
   assert.equal((await b.call('file.stat', { path: target })).exists, false, 'and its /dev link');
   await waitForCounter(a, vm, (await counter(a, vm)) + 5);
+
+  // ferry itself killed once the LV is made: the target's agent, alone, removes it.
+  await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--create-lv', VGB], 'created', async (pid) => {
+    assert.ok(await b.call('volume.lv', { path: target }), 'the LV was made');
+    process.kill(pid, 'SIGKILL');
+  });
+  await until('the lone target agent to remove the LV', async () => ((await b.call('volume.lv', { path: target })) === null ? true : undefined));
+  assert.equal((await b.call('file.stat', { path: target })).exists, false);
+  await waitForCounter(a, vm, (await counter(a, vm)) + 5);
   await cleanVm(a, vm);
   await removeLvs('lvf');
 });
 
-test('libvirt: a domain on an LV moves live into an LV of the same VG name on the target, without a flag', async () => {
+test('libvirt: a domain on an LV moves live into an LV of the same VG name on the target, without a flag, after ferry recover removed the one a killed move made', async () => {
   const vm = 'lv-virt';
   await cleanDomain([a, b], vm);
   await removeLvs('lvl');
   const disk = await sourceLv('lvl');
   await startDomain(a, vm, ['--disk', disk]);
+
+  // ferry killed once it has made the LV: `ferry recover` removes it from what the journal claimed.
+  const onB = `/dev/${SHARED}/lvl`;
+  await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], 'created', async (pid) => {
+    assert.ok(await b.call('volume.lv', { path: onB }), 'the LV was made');
+    process.kill(pid, 'SIGKILL');
+  });
+  const latest = readdirSync(`${stateDir}/journal`)
+    .filter((f) => f.includes(`-migrate-${vm}-`))
+    .sort()
+    .at(-1)!
+    .replace(/\.jsonl$/, '');
+  const recovered = await ferry(['recover', latest, '--json']);
+  assert.equal(recovered.code, 0, recovered.stdout + recovered.stderr);
+  assert.equal(await b.call('volume.lv', { path: onB }), null, 'ferry recover removed the LV');
+  assert.ok(await a.call('volume.lv', { path: disk }), 'and not the source LV of that name');
 
   const r = await migrate(vm);
   assert.equal(r.status, 'completed', JSON.stringify(r));
@@ -131,4 +157,30 @@ test('libvirt: a domain on an LV moves live into an LV of the same VG name on th
   assert.equal(check.corruptReportedCount, 0);
   await cleanDomain([a, b], vm);
   await removeLvs('lvl');
+});
+
+test('libvirt: a domain on an LV moves offline into a new LV in the VG --create-lv names, its XML naming that LV', async () => {
+  const vm = 'lv-cold';
+  await cleanDomain([a, b], vm);
+  await removeLvs('lvc');
+  const disk = await sourceLv('lvc');
+  await startDomain(a, vm, ['--disk', disk]);
+  await waitForCounter(a, vm, (await counter(a, vm)) + 5);
+
+  const r = await migrate(vm, ['--offline', '--shutdown-timeout', '1', '--force-off', '--create-lv', VGB]);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal((r as { mode?: string }).mode, 'cold');
+  const target = `/dev/${VGB}/lvc`;
+  assert.deepEqual(r.disks?.[0]?.target.lv, { vg: VGB, name: 'lvc', size_bytes: 16 * MiB, created: true });
+  const reported = await counter(a, vm);
+  assert.equal(await domainState('lab-b', vm), 'running');
+  assert.match(await labVirsh('lab-b', ['dumpxml', vm]), new RegExp(`<disk type='block' device='disk'>[\\s\\S]*<source dev='${target}'`));
+  await waitForCounter(b, vm, 5);
+  await b.call('libvirt.destroy', { domain: vm });
+  // The guest numbers its records from 1 again after a boot: every number it reported before is on the LV, old or rewritten.
+  const check = await b.call('lab.checkRecords', { disks: [target], serialLogs: [], lastReported: reported });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0);
+  await cleanDomain([a, b], vm);
+  await removeLvs('lvc');
 });
