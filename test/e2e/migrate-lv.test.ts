@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labHost, labVirsh, nsenterPrefix } from '../../src/lab/lab.js';
 import { labVolumeGroup } from '../../src/lab/lvm.js';
@@ -23,19 +23,25 @@ const SHARED = 'ferrylvs';
 const VGB = 'ferrylvb';
 const MiB = 2 ** 20;
 
-before(async () => {
-  for (const [host, vg] of [
-    ['lab-a', SHARED],
-    ['lab-b', SHARED],
-    ['lab-b', VGB],
-  ] as const) {
-    const h = await labHost(host);
-    await labVolumeGroup({ ...h, enter: nsenterPrefix(h.pid) }, vg, 64);
-  }
-});
+/** The lab hosts' volume groups, made once (useLab's hook brings the lab up first, so they are made by the first test). */
+let volumeGroups: Promise<void> | undefined;
+function labVolumeGroups(): Promise<void> {
+  volumeGroups ??= (async () => {
+    for (const [host, vg] of [
+      ['lab-a', SHARED],
+      ['lab-b', SHARED],
+      ['lab-b', VGB],
+    ] as const) {
+      const h = await labHost(host);
+      await labVolumeGroup({ ...h, enter: nsenterPrefix(h.pid) }, vg, 64);
+    }
+  })();
+  return volumeGroups;
+}
 
 /** A fresh source LV on lab-a, active at /dev/VG/LV. */
 async function sourceLv(lv: string, sizeBytes = 16 * MiB): Promise<string> {
+  await labVolumeGroups();
   await a.call('volume.removeLv', { vg: SHARED, lv });
   return (await a.call('volume.createLv', { vg: SHARED, lv, sizeBytes })).path;
 }
@@ -183,4 +189,26 @@ test('libvirt: a domain on an LV moves offline into a new LV in the VG --create-
   assert.equal(check.corruptReportedCount, 0);
   await cleanDomain([a, b], vm);
   await removeLvs('lvc');
+});
+
+test('warm: a QEMU VM on an LV is pre-copied into a new LV and cut over, every record intact', async () => {
+  const vm = 'lv-warm';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvw');
+  const disk = await sourceLv('lvw', 8 * MiB);
+  await startGuest(a, { name: vm, disks: [disk] });
+
+  const r = await migrate(vm, ['--mode', 'warm', '--create-lv', VGB]);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  const target = `/dev/${VGB}/lvw`;
+  assert.deepEqual(r.disks?.[0]?.target.lv, { vg: VGB, name: 'lvw', size_bytes: 8 * MiB, created: true });
+  const n = await waitForCounter(b, vm, (await counter(a, vm)) + 10);
+  await killVm(b, vm);
+  const check = await b.call('lab.checkRecords', { disks: [target], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0);
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvw');
 });
