@@ -21,7 +21,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
 import { LIBVIRT_DIRS, startLabLibvirtd, writeLabLibvirtConfig } from './libvirtd.js';
-import { LVM_DIRS, releaseLabVolumeGroups, writeLabLvmConfig } from './lvm.js';
+import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
   name: string;
@@ -282,6 +282,12 @@ export async function labDown(): Promise<{ stopped: string[] }> {
     await fs.rm(dir, { recursive: true, force: true });
   }
   return { stopped };
+}
+
+/** Gives lab host `hostName` LVM volume group `vg` of `sizeMiB` on a loop device (see lab/lvm.ts); kept if it has one. */
+export async function labHostVolumeGroup(hostName: string, vg: string, sizeMiB: number): Promise<{ vg: string; device: string }> {
+  const host = await labHost(hostName);
+  return labVolumeGroup({ ...host, enter: nsenterPrefix(host.pid) }, vg, sizeMiB);
 }
 
 /** Runs a command inside a lab host. */

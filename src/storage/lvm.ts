@@ -5,7 +5,7 @@
  * extents, linked there as udev would link the dm device), and removing one.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, realpath, rmdir, symlink, unlink } from 'node:fs/promises';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { placeLogicalVolume, readVolumeGroups } from './lvm-layout.js';
@@ -80,6 +80,34 @@ export interface MappedLv {
  * several pieces (extended, striped, thin) need device-mapper.
  */
 export async function mapInactiveLv(vg: string, name: string): Promise<MappedLv> {
+  return mapExtents(vg, name, await placeInactiveLv(vg, name));
+}
+
+async function mapExtents(vg: string, name: string, place: LvExtents): Promise<MappedLv> {
+  const loop = await run('losetup', ['--find', '--show', '--offset', String(place.offset), '--sizelimit', String(place.size), place.device], { allowFailure: true });
+  if (loop.exitCode !== 0) {
+    throw new FerryError('COMMAND_FAILED', `Cannot map logical volume "${vg}/${name}" with a loop device: ${loop.stderr.trim().split('\n').pop()}`, {
+      hint: 'check that loop devices are available (losetup --find)',
+    });
+  }
+  const device = loop.stdout.trim();
+  return {
+    device,
+    size: place.size,
+    release: async () => {
+      await run('losetup', ['-d', device], { allowFailure: true });
+    },
+  };
+}
+
+/** Where an LV's one run of extents lies: its PV's device, the offset there, its size. */
+interface LvExtents {
+  device: string;
+  offset: number;
+  size: number;
+}
+
+async function placeInactiveLv(vg: string, name: string): Promise<LvExtents> {
   const pvs = await run('pvs', ['--noheadings', '-o', 'pv_name', '--select', `vg_name=${vg}`], { allowFailure: true });
   const devices = pvs.stdout
     .split('\n')
@@ -96,20 +124,21 @@ export async function mapInactiveLv(vg: string, name: string): Promise<MappedLv>
       hint: 'load the dm_mod kernel module (modprobe dm_mod) on this host, or sync to a file or another device',
     });
   }
-  const loop = await run('losetup', ['--find', '--show', '--offset', String(place.offset), '--sizelimit', String(place.size), place.pv.device], { allowFailure: true });
-  if (loop.exitCode !== 0) {
-    throw new FerryError('COMMAND_FAILED', `Cannot map logical volume "${vg}/${name}" with a loop device: ${loop.stderr.trim().split('\n').pop()}`, {
-      hint: 'check that loop devices are available (losetup --find)',
-    });
+  return { device: place.pv.device, offset: place.offset, size: place.size };
+}
+
+/** Whether loop device `loop` is attached over exactly these extents (a link to it may outlive it: its number may be another's now). */
+async function loopMapsExtents(loop: string, extents: LvExtents): Promise<boolean> {
+  const m = /^\/dev\/(loop\d+)$/.exec(loop);
+  if (!m) return false;
+  const sys = (f: string): Promise<string> => readFile(`/sys/block/${m[1]}/loop/${f}`, 'utf8').then((t) => t.trim());
+  try {
+    const [backing, offset, sizelimit] = await Promise.all([sys('backing_file'), sys('offset'), sys('sizelimit')]);
+    const [a, b] = await Promise.all([realpath(backing), realpath(extents.device)]);
+    return a === b && Number(offset) === extents.offset && Number(sizelimit) === extents.size;
+  } catch {
+    return false; // not attached
   }
-  const device = loop.stdout.trim();
-  return {
-    device,
-    size: place.size,
-    release: async () => {
-      await run('losetup', ['-d', device], { allowFailure: true });
-    },
-  };
 }
 
 /** A logical volume as the LVM tools report it. */
@@ -158,8 +187,15 @@ export async function activateLv(vg: string, name: string): Promise<string> {
     }
     return path;
   }
-  if (existsSync(path)) return path;
-  const mapped = await mapInactiveLv(vg, name);
+  const extents = await placeInactiveLv(vg, name);
+  const link = await lstat(path).catch(() => undefined);
+  if (link?.isSymbolicLink()) {
+    if (await loopMapsExtents(await readlink(path), extents)) return path;
+    await unlink(path); // stale: its loop device was detached since
+  } else if (link) {
+    throw new FerryError('TARGET_EXISTS', `Cannot activate logical volume "${vg}/${name}": "${path}" exists and is not ferry's link to it`, { hint: `remove ${path}` });
+  }
+  const mapped = await mapExtents(vg, name, extents);
   try {
     await mkdir(`/dev/${vg}`, { recursive: true });
     await symlink(mapped.device, path);
@@ -180,8 +216,10 @@ export async function deactivateLv(vg: string, name: string): Promise<void> {
   const link = await lstat(path).catch(() => undefined);
   if (!link?.isSymbolicLink()) return;
   const device = await readlink(path);
+  const extents = await placeInactiveLv(vg, name).catch(() => undefined);
   await unlink(path);
-  if (/^\/dev\/loop\d+$/.test(device)) await run('losetup', ['-d', device], { allowFailure: true });
+  // Only the loop device over this LV's extents: a stale link may name a loop device that is another's now.
+  if (extents && (await loopMapsExtents(device, extents))) await run('losetup', ['-d', device], { allowFailure: true });
   // Left behind empty, as udev would remove it; a mount point (the lab's private /dev/VG) stays.
   await rmdir(`/dev/${vg}`).catch(() => undefined);
 }

@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labHost, labVirsh, nsenterPrefix } from '../../src/lab/lab.js';
-import { labVolumeGroup } from '../../src/lab/lvm.js';
+import { labVirsh } from '../../src/lab/lab.js';
 import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
@@ -32,8 +31,8 @@ function labVolumeGroups(): Promise<void> {
       ['lab-b', SHARED],
       ['lab-b', VGB],
     ] as const) {
-      const h = await labHost(host);
-      await labVolumeGroup({ ...h, enter: nsenterPrefix(h.pid) }, vg, 64);
+      const r = await ferry(['lab', 'vg', host, vg, '--size', '64']);
+      assert.equal(r.code, 0, r.stderr);
     }
   })();
   return volumeGroups;
