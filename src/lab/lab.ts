@@ -21,7 +21,7 @@ import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
 import { LIBVIRT_DIRS, startLabLibvirtd, writeLabLibvirtConfig } from './libvirtd.js';
-import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, writeLabLvmConfig } from './lvm.js';
+import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, removeLabVolumeGroup, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
   name: string;
@@ -288,6 +288,12 @@ export async function labDown(): Promise<{ stopped: string[] }> {
 export async function labHostVolumeGroup(hostName: string, vg: string, sizeMiB: number): Promise<{ vg: string; device: string }> {
   const host = await labHost(hostName);
   return labVolumeGroup({ ...host, enter: nsenterPrefix(host.pid) }, vg, sizeMiB);
+}
+
+/** Removes volume group `vg` (and its LVs and loop devices) from lab host `hostName`. */
+export async function labHostRemoveVolumeGroup(hostName: string, vg: string): Promise<void> {
+  const host = await labHost(hostName);
+  await removeLabVolumeGroup({ ...host, enter: nsenterPrefix(host.pid) }, vg);
 }
 
 /** Runs a command inside a lab host. */

@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -106,6 +106,32 @@ export async function labVolumeGroup(host: LabVolumeGroupHost, vg: string, sizeM
       throw new FerryError('LAB', `Cannot make volume group "${vg}" on lab host "${host.name}": ${r.stderr.trim().split('\n').pop()}`, { hint: `see ferry lab exec ${host.name} -- pvs` });
   }
   return { vg, device };
+}
+
+/**
+ * Removes volume group `vg` from a lab host with its LVs, its /dev/VG and
+ * its loop devices. While two hosts have a VG of one name, the machine's
+ * own LVM (which sees every lab PV) warns of the duplicate on every call:
+ * whoever made them removes them when done.
+ */
+export async function removeLabVolumeGroup(host: LabVolumeGroupHost, vg: string): Promise<void> {
+  const etcDir = join(host.root, 'etc_lvm');
+  const pvs = await readPvs(etcDir);
+  const pv = pvs.find((p) => p.vg === vg);
+  if (!pv) return;
+  const [enter, ...enterArgs] = host.enter;
+  const inside = (script: string): ReturnType<typeof run> => run(enter!, [...enterArgs, 'sh', '-c', script], { allowFailure: true, env: { LVM_SUPPRESS_FD_WARNINGS: '1' } });
+  // Each LV's link names its loop device (lab LVs are active without device-mapper).
+  await inside(`for l in /dev/${vg}/*; do [ -L "$l" ] && losetup -d "$(readlink "$l")"; rm -f "$l"; done; umount /dev/${vg}; vgremove -f --driverloaded n ${vg}; pvremove -q ${pv.device}`);
+  await run('losetup', ['-d', pv.device], { allowFailure: true });
+  await fs.rm(pv.file, { force: true });
+  const rest = pvs.filter((p) => p !== pv);
+  await fs.writeFile(pvsFile(etcDir), JSON.stringify(rest));
+  await fs.writeFile(join(etcDir, 'lvm.conf'), labLvmConf(rest.map((p) => p.device)));
+  // /dev is shared: removing /dev/VG would also take away another lab host's tmpfs there, were it still using that name.
+  const hosts = await fs.readdir(dirname(host.root)).catch(() => [] as string[]);
+  const others = (await Promise.all(hosts.map((h) => readPvs(join(dirname(host.root), h, 'etc_lvm'))))).flat();
+  if (!others.some((p) => p.vg === vg)) await fs.rmdir(`/dev/${vg}`).catch(() => undefined);
 }
 
 /**

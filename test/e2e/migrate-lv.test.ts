@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
-import { labVirsh } from '../../src/lab/lab.js';
+import { labHostRemoveVolumeGroup, labVirsh } from '../../src/lab/lab.js';
 import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
@@ -22,21 +22,29 @@ const SHARED = 'ferrylvs';
 const VGB = 'ferrylvb';
 const MiB = 2 ** 20;
 
+const VOLUME_GROUPS = [
+  ['lab-a', SHARED],
+  ['lab-b', SHARED],
+  ['lab-b', VGB],
+] as const;
+
 /** The lab hosts' volume groups, made once (useLab's hook brings the lab up first, so they are made by the first test). */
 let volumeGroups: Promise<void> | undefined;
 function labVolumeGroups(): Promise<void> {
   volumeGroups ??= (async () => {
-    for (const [host, vg] of [
-      ['lab-a', SHARED],
-      ['lab-b', SHARED],
-      ['lab-b', VGB],
-    ] as const) {
+    for (const [host, vg] of VOLUME_GROUPS) {
       const r = await ferry(['lab', 'vg', host, vg, '--size', '64']);
       assert.equal(r.code, 0, r.stderr);
     }
   })();
   return volumeGroups;
 }
+
+// Two hosts' VGs of one name make the machine's own LVM warn on every call (sync-lvm.test.ts reads its output): gone with this file.
+after(async () => {
+  if (!volumeGroups) return;
+  for (const [host, vg] of VOLUME_GROUPS) await labHostRemoveVolumeGroup(host, vg);
+});
 
 /** A fresh source LV on lab-a, active at /dev/VG/LV. */
 async function sourceLv(lv: string, sizeBytes = 16 * MiB): Promise<string> {
