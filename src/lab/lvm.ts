@@ -149,7 +149,9 @@ export async function releaseLabVolumeGroups(hostRoots: readonly string[]): Prom
   } catch {
     // no loop devices
   }
-  const devices = new Set(pvs.map((p) => p.device));
+  // An LV's loop device attached inside a lab host names its PV's loop device as that host saw it: "/dev/loopN" while the host
+  // lives, "/loopN" once its mount namespace is gone (the kernel prints the path from a /dev no longer mounted anywhere).
+  const devices = new Set(pvs.flatMap((p) => [p.device, p.device.replace(/^\/dev/, '')]));
   for (const l of loops) if (l['back-file'] && devices.has(l['back-file'].trim())) await run('losetup', ['-d', l.name], { allowFailure: true });
   for (const p of pvs) {
     const still = loops.find((l) => l.name === p.device && l['back-file']?.trim() === p.file);
