@@ -17,8 +17,9 @@ import type { imageHandlers } from './handlers/images.js';
 import type { processHandlers } from './handlers/process.js';
 import type { guestHandlers } from './handlers/guest.js';
 import type { syncHandlers } from './handlers/sync.js';
+import type { volumeHandlers } from './handlers/volumes.js';
 
-type GenericHandlers = typeof fileHandlers & typeof systemHandlers & typeof processHandlers & typeof imageHandlers & typeof guestHandlers & typeof syncHandlers;
+type GenericHandlers = typeof fileHandlers & typeof systemHandlers & typeof processHandlers & typeof imageHandlers & typeof guestHandlers & typeof syncHandlers & typeof volumeHandlers;
 
 /**
  * Every method an agent may answer. The generic areas are here; each
@@ -50,6 +51,7 @@ export const genericAreas: readonly Area[] = [
   { prefixes: ['process.'], load: () => import('./handlers/process.js').then((m) => m.processHandlers) },
   { prefixes: ['image.'], load: () => import('./handlers/images.js').then((m) => m.imageHandlers) },
   { prefixes: ['guest.'], load: () => import('./handlers/guest.js').then((m) => m.guestHandlers) },
+  { prefixes: ['volume.'], load: () => import('./handlers/volumes.js').then((m) => m.volumeHandlers) },
 ];
 
 /** The areas this agent answers: the generic ones, and those its entry point adds (drivers, the lab). */

@@ -57,6 +57,8 @@ export interface DiskPlan {
   base?: ImageInfo;
   /** The target is a block device that exists (an LV, a partition): written into, never made. */
   targetDevice?: boolean;
+  /** The target is an LVM logical volume ferry makes (or an interrupted move of this VM made) at targetPath, /dev/VG/LV. */
+  targetLv?: { vg: string; lv: string; sizeBytes: number };
   /** The target already sees this very file (shared storage): nothing to make or copy. */
   shared?: boolean;
   /** An earlier, interrupted offline move made this target image: the copy continues into it. */
@@ -135,8 +137,8 @@ export interface LiveSteps {
   checkTarget(vm: VmInfo): Promise<void>;
   /** Opens the target's record, before anything is made there. */
   beginTarget(): Promise<void>;
-  /** Lists files in the target's record before they are made, so that whoever settles removes them. */
-  claimTargetFiles(paths: string[]): Promise<void>;
+  /** Lists files (and LVs, /dev/VG/LV) in the target's record before they are made, so that whoever settles removes them. */
+  claimTargetFiles(paths: string[], lvs?: ReadonlyArray<{ vg: string; lv: string }>): Promise<void>;
   /** The incoming VM on the target, its disks made (by the plan) and ready to receive. */
   prepareIncoming(plans: readonly DiskPlan[]): Promise<void>;
   /** Disks copied and kept in step with the guest's writes. */

@@ -44,11 +44,12 @@ export function virtioDiskName(index: number): string {
 export function labDomainXml(vm: LabDomainOptions): string {
   const x = escapeXml;
   const cpu = vm.accel === 'kvm' ? `<cpu mode='host-passthrough'/>` : `<cpu mode='custom' match='exact'><model fallback='forbid'>${x(vm.cpuModel ?? 'qemu64')}</model></cpu>`;
+  // A device (an LV at /dev/VG/LV) is a block disk: libvirt would open it as a regular file otherwise.
   const disks = vm.disks.map((d, i) =>
     [
-      `    <disk type='file' device='disk'>`,
+      `    <disk type='${d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
       `      <driver name='qemu' type='${x(d.format)}' cache='${x(vm.cache ?? 'none')}' io='threads'/>`,
-      `      <source file='${x(d.path)}'/>`,
+      `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`,
       `      <target dev='${virtioDiskName(i)}' bus='virtio'/>`,
       `    </disk>`,
     ].join('\n'),

@@ -22,6 +22,7 @@ import { run } from '../util/exec.js';
 import { hostPidOf, processAlive as alive } from './namespace-pid.js';
 import { writeLabTcgEmulator } from './tcg-emulator.js';
 import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
+import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, removeLabVolumeGroup, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
   name: string;
@@ -38,7 +39,7 @@ export const LAB_HOSTS: readonly LabHostSpec[] = [
 ];
 
 /** Directories private to each lab host, in mount order (a directory before those inside it). */
-export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images'];
+export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images', ...LVM_DIRS];
 
 /** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
 export const LAB_SHARED_DIR = '/var/lib/ferry-shared';
@@ -123,6 +124,7 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
   const root = join(dir, 'hosts', spec.name);
   const source = (d: string): string => join(root, d.replace(/\//g, '_').replace(/^_/, ''));
   const hostUuid = await writeLabLibvirtConfig(source('/etc/libvirt'), spec.address);
+  await writeLabLvmConfig(source('/etc/lvm'));
   const shared = join(dir, 'shared');
   await fs.mkdir(shared, { recursive: true });
   // The mount point is made inside the namespace: a directory inside another private one exists only there.
@@ -258,6 +260,7 @@ export async function labDown(): Promise<{ stopped: string[] }> {
     for (const host of state.hosts) {
       for (let i = 0; i < 100 && (alive(host.pid) || alive(host.libvirtdPid)); i++) await sleep(50);
     }
+    await releaseLabVolumeGroups(state.hosts.map((h) => h.root));
   }
   // Loop devices the lab created point into the lab's files; free them first.
   const dir = labDir();
@@ -288,6 +291,18 @@ export async function changeLabLibvirtd(hostName: string, change?: Partial<LabLi
   });
   state.hosts = state.hosts.map((h) => (h.name === hostName ? { ...h, libvirtdPid } : h));
   await fs.writeFile(stateFile(), JSON.stringify(state, null, 2));
+}
+
+/** Gives lab host `hostName` LVM volume group `vg` of `sizeMiB` on a loop device (see lab/lvm.ts); kept if it has one. */
+export async function labHostVolumeGroup(hostName: string, vg: string, sizeMiB: number): Promise<{ vg: string; device: string }> {
+  const host = await labHost(hostName);
+  return labVolumeGroup({ ...host, enter: nsenterPrefix(host.pid) }, vg, sizeMiB);
+}
+
+/** Removes volume group `vg` (and its LVs and loop devices) from lab host `hostName`. */
+export async function labHostRemoveVolumeGroup(hostName: string, vg: string): Promise<void> {
+  const host = await labHost(hostName);
+  await removeLabVolumeGroup({ ...host, enter: nsenterPrefix(host.pid) }, vg);
 }
 
 /** Runs a command inside a lab host. */

@@ -52,6 +52,8 @@ export function labQemuConf(address: string): string {
     'remember_owner = 0',
     // The lab hosts share one cgroup tree, where their domains' cgroups (qemu-1-NAME) would collide.
     'cgroup_controllers = [ ]',
+    // QEMU sees the host's own /dev: a block disk at /dev/VG/LV is a link to a loop device (no device-mapper here) that a private /dev would have to copy.
+    'namespaces = [ ]',
     // An incoming migration listens on this host's address, and a source reaches it there without --migrateuri.
     `migration_address = "${address}"`,
     `migration_host = "${address}"`,

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { isAllZero } from '../storage/zeros.js';
 import { FerryError, isSystemError, messageOf } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { statPath } from '../storage/stat.js';
 
 export const RECORD_SIZE = 4096;
 export const RECORD_MAGIC = 'FERRYREC1';
@@ -301,7 +302,8 @@ async function checkRawFile(path: string, diskId?: string): Promise<DiskRecords>
     });
   });
   try {
-    const { size } = await fh.stat();
+    // A block device (the guest's disk on an LV) has no length of its own: statPath reads its size.
+    const size = (await statPath(path)).size ?? 0;
     return await checkRecords(
       async (offset, length) => {
         const buf = Buffer.alloc(length);

@@ -16,7 +16,7 @@ import { verifyError } from '../transfer/sync-summary.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory } from './checks.js';
 import { journalEntries, readHistory } from './journal.js';
 import type { Phase } from './phases.js';
-import { planDisks } from './plan.js';
+import { createdEntry, createTargetImage, planDisks } from './plan.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
 
@@ -32,6 +32,8 @@ export interface ColdOutcome {
   /** The target has the VM's definition and the source no longer runs it: from here the target owns it. */
   committed?: boolean;
   diskBytes: number;
+  /** The plan the check made, for the report. */
+  plans?: DiskPlan[];
 }
 
 /** Target images an earlier, unfinished cold (or warm) move of the same VM between the same hosts made: a new run continues into them. */
@@ -65,7 +67,8 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         outcome.wasRunning = vm.state !== 'shut off';
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
-        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable }), steps.checkTarget(vm)]);
+        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv }), steps.checkTarget(vm)]);
+        outcome.plans = plans;
         log(`checked: ${vm.name} (${vm.state}, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}, offline`);
       },
     },
@@ -125,8 +128,11 @@ async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outco
   for (const p of plans) {
     if (p.shared) continue;
     if (p.create) {
-      journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename });
-      await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: p.base?.filename, backingFormat: p.base?.format });
+      journal.record('created', createdEntry(p, target.host.name));
+      await createTargetImage(p, target);
+    } else if (p.targetLv) {
+      // Made by an interrupted run: active still, unless the host restarted since.
+      await target.call('volume.activateLv', { vg: p.targetLv.vg, lv: p.targetLv.lv });
     }
     const summary = await syncDisks(
       { client: source, path: p.disk.path, label: `${source.host.name}:${p.disk.path}` },

@@ -8,7 +8,7 @@
 import type { DiskPlan, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import type { Phase } from './phases.js';
-import { createTargetImages, planDisks } from './plan.js';
+import { createdEntry, createTargetImages, planDisks } from './plan.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
 
@@ -45,7 +45,10 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
         // The plan asks the hosts' agents, the driver its hypervisor: both at once.
-        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable }), steps.checkTarget(vm)]);
+        [plans] = await Promise.all([
+          planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable, createLv: settings.createLv }),
+          steps.checkTarget(vm),
+        ]);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
       },
@@ -57,8 +60,8 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         await createTargetImages(
           plans,
           target,
-          (paths) => steps.claimTargetFiles(paths),
-          (p) => journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename }),
+          (c) => (c.lv ? steps.claimTargetFiles([], [c.lv]) : steps.claimTargetFiles([c.path])),
+          (p) => journal.record('created', createdEntry(p, target.host.name)),
         );
         await steps.prepareIncoming(plans);
       },

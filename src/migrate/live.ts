@@ -18,6 +18,7 @@ import { imagesToResume, coldPhases, type ColdOutcome } from './cold.js';
 import { warmPhases, type WarmOutcome, type WarmPass } from './warm.js';
 import { livePhases, type LiveOutcome } from './live-phases.js';
 import { runPhases, type PhaseTimes } from './phases.js';
+import { reportDisks, type ReportDisk } from './report-disks.js';
 import type { MigrationSettings } from './settings.js';
 
 export interface MigrateRequest extends MigrationSettings {
@@ -47,6 +48,8 @@ export interface MigrationReport {
   driver?: string;
   /** live; cold (the VM did not run while its disks were copied); warm (disks pre-copied while it ran, then a short cut-over). */
   mode?: 'live' | 'cold' | 'warm';
+  /** Each disk: its source and where it went (a target LV ferry created says so). */
+  disks?: ReportDisk[];
   /** Warm: each pass, in order (pre-copy, catch-up, and the last one at the pause). */
   passes?: WarmPass[];
   /** Warm: the bytes of the last pass, made while the guest was paused. */
@@ -162,6 +165,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     const outcome: LiveOutcome = {};
     const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));
     report.phases = result.times;
+    if (outcome.plans) report.disks = reportDisks(outcome.plans);
     Object.assign(report, {
       downtime_ms: steps.stats.downtimeMs,
       qemu_downtime_ms: steps.stats.hypervisorDowntimeMs,
@@ -234,6 +238,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
   const result = await runPhases(coldPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
   report.phases = result.times;
   report.disk_bytes = outcome.diskBytes;
+  if (outcome.plans) report.disks = reportDisks(outcome.plans);
   if (!result.error) {
     report.status = 'completed';
   } else if (outcome.committed) {
@@ -257,6 +262,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   const cold = req.reboot ? driver.cold?.(context) : undefined;
   const result = await runPhases(warmPhases(steps, context, req, outcome, resumable, cold), journal, (phase) => req.listener({ type: 'phase', phase }));
   report.phases = result.times;
+  if (outcome.plans) report.disks = reportDisks(outcome.plans);
   if (outcome.lastPassBytes !== undefined) steps.stats.lastPassBytes = outcome.lastPassBytes;
   else if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
   report.passes = outcome.passes;

@@ -11,6 +11,7 @@ import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import type { DiskPlan, VmDisk, VmInfo } from '../drivers/driver.js';
+import { planLvTarget } from './lv-targets.js';
 import { sharedFiles } from './shared-storage.js';
 
 export interface PlanOptions {
@@ -21,6 +22,8 @@ export interface PlanOptions {
   log: (message: string) => void;
   /** Target images an earlier, interrupted move made: continued into rather than refused. */
   resumable?: ReadonlySet<string>;
+  /** --create-lv VG: a source disk that is an LV gets a new LV in this VG on the target (else in a VG of its own VG's name there). */
+  createLv?: string;
 }
 
 export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
@@ -46,6 +49,17 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" uses cache=unsafe: writes the guest thinks are safe may be lost`, {
         hint: 'restart the VM with cache=none or writeback, or pass --force to migrate anyway',
       });
+    }
+    // --disk-map wins; else an LV gets an LV (lv-targets.ts).
+    const lv = options.diskMap.has(disk.path) ? { kind: 'none' as const } : await planLvTarget(disk, source, target, options);
+    if (lv.kind !== 'none') {
+      const targetPath = `/dev/${lv.vg}/${lv.lv}`;
+      const targetLv = { vg: lv.vg, lv: lv.lv, sizeBytes: lv.sizeBytes };
+      if (lv.kind === 'resume') options.log(`${target.host.name}:${targetPath} was made by an interrupted move of ${vm.name}: continuing into it`);
+      else options.log(`${disk.path} is a logical volume: ferry makes ${target.host.name}:${targetPath} (${formatMiB(lv.sizeBytes)} MiB)`);
+      // A new LV holds whatever its extents held before: everything crosses, zeros included.
+      plans.push({ disk, index, targetPath, targetFormat: disk.format, create: lv.kind === 'create', resume: lv.kind === 'resume', sync: 'full', targetLv });
+      continue;
     }
     const targetPath = options.diskMap.get(disk.path) ?? disk.path;
     const plan: DiskPlan = { disk, index, targetPath, targetFormat: disk.format, create: true, sync: 'full' };
@@ -119,12 +133,32 @@ async function checkBase(disk: VmDisk, basePath: string, source: AgentClient, ta
   log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
 }
 
+/** What a target image is, for the record that lets whoever settles remove it: a file, or an LV ferry made. */
+export interface TargetClaim {
+  path: string;
+  lv?: { vg: string; lv: string };
+}
+
 /** Creates the target images the plan says ferry makes, each listed first where the driver keeps its record. */
-export async function createTargetImages(plans: readonly DiskPlan[], target: AgentClient, claim: (paths: string[]) => Promise<void>, created: (plan: DiskPlan) => void): Promise<void> {
+export async function createTargetImages(plans: readonly DiskPlan[], target: AgentClient, claim: (claim: TargetClaim) => Promise<void>, created: (plan: DiskPlan) => void): Promise<void> {
   for (const p of plans) {
     if (!p.create) continue;
-    await claim([p.targetPath]);
-    await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: p.base?.filename, backingFormat: p.base?.format });
+    await claim({ path: p.targetPath, lv: p.targetLv && { vg: p.targetLv.vg, lv: p.targetLv.lv } });
+    await createTargetImage(p, target);
     created(p);
   }
+}
+
+/** Makes one planned target image: an image file, or an LV (activated at /dev/VG/LV, formatted when the disk's format is not raw). */
+export async function createTargetImage(p: DiskPlan, target: AgentClient): Promise<void> {
+  if (p.targetLv) {
+    await target.call('volume.createLv', { vg: p.targetLv.vg, lv: p.targetLv.lv, sizeBytes: p.targetLv.sizeBytes });
+    if (p.targetFormat === 'raw') return;
+  }
+  await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: p.base?.filename, backingFormat: p.base?.format });
+}
+
+/** The journal's line for a target image ferry made: `ferry recover` and a later run (resume) read it. */
+export function createdEntry(p: DiskPlan, host: string): Record<string, unknown> {
+  return { host, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename, lv: p.targetLv && { vg: p.targetLv.vg, lv: p.targetLv.lv } };
 }

@@ -4,6 +4,8 @@ import type { TransferSettings } from '../drivers/driver.js';
 export interface MigrationSettings extends Omit<TransferSettings, 'bandwidthBytes'> {
   /** Source disk path -> target path; disks not named keep their path. */
   diskMap: Map<string, string>;
+  /** --create-lv VG: a source disk that is an LV gets a new LV in this volume group on the target. */
+  createLv?: string;
   /** Overwrite existing target images, accept an unsafe cache mode. */
   force?: boolean;
   /** Remove the source's disk images once the target runs. */

@@ -22,6 +22,7 @@ import { keepOrDeleteSourceDisks } from './source-disks.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import { livePhases, type LiveOutcome } from './live-phases.js';
+import { createdEntry, createTargetImage } from './plan.js';
 import type { Phase } from './phases.js';
 import type { MigrationSettings } from './settings.js';
 
@@ -71,9 +72,12 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
         if (p.shared) continue;
         if (p.create) {
           // Not claimed for removal: a failed move keeps what its pre-copy made, for the next run.
-          journal.record('created', { host: target.host.name, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename });
-          await target.call('image.create', { path: p.targetPath, format: p.targetFormat, sizeBytes: p.disk.virtualSize, backingFile: p.base?.filename, backingFormat: p.base?.format });
+          journal.record('created', createdEntry(p, target.host.name));
+          await createTargetImage(p, target);
           p.create = false;
+        } else if (p.targetLv) {
+          // Made by an interrupted run: active still, unless the host restarted since.
+          await target.call('volume.activateLv', { vg: p.targetLv.vg, lv: p.targetLv.lv });
         }
         p.precopied = true;
       }

@@ -6,6 +6,7 @@
  * block the source counts as sent survives a crash or reboot of this host.
  */
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
@@ -16,6 +17,8 @@ export interface ReceiverImage {
   format: string;
   /** The export's name, which the sender asks for. */
   name: string;
+  /** A block device (an LV): QEMU opens it with host_device, its file driver refusing anything but a regular file. */
+  device?: boolean;
 }
 
 export interface NbdReceiver {
@@ -27,7 +30,7 @@ export interface NbdReceiver {
 export function receiverArgv(images: readonly ReceiverImage[], address: string, port: number): string[] {
   const argv = ['qemu-storage-daemon'];
   images.forEach((img, i) => {
-    argv.push('--blockdev', `driver=file,filename=${escapeOpt(img.path)},node-name=file${i},discard=unmap`);
+    argv.push('--blockdev', `driver=${img.device ? 'host_device' : 'file'},filename=${escapeOpt(img.path)},node-name=file${i},discard=unmap`);
     argv.push('--blockdev', `driver=${img.format},file=file${i},node-name=disk${i},discard=unmap`);
   });
   argv.push('--nbd-server', `addr.type=inet,addr.host=${address},addr.port=${port}`);
@@ -36,7 +39,14 @@ export function receiverArgv(images: readonly ReceiverImage[], address: string, 
 }
 
 export async function openReceiver(images: readonly ReceiverImage[], address: string, port: number): Promise<NbdReceiver> {
-  const daemon = startGuarded(receiverArgv(images, address, port));
+  const kinds = await Promise.all(images.map((img) => stat(img.path).catch(() => undefined)));
+  const daemon = startGuarded(
+    receiverArgv(
+      images.map((img, i) => ({ ...img, device: kinds[i]?.isBlockDevice() ?? false })),
+      address,
+      port,
+    ),
+  );
   const deadline = Date.now() + 15_000;
   while (!(await accepts(address, port))) {
     if (daemon.exited() || Date.now() > deadline) {

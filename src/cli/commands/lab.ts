@@ -1,10 +1,11 @@
 /** `ferry lab ...`: simulated hosts on this machine, and test guests on them. */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { LAB_SHARED_DIR, labDown, labExecArgv, labIsUp, labState, labUp } from '../../lab/lab.js';
+import { LAB_SHARED_DIR, labDown, labExecArgv, labHostVolumeGroup, labIsUp, labState, labUp } from '../../lab/lab.js';
 import { labDiskPath, labVmPaths, readSerial, startLabDomain, startLabVm, stopLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
 import { FerryError } from '../../util/errors.js';
+import { parseSize } from '../../util/units.js';
 import { action, collect, connectHost } from '../context.js';
 
 export function register(program: Command): void {
@@ -66,6 +67,34 @@ export function register(program: Command): void {
         const argv = await labExecArgv(host, command);
         const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
         process.exitCode = r.status ?? 1;
+      }),
+    );
+
+  lab
+    .command('vg')
+    .argument('<host>', 'lab host')
+    .argument('<vg>', 'volume group name')
+    .option('--size <MiB>', 'its size', '64')
+    .option('--lv <name=size>', 'and an LV in it, active at /dev/VG/NAME, for a lab VM to run on (repeatable)', collect, [])
+    .description("give a lab host an LVM volume group on a loop device, seen by that host's LVM only (ferry lab down removes it)")
+    .action(
+      action(async (host: string, vg: string, opts: { size: string; lv: string[] }, cmd: Command) => {
+        const size = Number(opts.size);
+        if (!Number.isInteger(size) || size < 8) throw new FerryError('USAGE', `Invalid --size "${opts.size}"`, { hint: 'give MiB, 8 or more' });
+        const lvs = opts.lv.map((spec) => {
+          const [name, bytes] = spec.split('=');
+          if (!name || !bytes) throw new FerryError('USAGE', `Invalid --lv "${spec}"`, { hint: 'write --lv NAME=SIZE, e.g. --lv disk0=16M' });
+          return { name, sizeBytes: parseSize(bytes) };
+        });
+        const { device } = await labHostVolumeGroup(host, vg, size);
+        process.stdout.write(`${host}: volume group ${vg} on ${device} (${size} MiB)\n`);
+        if (!lvs.length) return;
+        const agent = await connectHost(cmd, host);
+        try {
+          for (const lv of lvs) process.stdout.write(`${host}: ${(await agent.call('volume.createLv', { vg, lv: lv.name, sizeBytes: lv.sizeBytes })).path}\n`);
+        } finally {
+          agent.close();
+        }
       }),
     );
 

@@ -10,6 +10,7 @@ interface MigrateOptions {
   from: string;
   to: string;
   diskMap: string[];
+  createLv?: string;
   bandwidth?: string;
   maxDowntime?: string;
   autoConverge?: boolean;
@@ -46,6 +47,7 @@ export function register(program: Command): void {
     .requiredOption('--from <host>', 'host the VM runs on')
     .requiredOption('--to <host>', 'host to move it to')
     .option('--disk-map <src=dst>', 'put source disk SRC at DST on the target (repeatable)', collect, [])
+    .option('--create-lv <vg>', 'a source disk that is an LVM logical volume gets a new LV of its size in this volume group on the target (default: a VG of the same name, if the target has one)')
     .option('--bandwidth <MiB/s>', 'cap disk and RAM transfer rate')
     .option('--max-downtime <ms>', 'longest pause QEMU may plan for the switch-over (default 50)')
     .option('--auto-converge', 'let QEMU slow the guest down if it dirties RAM faster than the link')
@@ -111,6 +113,7 @@ export function register(program: Command): void {
             to: opts.to,
             inventory,
             diskMap,
+            createLv: opts.createLv,
             bandwidthMiB,
             maxDowntimeMs,
             autoConverge: opts.autoConverge,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FerryError } from '../../util/errors.js';
-import { definableDomainXml, domainCpuXml, mapDiskSources, parseDomainXml } from './domain-xml.js';
+import { definableDomainXml, diskMoves, domainCpuXml, mapDiskSources, parseDomainXml } from './domain-xml.js';
 import { MINI_INACTIVE_XML, MINI_LIVE_XML, WEB1_INACTIVE_XML } from './test-fixtures.js';
 
 test('parseDomainXml reads a shut-off domain: identity, memory in KiB, custom CPU, kernel boot', () => {
@@ -213,4 +213,11 @@ test('domainCpuXml gives the <cpu> element alone, or nothing when the domain has
     '<cpu mode="custom" match="exact" check="partial">\n    <model fallback="forbid">Haswell-noTSX</model>\n    <feature policy="require" name="vmx"/>\n    <feature policy="disable" name="hle"/>\n    <feature policy="optional" name="avx512f"/>\n  </cpu>',
   );
   assert.equal(domainCpuXml("<domain type='qemu'><name>x</name></domain>"), undefined);
+});
+
+test('diskMoves makes a disk moved into a target LV a block disk', () => {
+  const disk = { device: 'vda', path: '/dev/vga/root', format: 'raw', virtualSize: 1 << 20, backingChain: [], cache: { writeback: false, direct: true, noFlush: false }, readOnly: false };
+  assert.deepEqual(diskMoves([{ disk, index: 0, targetPath: '/dev/vgb/root', targetFormat: 'raw', create: true, sync: 'full', targetLv: { vg: 'vgb', lv: 'root', sizeBytes: 1 << 20 } }]), [
+    { from: '/dev/vga/root', to: '/dev/vgb/root', kind: 'block', format: 'raw' },
+  ]);
 });

@@ -163,7 +163,9 @@ export interface DiskMove {
 
 /** The moves a plan makes of a domain's disks: those that change path (shared disks stay where they are). */
 export function diskMoves(plans: readonly DiskPlan[]): DiskMove[] {
-  return plans.filter((p) => !p.shared && p.targetPath !== p.disk.path).map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.targetDevice ? 'block' : 'file', format: p.targetFormat }));
+  return plans
+    .filter((p) => !p.shared && p.targetPath !== p.disk.path)
+    .map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.targetDevice || p.targetLv ? 'block' : 'file', format: p.targetFormat }));
 }
 
 /**

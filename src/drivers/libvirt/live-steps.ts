@@ -16,6 +16,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
+import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
@@ -33,6 +34,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   protected plans: DiskPlan[] = [];
   /** Files made on the target for this migration: removed if the domain does not end up there. */
   private readonly created: string[] = [];
+  /** LVs made on the target for it: likewise deactivated and removed. */
+  private readonly createdLvs: Array<{ vg: string; lv: string }> = [];
   /** virsh migrate was started: a failure aborts its job. */
   protected started = false;
   private memoryStarted = false;
@@ -80,9 +83,10 @@ export class LibvirtLiveSteps implements LiveSteps {
     // libvirt makes the incoming domain itself and removes it on failure; ferry only tracks its images.
   }
 
-  async claimTargetFiles(paths: string[]): Promise<void> {
+  async claimTargetFiles(paths: string[], lvs: ReadonlyArray<{ vg: string; lv: string }> = []): Promise<void> {
     this.created.push(...paths);
-    this.ctx.journal.record('claimed', { host: this.target.host.name, files: paths });
+    this.createdLvs.push(...lvs);
+    this.ctx.journal.record('claimed', { host: this.target.host.name, files: paths, lvs });
   }
 
   /** The source's XMLs, each asked for once: the check reads them, and the preparation again. */
@@ -258,6 +262,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       if (holders.pids.length) continue;
       await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
     }
+    await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
     const sourceRuns = await domainRunning(source, name);
     this.ctx.journal.record('settled', { outcome: 'aborted', source: sourceRuns ? 'running' : 'not running' });
     return { outcome: sourceRuns ? 'aborted' : 'died', source: sourceRuns ? 'running' : 'gone' };

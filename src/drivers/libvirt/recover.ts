@@ -10,6 +10,7 @@ import { sleep } from '../../util/abort.js';
 import { coldProgress } from '../cold-journal.js';
 import type { Recovery } from '../driver.js';
 import { clearLeftovers } from '../block-passes.js';
+import { claimedLvs, removeClaimedLvs } from '../target-lvs.js';
 import { domainMonitor, domainRunning, domainState } from './domains.js';
 
 /** How long a job left running by a lost controller may take to end by itself. */
@@ -47,6 +48,7 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
     await target.call('file.remove', { path });
     leftovers.push(path);
   }
+  leftovers.push(...(await removeClaimedLvs(target, claimedLvs(journal), () => undefined)));
   if (found.target === null && !leftovers.length && found.source === 'running') return { found };
   return {
     found: { ...found, target: found.target ?? (leftovers.length ? 'images' : null) },

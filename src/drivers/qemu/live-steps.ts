@@ -173,8 +173,8 @@ export class QemuLiveSteps implements WarmSteps {
     await this.target.call('migration.target.begin', { id: this.id, vm: this.vm!.name, token: this.token });
   }
 
-  async claimTargetFiles(paths: string[]): Promise<void> {
-    await this.target.call('migration.target.claim', { id: this.id, files: paths });
+  async claimTargetFiles(paths: string[], lvs: ReadonlyArray<{ vg: string; lv: string }> = []): Promise<void> {
+    await this.target.call('migration.target.claim', { id: this.id, files: paths, lvs: [...lvs] });
   }
 
   async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {

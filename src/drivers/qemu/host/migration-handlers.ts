@@ -40,8 +40,8 @@ export const migrationHandlers = {
     TargetGuard.begin(p);
   },
 
-  /** Lists what the target side made (files, the incoming QEMU). */
-  'migration.target.claim': async (p: { id: string; files?: string[]; pid?: number; qmpSocket?: string }): Promise<void> => {
+  /** Lists what the target side made (files, LVs, the incoming QEMU). */
+  'migration.target.claim': async (p: { id: string; files?: string[]; lvs?: Array<{ vg: string; lv: string }>; pid?: number; qmpSocket?: string }): Promise<void> => {
     (await targetGuard(p.id)).claim(p);
   },
 

@@ -30,6 +30,8 @@ export interface TargetRecord {
   qmpSocket?: string;
   /** Files ferry created here: removed unless the target commits. */
   files: string[];
+  /** LVs ferry created here (/dev/VG/LV): deactivated and removed unless the target commits. */
+  lvs?: Array<{ vg: string; lv: string }>;
   /** Where the source's agent asks for the outcome when no controller tells it. */
   beacon?: { address: string; port: number };
   token: string;

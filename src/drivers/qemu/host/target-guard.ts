@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
+import { removeLv } from '../../../storage/lvm.js';
 import { FerryError } from '../../../util/errors.js';
 import { processAlive, recordToTakeOver, removeRecord, saveRecord, type TargetRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
@@ -68,8 +69,9 @@ export class TargetGuard {
     return [...guards.values()];
   }
 
-  claim(p: { files?: string[]; pid?: number; qmpSocket?: string }): void {
+  claim(p: { files?: string[]; lvs?: Array<{ vg: string; lv: string }>; pid?: number; qmpSocket?: string }): void {
     this.record.files.push(...(p.files ?? []));
+    if (p.lvs?.length) this.record.lvs = [...(this.record.lvs ?? []), ...p.lvs];
     if (p.pid) this.record.pid = p.pid;
     if (p.qmpSocket) this.record.qmpSocket = p.qmpSocket;
     saveRecord(this.record);
@@ -237,6 +239,7 @@ export class TargetGuard {
 
   private async removeFiles(): Promise<void> {
     for (const f of this.record.files) await rm(f, { force: true }).catch(() => undefined);
+    for (const v of this.record.lvs ?? []) await removeLv(v.vg, v.lv).catch(() => undefined);
   }
 
   /** The controller is done with this side: stop answering and forget the record. */
