@@ -10,7 +10,7 @@ function host(name: string, state: string | null): { agent: AgentClient; calls: 
   const agent = {
     host: { name },
     call: async (method: string) => {
-      if (method === 'libvirt.domain') return current === null ? undefined : { name: 'web1', state: current };
+      if (method === 'libvirt.state') return current === null ? undefined : { state: current };
       if (method === 'libvirt.jobInfo') return { type: 'none', other: {} };
       calls.push(method);
       if (method === 'libvirt.destroy') current = 'shut off';
