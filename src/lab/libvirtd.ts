@@ -11,8 +11,8 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
-import { run } from '../util/exec.js';
-import { hostPidOf, processAlive } from './namespace-pid.js';
+import { processAlive, run } from '../util/exec.js';
+import { hostPidOf } from './namespace-pid.js';
 
 /** What libvirtd reads, and what its QEMU driver keeps, per lab host. */
 export const LIBVIRT_DIRS = ['/etc/libvirt', '/var/lib/libvirt', '/var/log/libvirt', '/run/libvirt'] as const;

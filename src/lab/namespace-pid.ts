@@ -21,13 +21,3 @@ export async function hostPidOf(initPid: number, nsPid: number): Promise<number>
   }
   throw new FerryError('LAB', `Cannot find process ${nsPid} of the PID namespace of process ${initPid}`, { hint: 'run "ferry lab down" and "ferry lab up"' });
 }
-
-/** Whether a process of this PID (as this machine sees it) still exists. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../../../util/exec.js';
 
 export function recordDir(): string {
   return process.env.FERRY_MIGRATION_DIR ?? '/var/lib/ferry/migrations';
@@ -111,15 +112,6 @@ export function listRecords(): MigrationRecord[] {
     return [];
   }
   return names.map((n) => readRecord(join(recordDir(), n))).filter((r): r is MigrationRecord => r !== undefined);
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -14,7 +14,8 @@ import { createServer, type Server } from 'node:net';
 import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { removeLv } from '../../../storage/lvm.js';
 import { FerryError } from '../../../util/errors.js';
-import { processAlive, recordToTakeOver, removeRecord, saveRecord, type TargetRecord } from './migration-record.js';
+import { processAlive } from '../../../util/exec.js';
+import { recordToTakeOver, removeRecord, saveRecord, type TargetRecord } from './migration-record.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 
 export type TargetOutcome = 'committed' | 'aborted' | 'died' | 'incoming' | 'none';
