@@ -33,3 +33,8 @@ export function startMigrationAgents(argv: readonly string[]): void {
     // the command reports a bad inventory itself
   }
 }
+
+/** Closes the agents started here that the command did not take (it failed before it connected). */
+export function closeUnusedAgents(): void {
+  AgentClient.closeUnused();
+}

@@ -9,13 +9,12 @@ trace(`cli: started (${process.argv[2] ?? ''})`);
 if (process.argv[2] === 'agent' && process.argv.length === 3) {
   await import('../bin/agent.js');
 } else {
-  const { invokedCommand } = await import('./program.js');
+  const { buildProgram, invokedCommand } = await import('./program.js');
   const early = invokedCommand(process.argv) === 'migrate' ? await import('./early-agents.js') : undefined;
   early?.startMigrationAgents(process.argv);
-  const { buildProgram } = await import('./program.js');
   const program = await buildProgram(process.argv);
   trace('cli: program loaded');
   await program.parseAsync(process.argv);
-  const { AgentClient } = await import('../hosts/agent-client.js');
-  AgentClient.closeUnused();
+  // Only a command that started agents early has any to close; the others load nothing more.
+  early?.closeUnusedAgents();
 }
