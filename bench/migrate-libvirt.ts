@@ -4,9 +4,11 @@
  * between the lab's two libvirtds, back and forth, alternately with ferry
  * (`ferry migrate`, which checks, makes the target image and drives
  * libvirt) and with plain `virsh migrate --live --copy-storage-all`, the
- * target image made beforehand by hand as its users must. Prints one JSON
- * object: each tool's median wall time and downtime (libvirt's own "Total
- * downtime" for both), the goals, and whether every record is intact.
+ * target image made beforehand by hand as its users must; and a third time
+ * with virsh given --copy-storage-synchronous-writes, which ferry always
+ * asks for, so that ferry's own cost shows apart from that choice's. Prints
+ * one JSON object: each one's median wall time and downtime (libvirt's own
+ * "Total downtime" for all), the goals, and whether every record is intact.
  * FERRY_BENCH_RUNS migrations per tool (default 4). Progress on stderr.
  */
 import { spawn } from 'node:child_process';
@@ -17,7 +19,8 @@ import { labUp, labVirsh, LAB_HOSTS } from '../src/lab/lab.js';
 import { lastCounter } from '../src/lab/records.js';
 import { labDiskPath, labDomainNames, labVmPaths, readSerial, startLabDomain, stopLabVm, waitForGuestReady } from '../src/lab/vm.js';
 
-const CLI = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
+/** The ferry command as a user runs it (bin/ferry, which starts node as ferry means it to). */
+const FERRY = fileURLToPath(new URL('../../bin/ferry', import.meta.url));
 const runs = Number(process.env.FERRY_BENCH_RUNS ?? 4);
 const vm = `bench-lv-${process.pid}`;
 const disk = labDiskPath(vm, 0);
@@ -27,7 +30,7 @@ const FILL_MIB = Number(process.env.FERRY_BENCH_FILL_MIB ?? 0);
 const DISK_BYTES = DISK_MIB * 1024 * 1024;
 
 interface Run {
-  tool: 'ferry' | 'virsh';
+  tool: 'ferry' | 'virsh' | 'virsh-sync';
   from: string;
   to: string;
   ok: boolean;
@@ -60,13 +63,13 @@ async function completedDowntime(host: string): Promise<number | undefined> {
 }
 
 async function ferryRun(from: string, to: string): Promise<Run> {
-  const r = await runCli(process.execPath, [CLI, 'migrate', vm, '--from', from, '--to', to, '--json', '--delete-source']);
+  const r = await runCli(FERRY, ['migrate', vm, '--from', from, '--to', to, '--json', '--delete-source']);
   const report = JSON.parse(r.stdout || '{}') as { status?: string; downtime_ms?: number; error?: { message: string } };
   return { tool: 'ferry', from, to, ok: report.status === 'completed', wall_ms: r.ms, downtime_ms: report.downtime_ms, error: report.error?.message };
 }
 
 /** As a virsh user does it: the target image made by hand, then virsh migrate, then the old image removed. */
-async function virshRun(agents: Record<string, AgentClient>, from: string, to: string): Promise<Run> {
+async function virshRun(agents: Record<string, AgentClient>, from: string, to: string, syncWrites = false): Promise<Run> {
   await agents[to]!.call('image.create', { path: disk, format: 'qcow2', sizeBytes: DISK_BYTES });
   const args = [
     '-c',
@@ -77,6 +80,7 @@ async function virshRun(agents: Record<string, AgentClient>, from: string, to: s
     '--persistent',
     '--undefinesource',
     '--copy-storage-all',
+    ...(syncWrites ? ['--copy-storage-synchronous-writes'] : []),
     vm,
     uri(to),
     '--migrateuri',
@@ -85,7 +89,7 @@ async function virshRun(agents: Record<string, AgentClient>, from: string, to: s
     `tcp://${address(to)}`,
   ];
   const r = await runCli('virsh', args);
-  const run: Run = { tool: 'virsh', from, to, ok: r.code === 0, wall_ms: r.ms, error: r.code === 0 ? undefined : r.stderr.trim() };
+  const run: Run = { tool: syncWrites ? 'virsh-sync' : 'virsh', from, to, ok: r.code === 0, wall_ms: r.ms, error: r.code === 0 ? undefined : r.stderr.trim() };
   if (run.ok) {
     run.downtime_ms = await completedDowntime(to);
     await agents[from]!.call('file.remove', { path: disk });
@@ -129,9 +133,9 @@ async function main(): Promise<void> {
     if (FILL_MIB) await agents['lab-a']!.call('system.run', { file: 'qemu-io', args: ['-f', 'qcow2', '-c', `write -P 0x5a ${Math.floor(DISK_MIB / 2)}M ${FILL_MIB}M`, disk] });
     await startLabDomain(agents['lab-a']!, { name: vm, disks: [disk] });
     await waitForGuestReady(agents['lab-a']!, vm);
-    for (let i = 0; i < runs * 2; i++) {
+    for (let i = 0; i < runs * 3; i++) {
       const to = at === 'lab-a' ? 'lab-b' : 'lab-a';
-      const r = i % 2 === 0 ? await ferryRun(at, to) : await virshRun(agents, at, to);
+      const r = i % 3 === 0 ? await ferryRun(at, to) : await virshRun(agents, at, to, i % 3 === 2);
       all.push(r);
       progress(`${r.tool} ${at} -> ${to}: ${r.ok ? `wall ${r.wall_ms} ms, downtime ${r.downtime_ms} ms` : `FAILED: ${r.error}`}`);
       if (!r.ok) break;
@@ -151,6 +155,8 @@ async function main(): Promise<void> {
   }
   const ferry = summary(all.filter((r) => r.tool === 'ferry'));
   const virsh = summary(all.filter((r) => r.tool === 'virsh'));
+  const virshSync = summary(all.filter((r) => r.tool === 'virsh-sync'));
+  const vsw = virshSync.wall_ms_median as number | undefined;
   const fw = ferry.wall_ms_median as number | undefined;
   const vw = virsh.wall_ms_median as number | undefined;
   const fd = ferry.downtime_ms_median as number | undefined;
@@ -160,7 +166,10 @@ async function main(): Promise<void> {
     guest: { memory_mib: 256, disk_mib: DISK_MIB, fill_mib: FILL_MIB, accel: 'tcg' },
     ferry,
     virsh,
+    virsh_sync_writes: virshSync,
     wall_ratio: fw && vw ? Math.round((fw / vw) * 100) / 100 : undefined,
+    // ferry against virsh with the same synchronous writes: what ferry adds of its own.
+    wall_ratio_same_writes: fw && vsw ? Math.round((fw / vsw) * 100) / 100 : undefined,
     goals: { wall_ratio_max: 1.1, downtime: 'ferry <= virsh' },
     met: { wall: fw !== undefined && vw !== undefined && fw <= vw * 1.1, downtime: fd !== undefined && vd !== undefined && fd <= vd },
     records,

@@ -16,7 +16,8 @@ import { lastCounter } from '../src/lab/records.js';
 import { labDiskPath, labVmPaths, readSerial, startLabVm, waitForGuestReady } from '../src/lab/vm.js';
 import { run } from '../src/util/exec.js';
 
-const CLI = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
+/** The ferry command as a user runs it (bin/ferry, which starts node as ferry means it to). */
+const FERRY = fileURLToPath(new URL('../../bin/ferry', import.meta.url));
 const GOALS = { downtime_ms: 50, total_ms: 5000 };
 const runs = Number(process.env.FERRY_BENCH_RUNS ?? 6);
 const vm = `bench-${process.pid}`;
@@ -87,7 +88,7 @@ const progress = (msg: string): void => void process.stderr.write(`bench: ${msg}
 
 function ferryMigrate(from: string, to: string, name = vm, extra: string[] = []): Promise<Report> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'migrate', name, '--from', from, '--to', to, '--json', '--delete-source', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(FERRY, ['migrate', name, '--from', from, '--to', to, '--json', '--delete-source', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', () => {

@@ -23,7 +23,8 @@ import type { QmpEvent } from '../src/qmp/client.js';
 import { sleep } from '../src/util/abort.js';
 import { run } from '../src/util/exec.js';
 
-const CLI = fileURLToPath(new URL('../bundle/ferry.js', import.meta.url));
+/** The ferry command as a user runs it (bin/ferry, which starts node as ferry means it to). */
+const FERRY = fileURLToPath(new URL('../../bin/ferry', import.meta.url));
 const BLOCKSYNC = fileURLToPath(new URL('../../bench/peers/blocksync.py', import.meta.url));
 const MiB = 1024 * 1024;
 const GOALS = { downtime_ratio_max: 0.1, final_read_over_changed_max: 2 };
@@ -257,7 +258,7 @@ interface WarmReport {
 
 function ferry(args: string[]): Promise<WarmReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--mode', 'warm', '--json', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(FERRY, ['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--mode', 'warm', '--json', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', () => {
