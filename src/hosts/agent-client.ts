@@ -11,7 +11,7 @@ import type { HostFacts } from '../agent/handlers/system.js';
 import { FerryError, type SerializedError, messageOf } from '../util/errors.js';
 import type { HostConfig } from './inventory.js';
 import { spawnAgent, type AgentProcess } from './transport.js';
-import { trace } from '../util/trace.js';
+import { trace, tracing } from '../util/trace.js';
 
 const FERRY_ERROR_CODE = -32001;
 
@@ -160,6 +160,7 @@ export class AgentClient extends EventEmitter {
   async call<M extends AgentMethod>(method: M, params: AgentParams<M>): Promise<AgentResult<M>> {
     if (this.closedError) throw this.closedError;
     if (this.closing) throw new FerryError('AGENT_GONE', `The connection to the agent on host "${this.host.name}" is closed`);
+    const sent = tracing ? performance.now() : 0;
     try {
       return (await this.connection.sendRequest(method, params)) as AgentResult<M>;
     } catch (e) {
@@ -170,6 +171,8 @@ export class AgentClient extends EventEmitter {
       const lost = this.lostWith();
       if (lost) throw lost;
       throw new FerryError('AGENT_ERROR', `Agent on "${this.host.name}" failed "${method}": ${messageOf(e)}`);
+    } finally {
+      if (tracing) trace(`call ${this.host.name} ${method} ${Math.round(performance.now() - sent)} ms`);
     }
   }
 

@@ -34,6 +34,14 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
   }
   const plans: DiskPlan[] = [];
   const needByDir = new Map<string, number>();
+  // What each disk's plan reads of the hosts, asked at once beside the shared-storage probe: all of it is
+  // read-only, and awaited (errors included) only where the disk needs it.
+  const lookups = vm.disks.map((disk) => {
+    const lv = options.diskMap.has(disk.path) ? Promise.resolve({ kind: 'none' as const }) : planLvTarget(disk, source, target, options);
+    const st = target.call('file.stat', { path: options.diskMap.get(disk.path) ?? disk.path });
+    for (const p of [lv, st]) p.catch(() => undefined);
+    return { lv, st };
+  });
   const shared = await sharedFiles(
     source,
     target,
@@ -51,7 +59,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       });
     }
     // --disk-map wins; else an LV gets an LV (lv-targets.ts).
-    const lv = options.diskMap.has(disk.path) ? { kind: 'none' as const } : await planLvTarget(disk, source, target, options);
+    const lv = await lookups[index]!.lv;
     if (lv.kind !== 'none') {
       const targetPath = `/dev/${lv.vg}/${lv.lv}`;
       const targetLv = { vg: lv.vg, lv: lv.lv, sizeBytes: lv.sizeBytes };
@@ -63,7 +71,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
     }
     const targetPath = options.diskMap.get(disk.path) ?? disk.path;
     const plan: DiskPlan = { disk, index, targetPath, targetFormat: disk.format, create: true, sync: 'full' };
-    const st = await target.call('file.stat', { path: targetPath });
+    const st = await lookups[index]!.st;
     if (st.exists && st.type === 'block') {
       if ((st.size ?? 0) < disk.virtualSize) {
         throw new FerryError('TARGET_TOO_SMALL', `Target "${targetPath}" on "${target.host.name}" holds ${st.size} bytes; disk "${disk.path}" needs ${disk.virtualSize}`, {

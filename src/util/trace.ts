@@ -8,6 +8,9 @@ import { appendFileSync } from 'node:fs';
 const file = process.env.FERRY_TRACE;
 let first = true;
 
+/** Whether FERRY_TRACE is set: a caller can skip building what it would trace. */
+export const tracing = !!file;
+
 export function trace(label: string): void {
   if (!file) return;
   try {
