@@ -22,6 +22,7 @@ import { processAlive as alive, run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
 import { writeLabTcgEmulator } from './tcg-emulator.js';
 import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
+import { changeLabHostQemu, type LabQemuChange } from './qemu-binary.js';
 import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, removeLabVolumeGroup, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
@@ -291,6 +292,16 @@ export async function changeLabLibvirtd(hostName: string, change?: Partial<LabLi
   });
   state.hosts = state.hosts.map((h) => (h.name === hostName ? { ...h, libvirtdPid } : h));
   await fs.writeFile(stateFile(), JSON.stringify(state, null, 2));
+}
+
+/**
+ * Gives lab host `hostName` a QEMU that lacks the CPU models and flags
+ * `change` names, as another machine's may; its own again when `change` is
+ * undefined. QEMUs already running there are not touched.
+ */
+export async function changeLabQemu(hostName: string, change?: LabQemuChange): Promise<void> {
+  const host = await labHost(hostName);
+  await changeLabHostQemu({ root: host.root, enter: nsenterPrefix(host.pid) }, change);
 }
 
 /** Gives lab host `hostName` LVM volume group `vg` of `sizeMiB` on a loop device (see lab/lvm.ts); kept if it has one. */

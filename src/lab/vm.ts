@@ -31,6 +31,8 @@ export interface LabVmSpec {
   extraAppend?: string;
   /** QEMU's cache mode for every disk (default none: no host page cache, as on a production host). */
   cache?: 'none' | 'writeback' | 'unsafe';
+  /** QEMU's -cpu for a VM started by hand (default: the host's under KVM, QEMU's own qemu64 under TCG). */
+  cpu?: string;
 }
 
 export interface LabVm {
@@ -59,6 +61,8 @@ export interface LabVmArgvOptions {
   append: string;
   /** QEMU's accelerator: "kvm" (with the host's CPU) or "tcg". */
   accel: string;
+  /** -cpu, when not the accelerator's default. */
+  cpu?: string;
   memoryMiB?: number;
   /** In the guest's order (vda, vdb, ...). */
   disks: ReadonlyArray<{ path: string; format: string }>;
@@ -98,7 +102,7 @@ export function labVmArgv(vm: LabVmArgvOptions): string[] {
     'pc',
     '-accel',
     vm.accel,
-    ...(vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    ...(vm.cpu ? ['-cpu', vm.cpu] : vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m',
     labVmMemory(vm.memoryMiB ?? 256, vm.accel),
     '-smp',
@@ -136,7 +140,7 @@ export async function startLabVm(agent: AgentClient, spec: LabVmSpec): Promise<L
   try {
     const disks = await _labVmDisks(agent, spec, created);
     const accel = await detectAccel(boot.kernel);
-    const argv = labVmArgv({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog: paths.serialLog, qmpSocket: paths.qmpSocket });
+    const argv = labVmArgv({ name: spec.name, ...boot, accel, cpu: spec.cpu, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog: paths.serialLog, qmpSocket: paths.qmpSocket });
     const { pid } = await agent.call('qemu.start', { argv, pidfile: paths.pidfile });
     return { name: spec.name, pid, qmpSocket: paths.qmpSocket, serialLog: paths.serialLog, disks, argv };
   } catch (e) {

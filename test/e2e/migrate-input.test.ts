@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { cleanVm, counter, diskPath, ferry, lab, labVmPaths, startGuest, stateDir, vmPid, waitForCounter } from './harness.js';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { changeLabQemu } from '../../src/lab/lab.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -146,4 +147,48 @@ test('a target host that cannot be reached: UNREACHABLE', async () => {
   await refused(['--hosts', hosts, 'migrate', vm, '--from', 'lab-a', '--to', 'dead'], 'UNREACHABLE', ['dead', 'hint:']);
   assert.ok(Date.now() - t0 < 60_000, 'refused without a long wait');
   await nothingChanged();
+});
+
+test("a target QEMU that lacks the VM's CPU model, or a CPU flag it was given: INCOMPATIBLE_CPU naming them; the same move completes once the target has them", async () => {
+  // Its own guest: this one runs with a named model and a flag beyond it, as seed 003's did.
+  const cpuVm = `inp-cpu-${process.pid}`;
+  const clean = async (): Promise<void> => {
+    for (const h of [a, b]) {
+      await cleanVm(h, cpuVm, 1);
+      for (const path of [labVmPaths(cpuVm).qmpSocket, labVmPaths(cpuVm).pidfile]) await h.call('file.remove', { path });
+    }
+  };
+  await clean();
+  await startGuest(a, { name: cpuVm, disks: ['32M'], cpu: 'qemu64,+ssse3' });
+  const move = ['migrate', cpuVm, '--from', 'lab-a', '--to', 'lab-b'];
+  const untouched = async (): Promise<void> => {
+    assert.equal(await vmPid(b, cpuVm), undefined, 'no QEMU for the VM on lab-b');
+    assert.equal((await b.call('file.stat', { path: diskPath(cpuVm) })).exists, false, 'no image on lab-b');
+    assert.ok(await vmPid(a, cpuVm), 'the VM still runs on lab-a');
+  };
+  try {
+    try {
+      // An older QEMU on the target, which does not know the model.
+      await changeLabQemu('lab-b', { withoutCpuModels: ['qemu64'] });
+      const model = await refused(move, 'INCOMPATIBLE_CPU', ['CPU model qemu64', 'lab-b']);
+      assert.equal(model.source_running, true, 'the report confirms the VM runs on the source');
+      assert.doesNotMatch(model.error.message, /flags/, 'the flag the target has is not named');
+      await untouched();
+
+      // A QEMU that knows the model but not the flag the VM was given beyond it.
+      await changeLabQemu('lab-b', { withoutCpuFlags: ['ssse3'] });
+      const flag = await refused(move, 'INCOMPATIBLE_CPU', ['CPU flags ssse3', 'lab-b']);
+      assert.doesNotMatch(flag.error.message, /model/, 'the model the target knows is not named');
+      await untouched();
+    } finally {
+      await changeLabQemu('lab-b');
+    }
+    // lab-b's own QEMU has both: the refusals came from the differences.
+    const n = await counter(a, cpuVm);
+    const r = await ferry([...move, '--json']);
+    assert.equal(r.code, 0, `${r.stdout} ${r.stderr}`);
+    await waitForCounter(b, cpuVm, n + 1, 60_000);
+  } finally {
+    await clean();
+  }
 });
