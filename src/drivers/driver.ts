@@ -155,6 +155,8 @@ export interface LiveSteps {
   runsOn(agent: AgentClient): Promise<boolean>;
   /** Whether the hypervisor still has the VM at all on the agent's host. */
   existsOn(agent: AgentClient): Promise<boolean>;
+  /** Where the source's hypervisor writes what it says about the VM (why its QEMU ended, above all), when it does. */
+  hypervisorLog(): string | undefined;
 }
 
 /** The source QEMU's monitor, whoever runs that QEMU: a warm move's pre-copy drives its dirty bitmaps and block jobs. */

@@ -44,8 +44,13 @@ export interface LabVm {
   argv: string[];
 }
 
-export function labVmPaths(name: string): { qmpSocket: string; serialLog: string; pidfile: string } {
-  return { qmpSocket: join(LAB_RUN_DIR, `${name}.qmp`), serialLog: join(LAB_VM_DIR, `${name}.serial.log`), pidfile: join(LAB_RUN_DIR, `${name}.pid`) };
+export function labVmPaths(name: string): { qmpSocket: string; serialLog: string; qemuLog: string; pidfile: string } {
+  return {
+    qmpSocket: join(LAB_RUN_DIR, `${name}.qmp`),
+    serialLog: join(LAB_VM_DIR, `${name}.serial.log`),
+    qemuLog: join(LAB_VM_DIR, `${name}.qemu.log`),
+    pidfile: join(LAB_RUN_DIR, `${name}.pid`),
+  };
 }
 
 /** Where startLabVm creates disk `index` of VM `name` when given a size. */
@@ -69,6 +74,8 @@ export interface LabVmArgvOptions {
   cache?: 'none' | 'writeback' | 'unsafe';
   /** File that receives the serial console (FERRY-GUEST-READY, FERRY-REC N), appended to. */
   serialLog: string;
+  /** QEMU's own log, which also receives what the daemonized QEMU writes on stderr (an assertion that ends it). */
+  qemuLog?: string;
   qmpSocket: string;
 }
 
@@ -122,6 +129,8 @@ export function labVmArgv(vm: LabVmArgvOptions): string[] {
     'chardev:serial0',
     '-qmp',
     `unix:${vm.qmpSocket},server=on,wait=off`,
+    // With logging on (-d), a daemonized QEMU keeps its stderr in the log instead of /dev/null.
+    ...(vm.qemuLog ? ['-D', vm.qemuLog, '-d', 'guest_errors'] : []),
   ];
   for (const [i, d] of vm.disks.entries()) {
     argv.push('-drive', `file=${d.path},format=${d.format},if=none,id=drive${i},cache=${vm.cache ?? 'none'},aio=threads`);
@@ -140,7 +149,18 @@ export async function startLabVm(agent: AgentClient, spec: LabVmSpec): Promise<L
   try {
     const disks = await _labVmDisks(agent, spec, created);
     const accel = await detectAccel(boot.kernel);
-    const argv = labVmArgv({ name: spec.name, ...boot, accel, cpu: spec.cpu, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog: paths.serialLog, qmpSocket: paths.qmpSocket });
+    const argv = labVmArgv({
+      name: spec.name,
+      ...boot,
+      accel,
+      cpu: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      disks,
+      cache: spec.cache,
+      serialLog: paths.serialLog,
+      qemuLog: paths.qemuLog,
+      qmpSocket: paths.qmpSocket,
+    });
     const { pid } = await agent.call('qemu.start', { argv, pidfile: paths.pidfile });
     return { name: spec.name, pid, qmpSocket: paths.qmpSocket, serialLog: paths.serialLog, disks, argv };
   } catch (e) {

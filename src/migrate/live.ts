@@ -198,7 +198,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
         report.error = {
           code: 'VM_DIED',
           message: `VM "${req.vm}" died on "${req.from}" during the migration: its process exited (${result.error.message})`,
-          hint: `nothing was left on "${req.to}"; its disks on "${req.from}" are untouched: start it there again`,
+          hint: `nothing was left on "${req.to}"; its disks on "${req.from}" are untouched: start it there again${whyDied(steps.hypervisorLog(), req.from)}`,
         };
       }
     } else {
@@ -288,4 +288,9 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   const sourceAgent = await liveAgent(findHost(req.inventory, req.from), steps.agents[0]).catch(() => undefined);
   report.source_running = sourceAgent ? await steps.runsOn(sourceAgent) : false;
   if (sourceAgent && sourceAgent !== steps.agents[0]) sourceAgent.close();
+}
+
+/** Where to read why a VM's QEMU ended, for a hint. */
+function whyDied(log: string | undefined, host: string): string {
+  return log ? `; why its QEMU ended may be in ${host}:${log}` : '';
 }

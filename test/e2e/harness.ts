@@ -215,6 +215,7 @@ export async function cleanVm(agent: AgentClient, name: string, disks = 2): Prom
   await killVm(agent, name);
   for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: labDiskPath(name, i) });
   await agent.call('file.remove', { path: labVmPaths(name).serialLog });
+  await agent.call('file.remove', { path: labVmPaths(name).qemuLog });
 }
 
 export function diskPath(name: string, i = 0): string {

@@ -162,6 +162,16 @@ function nothingToStrike(fault: Fault, step: Step): boolean {
   return index < STEPS.indexOf('agents');
 }
 
+/** The tail of the VM's QEMU log on each host, for a failure's message. */
+async function qemuLogs(vm: string): Promise<string> {
+  const tails = [];
+  for (const h of [a, b]) {
+    const log = await h.call('file.read', { path: labVmPaths(vm).qemuLog }).catch(() => undefined);
+    tails.push(`QEMU log of ${vm} on ${h.host.name}: ${log ? log.text.split('\n').slice(-20).join('\n') : '(none)'}`);
+  }
+  return tails.join('\n');
+}
+
 interface Row {
   vm: string;
   baseline: Baseline;
@@ -191,12 +201,15 @@ async function cleanHosts(vm: string): Promise<void> {
 async function runCell(row: Row, cell: Cell): Promise<{ outcome: string; owner: Owner }> {
   const { vm } = row;
   const where = `${cell.fault} at ${cell.step}`;
-  const { serialLog, qmpSocket } = labVmPaths(vm);
-  const targetPaths = [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`];
+  const { serialLog, qemuLog, qmpSocket } = labVmPaths(vm);
+  const targetPaths = [diskPath(vm), serialLog, qemuLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`];
   const existedOnB = new Set<string>();
   for (const path of targetPaths) if ((await b.call('file.stat', { path })).exists) existedOnB.add(path);
   const m = startHeldMigration(vm, cell.step);
-  await m.held();
+  await m.held().catch(async (e: Error) => {
+    // A QEMU that ended by itself left its last words in its log.
+    throw new Error(`${e.message}\n${await qemuLogs(vm)}`);
+  });
   const id = m.id()!;
   const struck = await injectFault(cell, m, vm);
   if (cell.fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');

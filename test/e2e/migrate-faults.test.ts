@@ -109,8 +109,8 @@ async function assertRolledBack(vm: string, r: CliResult, want: { status: 'faile
   await waitForCounter(a, vm, n + 3, 30_000);
 
   assert.equal(await vmPid(b, vm), undefined, 'no QEMU for the VM on lab-b');
-  const { serialLog, qmpSocket } = labVmPaths(vm);
-  for (const path of [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
+  const { serialLog, qemuLog, qmpSocket } = labVmPaths(vm);
+  for (const path of [diskPath(vm), serialLog, qemuLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
     assert.equal((await b.call('file.stat', { path })).exists, false, `lab-b:${path} was removed`);
   }
   return report;
@@ -229,10 +229,11 @@ test('the source QEMU killed during the mirror: the VM is reported dead and the 
     assert.equal(report.status, 'failed', r.stdout);
     assert.equal(report.error?.code, 'VM_DIED', `the report names the VM's death: ${r.stdout}`);
     assert.match(report.error!.message, /died on "lab-a"/);
+    assert.ok(report.error!.hint?.includes(`lab-a:${labVmPaths(vm).qemuLog}`), `the hint names QEMU's log, where a QEMU that ended by itself says why: ${r.stdout}`);
     assert.equal(report.source_running, false);
     assert.equal(await vmPid(b, vm), undefined, 'no QEMU for the VM on lab-b');
-    const { serialLog, qmpSocket } = labVmPaths(vm);
-    for (const path of [diskPath(vm), serialLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
+    const { serialLog, qemuLog, qmpSocket } = labVmPaths(vm);
+    for (const path of [diskPath(vm), serialLog, qemuLog, qmpSocket, `/run/ferry/${vm}.incoming.pid`]) {
       assert.equal((await b.call('file.stat', { path })).exists, false, `lab-b:${path} was removed`);
     }
     assert.ok((await a.call('file.stat', { path: diskPath(vm) })).exists, 'the source disk is untouched');

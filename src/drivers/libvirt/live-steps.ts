@@ -277,6 +277,11 @@ export class LibvirtLiveSteps implements LiveSteps {
     const state = (await agent.call('libvirt.state', { domain: this.ctx.vmName }))?.state;
     return state !== undefined && state !== 'shut off';
   }
+
+  hypervisorLog(): string {
+    // libvirt's QEMU driver keeps each domain's QEMU output there (its default log_dir).
+    return `/var/log/libvirt/qemu/${this.ctx.vmName}.log`;
+  }
 }
 
 function diskProgress(job: DomainJobInfo, plans: readonly DiskPlan[]): DiskProgress[] {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { accelOf, formatKeyval, parseKeyval, parseQemuArgv, targetArgv } from './argv.js';
+import { accelOf, filesQemuCreates, formatKeyval, parseKeyval, parseQemuArgv, qemuLogFile, targetArgv } from './argv.js';
 
 const argv = [
   '/usr/bin/qemu-system-x86_64',
@@ -56,4 +56,11 @@ test('accelOf: -accel, -machine accel= and -enable-kvm; TCG without any', () => 
   assert.equal(acc('-accel', 'tcg,thread=single'), 'tcg');
   assert.equal(acc('-machine', 'pc,accel=kvm:tcg'), 'kvm');
   assert.equal(acc('-enable-kvm'), 'kvm');
+});
+
+test("QEMU's log (-D) is where a daemonized QEMU's last words go, and a file QEMU makes on the target", () => {
+  const parsed = parseQemuArgv(['qemu-system-x86_64', '-name', 'guest=vm1', '-D', '/var/log/vm1.qemu.log', '-d', 'guest_errors', '-qmp', 'unix:/run/vm1.qmp,server=on,wait=off']);
+  assert.equal(qemuLogFile(parsed), '/var/log/vm1.qemu.log');
+  assert.deepEqual(filesQemuCreates(parsed).sort(), ['/run/vm1.qmp', '/var/log/vm1.qemu.log']);
+  assert.equal(qemuLogFile(parseQemuArgv(['qemu-system-x86_64', '-name', 'vm2'])), undefined);
 });

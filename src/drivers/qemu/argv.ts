@@ -43,6 +43,14 @@ export interface ParsedArgv {
   qmpSocket?: string;
 }
 
+/**
+ * QEMU's own log (-D), which a daemonized QEMU with logging on (-d) also
+ * takes as its stderr: an assertion or abort that ended it is written there.
+ */
+export function qemuLogFile(parsed: ParsedArgv): string | undefined {
+  return [...parsed.options].reverse().find((o) => o.flag === '-D')?.value;
+}
+
 export function splitOptions(argv: readonly string[]): QemuOption[] {
   const options: QemuOption[] = [];
   for (let i = 1; i < argv.length; i++) {
@@ -177,6 +185,7 @@ export function filesQemuCreates(parsed: ParsedArgv): string[] {
       if (['file', 'socket', 'pipe'].includes(kv.get('backend') ?? '') && kv.get('path')) files.add(kv.get('path')!);
     }
     if (o.flag === '-serial' && o.value.startsWith('file:')) files.add(o.value.slice(5));
+    if (o.flag === '-D') files.add(o.value);
   }
   return [...files];
 }

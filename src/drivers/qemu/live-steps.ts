@@ -22,7 +22,7 @@ import { formatMiB, MiB } from '../../util/units.js';
 import type { BlockMonitor, DiskPlan, LiveStats, Settlement, ShutdownOptions, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { attachTarget, jobId, nbdNode, passActions, passDisks } from '../block-passes.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
-import { accelOf, filesQemuCreates, parseQemuArgv, targetArgv, type ParsedArgv } from './argv.js';
+import { accelOf, filesQemuCreates, parseQemuArgv, qemuLogFile, targetArgv, type ParsedArgv } from './argv.js';
 import { checkQemuTarget } from './target-checks.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
@@ -549,6 +549,10 @@ export class QemuLiveSteps implements WarmSteps {
 
   async existsOn(agent: AgentClient): Promise<boolean> {
     return (await agent.call('qemu.list', undefined)).some((p) => p.name === this.ctx.vmName);
+  }
+
+  hypervisorLog(): string | undefined {
+    return this.parsed && qemuLogFile(this.parsed);
   }
 }
 
