@@ -22,7 +22,8 @@ export function coldProgress(journal: ReadonlyArray<{ step: string; [key: string
   const argv = journal.find((e) => e.step === 'vm' && Array.isArray(e.argv))?.argv;
   return {
     cold: journal.some((e) => e.step === 'mode' && e.mode === 'cold'),
-    stoppedSource: has('source-shut-down') || has('source-forced-off'),
+    // Asked to power off counts: the guest may have finished doing so alone.
+    stoppedSource: has('source-stopping') || has('source-shut-down') || has('source-forced-off'),
     madeOnTarget: has('target-defined') || has('target-argv'),
     startedOnTarget: has('target-started') || has('committed'),
     sourceArgv: Array.isArray(argv) ? argv.map(String) : undefined,

@@ -206,9 +206,15 @@ export interface ShutdownOptions {
 export interface ColdSteps {
   describe(): Promise<VmInfo>;
   checkTarget(vm: VmInfo): Promise<void>;
-  /** Powers the VM off on the source; undone by startSource. */
+  /**
+   * Powers the VM off on the source; undone by startSource. Until
+   * releaseSource, the source's agent alone starts it again if the
+   * controller goes away.
+   */
   stopSource(options: ShutdownOptions): Promise<void>;
   startSource(): Promise<void>;
+  /** The target is about to start the VM: the source's agent must no longer start it again by itself. */
+  releaseSource(): Promise<void>;
   /** Makes the VM on the target with the planned paths, not started; undone by undefineTarget. */
   defineTarget(plans: readonly DiskPlan[]): Promise<void>;
   undefineTarget(): Promise<void>;

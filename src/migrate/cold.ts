@@ -99,6 +99,8 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
     {
       name: 'start',
       run: async () => {
+        // Before the target may run it: the source's agent must not start the older copy again from here on.
+        if (outcome.stopped) await steps.releaseSource();
         if (settings.noStart) log(`made on ${target.host.name}, not started (--no-start)`);
         else {
           await steps.startTarget();

@@ -42,11 +42,18 @@ export class LibvirtColdSteps implements ColdSteps {
 
   async stopSource(options: ShutdownOptions): Promise<void> {
     const domain = this.ctx.vmName;
-    const { state } = await this.source.call('libvirt.shutdown', { domain, waitMs: options.timeoutMs });
+    const id = this.ctx.journal.id;
+    // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
+    await this.source.call('libvirt.holdOff', { id, domain, waitMs: options.timeoutMs + 30_000 });
+    await this.source.call('libvirt.shutdown', { domain, waitMs: 0 });
+    this.ctx.journal.record('source-stopping', { host: this.source.host.name });
+    const { state } = await this.source.call('libvirt.shutdown', { domain, waitMs: options.timeoutMs, request: false });
     this.stopped = true;
     this.ctx.journal.record('source-shut-down', { state });
     if (state === 'shut off') return;
     if (!options.forceOff) {
+      // It runs on, here: nothing for the source's agent to start again.
+      await this.releaseSource();
       throw new FerryError('VM_RUNNING', `Domain "${domain}" on "${this.source.host.name}" did not power off within ${options.timeoutMs / 1000} s (it is ${state})`, {
         hint: 'shut it down from inside the guest, give it longer with --shutdown-timeout, or pass --force-off to cut its power',
       });
@@ -56,7 +63,12 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async startSource(): Promise<void> {
+    await this.releaseSource();
     if (this.stopped) await this.source.call('libvirt.start', { domain: this.ctx.vmName });
+  }
+
+  async releaseSource(): Promise<void> {
+    await this.source.call('libvirt.releaseOff', { id: this.ctx.journal.id });
   }
 
   async defineTarget(plans: readonly DiskPlan[]): Promise<void> {

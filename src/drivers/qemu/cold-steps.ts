@@ -51,11 +51,16 @@ export class QemuColdSteps implements ColdSteps {
 
   async stopSource(options: ShutdownOptions): Promise<void> {
     const pid = this.proc!.pid;
+    // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
+    await this.source.call('qemu.holdOff', { id: this.ctx.journal.id, name: this.ctx.vmName, pid, argv: this.proc!.argv, pidfile: this.pidfile(), waitMs: options.timeoutMs + 30_000 });
     const qmp = await RemoteQmp.open(this.source, this.proc!.qmpSocket!);
     try {
       await qmp.execute('system_powerdown');
+      this.ctx.journal.record('source-stopping', { host: this.source.host.name });
       if (await this.exited(pid, options.timeoutMs)) return this.ctx.journal.record('source-shut-down', {});
       if (!options.forceOff) {
+        // It runs on, here: nothing for the source's agent to start again.
+        await this.releaseSource();
         throw new FerryError('VM_RUNNING', `VM "${this.ctx.vmName}" on "${this.source.host.name}" did not power off within ${options.timeoutMs / 1000} s`, {
           hint: 'shut it down from inside the guest, give it longer with --shutdown-timeout, or pass --force-off to cut its power',
         });
@@ -77,8 +82,13 @@ export class QemuColdSteps implements ColdSteps {
   }
 
   async startSource(): Promise<void> {
+    await this.releaseSource();
     await this.source.call('qemu.start', { argv: this.proc!.argv, pidfile: this.pidfile() });
     this.ctx.journal.record('source-started', {});
+  }
+
+  async releaseSource(): Promise<void> {
+    await this.source.call('qemu.releaseOff', { id: this.ctx.journal.id });
   }
 
   async defineTarget(plans: readonly DiskPlan[]): Promise<void> {

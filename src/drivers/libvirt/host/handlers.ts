@@ -166,8 +166,9 @@ export const libvirtHandlers = {
   },
 
   /** Asks the guest to power off (ACPI); with `waitMs`, waits that long for it to be shut off. Returns the state then. */
-  'libvirt.shutdown': async (p: OnDomain & { waitMs?: number }): Promise<{ state: string }> => {
-    await virsh(p.uri, ['shutdown', '--domain', p.domain], { tolerate: ['not-running'] });
+  'libvirt.shutdown': async (p: OnDomain & { waitMs?: number; request?: boolean }): Promise<{ state: string }> => {
+    // request: false only waits for a power-off asked for before.
+    if (p.request !== false) await virsh(p.uri, ['shutdown', '--domain', p.domain], { tolerate: ['not-running'] });
     const deadline = Date.now() + (p.waitMs ?? 0);
     for (;;) {
       const { state } = parseDomState((await virsh(p.uri, ['domstate', '--domain', p.domain])).stdout);

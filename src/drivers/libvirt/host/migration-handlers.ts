@@ -11,6 +11,7 @@ import { writeFile, rm, mkdir } from 'node:fs/promises';
 import type { HandlerContext } from '../../../agent/context.js';
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
+import { sleep } from '../../../util/abort.js';
 import { parseDomState } from '../virsh-output.js';
 
 export interface MigrationEnd {
@@ -110,6 +111,23 @@ export const libvirtMigrationHandlers = {
   },
   'libvirt.releaseSuspended': async (p: { id: string }): Promise<void> => void held.delete(p.id),
 
+  /**
+   * A cold move powers the domain off here: until the controller releases
+   * it (the target is about to start the domain), this agent starts it
+   * again by itself if the controller goes away, once the power-off under
+   * way has ended (within `waitMs`; a domain still running then runs on).
+   */
+  'libvirt.holdOff': async (p: { id: string; domain: string; waitMs: number }, ctx: HandlerContext): Promise<void> => {
+    poweredOff.add(p.id);
+    ctx.onClose(async () => {
+      if (!poweredOff.delete(p.id)) return;
+      let state = await domainState(p.domain);
+      for (const deadline = Date.now() + p.waitMs; state !== undefined && state !== 'shut off' && Date.now() < deadline; state = await domainState(p.domain)) await sleep(250);
+      if (state === 'shut off') await run('virsh', ['-c', 'qemu:///system', 'start', p.domain], { allowFailure: true });
+    });
+  },
+  'libvirt.releaseOff': async (p: { id: string }): Promise<void> => void poweredOff.delete(p.id),
+
   /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
   'libvirt.migrate.wait': async (p: { id: string; waitMs?: number }): Promise<{ running: boolean; end?: MigrationEnd }> => {
     const m = migration(p.id);
@@ -132,8 +150,15 @@ export const libvirtMigrationHandlers = {
 
 /** Domains held suspended for a warm move's last pass, by migration id. */
 const held = new Set<string>();
+/** Domains a cold move powers off, by migration id. */
+const poweredOff = new Set<string>();
+
+/** The domain's state here; undefined when libvirt has no such domain. */
+async function domainState(domain: string): Promise<string | undefined> {
+  const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', domain], { allowFailure: true });
+  return r.exitCode === 0 ? parseDomState(r.stdout).state : undefined;
+}
 
 async function resumeIfPaused(domain: string): Promise<void> {
-  const state = await run('virsh', ['-c', 'qemu:///system', 'domstate', domain], { allowFailure: true });
-  if (state.exitCode === 0 && parseDomState(state.stdout).state === 'paused') await run('virsh', ['-c', 'qemu:///system', 'resume', domain], { allowFailure: true });
+  if ((await domainState(domain)) === 'paused') await run('virsh', ['-c', 'qemu:///system', 'resume', domain], { allowFailure: true });
 }

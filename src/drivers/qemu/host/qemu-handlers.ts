@@ -42,6 +42,8 @@ export async function listQemuProcesses(): Promise<QemuProcess[]> {
 
 /** Guests a warm move stopped for its last pass, by migration id: run again if the controller goes away first. */
 const stopped = new Map<string, string>();
+/** VMs a cold move powers off, by migration id: started again here if the controller goes away first. */
+const poweredOff = new Set<string>();
 
 export const qemuHandlers = {
   /**
@@ -63,6 +65,25 @@ export const qemuHandlers = {
   },
   'qemu.releaseStopped': async (p: { id: string }): Promise<void> => void stopped.delete(p.id),
 
+  /**
+   * A cold move powers the VM off here: until the controller releases it
+   * (the target is about to start the VM), this agent starts it again by
+   * itself, from its command line, if the controller goes away, once the
+   * power-off under way has ended (within `waitMs`; a guest still running
+   * then runs on as it is).
+   */
+  'qemu.holdOff': async (p: { id: string; name: string; pid: number; argv: string[]; pidfile: string; waitMs: number }, ctx: HandlerContext): Promise<void> => {
+    poweredOff.add(p.id);
+    ctx.onClose(async () => {
+      if (!poweredOff.delete(p.id)) return;
+      for (const deadline = Date.now() + p.waitMs; (await isAlive(p.pid)) && Date.now() < deadline;) await sleep(200);
+      if (await isAlive(p.pid)) return;
+      if ((await listQemuProcesses()).some((q) => q.name === p.name)) return;
+      await startQemu(p.argv, p.pidfile).catch(() => undefined);
+    });
+  },
+  'qemu.releaseOff': async (p: { id: string }): Promise<void> => void poweredOff.delete(p.id),
+
   'qemu.list': async (): Promise<QemuProcess[]> => listQemuProcesses(),
 
   'qemu.version': async (p: { binary?: string }): Promise<{ version: string }> => {
@@ -74,19 +95,7 @@ export const qemuHandlers = {
    * Starts QEMU daemonized (it detaches once its devices are set up, so a
    * bad command line fails here with QEMU's own message).
    */
-  'qemu.start': async (p: { argv: string[]; pidfile: string }): Promise<{ pid: number }> => {
-    const [file, ...args] = p.argv;
-    await fs.mkdir(dirname(p.pidfile), { recursive: true });
-    const withDaemon = args.includes('-daemonize') ? args : [...args, '-daemonize'];
-    const r = await run(file!, withDaemon.includes('-pidfile') ? withDaemon : [...withDaemon, '-pidfile', p.pidfile], { allowFailure: true, timeoutMs: 60_000 });
-    if (r.exitCode !== 0) {
-      throw new FerryError('COMMAND_FAILED', `QEMU did not start: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`}`, {
-        details: { argv: p.argv, stderr: r.stderr },
-      });
-    }
-    const pid = Number((await fs.readFile(p.pidfile, 'utf8')).trim());
-    return { pid };
-  },
+  'qemu.start': async (p: { argv: string[]; pidfile: string }): Promise<{ pid: number }> => startQemu(p.argv, p.pidfile),
 
   /** Sends a signal to a QEMU process (SIGKILL to destroy a target that failed). */
   'qemu.kill': async (p: { pid: number; signal?: NodeJS.Signals; waitMs?: number }): Promise<{ exited: boolean }> => {
@@ -122,4 +131,20 @@ async function isAlive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+async function startQemu(argv: readonly string[], pidfile: string): Promise<{ pid: number }> {
+  const [file, ...args] = argv;
+  await fs.mkdir(dirname(pidfile), { recursive: true });
+  const withDaemon = args.includes('-daemonize') ? args : [...args, '-daemonize'];
+  const r = await run(file!, withDaemon.includes('-pidfile') ? withDaemon : [...withDaemon, '-pidfile', pidfile], { allowFailure: true, timeoutMs: 60_000 });
+  if (r.exitCode !== 0) {
+    throw new FerryError('COMMAND_FAILED', `QEMU did not start: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`}`, {
+      details: { argv, stderr: r.stderr },
+    });
+  }
+  // The pidfile QEMU wrote: the one named in its command line, if any.
+  const named = args.indexOf('-pidfile');
+  const pid = Number((await fs.readFile(named >= 0 ? args[named + 1]! : pidfile, 'utf8')).trim());
+  return { pid };
 }
