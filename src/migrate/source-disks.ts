@@ -1,6 +1,6 @@
 /**
- * The source's disk images after a move: kept, or removed with
- * --delete-source once the target owns the VM. A disk on storage both hosts
+ * The source's disks after a move: kept, or removed with --delete-source
+ * once the target owns the VM (image files and logical volumes). A disk on storage both hosts
  * share is the target's disk too: it is never removed.
  */
 import type { DiskPlan } from '../drivers/driver.js';
@@ -14,13 +14,26 @@ export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readon
   else log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
 }
 
-/** Only ever after the commit point, and never by a recovery. */
+/**
+ * Only ever after the commit point, and never by a recovery. An image file
+ * goes; so does a logical volume, which the source's LVM must confirm as one
+ * (not its path); any other block device is the user's to reuse, and stays.
+ */
 async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void): Promise<void> {
+  const host = source.host.name;
   for (const path of paths) {
     const st = await source.call('file.stat', { path });
     if (st.type === 'file') {
       await source.call('file.remove', { path });
-      log(`deleted source disk ${source.host.name}:${path} (--delete-source)`);
+      log(`deleted source disk ${host}:${path} (--delete-source)`);
+    } else if (st.type === 'block') {
+      const lv = await source.call('volume.lv', { path });
+      if (!lv) {
+        log(`source disk ${host}:${path} kept: a block device that is not a logical volume (--delete-source removes image files and LVs)`);
+        continue;
+      }
+      await source.call('volume.removeLv', { vg: lv.vg, lv: lv.lv });
+      log(`deleted source logical volume ${host}:${lv.vg}/${lv.lv} (--delete-source)`);
     }
   }
 }

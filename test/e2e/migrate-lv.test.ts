@@ -65,7 +65,7 @@ async function migrate(vm: string, extra: string[] = []): Promise<Report> {
   return JSON.parse(r.stdout) as Report;
 }
 
-test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, and loses no record', async () => {
+test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, and loses no record; --delete-source removes the source LV', async () => {
   const vm = 'lv-qemu';
   await cleanVm(a, vm);
   await cleanVm(b, vm);
@@ -80,9 +80,11 @@ test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, a
   assert.match(missing.error!.message, /--create-lv nosuchvg: host "lab-b" has no volume group "nosuchvg"/);
   assert.match(missing.error!.hint ?? '', /ferrylvb.*--disk-map/);
 
-  const r = await migrate(vm, ['--create-lv', VGB]);
+  const r = await migrate(vm, ['--create-lv', VGB, '--delete-source']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   const target = `/dev/${VGB}/lvq`;
+  // --delete-source: the source's LV goes, once the target owns the VM.
+  assert.equal(await a.call('volume.lv', { path: disk }), null, `the source LV ${disk} was removed`);
   assert.deepEqual(r.disks?.[0]?.target.lv, { vg: VGB, name: 'lvq', size_bytes: 16 * MiB, created: true });
   assert.equal(r.disks?.[0]?.target.path, target);
   assert.equal((await b.call('volume.lv', { path: target }))?.sizeBytes, 16 * MiB);

@@ -13,6 +13,6 @@ export const volumeHandlers = {
   },
   /** Activates an existing LV at /dev/VG/LV. */
   'volume.activateLv': async (p: { vg: string; lv: string }): Promise<{ path: string }> => ({ path: await activateLv(p.vg, p.lv) }),
-  /** Deactivates and removes an LV: only ever one ferry created. */
+  /** Deactivates and removes an LV: one ferry created, or a source LV after the commit point with --delete-source. */
   'volume.removeLv': async (p: { vg: string; lv: string }): Promise<void> => removeLv(p.vg, p.lv),
 };
