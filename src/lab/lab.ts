@@ -23,6 +23,7 @@ import { hostPidOf } from './namespace-pid.js';
 import { writeLabTcgEmulator } from './tcg-emulator.js';
 import { LIBVIRT_DIRS, restartLabLibvirtd, startLabLibvirtd, writeLabLibvirtConfig, type LabLibvirtdChange } from './libvirtd.js';
 import { changeLabHostQemu, type LabQemuChange } from './qemu-binary.js';
+import { changeLabHostNetView } from './net-view.js';
 import { labVolumeGroup, LVM_DIRS, releaseLabVolumeGroups, removeLabVolumeGroup, writeLabLvmConfig } from './lvm.js';
 
 export interface LabHostSpec {
@@ -302,6 +303,16 @@ export async function changeLabLibvirtd(hostName: string, change?: Partial<LabLi
 export async function changeLabQemu(hostName: string, change?: LabQemuChange): Promise<void> {
   const host = await labHost(hostName);
   await changeLabHostQemu({ root: host.root, enter: nsenterPrefix(host.pid) }, change);
+}
+
+/**
+ * With `isolated`, lab host `hostName` sees no network device but lo where
+ * ferry's agent looks for bridges (see lab/net-view.ts), as a machine
+ * without the bridges of this one; without, the machine's own again.
+ */
+export async function changeLabNetView(hostName: string, change: { isolated: boolean }): Promise<void> {
+  const host = await labHost(hostName);
+  await changeLabHostNetView({ root: host.root, enter: nsenterPrefix(host.pid) }, change);
 }
 
 /** Gives lab host `hostName` LVM volume group `vg` of `sizeMiB` on a loop device (see lab/lvm.ts); kept if it has one. */

@@ -13,6 +13,7 @@ import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import { processAlive, run } from '../util/exec.js';
 import { hostPidOf } from './namespace-pid.js';
+import { runInside } from './inside.js';
 
 /** What libvirtd reads, and what its QEMU driver keeps, per lab host. */
 export const LIBVIRT_DIRS = ['/etc/libvirt', '/var/lib/libvirt', '/var/log/libvirt', '/run/libvirt'] as const;
@@ -138,8 +139,7 @@ export async function restartLabLibvirtd(host: LabLibvirtdHost, libvirtdPid: num
 }
 
 function inside(host: LabLibvirtdHost, argv: string[], allowFailure = false): ReturnType<typeof run> {
-  const [enter, ...enterArgs] = host.enter;
-  return run(enter!, [...enterArgs, ...argv], { allowFailure });
+  return runInside(host, argv, { allowFailure });
 }
 
 function failureHint(host: LabLibvirtdHost): string {

@@ -7,34 +7,27 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../util/exec.js';
+import { runInside, type LabHostEntry } from './inside.js';
 
 export interface LabQemuChange {
   withoutCpuModels?: readonly string[];
   withoutCpuFlags?: readonly string[];
 }
 
-export interface LabQemuHost {
-  /** The host's directory in the lab. */
-  root: string;
-  /** Runs a command inside the host's namespaces. */
-  enter: readonly string[];
-}
-
 export const LAB_QEMU_BINARY = '/usr/bin/qemu-system-x86_64';
 
 /** Gives lab host `host` a QEMU changed as `change` says, or its own again when `change` asks nothing. */
-export async function changeLabHostQemu(host: LabQemuHost, change: LabQemuChange = {}): Promise<void> {
+export async function changeLabHostQemu(host: LabHostEntry, change: LabQemuChange = {}): Promise<void> {
   const real = join(host.root, 'qemu-system-x86_64.real');
   const wrapper = join(host.root, 'qemu-system-x86_64.lab');
   // Whatever an earlier change covered comes back first.
-  await inside(host, ['umount', LAB_QEMU_BINARY], true);
-  await inside(host, ['umount', real], true);
+  await runInside(host, ['umount', LAB_QEMU_BINARY], { allowFailure: true });
+  await runInside(host, ['umount', real], { allowFailure: true });
   if (!change.withoutCpuModels?.length && !change.withoutCpuFlags?.length) return;
   await fs.writeFile(real, '');
-  await inside(host, ['mount', '--bind', LAB_QEMU_BINARY, real]);
+  await runInside(host, ['mount', '--bind', LAB_QEMU_BINARY, real]);
   await fs.writeFile(wrapper, labQemuWrapper(real, change), { mode: 0o755 });
-  await inside(host, ['mount', '--bind', wrapper, LAB_QEMU_BINARY]);
+  await runInside(host, ['mount', '--bind', wrapper, LAB_QEMU_BINARY]);
 }
 
 /** The script that stands in for QEMU: `-cpu help` without the models and flags named; the real QEMU otherwise. */
@@ -55,9 +48,4 @@ export function labQemuWrapper(real: string, change: LabQemuChange): string {
     `exec -a "$0" "${real}" "$@"`,
     '',
   ].join('\n');
-}
-
-function inside(host: LabQemuHost, argv: string[], allowFailure = false): ReturnType<typeof run> {
-  const [enter, ...enterArgs] = host.enter;
-  return run(enter!, [...enterArgs, ...argv], { allowFailure });
 }

@@ -11,8 +11,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
-import { LAB_SHARED_DIR, changeLabLibvirtd, labHost, labVirsh } from '../../src/lab/lab.js';
-import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain as cleanLibvirtDomain, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -154,15 +154,41 @@ test("libvirt: a target libvirtd with the source's host UUID, or one that does n
   await cleanDomain(vm);
 });
 
-test('libvirt --offline: a guest that powers off on ACPI is shut down without --force-off, moved cold, and holds every record on the target', async () => {
+test("libvirt --offline: ferry killed while the guest powers off on ACPI: the source's agent starts the domain again by itself; then the guest is shut down without --force-off, moved cold, and holds every record on the target", async () => {
   const vm = 'lv-acpi';
   await cleanDomain(vm);
   await startDomain(vm, ['--append', `${GUEST_APPEND} ferry.acpi=poweroff`]);
+  const serial = async (): Promise<string> => (await a.call('file.read', { path: labVmPaths(vm).serialLog })).text;
+
+  // Killed once the power-off is asked for: the guest goes down, and no controller is left to bring it back.
+  const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--offline', '--no-start', '--json'], 'source-stopping');
+  await held.held();
+  const id = held.id()!;
+  process.kill(held.child.pid!, 'SIGKILL');
+  await held.done;
+  await until(
+    'the guest to power off, and the source agent to start it again',
+    async () => {
+      const text = await serial();
+      return text.includes('FERRY-GUEST-POWEROFF') && text.lastIndexOf('FERRY-GUEST-READY') > text.lastIndexOf('FERRY-GUEST-POWEROFF') && (await domainState('lab-a', vm)) === 'running'
+        ? true
+        : undefined;
+    },
+    120_000,
+    250,
+  );
+  await waitForCounter(a, vm, (await counter(a, vm)) + 1);
+  assert.equal(await domainState('lab-b', vm), undefined, 'nothing defined on the target');
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+  const recover = await ferry(['recover', id, '--json']);
+  const [recovery] = JSON.parse(recover.stdout) as Array<{ status: string; runs_on: string[] }>;
+  assert.ok(['nothing-to-do', 'closed'].includes(recovery!.status), recover.stdout);
+  assert.deepEqual(recovery!.runs_on, ['lab-a']);
+
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--offline', '--no-start']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(r.mode, 'cold');
-  const serial = (await a.call('file.read', { path: labVmPaths(vm).serialLog })).text;
-  assert.match(serial, /FERRY-GUEST-POWEROFF/, 'the guest powered itself off');
+  assert.match(await serial(), /FERRY-GUEST-POWEROFF/, 'the guest powered itself off');
   const steps = readFileSync(r.journal as string, 'utf8')
     .trim()
     .split('\n')
@@ -280,7 +306,7 @@ test('libvirt: a disk on storage both hosts share is not copied, nor removed by 
   await a.call('file.remove', { path: shared });
 });
 
-test('libvirt: a domain on a libvirt network the target lacks is refused before anything is made', async () => {
+test('libvirt: a domain on a libvirt network the target lacks, or on a bridge it lacks, is refused before anything is made; on a bridge both have, it moves', async () => {
   const vm = 'lv-net';
   const bridge = 'ferrybr-e2e';
   const xml = `/tmp/ferry-e2e-${process.pid}-labnet.xml`;
@@ -299,6 +325,33 @@ test('libvirt: a domain on a libvirt network the target lacks is refused before 
     assert.equal(await domainState('lab-b', vm), undefined);
     assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
     assert.equal(await domainState('lab-a', vm), 'running');
+
+    // Attached to the bridge itself, on a target without it: lab-b then sees no device but lo in /sys/class/net.
+    // (Live, libvirt shows the network's interface as the bridge it resolved to.)
+    await labVirsh('lab-a', ['detach-interface', vm, 'bridge', '--live']);
+    await labVirsh('lab-a', ['attach-interface', vm, 'bridge', bridge, '--model', 'virtio', '--live']);
+    await changeLabNetView('lab-b', { isolated: true });
+    try {
+      assert.ok(!(await b.call('libvirt.bridges', undefined)).some((x) => x.name === bridge), 'lab-b does not see the bridge');
+      const r = await migrate(vm, 'lab-a', 'lab-b');
+      assert.equal(r.status, 'failed');
+      assert.equal((r.error as { code: string }).code, 'NO_NETWORK', JSON.stringify(r.error));
+      assert.match((r.error as { message: string }).message, new RegExp(`bridge "${bridge}", which does not exist on "lab-b"`));
+      assert.match((r.error as { hint: string }).hint, new RegExp(`ip link add ${bridge} type bridge`));
+      assert.equal(await domainState('lab-b', vm), undefined);
+      assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+      assert.equal(await domainState('lab-a', vm), 'running');
+    } finally {
+      await changeLabNetView('lab-b', { isolated: false });
+    }
+    // lab-b sees the bridge again: the refusal came from its absence, and the domain moves with its interface.
+    assert.ok(
+      (await b.call('libvirt.bridges', undefined)).some((x) => x.name === bridge),
+      'lab-b sees the bridge again',
+    );
+    const moved = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal(moved.status, 'completed', JSON.stringify(moved));
+    assert.equal(await domainState('lab-b', vm), 'running');
   } finally {
     await cleanDomain(vm);
     await labVirsh('lab-a', ['net-destroy', 'e2enet']).catch(() => undefined);
