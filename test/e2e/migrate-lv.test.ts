@@ -105,6 +105,36 @@ test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, a
   await removeLvs('lvq');
 });
 
+test('a QEMU VM whose disk is a qcow2 on an LV (as oVirt keeps them) moves live into a new LV of the same VG name holding a qcow2, every record intact', async () => {
+  const vm = 'lv-qcow2';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvqc');
+  const disk = await sourceLv('lvqc', 24 * MiB);
+  await a.call('system.run', { file: 'qemu-img', args: ['create', '-q', '-f', 'qcow2', disk, '16M'] });
+  await startGuest(a, { name: vm, disks: [disk] });
+
+  const r = await migrate(vm);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  const target = `/dev/${SHARED}/lvqc`;
+  assert.deepEqual(r.disks?.[0]?.target.lv, { vg: SHARED, name: 'lvqc', size_bytes: 24 * MiB, created: true });
+  assert.equal((r.disks?.[0]?.target as { format?: string }).format, 'qcow2');
+  const n = await waitForCounter(b, vm, (await counter(a, vm)) + 10);
+  await killVm(b, vm);
+  // A qcow2 on the new LV, whole: its header, tables and every record the guest reported.
+  const info = JSON.parse((await b.call('system.run', { file: 'qemu-img', args: ['info', '--output=json', target] })).stdout) as { format: string; 'virtual-size': number };
+  assert.equal(info.format, 'qcow2');
+  assert.equal(info['virtual-size'], 16 * MiB);
+  const imageCheck = await b.call('system.run', { file: 'qemu-img', args: ['check', target] });
+  assert.match(imageCheck.stdout, /No errors were found/, imageCheck.stdout);
+  const check = await b.call('lab.checkRecords', { disks: [target], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  assert.equal(check.corruptReportedCount, 0);
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvqc');
+});
+
 test('a move whose target QEMU, or whose controller, is killed removes the LV it made and leaves the VM running on the source', async () => {
   const vm = 'lv-fail';
   await cleanVm(a, vm);
