@@ -43,11 +43,11 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         outcome.described = true;
         checkRunning(vm, source);
         checkMemory(vm, target);
-        await checkAuxFiles(vm, target);
-        // The plan asks the hosts' agents, the driver its hypervisor: both at once.
+        // The plan asks the hosts' agents, the driver its hypervisor: all at once.
         [plans] = await Promise.all([
           planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable, createLv: settings.createLv }),
           steps.checkTarget(vm),
+          checkAuxFiles(vm, target),
         ]);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);

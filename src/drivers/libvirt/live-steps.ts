@@ -55,8 +55,19 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('log', { message });
   }
 
+  /** What the check asks that needs no description of the domain: asked while it is described. */
+  private early?: { uuids: Promise<[{ uuid: string }, { uuid: string }]>; nameFree: Promise<void> };
+
   async describe(): Promise<VmInfo> {
-    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
+    const { source, target } = this;
+    this.early = {
+      uuids: Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]),
+      nameFree: checkNameFree(target, this.ctx.vmName),
+    };
+    const xmls = [this.dumpXml({}), this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })];
+    // Awaited where the check needs them, which then reports their errors.
+    for (const p of [this.early.uuids, this.early.nameFree, ...xmls]) p.catch(() => undefined);
+    const { vm, domain } = await describeForMove(source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
     return vm;
   }
@@ -64,11 +75,11 @@ export class LibvirtLiveSteps implements LiveSteps {
   async checkTarget(vm: VmInfo): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
+    const early = this.early ?? { uuids: Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]), nameFree: checkNameFree(target, vm.name) };
     // Independent questions to two daemons: asked at once.
-    const [sourceUuid, targetUuid] = await Promise.all([
-      source.call('libvirt.hostUuid', {}),
-      target.call('libvirt.hostUuid', {}),
-      checkNameFree(target, vm.name),
+    const [[sourceUuid, targetUuid]] = await Promise.all([
+      early.uuids,
+      early.nameFree,
       this.dumpXml({}).then((xml) => checkCpu(target, domain, xml)),
       // The migratable XML names a network as the user wrote it; the live one, as the bridge it resolved to.
       this.dumpXml({ migratable: true }).then((xml) => checkNetworks(target, parseDomainXml(xml))),
