@@ -5,7 +5,7 @@
  * extents, linked there as udev would link the dm device), and removing one.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, readFile, readlink, realpath, rmdir, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readlink, realpath, rmdir, symlink, unlink } from 'node:fs/promises';
 import { FerryError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { placeLogicalVolume, readVolumeGroups } from './lvm-layout.js';
@@ -64,7 +64,20 @@ export async function createLv(vg: string, name: string, size: number): Promise<
       hint: `check free space in volume group "${vg}" (vgs ${vg})`,
     });
   }
+  // lvcreate zeroes a new LV's first 4 KiB (-Z y) only where it can activate it. Without device-mapper it is done
+  // here, so that a signature left on the extents (an old qcow2 header, a filesystem) is not read as this LV's content.
+  if (inactive.length) await zeroStart(await placeInactiveLv(vg, name));
   return `/dev/${vg}/${name}`;
+}
+
+async function zeroStart(place: LvExtents): Promise<void> {
+  const file = await open(place.device, 'r+');
+  try {
+    await file.write(Buffer.alloc(Math.min(4096, place.size)), 0, Math.min(4096, place.size), place.offset);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
 
 /** A logical volume reached without device-mapper; `release` detaches it. */
