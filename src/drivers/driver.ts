@@ -195,6 +195,11 @@ export interface ShutdownOptions {
   timeoutMs: number;
   /** After that, cut its power (its disks are closed cleanly by the hypervisor); else refuse. */
   forceOff: boolean;
+  /**
+   * The target already owns the VM (a warm --reboot's finish stops the older
+   * copy): the stop is final, and no agent may start this copy again.
+   */
+  final?: boolean;
 }
 
 /**

@@ -218,7 +218,7 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
       name: 'finish',
       run: async () => {
         // The source's QEMU holds a powered-off or stopped guest: it goes; its disks stay.
-        await cold.stopSource({ timeoutMs: 0, forceOff: true });
+        await cold.stopSource({ timeoutMs: 0, forceOff: true, final: true });
         await cold.undefineSource();
         log(context, `source on ${context.source.host.name} stopped`);
         await keepOrDeleteSourceDisks(context.source, outcome.plans!, settings, (m) => log(context, m));

@@ -44,7 +44,7 @@ export class LibvirtColdSteps implements ColdSteps {
     const domain = this.ctx.vmName;
     const id = this.ctx.journal.id;
     // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
-    await this.source.call('libvirt.holdOff', { id, domain, waitMs: options.timeoutMs + 30_000 });
+    if (!options.final) await this.source.call('libvirt.holdOff', { id, domain, waitMs: options.timeoutMs + 30_000 });
     await this.source.call('libvirt.shutdown', { domain, waitMs: 0 });
     this.ctx.journal.record('source-stopping', { host: this.source.host.name });
     const { state } = await this.source.call('libvirt.shutdown', { domain, waitMs: options.timeoutMs, request: false });

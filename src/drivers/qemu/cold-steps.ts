@@ -52,7 +52,8 @@ export class QemuColdSteps implements ColdSteps {
   async stopSource(options: ShutdownOptions): Promise<void> {
     const pid = this.proc!.pid;
     // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
-    await this.source.call('qemu.holdOff', { id: this.ctx.journal.id, name: this.ctx.vmName, pid, argv: this.proc!.argv, pidfile: this.pidfile(), waitMs: options.timeoutMs + 30_000 });
+    if (!options.final)
+      await this.source.call('qemu.holdOff', { id: this.ctx.journal.id, name: this.ctx.vmName, pid, argv: this.proc!.argv, pidfile: this.pidfile(), waitMs: options.timeoutMs + 30_000 });
     const qmp = await RemoteQmp.open(this.source, this.proc!.qmpSocket!);
     try {
       await qmp.execute('system_powerdown');
