@@ -55,27 +55,31 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('log', { message });
   }
 
-  /** What the check asks that needs no description of the domain: asked while it is described. */
   private early?: { uuids: Promise<[{ uuid: string }, { uuid: string }]>; nameFree: Promise<void> };
 
-  async describe(): Promise<VmInfo> {
-    const { source, target } = this;
-    this.early = {
-      uuids: Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]),
-      nameFree: checkNameFree(target, this.ctx.vmName),
+  /** What the check asks that needs no description of the domain: asked once, while it is described. */
+  private targetQuestions(): NonNullable<typeof this.early> {
+    this.early ??= {
+      uuids: Promise.all([this.source.call('libvirt.hostUuid', {}), this.target.call('libvirt.hostUuid', {})]),
+      nameFree: checkNameFree(this.target, this.ctx.vmName),
     };
+    return this.early;
+  }
+
+  async describe(): Promise<VmInfo> {
+    const early = this.targetQuestions();
     const xmls = [this.dumpXml({}), this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })];
     // Awaited where the check needs them, which then reports their errors.
-    for (const p of [this.early.uuids, this.early.nameFree, ...xmls]) p.catch(() => undefined);
-    const { vm, domain } = await describeForMove(source, this.ctx.vmName, this.ctx.journal);
+    for (const p of [early.uuids, early.nameFree, ...xmls]) p.catch(() => undefined);
+    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
     return vm;
   }
 
-  async checkTarget(vm: VmInfo): Promise<void> {
+  async checkTarget(): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
-    const early = this.early ?? { uuids: Promise.all([source.call('libvirt.hostUuid', {}), target.call('libvirt.hostUuid', {})]), nameFree: checkNameFree(target, vm.name) };
+    const early = this.targetQuestions();
     // Independent questions to two daemons: asked at once.
     const [[sourceUuid, targetUuid]] = await Promise.all([
       early.uuids,
