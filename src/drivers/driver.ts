@@ -119,7 +119,11 @@ export interface LiveStats {
 
 /** Who owns the VM after a failed migration was settled. */
 export interface Settlement {
-  /** committed: the target; aborted or none: the source; died: nobody (the owner's own process died). */
+  /**
+   * committed: the target; aborted or none: the source (`source` says in
+   * what state: a source whose own process went away is still aborted);
+   * died: nobody, the target's process died after it had taken the VM over.
+   */
   outcome: 'committed' | 'aborted' | 'none' | 'died' | (string & {});
   source: string;
 }

@@ -56,3 +56,13 @@ export async function domainQemuHosts(vm: string): Promise<string[]> {
   }
   return found;
 }
+
+/** The tail of the domain's QEMU log (libvirt's) on each host, for a failure's message: a QEMU that ended by itself says why there. */
+export async function domainLogs(hosts: readonly AgentClient[], name: string): Promise<string> {
+  const tails = [];
+  for (const h of hosts) {
+    const log = await h.call('file.read', { path: `/var/log/libvirt/qemu/${name}.log` }).catch(() => undefined);
+    tails.push(`libvirt's QEMU log of ${name} on ${h.host.name}: ${log ? log.text.split('\n').slice(-15).join('\n') : '(none)'}`);
+  }
+  return tails.join('\n');
+}

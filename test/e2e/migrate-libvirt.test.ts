@@ -13,7 +13,7 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
 import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain as cleanLibvirtDomain, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
+import { cleanDomain as cleanLibvirtDomain, domainLogs, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -64,8 +64,7 @@ async function heldMigration(vm: string, strike: (controllerPid: number) => Prom
 }
 
 async function assertRolledBack(vm: string, report: Record<string, unknown>, status: string): Promise<void> {
-  assert.equal(report.status, status, JSON.stringify(report));
-  assert.equal(report.source_running, true);
+  if (report.status !== status || report.source_running !== true) assert.fail(`${JSON.stringify(report)}\n${await domainLogs([a, b], vm)}`);
   assert.equal(await domainState('lab-a', vm), 'running');
   assert.equal(await domainState('lab-b', vm), undefined, 'no domain left on the target');
   assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image left on the target');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
-import { endMigrationJob } from './domains.js';
+import { endMigrationJob, sourceAfterAbort, stateAfterJob } from './domains.js';
 
 /** A source agent whose libvirt job runs `jobs` more polls; `knows`: it is the agent that started virsh migrate. */
 function source(opts: { knows: boolean; jobs: string[] }): { agent: AgentClient; calls: string[] } {
@@ -39,4 +39,41 @@ test('a job that never ends is reported with the command that ends it', async ()
     endMigrationJob(agent, 'm1', 'web1', { pollMs: 1, timeoutMs: 20 }),
     (e: unknown) => e instanceof FerryError && e.code === 'MIGRATION_FAILED' && /virsh domjobabort web1/.test(e.hint ?? ''),
   );
+});
+
+/** An agent whose `libvirt.state` answers from `states` in turn (an Error is thrown), recording each call. */
+function stateful(states: Array<string | null | Error>): { agent: AgentClient; calls: string[] } {
+  const calls: string[] = [];
+  const agent = {
+    host: { name: 'kvm1' },
+    call: async (method: string) => {
+      calls.push(method);
+      if (method === 'libvirt.resume') return { wasPaused: true };
+      const next = states.shift();
+      if (next instanceof Error) throw next;
+      return next === null ? undefined : { state: next };
+    },
+  } as unknown as AgentClient;
+  return { agent, calls };
+}
+
+test('a state libvirt did not give is asked again, not taken for "not running"', async () => {
+  const { agent } = stateful([new Error('cannot acquire state change lock'), 'running']);
+  assert.equal((await stateAfterJob(agent, 'web1', { pollMs: 1 })).state, 'running');
+});
+
+test('a state that never comes is an error that names the command to ask it by hand', async () => {
+  const { agent } = stateful(Array<Error>(5).fill(new Error('no answer')));
+  await assert.rejects(stateAfterJob(agent, 'web1', { pollMs: 1, tries: 3 }), (e: unknown) => e instanceof FerryError && /virsh domstate web1/.test(e.hint ?? ''));
+});
+
+test('a source left paused by an aborted job is resumed if it ran before the move, and left paused if it was paused', async () => {
+  const ran = stateful(['paused', 'running']);
+  assert.equal((await sourceAfterAbort(ran.agent, 'web1', { ranBefore: true })).state, 'running');
+  assert.deepEqual(ran.calls, ['libvirt.state', 'libvirt.resume', 'libvirt.state']);
+  const paused = stateful(['paused']);
+  assert.equal((await sourceAfterAbort(paused.agent, 'web1', { ranBefore: false })).state, 'paused');
+  assert.deepEqual(paused.calls, ['libvirt.state']);
+  const gone = stateful([null]);
+  assert.equal((await sourceAfterAbort(gone.agent, 'web1', { ranBefore: true })).state, null);
 });

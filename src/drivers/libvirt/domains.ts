@@ -4,7 +4,8 @@ import type { HostConfig } from '../../hosts/inventory.js';
 import type { ImageInfo } from '../../storage/image-info.js';
 import type { BlockMonitor, StepJournal } from '../driver.js';
 import { sleep } from '../../util/abort.js';
-import { FerryError } from '../../util/errors.js';
+import { FerryError, messageOf } from '../../util/errors.js';
+import { liveAgent } from '../../hosts/live-agent.js';
 import type { DomainDescription } from './domain-xml.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
 
@@ -60,6 +61,42 @@ export async function describeForMove(host: AgentClient, name: string, journal: 
 /** The domain's state on the host (running, shut off, ...), null when it has none of that name. */
 export async function domainState(host: AgentClient, name: string): Promise<string | null> {
   return (await host.call('libvirt.state', { domain: name }))?.state ?? null;
+}
+
+/**
+ * Where a domain is once a failed move's job has ended: its state on the
+ * host the agent serves, asked again (through a new agent when the link was
+ * lost) until libvirt answers, since settling on a guess could leave the VM
+ * with no owner or two. Throws when no answer comes.
+ */
+export async function stateAfterJob(agent: AgentClient, name: string, options: { tries?: number; pollMs?: number } = {}): Promise<{ agent: AgentClient; state: string | null }> {
+  const tries = options.tries ?? 10;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      agent = await liveAgent(agent.host, agent);
+      return { agent, state: await domainState(agent, name) };
+    } catch (e) {
+      if (attempt >= tries) {
+        throw new FerryError('AGENT_GONE', `Cannot tell whether domain "${name}" runs on "${agent.host.name}": ${messageOf(e)}`, {
+          hint: `check "virsh domstate ${name}" there, then run "ferry recover"`,
+        });
+      }
+      await sleep(options.pollMs ?? 500);
+    }
+  }
+}
+
+/**
+ * The source's domain after its migration job ended without moving it:
+ * running, or resumed if libvirt left it paused (an abort that reached it
+ * in its last pause) when it ran before the move; any other state is what remains of a domain whose
+ * QEMU went away.
+ */
+export async function sourceAfterAbort(agent: AgentClient, name: string, options: { ranBefore: boolean }): Promise<{ agent: AgentClient; state: string | null }> {
+  const found = await stateAfterJob(agent, name);
+  if (found.state !== 'paused' || !options.ranBefore) return found;
+  await found.agent.call('libvirt.resume', { domain: name });
+  return stateAfterJob(found.agent, name);
 }
 
 export async function domainRunning(host: AgentClient, name: string): Promise<boolean> {

@@ -18,7 +18,7 @@ import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } 
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError } from './domains.js';
+import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -31,6 +31,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   protected source: AgentClient;
   protected target: AgentClient;
   protected domain?: DomainDescription;
+  /** The domain ran (not paused) when the move began: a source left paused by an aborted job is resumed. */
+  protected ranBefore = false;
   protected plans: DiskPlan[] = [];
   /** Files made on the target for this migration: removed if the domain does not end up there. */
   private readonly created: string[] = [];
@@ -73,6 +75,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     for (const p of [early.uuids, early.nameFree, ...xmls]) p.catch(() => undefined);
     const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
+    this.ranBefore = vm.state === 'running';
     return vm;
   }
 
@@ -261,12 +264,14 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async settle(): Promise<Settlement> {
     const source = await liveAgent(this.source.host, this.source);
-    const target = await liveAgent(this.target.host, this.target);
     this.source = source;
-    this.target = target;
     const name = this.ctx.vmName;
     if (this.started) await endMigrationJob(source, this.ctx.journal.id, name);
-    if (await domainRunning(target, name)) {
+    const onTarget = await stateAfterJob(this.target, name);
+    const target = (this.target = onTarget.agent);
+    if (onTarget.state === 'running' || onTarget.state === 'paused') {
+      // libvirt moved it: the target owns it now, and runs it.
+      if (onTarget.state === 'paused') await target.call('libvirt.resume', { domain: name });
       this.committed = true;
       this.ctx.journal.record('settled', { outcome: 'committed' });
       return { outcome: 'committed', source: 'stopped' };
@@ -278,9 +283,11 @@ export class LibvirtLiveSteps implements LiveSteps {
       await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
     }
     await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
-    const sourceRuns = await domainRunning(source, name);
-    this.ctx.journal.record('settled', { outcome: 'aborted', source: sourceRuns ? 'running' : 'not running' });
-    return { outcome: sourceRuns ? 'aborted' : 'died', source: sourceRuns ? 'running' : 'gone' };
+    // The source owned the domain throughout: whatever became of it there, nobody took it over.
+    const onSource = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
+    this.source = onSource.agent;
+    this.ctx.journal.record('settled', { outcome: 'aborted', source: onSource.state ?? 'gone' });
+    return { outcome: 'aborted', source: onSource.state ?? 'gone' };
   }
 
   runsOn(agent: AgentClient): Promise<boolean> {

@@ -18,7 +18,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { attachTarget, openReceiver, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
 import type { BlockMonitor, DiskPlan, Settlement, ShutdownOptions, VmInfo, WarmSteps } from '../driver.js';
-import { domainMonitor, domainState, endMigrationJob } from './domains.js';
+import { domainMonitor, domainState, endMigrationJob, sourceAfterAbort, stateAfterJob } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
 
 interface QueryBlock {
@@ -156,18 +156,22 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
     const name = ctx.vmName;
     if (this.started) await endMigrationJob(source, ctx.journal.id, name);
     await this.closeReceiver().catch(() => (this.receiver = undefined));
-    const onTarget = await domainState(target, name).catch(() => null);
+    const found = await stateAfterJob(target, name);
+    const onTarget = found.state;
+    this.target = found.agent;
     if (onTarget === 'running' || onTarget === 'paused') {
-      await target.call('libvirt.resume', { domain: name });
+      await found.agent.call('libvirt.resume', { domain: name });
       this.committed = true;
       ctx.journal.record('settled', { outcome: 'committed' });
       return { outcome: 'committed', source: 'stopped' };
     }
     await clearLeftovers(this.monitor(), this.passDisks()).catch((e: unknown) => this.log(`could not clear the pre-copy's nodes on ${source.host.name}: ${messageOf(e)}`));
     if (this.suspended) await source.call('libvirt.resume', { domain: name }).catch((e: unknown) => this.log(`could not resume ${name} on ${source.host.name}: ${messageOf(e)}`));
-    const sourceState = await domainState(source, name).catch(() => null);
+    const after = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
+    this.source = after.agent;
+    const sourceState = after.state;
     ctx.journal.record('settled', { outcome: 'aborted', source: sourceState ?? 'gone', kept: this.plans.filter((p) => !p.shared).map((p) => p.targetPath) });
-    return sourceState === 'running' ? { outcome: 'aborted', source: 'running' } : { outcome: 'died', source: sourceState ?? 'gone' };
+    return { outcome: 'aborted', source: sourceState ?? 'gone' };
   }
 }
 
