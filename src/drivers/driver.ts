@@ -221,6 +221,12 @@ export interface ColdSteps {
    * controller goes away.
    */
   stopSource(options: ShutdownOptions): Promise<void>;
+  /**
+   * Undoes stopSource, also one that failed or lost its agent once the
+   * power-off was asked for: the VM runs again on the source, started by
+   * the one agent that holds it (a new agent taking over from a dead one),
+   * or here once released.
+   */
   startSource(): Promise<void>;
   /** The target is about to start the VM: the source's agent must no longer start it again by itself. */
   releaseSource(): Promise<void>;

@@ -81,7 +81,8 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         outcome.stopped = true;
       },
       rollback: async () => {
-        if (outcome.stopped && !outcome.committed) await steps.startSource();
+        // Also after a stop that failed: the power-off may have been asked for, and the agent that held it lost.
+        if (outcome.wasRunning && !outcome.committed) await steps.startSource();
       },
     },
     {

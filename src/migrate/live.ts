@@ -157,7 +157,12 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       }
       report.mode = 'cold';
       journal.record('mode', { mode: 'cold', state });
-      await moveCold(driver, context, journal, req, report);
+      try {
+        await moveCold(driver, context, journal, req, report);
+      } finally {
+        // The steps may have connected new agents in place of lost ones.
+        for (const a of [context.source, context.target]) if (!agents.includes(a)) agents.push(a);
+      }
       return finishReport(report, journal, t0);
     }
     report.mode = 'live';

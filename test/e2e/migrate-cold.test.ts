@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { waitForGuestReady } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
-import { cleanVm, counter, diskPath, ferry, killVm, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { GUEST_APPEND } from '../../src/lab/guest-image.js';
+import { cleanVm, counter, diskPath, ferry, killMoveAgent, killVm, labVmPaths, processState, startGuest, startHeldMove, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -80,6 +81,39 @@ test("cold: ferry killed while it copies: the source's agent runs the VM again b
   assert.equal(await vmPid(b, vm), undefined, 'nothing runs on the target');
 
   const again = await migrate(vm, ['--mode', 'cold', '--shutdown', '--shutdown-timeout', '1', '--force-off']);
+  assert.equal(again.status, 'completed', JSON.stringify(again));
+  assert.ok(await vmPid(b, vm));
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+});
+
+test("cold: the source's agent killed once the power-off is asked for: ferry takes its hold over through a new agent and runs the VM again there; the same command then finishes the move", async () => {
+  const vm = 'cold-agent';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await startGuest(a, { name: vm, disks: ['32M'], append: `${GUEST_APPEND} ferry.acpi=poweroff` });
+  const before = await vmPid(a, vm);
+  const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'cold', '--shutdown'], 'source-stopping');
+  await held.held();
+  assert.ok(await killMoveAgent(held.entries(), 'source'));
+  process.kill(held.child.pid!, 'SIGCONT');
+  const report = JSON.parse((await held.done).stdout) as { status: string; failed_phase?: string };
+  assert.equal(report.status, 'failed', JSON.stringify(report));
+  assert.equal(report.failed_phase, 'stop');
+  const pid = await vmPid(a, vm);
+  assert.ok(pid && pid !== before, `the guest powered off and was started again on lab-a: ${JSON.stringify(report)}`);
+  assert.equal(held.entries().find((e) => e.step === 'source-started')?.by, 'taken-over', 'by the new agent, from the dead one');
+  // Booted again (its ACPI handling up) before the next power-off is asked for.
+  await until('the guest to boot again', async () => {
+    const text = (await a.call('file.read', { path: labVmPaths(vm).serialLog })).text;
+    return text.lastIndexOf('FERRY-GUEST-READY') > text.lastIndexOf('FERRY-GUEST-POWEROFF') ? true : undefined;
+  });
+  assert.equal(await vmPid(b, vm), undefined, 'nothing runs on the target');
+  // The move ended, settled: nothing is left for recover.
+  const r = await ferry(['recover', held.id()!, '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), [], r.stdout);
+
+  const again = await migrate(vm, ['--mode', 'cold', '--shutdown']);
   assert.equal(again.status, 'completed', JSON.stringify(again));
   assert.ok(await vmPid(b, vm));
   await cleanVm(a, vm);

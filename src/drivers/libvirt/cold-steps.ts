@@ -6,6 +6,7 @@
  * from the source unless kept.
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
+import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
@@ -15,12 +16,18 @@ import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
 export class LibvirtColdSteps implements ColdSteps {
   private domain?: DomainDescription;
   private stopped = false;
+  /** The source's agent no longer holds the powered-off domain: the controller starts it again itself. */
+  private released = false;
   private defined = false;
 
   constructor(private readonly ctx: StepContext) {}
 
   private get source(): AgentClient {
     return this.ctx.source;
+  }
+
+  private set source(agent: AgentClient) {
+    this.ctx.source = agent;
   }
 
   private get target(): AgentClient {
@@ -45,10 +52,14 @@ export class LibvirtColdSteps implements ColdSteps {
     const id = this.ctx.journal.id;
     // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
     if (!options.final) await this.source.call('libvirt.holdOff', { id, domain, waitMs: options.timeoutMs + 30_000 });
-    await this.source.call('libvirt.shutdown', { domain, waitMs: 0 });
+    await this.source.call('libvirt.shutdown', { domain, waitMs: 0 }).catch(async (e: unknown) => {
+      // Refused, not lost: nothing was asked of the guest, nothing to start again.
+      if (!this.source.closed) await this.releaseSource();
+      throw e;
+    });
     this.ctx.journal.record('source-stopping', { host: this.source.host.name });
     const { state } = await this.source.call('libvirt.shutdown', { domain, waitMs: options.timeoutMs, request: false });
-    this.stopped = true;
+    this.stopped = state === 'shut off';
     this.ctx.journal.record('source-shut-down', { state });
     if (state === 'shut off') return;
     if (!options.forceOff) {
@@ -59,16 +70,24 @@ export class LibvirtColdSteps implements ColdSteps {
       });
     }
     await this.source.call('libvirt.destroy', { domain, graceful: true });
+    this.stopped = true;
     this.ctx.journal.record('source-forced-off', {});
   }
 
   async startSource(): Promise<void> {
-    await this.releaseSource();
-    if (this.stopped) await this.source.call('libvirt.start', { domain: this.ctx.vmName });
+    this.source = await liveAgent(this.source.host, this.source);
+    const domain = this.ctx.vmName;
+    if (this.released) {
+      if (this.stopped) await this.source.call('libvirt.start', { domain });
+      return;
+    }
+    const { by, state } = await this.source.call('libvirt.settleOff', { id: this.ctx.journal.id, domain });
+    this.ctx.journal.record('source-started', { by, state });
   }
 
   async releaseSource(): Promise<void> {
     await this.source.call('libvirt.releaseOff', { id: this.ctx.journal.id });
+    this.released = true;
   }
 
   async defineTarget(plans: readonly DiskPlan[]): Promise<void> {

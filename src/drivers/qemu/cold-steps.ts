@@ -8,6 +8,7 @@
  */
 import { dirname } from 'node:path';
 import type { AgentClient } from '../../hosts/agent-client.js';
+import { liveAgent } from '../../hosts/live-agent.js';
 import { sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
@@ -20,11 +21,19 @@ export class QemuColdSteps implements ColdSteps {
   private proc?: { pid: number; name: string; argv: string[]; qmpSocket?: string };
   private parsed?: ParsedArgv;
   private argvOnTarget?: string[];
+  /** ferry powered the VM off. */
+  private stopped = false;
+  /** The source's agent no longer holds the powered-off VM: the controller starts it again itself. */
+  private released = false;
 
   constructor(private readonly ctx: StepContext) {}
 
   private get source(): AgentClient {
     return this.ctx.source;
+  }
+
+  private set source(agent: AgentClient) {
+    this.ctx.source = agent;
   }
 
   private get target(): AgentClient {
@@ -54,11 +63,18 @@ export class QemuColdSteps implements ColdSteps {
     // Held before the power-off is asked for: from then on, a lost controller leaves the source's agent to start it again.
     if (!options.final)
       await this.source.call('qemu.holdOff', { id: this.ctx.journal.id, name: this.ctx.vmName, pid, argv: this.proc!.argv, pidfile: this.pidfile(), waitMs: options.timeoutMs + 30_000 });
-    const qmp = await RemoteQmp.open(this.source, this.proc!.qmpSocket!);
+    const qmp = await RemoteQmp.open(this.source, this.proc!.qmpSocket!).catch(async (e: unknown) => {
+      // Nothing was asked of the guest: nothing to start again.
+      if (!this.source.closed) await this.releaseSource();
+      throw e;
+    });
     try {
       await qmp.execute('system_powerdown');
       this.ctx.journal.record('source-stopping', { host: this.source.host.name });
-      if (await this.exited(pid, options.timeoutMs)) return this.ctx.journal.record('source-shut-down', {});
+      if (await this.exited(pid, options.timeoutMs)) {
+        this.stopped = true;
+        return this.ctx.journal.record('source-shut-down', {});
+      }
       if (!options.forceOff) {
         // It runs on, here: nothing for the source's agent to start again.
         await this.releaseSource();
@@ -72,6 +88,7 @@ export class QemuColdSteps implements ColdSteps {
       await qmp.close().catch(() => undefined);
     }
     if (!(await this.exited(pid, 30_000))) await this.source.call('qemu.kill', { pid, signal: 'SIGKILL' });
+    this.stopped = true;
     this.ctx.journal.record('source-forced-off', {});
   }
 
@@ -83,13 +100,21 @@ export class QemuColdSteps implements ColdSteps {
   }
 
   async startSource(): Promise<void> {
-    await this.releaseSource();
-    await this.source.call('qemu.start', { argv: this.proc!.argv, pidfile: this.pidfile() });
-    this.ctx.journal.record('source-started', {});
+    this.source = await liveAgent(this.source.host, this.source);
+    const vm = { name: this.ctx.vmName, pid: this.proc!.pid, argv: this.proc!.argv, pidfile: this.pidfile() };
+    if (this.released) {
+      if (!this.stopped) return;
+      await this.source.call('qemu.start', { argv: vm.argv, pidfile: vm.pidfile });
+      this.ctx.journal.record('source-started', { by: 'controller' });
+      return;
+    }
+    const { by, running } = await this.source.call('qemu.settleOff', { id: this.ctx.journal.id, ...vm });
+    this.ctx.journal.record('source-started', { by, running });
   }
 
   async releaseSource(): Promise<void> {
     await this.source.call('qemu.releaseOff', { id: this.ctx.journal.id });
+    this.released = true;
   }
 
   async defineTarget(plans: readonly DiskPlan[]): Promise<void> {

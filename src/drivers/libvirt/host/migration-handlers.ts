@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { writeFile, rm, mkdir } from 'node:fs/promises';
 import type { HandlerContext } from '../../../agent/context.js';
+import { holdPowerOff, releasePowerHold, settlePowerHold } from '../../../agent/power-hold.js';
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
 import { sleep } from '../../../util/abort.js';
@@ -118,15 +119,14 @@ export const libvirtMigrationHandlers = {
    * way has ended (within `waitMs`; a domain still running then runs on).
    */
   'libvirt.holdOff': async (p: { id: string; domain: string; waitMs: number }, ctx: HandlerContext): Promise<void> => {
-    poweredOff.add(p.id);
-    ctx.onClose(async () => {
-      if (!poweredOff.delete(p.id)) return;
-      let state = await domainState(p.domain);
-      for (const deadline = Date.now() + p.waitMs; state !== undefined && state !== 'shut off' && Date.now() < deadline; state = await domainState(p.domain)) await sleep(250);
-      if (state === 'shut off') await run('virsh', ['-c', 'qemu:///system', 'start', p.domain], { allowFailure: true });
-    });
+    holdPowerOff(p.id, p.waitMs, ctx, (deadline) => startAgainWhenOff(p.domain, deadline));
   },
-  'libvirt.releaseOff': async (p: { id: string }): Promise<void> => void poweredOff.delete(p.id),
+  'libvirt.releaseOff': async (p: { id: string }): Promise<void> => releasePowerHold(p.id),
+  /** After a failed stop or copy: the domain runs again here, started by whichever agent holds it (this one taking over from a dead one); its state then. */
+  'libvirt.settleOff': async (p: { id: string; domain: string }): Promise<{ by: string; state?: string }> => {
+    const by = await settlePowerHold(p.id, (deadline) => startAgainWhenOff(p.domain, deadline));
+    return { by, state: await domainState(p.domain) };
+  },
 
   /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
   'libvirt.migrate.wait': async (p: { id: string; waitMs?: number }): Promise<{ running: boolean; end?: MigrationEnd }> => {
@@ -150,13 +150,21 @@ export const libvirtMigrationHandlers = {
 
 /** Domains held suspended for a warm move's last pass, by migration id. */
 const held = new Set<string>();
-/** Domains a cold move powers off, by migration id. */
-const poweredOff = new Set<string>();
 
 /** The domain's state here; undefined when libvirt has no such domain. */
 async function domainState(domain: string): Promise<string | undefined> {
   const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', domain], { allowFailure: true });
   return r.exitCode === 0 ? parseDomState(r.stdout).state : undefined;
+}
+
+/** Waits for a power-off under way to end (until `deadline`), then starts the domain; one still running then runs on. */
+async function startAgainWhenOff(domain: string, deadline: number): Promise<void> {
+  let state = await domainState(domain);
+  while (state !== undefined && state !== 'shut off' && Date.now() < deadline) {
+    await sleep(250);
+    state = await domainState(domain);
+  }
+  if (state === 'shut off') await run('virsh', ['-c', 'qemu:///system', 'start', domain], { allowFailure: true });
 }
 
 async function resumeIfPaused(domain: string): Promise<void> {

@@ -10,6 +10,7 @@ import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
 import { sleep } from '../../../util/abort.js';
 import type { HandlerContext } from '../../../agent/context.js';
+import { holdPowerOff, releasePowerHold, settlePowerHold } from '../../../agent/power-hold.js';
 import { runGuestAgain } from '../guest-power.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 
@@ -42,8 +43,6 @@ export async function listQemuProcesses(): Promise<QemuProcess[]> {
 
 /** Guests a warm move stopped for its last pass, by migration id: run again if the controller goes away first. */
 const stopped = new Map<string, string>();
-/** VMs a cold move powers off, by migration id: started again here if the controller goes away first. */
-const poweredOff = new Set<string>();
 
 export const qemuHandlers = {
   /**
@@ -73,16 +72,14 @@ export const qemuHandlers = {
    * then runs on as it is).
    */
   'qemu.holdOff': async (p: { id: string; name: string; pid: number; argv: string[]; pidfile: string; waitMs: number }, ctx: HandlerContext): Promise<void> => {
-    poweredOff.add(p.id);
-    ctx.onClose(async () => {
-      if (!poweredOff.delete(p.id)) return;
-      for (const deadline = Date.now() + p.waitMs; (await isAlive(p.pid)) && Date.now() < deadline;) await sleep(200);
-      if (await isAlive(p.pid)) return;
-      if ((await listQemuProcesses()).some((q) => q.name === p.name)) return;
-      await startQemu(p.argv, p.pidfile).catch(() => undefined);
-    });
+    holdPowerOff(p.id, p.waitMs, ctx, (deadline) => startAgainWhenOff(p, deadline));
   },
-  'qemu.releaseOff': async (p: { id: string }): Promise<void> => void poweredOff.delete(p.id),
+  'qemu.releaseOff': async (p: { id: string }): Promise<void> => releasePowerHold(p.id),
+  /** After a failed stop or copy: the VM runs again here, started by whichever agent holds it (this one taking over from a dead one). */
+  'qemu.settleOff': async (p: { id: string; name: string; pid: number; argv: string[]; pidfile: string }): Promise<{ by: string; running: boolean }> => {
+    const by = await settlePowerHold(p.id, (deadline) => startAgainWhenOff(p, deadline));
+    return { by, running: (await listQemuProcesses()).some((q) => q.name === p.name) };
+  },
 
   'qemu.list': async (): Promise<QemuProcess[]> => listQemuProcesses(),
 
@@ -121,6 +118,14 @@ export const qemuHandlers = {
 
   'qemu.alive': async (p: { pid: number }): Promise<{ alive: boolean }> => ({ alive: await isAlive(p.pid) }),
 };
+
+/** Waits for the power-off of QEMU `pid` to end (until `deadline`), then starts the VM from its command line unless one of its name runs. */
+async function startAgainWhenOff(vm: { name: string; pid: number; argv: string[]; pidfile: string }, deadline: number): Promise<void> {
+  while ((await isAlive(vm.pid)) && Date.now() < deadline) await sleep(200);
+  if (await isAlive(vm.pid)) return;
+  if ((await listQemuProcesses()).some((q) => q.name === vm.name)) return;
+  await startQemu(vm.argv, vm.pidfile).catch(() => undefined);
+}
 
 async function isAlive(pid: number): Promise<boolean> {
   try {
