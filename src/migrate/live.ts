@@ -169,6 +169,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     steps = driver.live(context);
     const outcome: LiveOutcome = {};
     const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));
+    warnRollbackErrors(report, result.rollbackErrors);
     report.phases = result.times;
     if (outcome.plans) report.disks = reportDisks(outcome.plans);
     Object.assign(report, {
@@ -190,7 +191,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     } else if (result.error && steps.committed) {
       // Failed after the commit point: the target owns the VM and runs it; what failed was tidying up.
       report.status = 'completed';
-      report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
+      warn(report, `${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`);
     } else if (result.error) {
       report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
       report.failed_phase = result.failedPhase;
@@ -241,6 +242,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
   const outcome: ColdOutcome = { diskBytes: 0 };
   const resumable = imagesToResume(req.vm, req.from, req.to, 'cold');
   const result = await runPhases(coldPhases(steps, context, req, outcome, resumable), journal, (phase) => req.listener({ type: 'phase', phase }));
+  warnRollbackErrors(report, result.rollbackErrors);
   report.phases = result.times;
   report.disk_bytes = outcome.diskBytes;
   if (outcome.plans) report.disks = reportDisks(outcome.plans);
@@ -248,7 +250,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
     report.status = 'completed';
   } else if (outcome.committed) {
     report.status = 'completed';
-    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM was made on "${req.to}")`];
+    warn(report, `${result.error.message} (in phase "${result.failedPhase}", after the VM was made on "${req.to}")`);
   } else {
     report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
     report.failed_phase = result.failedPhase;
@@ -266,6 +268,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   const resumable = imagesToResume(req.vm, req.from, req.to, 'warm');
   const cold = req.reboot ? driver.cold?.(context) : undefined;
   const result = await runPhases(warmPhases(steps, context, req, outcome, resumable, cold), journal, (phase) => req.listener({ type: 'phase', phase }));
+  warnRollbackErrors(report, result.rollbackErrors);
   report.phases = result.times;
   if (outcome.plans) report.disks = reportDisks(outcome.plans);
   if (outcome.lastPassBytes !== undefined) steps.stats.lastPassBytes = outcome.lastPassBytes;
@@ -281,7 +284,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   }
   if (steps.committed || outcome.committed) {
     report.status = 'completed';
-    report.warnings = [`${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`];
+    warn(report, `${result.error.message} (in phase "${result.failedPhase}", after the VM had moved; settled)`);
     return;
   }
   report.status = result.error.code === 'ABORTED' ? 'aborted' : 'failed';
@@ -293,6 +296,15 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   const sourceAgent = await liveAgent(findHost(req.inventory, req.from), steps.agents[0]).catch(() => undefined);
   report.source_running = sourceAgent ? await steps.runsOn(sourceAgent) : false;
   if (sourceAgent && sourceAgent !== steps.agents[0]) sourceAgent.close();
+}
+
+function warn(report: MigrationReport, message: string): void {
+  (report.warnings ??= []).push(message);
+}
+
+/** Undoing a step that failed leaves something for the user to do: said in the report, with what to do. */
+function warnRollbackErrors(report: MigrationReport, errors: readonly FerryError[]): void {
+  for (const e of errors) warn(report, `undoing the move failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
 }
 
 /** Where to read why a VM's QEMU ended, for a hint. */

@@ -83,6 +83,11 @@ export class LibvirtColdSteps implements ColdSteps {
     }
     const { by, state } = await this.source.call('libvirt.settleOff', { id: this.ctx.journal.id, domain });
     this.ctx.journal.record('source-started', { by, state });
+    if (state !== 'running') {
+      throw new FerryError('VM_NOT_RUNNING', `Domain "${domain}" was powered off on "${this.source.host.name}" and is ${state ?? 'gone'} there now`, {
+        hint: `start it there: virsh start ${domain}`,
+      });
+    }
   }
 
   async releaseSource(): Promise<void> {

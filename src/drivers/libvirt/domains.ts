@@ -89,8 +89,8 @@ export async function stateAfterJob(agent: AgentClient, name: string, options: {
 /**
  * The source's domain after its migration job ended without moving it:
  * running, or resumed if libvirt left it paused (an abort that reached it
- * in its last pause) when it ran before the move; any other state is what remains of a domain whose
- * QEMU went away.
+ * in its last pause) when it ran before the move; any other state is what
+ * remains of a domain whose QEMU went away.
  */
 export async function sourceAfterAbort(agent: AgentClient, name: string, options: { ranBefore: boolean }): Promise<{ agent: AgentClient; state: string | null }> {
   const found = await stateAfterJob(agent, name);

@@ -110,6 +110,11 @@ export class QemuColdSteps implements ColdSteps {
     }
     const { by, running } = await this.source.call('qemu.settleOff', { id: this.ctx.journal.id, ...vm });
     this.ctx.journal.record('source-started', { by, running });
+    if (!running) {
+      throw new FerryError('VM_NOT_RUNNING', `VM "${vm.name}" was powered off on "${this.source.host.name}" and could not be started again`, {
+        hint: `start it there by hand: its command line is in the journal ("vm" step)`,
+      });
+    }
   }
 
   async releaseSource(): Promise<void> {
