@@ -20,6 +20,7 @@ import { livePhases, type LiveOutcome } from './live-phases.js';
 import { runPhases, type PhaseTimes } from './phases.js';
 import { reportDisks, type ReportDisk } from './report-disks.js';
 import type { MigrationSettings } from './settings.js';
+import { warn, warnRollbackErrors } from './warnings.js';
 
 export interface MigrateRequest extends MigrationSettings {
   vm: string;
@@ -146,7 +147,11 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       if (state === 'shut off') throw new FerryError('VM_NOT_RUNNING', `VM "${req.vm}" is shut off on "${req.from}"; a warm move copies a running VM`, { hint: 'move it with --mode cold' });
       report.mode = 'warm';
       journal.record('mode', { mode: 'warm', state, precopy_only: req.precopyOnly, cutover: req.cutover });
-      await moveWarm(driver, context, journal, req, report, (s) => (steps = s));
+      try {
+        await moveWarm(driver, context, journal, req, report, (s) => (steps = s));
+      } finally {
+        keepAgents(agents, context);
+      }
       return finishReport(report, journal, t0);
     }
     if (req.mode === 'cold' || req.offline || state === 'shut off') {
@@ -160,8 +165,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       try {
         await moveCold(driver, context, journal, req, report);
       } finally {
-        // The steps may have connected new agents in place of lost ones.
-        for (const a of [context.source, context.target]) if (!agents.includes(a)) agents.push(a);
+        keepAgents(agents, context);
       }
       return finishReport(report, journal, t0);
     }
@@ -298,13 +302,9 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   if (sourceAgent && sourceAgent !== steps.agents[0]) sourceAgent.close();
 }
 
-function warn(report: MigrationReport, message: string): void {
-  (report.warnings ??= []).push(message);
-}
-
-/** Undoing a step that failed leaves something for the user to do: said in the report, with what to do. */
-function warnRollbackErrors(report: MigrationReport, errors: readonly FerryError[]): void {
-  for (const e of errors) warn(report, `undoing the move failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+/** The steps may have connected new agents in place of lost ones: closed with the others. */
+function keepAgents(agents: AgentClient[], context: StepContext): void {
+  for (const a of [context.source, context.target]) if (!agents.includes(a)) agents.push(a);
 }
 
 /** Where to read why a VM's QEMU ended, for a hint. */
