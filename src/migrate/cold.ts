@@ -117,7 +117,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
-        await keepOrDeleteSourceDisks(source, plans, settings, log);
+        await keepOrDeleteSourceDisks(source, plans, settings, log, journal);
       },
     },
   ];

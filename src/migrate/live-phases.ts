@@ -74,7 +74,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
       name: 'finish',
       run: async () => {
         await steps.finish();
-        await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log);
+        await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log, journal);
       },
     },
   ];

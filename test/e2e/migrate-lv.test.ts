@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labHostRemoveVolumeGroup, labVirsh } from '../../src/lab/lab.js';
-import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, ferry, ferryHeldAt, killVm, labVmPaths, startGuest, startHeldMove, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -103,6 +103,37 @@ test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, a
   await cleanVm(a, vm);
   await cleanVm(b, vm);
   await removeLvs('lvq');
+});
+
+test('ferry killed as --delete-source begins to remove the source LV: the VM runs on the target, the source LV is kept whole, and ferry recover removes nothing', async () => {
+  const vm = 'lv-del';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvd');
+  const disk = await sourceLv('lvd');
+  await startGuest(a, { name: vm, disks: [disk] });
+  const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--create-lv', VGB, '--delete-source'], 'source-disk-deleting');
+  await held.held();
+  process.kill(held.child.pid!, 'SIGKILL');
+  await held.done;
+  assert.ok(
+    held.entries().some((e) => e.step === 'committed'),
+    'past the commit point',
+  );
+  assert.ok(await vmPid(b, vm), 'the VM runs on the target');
+  assert.equal(await vmPid(a, vm), undefined);
+  const n = await waitForCounter(b, vm, (await counter(b, vm)) + 5);
+  const recover = await ferry(['recover', held.id()!, '--json']);
+  assert.equal(recover.code, 0, recover.stderr);
+  assert.deepEqual((JSON.parse(recover.stdout) as Array<{ runs_on: string[] }>)[0]?.runs_on, ['lab-b'], recover.stdout);
+  assert.equal((await a.call('volume.lv', { path: disk }))?.sizeBytes, 16 * MiB, 'a recovery never deletes: the source LV is whole');
+
+  await killVm(b, vm);
+  const check = await b.call('lab.checkRecords', { disks: [`/dev/${VGB}/lvd`], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
+  assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs('lvd');
 });
 
 test('a QEMU VM whose disk is a qcow2 on an LV (as oVirt keeps them) moves live into a new LV of the same VG name holding a qcow2, every record intact', async () => {
