@@ -20,11 +20,12 @@ function sourceHost(removed: string[]): AgentClient {
 
 const plan = (path: string, shared = false): DiskPlan => ({ disk: { path } as DiskPlan['disk'], index: 0, targetPath: path, targetFormat: 'raw', create: true, sync: 'full', shared });
 const plans = [plan('/img/vm.qcow2'), plan('/dev/vg0/vm-disk1'), plan('/dev/sdb'), plan('/nfs/shared.qcow2', true)];
+const journal = { id: 'm1', record: (): void => undefined };
 
 test('--delete-source removes the image file and the logical volume, keeps a block device that is no LV and a disk the target shares', async () => {
   const removed: string[] = [];
   const logs: string[] = [];
-  await keepOrDeleteSourceDisks(sourceHost(removed), plans, { deleteSource: true } as MigrationSettings, (m) => logs.push(m));
+  await keepOrDeleteSourceDisks(sourceHost(removed), plans, { deleteSource: true } as MigrationSettings, (m) => logs.push(m), journal);
   assert.deepEqual(removed, ['file /img/vm.qcow2', 'lv vg0/vm-disk1']);
   assert.ok(
     logs.some((l) => l.includes('/dev/sdb kept')),
@@ -35,7 +36,7 @@ test('--delete-source removes the image file and the logical volume, keeps a blo
 test('without --delete-source nothing is removed, and the log says how to', async () => {
   const removed: string[] = [];
   const logs: string[] = [];
-  await keepOrDeleteSourceDisks(sourceHost(removed), plans, { deleteSource: false } as MigrationSettings, (m) => logs.push(m));
+  await keepOrDeleteSourceDisks(sourceHost(removed), plans, { deleteSource: false } as MigrationSettings, (m) => logs.push(m), journal);
   assert.deepEqual(removed, []);
   assert.match(logs.join('\n'), /--delete-source/);
 });

@@ -8,7 +8,7 @@ import type { AgentClient } from '../hosts/agent-client.js';
 import type { MigrationSettings } from './settings.js';
 
 /** After the commit point only: the source's disk images go with --delete-source (never one the target shares). */
-export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readonly DiskPlan[], settings: MigrationSettings, log: (message: string) => void, journal?: StepJournal): Promise<void> {
+export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readonly DiskPlan[], settings: MigrationSettings, log: (message: string) => void, journal: StepJournal): Promise<void> {
   const own = plans.filter((p) => !p.shared).map((p) => p.disk.path);
   if (settings.deleteSource) await deleteSourceDisks(source, own, log, journal);
   else log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
@@ -19,11 +19,11 @@ export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readon
  * goes; so does a logical volume, which the source's LVM must confirm as one
  * (not its path); any other block device is the user's to reuse, and stays.
  */
-async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void, journal?: StepJournal): Promise<void> {
+async function deleteSourceDisks(source: AgentClient, paths: string[], log: (message: string) => void, journal: StepJournal): Promise<void> {
   const host = source.host.name;
   for (const path of paths) {
     // Journaled first: a move that ends here says which disk it was removing (the target owns the VM either way).
-    journal?.record('source-disk-deleting', { host, path });
+    journal.record('source-disk-deleting', { host, path });
     const st = await source.call('file.stat', { path });
     if (st.type === 'file') {
       await source.call('file.remove', { path });

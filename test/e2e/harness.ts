@@ -135,6 +135,19 @@ export async function killMoveAgent(entries: readonly JournalEntry[], role: 'sou
   return true;
 }
 
+/**
+ * Runs a move (`ferry ARGS`, a `migrate` of `vm`) held at `step`, kills the
+ * move's `role` agent right there, and lets the controller go on: its
+ * report, and the move for its journal.
+ */
+export async function moveWithAgentKilledAt(vm: string, args: string[], step: string, role: 'source' | 'target'): Promise<{ report: Record<string, unknown>; move: HeldMove }> {
+  const move = startHeldMove(vm, args, step);
+  await move.held();
+  if (!(await killMoveAgent(move.entries(), role))) throw new Error(`the journal names no ${role} agent at ${step}`);
+  process.kill(move.child.pid!, 'SIGCONT');
+  return { report: JSON.parse((await move.done).stdout) as Record<string, unknown>, move };
+}
+
 /** Cuts every TCP connection to `address` but the controller's ssh, as a broken link between the hosts would. */
 export async function cutLinkTo(address: string): Promise<void> {
   await run('ss', ['-K', 'dst', address, 'and', 'dport', '!=', `:${LAB_SSH_PORT}`]);

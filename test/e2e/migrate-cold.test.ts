@@ -10,7 +10,7 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { waitForGuestReady } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
-import { cleanVm, counter, diskPath, ferry, killMoveAgent, killVm, labVmPaths, processState, startGuest, startHeldMove, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import { cleanVm, counter, diskPath, ferry, killVm, labVmPaths, moveWithAgentKilledAt, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -93,11 +93,7 @@ test("cold: the source's agent killed once the power-off is asked for: ferry tak
   await cleanVm(b, vm);
   await startGuest(a, { name: vm, disks: ['32M'], append: `${GUEST_APPEND} ferry.acpi=poweroff` });
   const before = await vmPid(a, vm);
-  const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'cold', '--shutdown'], 'source-stopping');
-  await held.held();
-  assert.ok(await killMoveAgent(held.entries(), 'source'));
-  process.kill(held.child.pid!, 'SIGCONT');
-  const report = JSON.parse((await held.done).stdout) as { status: string; failed_phase?: string };
+  const { report, move: held } = await moveWithAgentKilledAt(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'cold', '--shutdown'], 'source-stopping', 'source');
   assert.equal(report.status, 'failed', JSON.stringify(report));
   assert.equal(report.failed_phase, 'stop');
   const pid = await vmPid(a, vm);

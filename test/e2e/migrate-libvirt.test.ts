@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
-import { counter, diskPath, ferry, ferryHeldAt, killMoveAgent, labVmPaths, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain as cleanLibvirtDomain, domainLogs, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -186,11 +186,7 @@ test("libvirt --offline: ferry killed while the guest powers off on ACPI: the so
 
   // The source's agent killed at the same step: ferry, with a new agent, takes its hold over and starts the domain again.
   const poweroffs = (await serial()).split('FERRY-GUEST-POWEROFF').length;
-  const lost = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--offline', '--no-start', '--json'], 'source-stopping');
-  await lost.held();
-  assert.ok(await killMoveAgent(lost.entries(), 'source'));
-  process.kill(lost.child.pid!, 'SIGCONT');
-  const failed = JSON.parse((await lost.done).stdout) as { status: string; failed_phase?: string };
+  const { report: failed, move: lost } = await moveWithAgentKilledAt(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--offline', '--no-start', '--json'], 'source-stopping', 'source');
   assert.equal(failed.status, 'failed', JSON.stringify(failed));
   assert.equal(failed.failed_phase, 'stop');
   assert.equal(lost.entries().find((e) => e.step === 'source-started')?.by, 'taken-over', 'by the new agent, from the dead one');

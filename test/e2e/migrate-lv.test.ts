@@ -53,6 +53,19 @@ async function sourceLv(lv: string, sizeBytes = 16 * MiB): Promise<string> {
   return (await a.call('volume.createLv', { vg: SHARED, lv, sizeBytes })).path;
 }
 
+/** A fresh start for a test's VM on LV `lv`: no VM of that name on either host, no such LV; a new source LV, its path returned. */
+async function freshLvVm(vm: string, lv: string, sizeBytes?: number): Promise<string> {
+  await cleanLvVm(vm, lv);
+  return sourceLv(lv, sizeBytes);
+}
+
+/** Removes the test's VM from both hosts and its LVs. */
+async function cleanLvVm(vm: string, lv: string): Promise<void> {
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await removeLvs(lv);
+}
+
 async function removeLvs(lv: string): Promise<void> {
   await a.call('volume.removeLv', { vg: SHARED, lv });
   for (const vg of [SHARED, VGB]) await b.call('volume.removeLv', { vg, lv });
@@ -67,10 +80,7 @@ async function migrate(vm: string, extra: string[] = []): Promise<Report> {
 
 test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, and loses no record; --delete-source removes the source LV', async () => {
   const vm = 'lv-qemu';
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvq');
-  const disk = await sourceLv('lvq');
+  const disk = await freshLvVm(vm, 'lvq');
   await startGuest(a, { name: vm, disks: [disk] });
 
   // A VG the target lacks is refused before anything is made there.
@@ -100,17 +110,12 @@ test('a QEMU VM on an LV moves live into a new LV in the VG --create-lv names, a
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0);
   assert.ok(check.lastReportedSeq >= n);
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvq');
+  await cleanLvVm(vm, 'lvq');
 });
 
 test('ferry killed as --delete-source begins to remove the source LV: the VM runs on the target, the source LV is kept whole, and ferry recover removes nothing', async () => {
   const vm = 'lv-del';
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvd');
-  const disk = await sourceLv('lvd');
+  const disk = await freshLvVm(vm, 'lvd');
   await startGuest(a, { name: vm, disks: [disk] });
   const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--create-lv', VGB, '--delete-source'], 'source-disk-deleting');
   await held.held();
@@ -131,17 +136,12 @@ test('ferry killed as --delete-source begins to remove the source LV: the VM run
   await killVm(b, vm);
   const check = await b.call('lab.checkRecords', { disks: [`/dev/${VGB}/lvd`], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvd');
+  await cleanLvVm(vm, 'lvd');
 });
 
 test('a QEMU VM whose disk is a qcow2 on an LV (as oVirt keeps them) moves live into a new LV of the same VG name holding a qcow2, every record intact', async () => {
   const vm = 'lv-qcow2';
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvqc');
-  const disk = await sourceLv('lvqc', 24 * MiB);
+  const disk = await freshLvVm(vm, 'lvqc', 24 * MiB);
   await a.call('system.run', { file: 'qemu-img', args: ['create', '-q', '-f', 'qcow2', disk, '16M'] });
   await startGuest(a, { name: vm, disks: [disk] });
 
@@ -161,17 +161,12 @@ test('a QEMU VM whose disk is a qcow2 on an LV (as oVirt keeps them) moves live 
   const check = await b.call('lab.checkRecords', { disks: [target], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0);
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvqc');
+  await cleanLvVm(vm, 'lvqc');
 });
 
 test('a move whose target QEMU, or whose controller, is killed removes the LV it made and leaves the VM running on the source', async () => {
   const vm = 'lv-fail';
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvf');
-  const disk = await sourceLv('lvf', 8 * MiB);
+  const disk = await freshLvVm(vm, 'lvf', 8 * MiB);
   await startGuest(a, { name: vm, disks: [disk] });
   const target = `/dev/${VGB}/lvf`;
   const held = await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--create-lv', VGB], 'target-started', async () => {
@@ -263,10 +258,7 @@ test('libvirt: a domain on an LV moves offline into a new LV in the VG --create-
 
 test('warm: a QEMU VM on an LV is pre-copied into a new LV and cut over, every record intact', async () => {
   const vm = 'lv-warm';
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvw');
-  const disk = await sourceLv('lvw', 8 * MiB);
+  const disk = await freshLvVm(vm, 'lvw', 8 * MiB);
   await startGuest(a, { name: vm, disks: [disk] });
 
   const r = await migrate(vm, ['--mode', 'warm', '--create-lv', VGB]);
@@ -278,7 +270,5 @@ test('warm: a QEMU VM on an LV is pre-copied into a new LV and cut over, every r
   const check = await b.call('lab.checkRecords', { disks: [target], serialLogs: [labVmPaths(vm).serialLog], lastReported: n });
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0);
-  await cleanVm(a, vm);
-  await cleanVm(b, vm);
-  await removeLvs('lvw');
+  await cleanLvVm(vm, 'lvw');
 });
