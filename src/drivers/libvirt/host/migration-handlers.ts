@@ -139,9 +139,14 @@ export const libvirtMigrationHandlers = {
   'libvirt.migrate.abort': async (p: { id: string }): Promise<MigrationEnd | undefined> => {
     const m = migrations.get(p.id);
     if (!m) return undefined;
-    // A job that has not begun yet cannot be aborted: ask again until virsh ends.
+    // A job that has not begun yet cannot be aborted: ask again until libvirt accepts, then only wait.
+    // Once accepted, asking again would only cut into libvirt's own cancelling of the job and its disk mirrors.
     for (let tries = 0; !m.end && tries < 120; tries++) {
-      await run('virsh', ['-c', 'qemu:///system', 'domjobabort', m.domain], { allowFailure: true });
+      const r = await run('virsh', ['-c', 'qemu:///system', 'domjobabort', m.domain], { allowFailure: true });
+      if (r.exitCode === 0) {
+        await Promise.race([m.ended, new Promise((resolve) => setTimeout(resolve, 120_000))]);
+        break;
+      }
       await Promise.race([m.ended, new Promise((r) => setTimeout(r, 500))]);
     }
     return m.end;
