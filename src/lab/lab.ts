@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { labDir } from '../hosts/inventory.js';
@@ -44,6 +45,9 @@ export const LAB_HOSTS: readonly LabHostSpec[] = [
 export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images', ...LVM_DIRS];
 
 /** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
+/** What bash reads at an ssh login (non-interactive, it still reads .bashrc) or a login shell. */
+const SHELL_STARTUP_FILES = ['.bashrc', '.profile', '.bash_profile', '.bash_login'];
+
 export const LAB_SHARED_DIR = '/var/lib/ferry-shared';
 
 export const LAB_SSH_PORT = Number(process.env.FERRY_LAB_SSH_PORT ?? 2222);
@@ -135,6 +139,10 @@ async function startHostNamespace(dir: string, spec: LabHostSpec): Promise<LabHo
     await fs.mkdir(src!, { recursive: true });
     binds.push(`mkdir -p '${d}' && mount --bind '${src}' '${d}'`);
   }
+  // sshd's shell reads root's startup files at every login: a lab host's are a fresh host's, not this machine's own.
+  const plainShell = join(root, 'root-shell-startup');
+  await fs.writeFile(plainShell, "# A lab host's root shell: nothing of the machine's own startup files.\n");
+  for (const f of SHELL_STARTUP_FILES.map((f) => join(homedir(), f)).filter((f) => existsSync(f))) binds.push(`mount --bind '${plainShell}' '${f}'`);
   // Where a hypervisor host keeps its images and VM files, present from the start.
   for (const d of ['images', 'vms']) await fs.mkdir(join(root, 'var_lib_ferry', d), { recursive: true });
   // The host's identity, as /etc/machine-id is for a real machine.

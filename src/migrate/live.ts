@@ -110,8 +110,12 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     }
     const fromHost = findHost(req.inventory, req.from);
     const toHost = findHost(req.inventory, req.to);
+    const sourceConnecting = AgentClient.connect(fromHost);
+    // Asked of the source while the target's agent still starts (ssh, node); asked again below of a new agent if this one was lost.
+    const found = sourceConnecting.then((agent) => ({ agent, found: driverFor(agent, req.vm, req.driver) }));
+    found.then((f) => f.found).catch(() => undefined);
     // Keep whichever agent did connect, so it is closed even when the other host is unreachable.
-    const connected = await Promise.allSettled([AgentClient.connect(fromHost), AgentClient.connect(toHost)]);
+    const connected = await Promise.allSettled([sourceConnecting, AgentClient.connect(toHost)]);
     for (const c of connected) if (c.status === 'fulfilled') agents.push(c.value);
     for (const c of connected) if (c.status === 'rejected') throw c.reason;
     let [source, target] = agents as [AgentClient, AgentClient];
@@ -119,7 +123,8 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     // Nothing has begun yet: an agent lost here is simply started again.
     [source, target] = await Promise.all([liveAgent(fromHost, source), liveAgent(toHost, target)]);
     for (const agent of [source, target]) if (!agents.includes(agent)) agents.push(agent);
-    const { driver, state } = await driverFor(source, req.vm, req.driver).catch(async (e: unknown) => {
+    const early = await found;
+    const { driver, state } = await (early.agent === source ? early.found : driverFor(source, req.vm, req.driver)).catch(async (e: unknown) => {
       if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
       source = await liveAgent(fromHost, source);
       agents.push(source);

@@ -237,8 +237,10 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (!end || end.exitCode !== 0) {
       throw new FerryError('MIGRATION_FAILED', `libvirt's migration failed: ${end?.error ?? 'it did not end'}`, { hint: 'the VM keeps running on the source; fix the cause and retry' });
     }
-    // Asked at once: the statistics are read whatever the state says.
+    // Asked at once: the statistics are read whatever the state says, and the source's state is the finish's question.
     const completed = target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
+    this.sourceStateAfter = domainState(source, ctx.vmName);
+    this.sourceStateAfter.catch(() => undefined);
     // Asked without hiding a lost agent (domainRunning would say "not running"): settling then asks a new one.
     if ((await domainState(target, ctx.vmName)) !== 'running') {
       throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
@@ -254,9 +256,12 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.log(`switched over: the domain runs on ${target.host.name}`);
   }
 
+  /** The source's state once virsh migrate ended (libvirt's job, its confirmation on the source included, is over). */
+  private sourceStateAfter?: Promise<string | null>;
+
   async finish(): Promise<void> {
     const { source, ctx } = this;
-    if ((await domainState(source, ctx.vmName)) === 'running') {
+    if ((await (this.sourceStateAfter ?? domainState(source, ctx.vmName))) === 'running') {
       throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
     }
     this.log(this.ctx.settings.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
