@@ -141,11 +141,45 @@ export async function killMoveAgent(entries: readonly JournalEntry[], role: 'sou
  * report, and the move for its journal.
  */
 export async function moveWithAgentKilledAt(vm: string, args: string[], step: string, role: 'source' | 'target'): Promise<{ report: Record<string, unknown>; move: HeldMove }> {
+  return moveStruckAt(vm, args, step, async (move) => {
+    if (!(await killMoveAgent(move.entries(), role))) throw new Error(`the journal names no ${role} agent at ${step}`);
+  });
+}
+
+/**
+ * Runs a move held at `step`, cuts the controller's ssh link to `host`
+ * right there (the agent at the other end lives on and reads the end of
+ * its input), and lets the controller go on.
+ */
+export async function moveWithLinkCutAt(vm: string, args: string[], step: string, host: string): Promise<{ report: Record<string, unknown>; move: HeldMove }> {
+  return moveStruckAt(vm, args, step, async (move) => {
+    const links = childrenOf(move.child.pid!).filter((c) => c.argv[0] === 'ssh' && c.argv.includes(host));
+    if (!links.length) throw new Error(`the controller holds no ssh link to ${host} at ${step}`);
+    for (const link of links) process.kill(link.pid, 'SIGKILL');
+  });
+}
+
+async function moveStruckAt(vm: string, args: string[], step: string, strike: (move: HeldMove) => Promise<void>): Promise<{ report: Record<string, unknown>; move: HeldMove }> {
   const move = startHeldMove(vm, args, step);
   await move.held();
-  if (!(await killMoveAgent(move.entries(), role))) throw new Error(`the journal names no ${role} agent at ${step}`);
+  await strike(move);
   process.kill(move.child.pid!, 'SIGCONT');
   return { report: JSON.parse((await move.done).stdout) as Record<string, unknown>, move };
+}
+
+/** The processes whose parent is `pid`, with their command lines. */
+export function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(/\) \S (\d+) /.exec(readFileSync(`/proc/${entry}/stat`, 'utf8'))?.[1]);
+      if (ppid === pid) out.push({ pid: Number(entry), argv: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 /** Cuts every TCP connection to `address` but the controller's ssh, as a broken link between the hosts would. */

@@ -10,7 +10,23 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { waitForGuestReady } from '../../src/lab/vm.js';
 import { CLI } from './cli.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
-import { cleanVm, counter, diskPath, ferry, killVm, labVmPaths, moveWithAgentKilledAt, processState, startGuest, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import {
+  cleanVm,
+  counter,
+  diskPath,
+  ferry,
+  killVm,
+  labVmPaths,
+  moveWithAgentKilledAt,
+  moveWithLinkCutAt,
+  processState,
+  startGuest,
+  stateDir,
+  until,
+  useLab,
+  vmPid,
+  waitForCounter,
+} from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -112,6 +128,28 @@ test("cold: the source's agent killed once the power-off is asked for: ferry tak
   const again = await migrate(vm, ['--mode', 'cold', '--shutdown']);
   assert.equal(again.status, 'completed', JSON.stringify(again));
   assert.ok(await vmPid(b, vm));
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+});
+
+test("cold: the link to the source cut once the power-off is asked for: the source's agent, alive, starts the VM again by itself, and ferry's new agent waits for it rather than start it a second time", async () => {
+  const vm = 'cold-link';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  // lab-b is the host behind ssh: the link to its agent is the one to cut.
+  await startGuest(b, { name: vm, disks: ['32M'], append: `${GUEST_APPEND} ferry.acpi=poweroff` });
+  const before = await vmPid(b, vm);
+  const { report, move } = await moveWithLinkCutAt(vm, ['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--json', '--mode', 'cold', '--shutdown'], 'source-stopping', 'lab-b');
+  assert.equal(report.status, 'failed', JSON.stringify(report));
+  assert.equal(report.failed_phase, 'stop');
+  const pid = await vmPid(b, vm);
+  assert.ok(pid && pid !== before, `the guest powered off and was started again on lab-b: ${JSON.stringify(report)}`);
+  assert.equal(move.entries().find((e) => e.step === 'source-started')?.by, 'holder', 'by the agent that held it, which outlived its link');
+  const qemus = (await b.call('qemu.list', undefined)).filter((q) => q.name === vm);
+  assert.equal(qemus.length, 1, `one QEMU runs the VM on lab-b: ${JSON.stringify(qemus)}`);
+  assert.equal(await vmPid(a, vm), undefined, 'nothing runs on the target');
+  const r = await ferry(['recover', move.id()!, '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), [], r.stdout);
   await cleanVm(a, vm);
   await cleanVm(b, vm);
 });

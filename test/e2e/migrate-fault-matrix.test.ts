@@ -18,11 +18,26 @@
  * moves it back for the next.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
-import { cleanVm, counter, diskPath, ferry, killMoveAgent, labVmPaths, migrationRecords, startGuest, startHeldMove, until, useLab, vmPid, waitForCounter, type HeldMove } from './harness.js';
+import {
+  childrenOf,
+  cleanVm,
+  counter,
+  diskPath,
+  ferry,
+  killMoveAgent,
+  labVmPaths,
+  migrationRecords,
+  startGuest,
+  startHeldMove,
+  until,
+  useLab,
+  vmPid,
+  waitForCounter,
+  type HeldMove,
+} from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -63,20 +78,6 @@ const matrix = new Map<Fault, Map<Step, string>>();
 interface Cell {
   fault: Fault;
   step: Step;
-}
-
-function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
-  const out = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const ppid = Number(/\) \S (\d+) /.exec(readFileSync(`/proc/${entry}/stat`, 'utf8'))?.[1]);
-      if (ppid === pid) out.push({ pid: Number(entry), argv: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 /** A migration lab-a -> lab-b held at `step`. */
