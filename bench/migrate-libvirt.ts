@@ -170,6 +170,8 @@ async function main(): Promise<void> {
     wall_ratio: fw && vw ? Math.round((fw / vw) * 100) / 100 : undefined,
     // ferry against virsh with the same synchronous writes: what ferry adds of its own.
     wall_ratio_same_writes: fw && vsw ? Math.round((fw / vsw) * 100) / 100 : undefined,
+    // ferry's fixed cost (agents, checks, target image, its own start and exit): the same on any disk, so the ratio falls as the disk grows.
+    added_ms: fw !== undefined && vsw !== undefined ? { over_virsh: vw !== undefined ? Math.round(fw - vw) : undefined, over_virsh_same_writes: Math.round(fw - vsw) } : undefined,
     goals: { wall_ratio_max: 1.1, downtime: 'ferry <= virsh' },
     met: { wall: fw !== undefined && vw !== undefined && fw <= vw * 1.1, downtime: fd !== undefined && vd !== undefined && fd <= vd },
     records,

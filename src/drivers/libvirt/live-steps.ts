@@ -205,9 +205,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   private async watch(phase: string, done: () => boolean): Promise<void> {
     const { source, ctx } = this;
     for (;;) {
-      const { running } = await source.call('libvirt.migrate.wait', { id: ctx.journal.id, waitMs: POLL_MS });
+      const { running, job } = await source.call('libvirt.migrate.watch', { id: ctx.journal.id, waitMs: POLL_MS });
       if (!running) return;
-      const job = await source.call('libvirt.jobInfo', { domain: ctx.vmName }).catch(() => undefined);
       if (job && job.type !== 'none') {
         this.lastJob = job;
         if ((job.memoryProcessed ?? 0) > 0) this.memoryStarted = true;

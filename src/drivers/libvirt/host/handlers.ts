@@ -89,9 +89,10 @@ export const libvirtHandlers = {
 
   /** One domain, or undefined when there is none of that name: cheaper than listing all. */
   'libvirt.domain': async (p: OnDomain): Promise<LibvirtDomain | undefined> => {
-    const info = await virsh(p.uri, ['dominfo', '--domain', p.domain], { tolerate: ['no-domain'] });
-    if (info.failure) return undefined;
-    return _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info.stdout));
+    // Asked at once (a move waits on this): a domain that is not there fails each question.
+    const [info, domain] = await Promise.all([virsh(p.uri, ['dominfo', '--domain', p.domain], { tolerate: ['no-domain'] }), _describe(p.uri, p.domain, false)]);
+    if (info.failure || !domain) return undefined;
+    return { ...domain, persistent: /^Persistent:\s+yes/m.test(info.stdout) };
   },
 
   /** Only the domain's state (running, shut off, ...): one virsh call where libvirt.domain makes three. */

@@ -13,7 +13,8 @@ import { holdPowerOff, releasePowerHold, settlePowerHold } from '../../../agent/
 import { FerryError } from '../../../util/errors.js';
 import { run } from '../../../util/exec.js';
 import { sleep } from '../../../util/abort.js';
-import { parseDomState } from '../virsh-output.js';
+import { parseDomJobInfoRaw, parseDomState, type DomainJobInfo } from '../virsh-output.js';
+import { virsh } from './virsh.js';
 
 export interface MigrationEnd {
   exitCode: number;
@@ -133,6 +134,22 @@ export const libvirtMigrationHandlers = {
     const m = migration(p.id);
     if (!m.end && p.waitMs) await Promise.race([m.ended, new Promise((r) => setTimeout(r, p.waitMs))]);
     return { running: !m.end, end: m.end };
+  },
+
+  /**
+   * The watch's poll: how the migration ended, waiting up to `waitMs`; while
+   * it runs, libvirt's figures for its job. The figures are not waited for
+   * once virsh ends: libvirt answers domjobinfo only after the step it is in,
+   * which at the end of a job holds the answer back past the job itself.
+   */
+  'libvirt.migrate.watch': async (p: { id: string; waitMs: number }): Promise<{ running: boolean; end?: MigrationEnd; job?: DomainJobInfo }> => {
+    const m = migration(p.id);
+    if (!m.end) await Promise.race([m.ended, new Promise((r) => setTimeout(r, p.waitMs))]);
+    if (m.end) return { running: false, end: m.end };
+    const job = virsh(undefined, ['domjobinfo', '--rawstats', '--domain', m.domain], { tolerate: ['not-running'] }).then((r) => (r.failure ? undefined : parseDomJobInfoRaw(r.stdout)));
+    const first = await Promise.race([job, m.ended.then(() => 'ended' as const)]).catch(() => undefined);
+    if (first === 'ended') return { running: false, end: m.end };
+    return { running: true, job: first };
   },
 
   /** Aborts the job (the domain keeps running here) and waits for virsh to end. Nothing to do when it has ended. */
