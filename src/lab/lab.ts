@@ -44,10 +44,10 @@ export const LAB_HOSTS: readonly LabHostSpec[] = [
 /** Directories private to each lab host, in mount order (a directory before those inside it). */
 export const PRIVATE_DIRS = ['/var/lib/ferry', '/run/ferry', ...LIBVIRT_DIRS, '/var/lib/libvirt/images', ...LVM_DIRS];
 
-/** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
 /** What bash reads at an ssh login (non-interactive, it still reads .bashrc) or a login shell. */
 const SHELL_STARTUP_FILES = ['.bashrc', '.profile', '.bash_profile', '.bash_login'];
 
+/** The same directory on every lab host, standing in for shared storage (NFS, iSCSI). */
 export const LAB_SHARED_DIR = '/var/lib/ferry-shared';
 
 export const LAB_SSH_PORT = Number(process.env.FERRY_LAB_SSH_PORT ?? 2222);
