@@ -153,9 +153,7 @@ export async function moveWithAgentKilledAt(vm: string, args: string[], step: st
  */
 export async function moveWithLinkCutAt(vm: string, args: string[], step: string, host: string): Promise<{ report: Record<string, unknown>; move: HeldMove }> {
   return moveStruckAt(vm, args, step, async (move) => {
-    const links = childrenOf(move.child.pid!).filter((c) => c.argv[0] === 'ssh' && c.argv.includes(host));
-    if (!links.length) throw new Error(`the controller holds no ssh link to ${host} at ${step}`);
-    for (const link of links) process.kill(link.pid, 'SIGKILL');
+    if (!cutSshLinks(move.child.pid!, host)) throw new Error(`the controller holds no ssh link to ${host} at ${step}`);
   });
 }
 
@@ -167,8 +165,15 @@ async function moveStruckAt(vm: string, args: string[], step: string, strike: (m
   return { report: JSON.parse((await move.done).stdout) as Record<string, unknown>, move };
 }
 
+/** Kills the ssh links `controller` holds to `host` (the agents at the other end live on); false when it holds none. */
+export function cutSshLinks(controller: number, host: string): boolean {
+  const links = childrenOf(controller).filter((c) => c.argv[0] === 'ssh' && c.argv.includes(host));
+  for (const link of links) process.kill(link.pid, 'SIGKILL');
+  return links.length > 0;
+}
+
 /** The processes whose parent is `pid`, with their command lines. */
-export function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
+function childrenOf(pid: number): Array<{ pid: number; argv: string[] }> {
   const out = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -22,9 +22,9 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import {
-  childrenOf,
   cleanVm,
   counter,
+  cutSshLinks,
   diskPath,
   ferry,
   killMoveAgent,
@@ -137,9 +137,7 @@ async function injectFault(cell: Cell, m: HeldMove, vm: string): Promise<boolean
       return killMoveAgent(m.entries(), cell.fault === 'source-agent' ? 'source' : 'target');
     case 'target-link': {
       if (!m.entries().some((e) => e.step === 'agents')) return false;
-      const ssh = childrenOf(m.child.pid!).find((c) => c.argv[0] === 'ssh' && c.argv.includes('lab-b'));
-      assert.ok(ssh, 'the controller holds an ssh link to lab-b');
-      process.kill(ssh.pid, 'SIGKILL');
+      assert.ok(cutSshLinks(m.child.pid!, 'lab-b'), 'the controller holds an ssh link to lab-b');
       return true;
     }
     case 'target-qemu': {

@@ -132,7 +132,7 @@ export const libvirtMigrationHandlers = {
   /** How the migration ended, waiting up to `waitMs` for it; `running` while virsh still runs. */
   'libvirt.migrate.wait': async (p: { id: string; waitMs?: number }): Promise<{ running: boolean; end?: MigrationEnd }> => {
     const m = migration(p.id);
-    if (!m.end && p.waitMs) await Promise.race([m.ended, new Promise((r) => setTimeout(r, p.waitMs))]);
+    if (p.waitMs) await endedWithin(m, p.waitMs);
     return { running: !m.end, end: m.end };
   },
 
@@ -144,7 +144,7 @@ export const libvirtMigrationHandlers = {
    */
   'libvirt.migrate.watch': async (p: { id: string; waitMs: number }): Promise<{ running: boolean; end?: MigrationEnd; job?: DomainJobInfo }> => {
     const m = migration(p.id);
-    if (!m.end) await Promise.race([m.ended, new Promise((r) => setTimeout(r, p.waitMs))]);
+    await endedWithin(m, p.waitMs);
     if (m.end) return { running: false, end: m.end };
     const job = virsh(undefined, ['domjobinfo', '--rawstats', '--domain', m.domain], { tolerate: ['not-running'] }).then((r) => (r.failure ? undefined : parseDomJobInfoRaw(r.stdout)));
     const first = await Promise.race([job, m.ended.then(() => 'ended' as const)]).catch(() => undefined);
@@ -161,14 +161,22 @@ export const libvirtMigrationHandlers = {
     for (let tries = 0; !m.end && tries < 120; tries++) {
       const r = await run('virsh', ['-c', 'qemu:///system', 'domjobabort', m.domain], { allowFailure: true });
       if (r.exitCode === 0) {
-        await Promise.race([m.ended, new Promise((resolve) => setTimeout(resolve, 120_000))]);
+        await endedWithin(m, 120_000);
         break;
       }
-      await Promise.race([m.ended, new Promise((r) => setTimeout(r, 500))]);
+      await endedWithin(m, 500);
     }
     return m.end;
   },
 };
+
+/** Waits for virsh migrate to end, at most `ms`. */
+async function endedWithin(m: RunningMigration, ms: number): Promise<void> {
+  if (m.end) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([m.ended, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
 
 /** Domains held suspended for a warm move's last pass, by migration id. */
 const held = new Set<string>();
