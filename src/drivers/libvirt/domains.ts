@@ -7,6 +7,7 @@ import { sleep } from '../../util/abort.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import type { DomainDescription } from './domain-xml.js';
+import type { XmlVariant } from './host/handlers.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
 
 export async function libvirtAvailable(host: AgentClient): Promise<boolean> {
@@ -31,9 +32,12 @@ export async function listDomains(host: AgentClient): Promise<DomainVmInfo[]> {
   return out;
 }
 
-/** The domain named, described with its disks' images; refuses a disk ferry cannot move. */
-export async function findDomain(host: AgentClient, name: string): Promise<{ vm: DomainVmInfo; domain: DomainDescription }> {
-  const found = await host.call('libvirt.domain', { domain: name });
+/**
+ * The domain named, described with its disks' images; refuses a disk ferry
+ * cannot move. `xmls` asks for those of its XMLs at the same time.
+ */
+export async function findDomain(host: AgentClient, name: string, options: { xmls?: readonly XmlVariant[] } = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; xmls?: string[] }> {
+  const found = await host.call('libvirt.domain', { domain: name, xmls: options.xmls });
   if (!found) {
     const domains = await host.call('libvirt.domains', {});
     throw new FerryError('UNKNOWN_VM', `Unknown domain "${name}" on host "${host.host.name}"`, {
@@ -47,12 +51,17 @@ export async function findDomain(host: AgentClient, name: string): Promise<{ vm:
       hint: 'detach it first (virsh detach-disk), or move its storage by other means',
     });
   }
-  return { vm, domain: found.description };
+  return { vm, domain: found.description, xmls: found.xmls };
 }
 
 /** The domain a move starts from, found and written down in the move's journal. */
-export async function describeForMove(host: AgentClient, name: string, journal: StepJournal): Promise<{ vm: DomainVmInfo; domain: DomainDescription }> {
-  const found = await findDomain(host, name);
+export async function describeForMove(
+  host: AgentClient,
+  name: string,
+  journal: StepJournal,
+  options: { xmls?: readonly XmlVariant[] } = {},
+): Promise<{ vm: DomainVmInfo; domain: DomainDescription; xmls?: string[] }> {
+  const found = await findDomain(host, name, options);
   const { vm } = found;
   journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
   return found;

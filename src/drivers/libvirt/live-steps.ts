@@ -20,7 +20,15 @@ import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
 import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
+import type { XmlVariant } from './host/handlers.js';
 import type { DomainJobInfo } from './virsh-output.js';
+
+/** The source's XMLs a live move reads: the live one (its CPU), the migratable one (its networks, the XML sent), the definition. */
+const XML_VARIANTS: readonly XmlVariant[] = [{}, { migratable: true }, { inactive: true, migratable: true }];
+
+function xmlKey(variant: XmlVariant): string {
+  return `${!!variant.inactive}/${!!variant.migratable}`;
+}
 
 /** Each poll runs virsh on the source: often enough for the view, seldom enough to leave the CPU to the migration. */
 const POLL_MS = 500;
@@ -70,10 +78,10 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async describe(): Promise<VmInfo> {
     const early = this.targetQuestions();
-    const xmls = [this.dumpXml({}), this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })];
-    // Awaited where the check needs them, which then reports their errors.
-    for (const p of [early.uuids, early.nameFree, ...xmls]) p.catch(() => undefined);
-    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
+    for (const p of [early.uuids, early.nameFree]) p.catch(() => undefined);
+    // The XMLs the check and the preparation read, asked in the same virsh call as the description.
+    const { vm, domain, xmls } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS });
+    XML_VARIANTS.forEach((variant, i) => xmls?.[i] !== undefined && this.xmls.set(xmlKey(variant), Promise.resolve(xmls[i]!)));
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
     return vm;
@@ -110,8 +118,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   /** The source's XMLs, each asked for once: the check reads them, and the preparation again. */
   private readonly xmls = new Map<string, Promise<string>>();
 
-  private dumpXml(options: { inactive?: boolean; migratable?: boolean }): Promise<string> {
-    const key = `${!!options.inactive}/${!!options.migratable}`;
+  private dumpXml(options: XmlVariant): Promise<string> {
+    const key = xmlKey(options);
     let xml = this.xmls.get(key);
     if (!xml) {
       xml = this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
@@ -236,17 +244,17 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (!end || end.exitCode !== 0) {
       throw new FerryError('MIGRATION_FAILED', `libvirt's migration failed: ${end?.error ?? 'it did not end'}`, { hint: 'the VM keeps running on the source; fix the cause and retry' });
     }
-    // Asked at once: the statistics are read whatever the state says, and the source's state is the finish's question.
-    const completed = target.call('libvirt.jobInfo', { domain: ctx.vmName, completed: true }).catch(() => undefined);
+    // Asked at once: the source's state is the finish's question; the target's job statistics come with its state.
     this.sourceStateAfter = domainState(source, ctx.vmName);
     this.sourceStateAfter.catch(() => undefined);
     // Asked without hiding a lost agent (domainRunning would say "not running"): settling then asks a new one.
-    if ((await domainState(target, ctx.vmName)) !== 'running') {
+    const arrived = await target.call('libvirt.state', { domain: ctx.vmName, completedJob: true });
+    if (arrived?.state !== 'running') {
       throw new FerryError('MIGRATION_FAILED', `virsh migrate ended, but domain "${ctx.vmName}" does not run on "${target.host.name}"`, { hint: 'check "virsh list --all" on both hosts' });
     }
     this.committed = true;
     ctx.journal.record('committed', { host: target.host.name });
-    const done = await completed;
+    const done = arrived.completedJob;
     this.stats.downtimeMs = done?.downtimeMs;
     this.stats.hypervisorDowntimeMs = done?.downtimeMs;
     this.stats.ramBytes = done?.memoryProcessed ?? this.lastJob?.memoryProcessed ?? 0;

@@ -242,7 +242,8 @@ export function parseCpuCompare(output: { stdout: string; stderr: string }): Cpu
   return { verdict, accepted: verdict !== 'incompatible', missingFeatures: [], forbiddenFeatures: [] };
 }
 
-export type VirshFailureKind = 'unreachable' | 'no-domain' | 'not-running' | 'already-running' | 'exists' | 'no-job' | 'cpu-incompatible' | 'no-storage' | 'other';
+export const VIRSH_FAILURE_KINDS = ['unreachable', 'no-domain', 'not-running', 'already-running', 'exists', 'no-job', 'cpu-incompatible', 'no-storage', 'other'] as const;
+export type VirshFailureKind = (typeof VIRSH_FAILURE_KINDS)[number];
 
 /** What went wrong in a failed virsh command, and libvirt's words for it. */
 export interface VirshFailure {

@@ -18,13 +18,24 @@ import {
   type CpuComparison,
   type DomainJobInfo,
   type LibvirtVersion,
+  VIRSH_FAILURE_KINDS,
 } from '../virsh-output.js';
 import { listLinuxBridges, type LinuxBridge } from './bridges.js';
-import { virsh, virshFailureError, withXmlFile } from './virsh.js';
+import { virsh, virshBatch, virshFailureError, withXmlFile, type VirshResult } from './virsh.js';
 
 /** Every method takes the libvirt connection URI; qemu:///system when left out. */
 export interface OnConnection {
   uri?: string;
+}
+
+/**
+ * Which of a domain's XMLs: the live one while it runs unless `inactive`
+ * asks for its definition; `migratable` leaves out what libvirt added by
+ * default, as libvirt itself does for a migration.
+ */
+export interface XmlVariant {
+  inactive?: boolean;
+  migratable?: boolean;
 }
 
 /** A domain: its name or UUID. */
@@ -79,36 +90,59 @@ export const libvirtHandlers = {
     return { xml: caps.cpuXml ?? '', arch: caps.arch };
   },
 
-  /** Every domain, running or not. */
+  /** Every domain, running or not: two virsh calls, however many there are. */
   'libvirt.domains': async (p: OnConnection): Promise<LibvirtDomain[]> => {
-    const [all, transient] = await Promise.all([virsh(p.uri, ['list', '--all', '--name']), virsh(p.uri, ['list', '--all', '--transient', '--name'])]);
-    const transientNames = new Set(parseNameList(transient.stdout));
-    const domains = await Promise.all(parseNameList(all.stdout).map((name) => _describe(p.uri, name, !transientNames.has(name))));
+    const [all, transient] = await virshBatch(p.uri, [
+      ['list', '--all', '--name'],
+      ['list', '--all', '--transient', '--name'],
+    ]);
+    const transientNames = new Set(parseNameList(transient!.stdout));
+    const names = parseNameList(all!.stdout);
+    // A domain undefined since the list fails its questions, and is left out.
+    const answers = await virshBatch(
+      p.uri,
+      names.flatMap((name) => [_stateArgs(name), _dumpXmlArgs(name)]),
+      { tolerate: ['no-domain'] },
+    );
+    const domains = await Promise.all(names.map((name, i) => _describe(p.uri, name, !transientNames.has(name), answers[2 * i]!, answers[2 * i + 1]!)));
     return domains.filter((d) => d !== undefined);
   },
 
-  /** One domain, or undefined when there is none of that name: cheaper than listing all. */
-  'libvirt.domain': async (p: OnDomain): Promise<LibvirtDomain | undefined> => {
-    // Asked at once (a move waits on this): a domain that is not there fails each question.
-    const [info, domain] = await Promise.all([virsh(p.uri, ['dominfo', '--domain', p.domain], { tolerate: ['no-domain'] }), _describe(p.uri, p.domain, false)]);
-    if (info.failure || !domain) return undefined;
-    return { ...domain, persistent: /^Persistent:\s+yes/m.test(info.stdout) };
-  },
-
-  /** Only the domain's state (running, shut off, ...): one virsh call where libvirt.domain makes three. */
-  'libvirt.state': async (p: OnDomain): Promise<{ state: string } | undefined> => {
-    const r = await virsh(p.uri, ['domstate', '--domain', p.domain], { tolerate: ['no-domain'] });
-    return r.failure ? undefined : { state: parseDomState(r.stdout).state };
+  /**
+   * One domain, or undefined when there is none of that name: cheaper than
+   * listing all. `xmls` asks for more of its XMLs (as libvirt.dumpxml) in the
+   * same virsh call.
+   */
+  'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[] }): Promise<(LibvirtDomain & { xmls?: string[] }) | undefined> => {
+    // One virsh for all (a move waits on this): a domain that is not there fails each question.
+    const [info, state, xml, ...variants] = await virshBatch(
+      p.uri,
+      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...(p.xmls ?? []).map((v) => _dumpXmlArgs(p.domain, v))],
+      { tolerate: ['no-domain'] },
+    );
+    if (info!.failure) return undefined;
+    const domain = await _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info!.stdout), state!, xml!);
+    if (!domain || variants.some((v) => v.failure)) return undefined;
+    return { ...domain, ...(p.xmls ? { xmls: variants.map((v) => v.stdout) } : {}) };
   },
 
   /**
-   * The domain's XML: the live one while it runs, unless `inactive` asks
-   * for its definition; `migratable` leaves out what libvirt added by
-   * default, as libvirt itself does for a migration.
+   * Only the domain's state (running, shut off, ...): one virsh call where
+   * libvirt.domain asks three. `completedJob` adds, in that same call, the
+   * statistics of its last completed job (as libvirt.jobInfo), or none when
+   * libvirt has none to give.
    */
-  'libvirt.dumpxml': async (p: OnDomain & { inactive?: boolean; migratable?: boolean }): Promise<{ xml: string }> => {
-    const args = ['dumpxml', ...(p.inactive ? ['--inactive'] : []), ...(p.migratable ? ['--migratable'] : []), '--domain', p.domain];
-    return { xml: (await virsh(p.uri, args)).stdout };
+  'libvirt.state': async (p: OnDomain & { completedJob?: boolean }): Promise<{ state: string; completedJob?: DomainJobInfo } | undefined> => {
+    // Every failure comes back: the state's is judged here, and the statistics are only wanted if there are any.
+    const [r, job] = await virshBatch(p.uri, [['domstate', '--domain', p.domain], ...(p.completedJob ? [_jobInfoArgs(p.domain, true)] : [])], { tolerate: [...VIRSH_FAILURE_KINDS] });
+    if (r!.failure?.kind === 'no-domain') return undefined;
+    if (r!.failure) throw await virshFailureError(p.uri, ['domstate', '--domain', p.domain], r!);
+    return { state: parseDomState(r!.stdout).state, ...(job && !job.failure ? { completedJob: parseDomJobInfoRaw(job.stdout) } : {}) };
+  },
+
+  /** One of the domain's XMLs (XmlVariant). */
+  'libvirt.dumpxml': async (p: OnDomain & XmlVariant): Promise<{ xml: string }> => {
+    return { xml: (await virsh(p.uri, _dumpXmlArgs(p.domain, p))).stdout };
   },
 
   /** Defines (or redefines, same name and UUID) a domain from its XML; `validate` checks it against libvirt's schema first. */
@@ -185,9 +219,8 @@ export const libvirtHandlers = {
    * from --rawstats.
    */
   'libvirt.jobInfo': async (p: OnDomain & { completed?: boolean }): Promise<DomainJobInfo> => {
-    const args = ['domjobinfo', '--rawstats', ...(p.completed ? ['--completed', '--keep-completed', '--anystats'] : []), '--domain', p.domain];
     // A domain that does not run has no current job (virsh calls that an error).
-    const r = await virsh(p.uri, args, { tolerate: ['not-running'] });
+    const r = await virsh(p.uri, _jobInfoArgs(p.domain, p.completed), { tolerate: ['not-running'] });
     return r.failure ? { type: 'none', other: {} } : parseDomJobInfoRaw(r.stdout);
   },
 
@@ -243,8 +276,21 @@ export const libvirtHandlers = {
 };
 
 /** One domain of a listing; undefined when it went away meanwhile. */
-async function _describe(uri: string | undefined, name: string, persistent: boolean): Promise<LibvirtDomain | undefined> {
-  const [state, xml] = await Promise.all([virsh(uri, ['domstate', '--reason', '--domain', name], { tolerate: ['no-domain'] }), virsh(uri, ['dumpxml', '--domain', name], { tolerate: ['no-domain'] })]);
+/** virsh's arguments for one of the domain's XMLs. */
+function _dumpXmlArgs(domain: string, variant: XmlVariant = {}): string[] {
+  return ['dumpxml', ...(variant.inactive ? ['--inactive'] : []), ...(variant.migratable ? ['--migratable'] : []), '--domain', domain];
+}
+
+function _jobInfoArgs(domain: string, completed = false): string[] {
+  return ['domjobinfo', '--rawstats', ...(completed ? ['--completed', '--keep-completed', '--anystats'] : []), '--domain', domain];
+}
+
+function _stateArgs(domain: string): string[] {
+  return ['domstate', '--reason', '--domain', domain];
+}
+
+/** The domain from its state and XML as virsh printed them; undefined when either found no such domain. */
+async function _describe(uri: string | undefined, name: string, persistent: boolean, state: VirshResult, xml: VirshResult): Promise<LibvirtDomain | undefined> {
   if (state.failure || xml.failure) return undefined;
   const description = parseDomainXml(xml.stdout);
   await Promise.all(

@@ -2,6 +2,7 @@
  * Runs virsh against one libvirt connection and turns its failures into
  * FerryErrors that say what to do on this host.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,53 @@ export async function virsh(uri: string | undefined, args: readonly string[], op
   const failure = classifyVirshFailure(r.stderr || r.stdout);
   if (options.tolerate?.includes(failure.kind)) return { ...r, failure };
   throw await virshFailureError(connection, args, { ...r, failure });
+}
+
+/**
+ * Runs several virsh commands in one virsh process: each result as if the
+ * command had run alone (virsh goes on after a failed one), failures handled
+ * as `virsh` does. Starting virsh and connecting costs about as much as a
+ * query, and a move's checks ask several at once on a busy host.
+ */
+export async function virshBatch(uri: string | undefined, commands: ReadonlyArray<readonly string[]>, options: VirshOptions = {}): Promise<VirshResult[]> {
+  if (commands.length <= 1) return Promise.all(commands.map((c) => virsh(uri, c, options)));
+  const connection = uri ?? DEFAULT_URI;
+  // Between two commands, a line of its own on each stream (echo --err writes "error: MARK" there, and an empty line on stdout).
+  const mark = `ferry-end-${randomUUID()}`;
+  const script = commands.map((c) => c.map(quoteVirshArg).join(' ')).join(` ; echo ${mark} ; echo --err ${mark} ; `);
+  const r = await run('virsh', ['-c', connection, script], { allowFailure: true, timeoutMs: options.timeoutMs ?? _TIMEOUT_MS });
+  // After the first, each command's stdout starts with echo --err's empty line.
+  const outs = splitAtLine(r.stdout, mark).map((lines, i) => (i > 0 && lines[0] === '' ? lines.slice(1) : lines).join('\n'));
+  const errs = splitAtLine(r.stderr, `error: ${mark}`).map((lines) => lines.join('\n'));
+  const results: VirshResult[] = commands.map((args, i) => {
+    const command = ['virsh', '-c', connection, ...args].join(' ');
+    // virsh stopped before this command (it could not connect, or was killed): its failure is the batch's.
+    if (outs.length !== commands.length || errs.length !== commands.length) return { ...r, command, exitCode: r.exitCode || 1 };
+    const stderr = errs[i]!;
+    return { ...r, command, stdout: outs[i]!, stderr, exitCode: /^error: /m.test(stderr) ? 1 : 0 };
+  });
+  for (const [i, result] of results.entries()) {
+    if (result.exitCode === 0) continue;
+    const failure = classifyVirshFailure(result.stderr || result.stdout);
+    if (!options.tolerate?.includes(failure.kind)) throw await virshFailureError(connection, commands[i]!, { ...result, failure });
+    result.failure = failure;
+  }
+  return results;
+}
+
+/** One argument in virsh's own command syntax: double-quoted, backslash escaping (as in a shell). */
+function quoteVirshArg(arg: string): string {
+  return `"${arg.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** The lines of `text` between the lines that are exactly `separator`, each group joined again. */
+function splitAtLine(text: string, separator: string): string[][] {
+  const groups: string[][] = [[]];
+  for (const line of text.split('\n')) {
+    if (line === separator) groups.push([]);
+    else groups[groups.length - 1]!.push(line);
+  }
+  return groups;
 }
 
 /** Runs `fn` with `xml` in a file of its own (virsh reads XML from files), removed afterwards. */
