@@ -81,7 +81,10 @@ export class LibvirtLiveSteps implements LiveSteps {
     for (const p of [early.uuids, early.nameFree]) p.catch(() => undefined);
     // The XMLs the check and the preparation read, asked in the same virsh call as the description.
     const { vm, domain, xmls } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS });
-    XML_VARIANTS.forEach((variant, i) => xmls?.[i] !== undefined && this.xmls.set(xmlKey(variant), Promise.resolve(xmls[i]!)));
+    for (const [i, variant] of XML_VARIANTS.entries()) {
+      const xml = xmls?.[i];
+      if (xml !== undefined) this.xmls.set(xmlKey(variant), Promise.resolve(xml));
+    }
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
     return vm;

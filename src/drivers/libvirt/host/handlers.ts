@@ -127,8 +127,8 @@ export const libvirtHandlers = {
   },
 
   /**
-   * Only the domain's state (running, shut off, ...): one virsh call where
-   * libvirt.domain asks three. `completedJob` adds, in that same call, the
+   * Only the domain's state (running, shut off, ...): one question where
+   * libvirt.domain asks three. `completedJob` adds, in the same virsh, the
    * statistics of its last completed job (as libvirt.jobInfo), or none when
    * libvirt has none to give.
    */
@@ -275,7 +275,6 @@ export const libvirtHandlers = {
   'libvirt.bridges': async (): Promise<LinuxBridge[]> => listLinuxBridges(),
 };
 
-/** One domain of a listing; undefined when it went away meanwhile. */
 /** virsh's arguments for one of the domain's XMLs. */
 function _dumpXmlArgs(domain: string, variant: XmlVariant = {}): string[] {
   return ['dumpxml', ...(variant.inactive ? ['--inactive'] : []), ...(variant.migratable ? ['--migratable'] : []), '--domain', domain];
@@ -289,7 +288,7 @@ function _stateArgs(domain: string): string[] {
   return ['domstate', '--reason', '--domain', domain];
 }
 
-/** The domain from its state and XML as virsh printed them; undefined when either found no such domain. */
+/** The domain from its state and XML as virsh printed them; undefined when it went away before virsh asked. */
 async function _describe(uri: string | undefined, name: string, persistent: boolean, state: VirshResult, xml: VirshResult): Promise<LibvirtDomain | undefined> {
   if (state.failure || xml.failure) return undefined;
   const description = parseDomainXml(xml.stdout);
