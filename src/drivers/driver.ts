@@ -245,16 +245,25 @@ export interface Recovery {
   settlement?: Settlement;
 }
 
+/** A VM a driver's hypervisor has on a host. */
+export interface FoundVm {
+  /** running, paused, shut off, ... */
+  state: string;
+  /** What the driver learned in finding it, for its live steps to use rather than ask again; opaque to the flow. */
+  readonly details?: unknown;
+}
+
 export interface HypervisorDriver {
   readonly name: 'qemu' | 'libvirt';
   listVms(host: AgentClient): Promise<VmInfo[]>;
-  live(context: StepContext): LiveSteps;
+  /** `found`: what find() answered for this VM moments before, when nothing has been done to it since. */
+  live(context: StepContext, found?: FoundVm): LiveSteps;
   /** Cold moves: the VM powered off, its disks copied, made and started on the target. */
   cold?(context: StepContext): ColdSteps;
   /** Warm moves: disks pre-copied while the VM runs, then a short cut-over. */
   warm?(context: StepContext): WarmSteps;
-  /** The VM's state on the host (running, paused, shut off...), undefined when it has no such VM. */
-  stateOf(host: AgentClient, vmName: string): Promise<string | undefined>;
+  /** The VM on the host, undefined when its hypervisor has no such VM there (or does not run there). */
+  find(host: AgentClient, vmName: string): Promise<FoundVm | undefined>;
   /** Brings migration `id`, which its journal left unfinished, to one owner from what the hosts hold. */
   recover(id: string, vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery>;
 }

@@ -3,7 +3,7 @@
  * A libvirt domain is moved through libvirt (its QEMU is libvirt's to
  * drive); a QEMU process started by hand, by the QEMU driver.
  */
-import type { HypervisorDriver } from '../drivers/driver.js';
+import type { FoundVm, HypervisorDriver } from '../drivers/driver.js';
 import { libvirtDriver } from '../drivers/libvirt/driver.js';
 import { qemuDriver } from '../drivers/qemu/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
@@ -18,16 +18,16 @@ export function driverNamed(name: string): HypervisorDriver {
   return driver;
 }
 
-/** The driver named, or the first whose hypervisor has `vmName` on `source`; with the VM's state there. */
-export async function driverFor(source: AgentClient, vmName: string, named?: string): Promise<{ driver: HypervisorDriver; state?: string }> {
+/** The driver named, or the first whose hypervisor has `vmName` on `source`; with the VM as it found it there. */
+export async function driverFor(source: AgentClient, vmName: string, named?: string): Promise<{ driver: HypervisorDriver; found?: FoundVm }> {
   if (named) {
     const driver = driverNamed(named);
-    return { driver, state: await driver.stateOf(source, vmName) };
+    return { driver, found: await driver.find(source, vmName) };
   }
   // Asked of every driver at once (each costs a round of calls on the source); the first that has it wins.
-  const states = await Promise.all(drivers.map((d) => d.stateOf(source, vmName)));
-  const found = states.findIndex((s) => s !== undefined);
-  if (found >= 0) return { driver: drivers[found]!, state: states[found] };
+  const found = await Promise.all(drivers.map((d) => d.find(source, vmName)));
+  const first = found.findIndex((f) => f !== undefined);
+  if (first >= 0) return { driver: drivers[first]!, found: found[first] };
   const known = (await Promise.all(drivers.map((d) => d.listVms(source).catch(() => [])))).flat().map((v) => v.name);
   throw new FerryError('UNKNOWN_VM', `Unknown VM "${vmName}" on host "${source.host.name}"`, {
     hint: known.length ? `VMs there: ${[...new Set(known)].join(', ')}` : `no libvirt domain or QEMU VM with a QMP monitor is there; see "ferry vm list ${source.host.name}"`,

@@ -124,12 +124,13 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     [source, target] = await Promise.all([liveAgent(fromHost, source), liveAgent(toHost, target)]);
     for (const agent of [source, target]) if (!agents.includes(agent)) agents.push(agent);
     const early = await found;
-    const { driver, state } = await (early.agent === source ? early.found : driverFor(source, req.vm, req.driver)).catch(async (e: unknown) => {
+    const { driver, found: foundVm } = await (early.agent === source ? early.found : driverFor(source, req.vm, req.driver)).catch(async (e: unknown) => {
       if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
       source = await liveAgent(fromHost, source);
       agents.push(source);
       return driverFor(source, req.vm, req.driver);
     });
+    const state = foundVm?.state;
     report.driver = driver.name;
     journal.record('driver', { driver: driver.name });
     const context: StepContext = {
@@ -175,7 +176,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       return finishReport(report, journal, t0);
     }
     report.mode = 'live';
-    steps = driver.live(context);
+    steps = driver.live(context, foundVm);
     const outcome: LiveOutcome = {};
     const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));
     warnRollbackErrors(report, result.rollbackErrors);

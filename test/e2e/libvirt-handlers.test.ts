@@ -93,3 +93,25 @@ test('libvirt.hostUuid, networks and bridges answer', async () => {
   for (const n of await h['libvirt.networks']({ uri })) assert.equal(typeof n.active, 'boolean');
   assert.ok(Array.isArray(await h['libvirt.bridges']()));
 });
+
+test('libvirt.admission answers in one call what libvirt.state, libvirt.hostUuid, libvirt.cpuCompare and libvirt.networks answer alone', async () => {
+  const { uuid } = await h['libvirt.hostUuid']({ uri });
+  const networks = (await h['libvirt.networks']({ uri })).map(({ name, active }) => ({ name, active }));
+  const absent = await h['libvirt.admission']({ uri, domain: NAME, xml: DOMAIN_XML, networks: true });
+  assert.equal(absent.hostUuid, uuid);
+  assert.equal(absent.state, null);
+  assert.deepEqual(absent.cpu, await h['libvirt.cpuCompare']({ uri, xml: DOMAIN_XML }));
+  assert.ok(absent.cpu?.missingFeatures.includes('amx-tile'), JSON.stringify(absent.cpu));
+  assert.deepEqual(absent.networks, networks);
+  assert.ok(Array.isArray(absent.bridges));
+  await h['libvirt.define']({ uri, xml: DOMAIN_XML });
+  try {
+    const present = await h['libvirt.admission']({ uri, domain: NAME });
+    assert.deepEqual(present, { hostUuid: uuid, state: 'shut off' });
+    // libvirt.domain gives the same host UUID from its own virsh call.
+    assert.equal((await h['libvirt.domain']({ uri, domain: NAME, hostUuid: true }))?.hostUuid, uuid);
+  } finally {
+    await h['libvirt.undefine']({ uri, domain: NAME });
+  }
+  await assert.rejects(h['libvirt.admission']({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock', domain: NAME }), (e: unknown) => e instanceof FerryError && e.code === 'UNREACHABLE');
+});

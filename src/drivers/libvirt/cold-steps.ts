@@ -11,7 +11,7 @@ import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
 import { describeForMove } from './domains.js';
-import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
+import { askAdmission, judgeAdmission } from './target-checks.js';
 
 export class LibvirtColdSteps implements ColdSteps {
   private domain?: DomainDescription;
@@ -41,10 +41,9 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async checkTarget(vm: VmInfo): Promise<void> {
-    await checkNameFree(this.target, vm.name);
+    const domain = this.domain!;
     const xml = (await this.source.call('libvirt.dumpxml', { domain: vm.name, inactive: true })).xml;
-    await checkCpu(this.target, this.domain!, xml);
-    await checkNetworks(this.target, this.domain!);
+    judgeAdmission(this.target.host.name, domain, await askAdmission(this.target, domain, xml));
   }
 
   async stopSource(options: ShutdownOptions): Promise<void> {

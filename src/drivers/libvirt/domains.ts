@@ -7,7 +7,7 @@ import { sleep } from '../../util/abort.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import type { DomainDescription } from './domain-xml.js';
-import type { XmlVariant } from './host/handlers.js';
+import type { FoundDomain, XmlVariant } from './host/handlers.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
 
 export async function libvirtAvailable(host: AgentClient): Promise<boolean> {
@@ -32,12 +32,20 @@ export async function listDomains(host: AgentClient): Promise<DomainVmInfo[]> {
   return out;
 }
 
+/** What findDomain may ask of the same virsh call, or an answer it was given instead. */
+export interface FindOptions {
+  xmls?: readonly XmlVariant[];
+  hostUuid?: boolean;
+  /** libvirt.domain's answer, asked moments before: not asked again. */
+  answer?: FoundDomain;
+}
+
 /**
  * The domain named, described with its disks' images; refuses a disk ferry
- * cannot move. `xmls` asks for those of its XMLs at the same time.
+ * cannot move. `xmls` and `hostUuid` ask for those at the same time.
  */
-export async function findDomain(host: AgentClient, name: string, options: { xmls?: readonly XmlVariant[] } = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; xmls?: string[] }> {
-  const found = await host.call('libvirt.domain', { domain: name, xmls: options.xmls });
+export async function findDomain(host: AgentClient, name: string, options: FindOptions = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; found: FoundDomain }> {
+  const found = options.answer ?? (await host.call('libvirt.domain', { domain: name, xmls: options.xmls, hostUuid: options.hostUuid }));
   if (!found) {
     const domains = await host.call('libvirt.domains', {});
     throw new FerryError('UNKNOWN_VM', `Unknown domain "${name}" on host "${host.host.name}"`, {
@@ -51,20 +59,15 @@ export async function findDomain(host: AgentClient, name: string, options: { xml
       hint: 'detach it first (virsh detach-disk), or move its storage by other means',
     });
   }
-  return { vm, domain: found.description, xmls: found.xmls };
+  return { vm, domain: found.description, found };
 }
 
 /** The domain a move starts from, found and written down in the move's journal. */
-export async function describeForMove(
-  host: AgentClient,
-  name: string,
-  journal: StepJournal,
-  options: { xmls?: readonly XmlVariant[] } = {},
-): Promise<{ vm: DomainVmInfo; domain: DomainDescription; xmls?: string[] }> {
-  const found = await findDomain(host, name, options);
-  const { vm } = found;
+export async function describeForMove(host: AgentClient, name: string, journal: StepJournal, options: FindOptions = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; found: FoundDomain }> {
+  const described = await findDomain(host, name, options);
+  const { vm } = described;
   journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
-  return found;
+  return described;
 }
 
 /** The domain's state on the host (running, shut off, ...), null when it has none of that name. */

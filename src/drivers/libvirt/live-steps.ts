@@ -14,17 +14,27 @@
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
-import type { DiskPlan, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
+import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
-import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
-import type { XmlVariant } from './host/handlers.js';
+import { askAdmission, judgeAdmission } from './target-checks.js';
+import type { Admission, FoundDomain, XmlVariant } from './host/handlers.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
 /** The source's XMLs a live move reads: the live one (its CPU), the migratable one (its networks, the XML sent), the definition. */
 const XML_VARIANTS: readonly XmlVariant[] = [{}, { migratable: true }, { inactive: true, migratable: true }];
+
+/**
+ * The domain on the host, with what a live move of it reads there (its XMLs
+ * and the host's UUID) asked in the same virsh call. No libvirtd there, or
+ * no such domain: either way not libvirt's VM.
+ */
+export async function findForMove(host: AgentClient, name: string): Promise<FoundVm | undefined> {
+  const answer = await host.call('libvirt.domain', { domain: name, xmls: XML_VARIANTS, hostUuid: true }).catch(() => undefined);
+  return answer && { state: answer.state, details: answer };
+}
 
 function xmlKey(variant: XmlVariant): string {
   return `${!!variant.inactive}/${!!variant.migratable}`;
@@ -51,9 +61,16 @@ export class LibvirtLiveSteps implements LiveSteps {
   private memoryStarted = false;
   private lastJob?: DomainJobInfo;
 
-  constructor(protected readonly ctx: StepContext) {
+  /** findForMove's answer, taken by describe: the domain as the move found it. */
+  private found?: FoundDomain;
+
+  constructor(
+    protected readonly ctx: StepContext,
+    found?: FoundVm,
+  ) {
     this.source = ctx.source;
     this.target = ctx.target;
+    this.found = found?.details as FoundDomain | undefined;
   }
 
   get agents(): AgentClient[] {
@@ -65,46 +82,47 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('log', { message });
   }
 
-  private early?: { uuids: Promise<[{ uuid: string }, { uuid: string }]>; nameFree: Promise<void> };
-
-  /** What the check asks that needs no description of the domain: asked once, while it is described. */
-  private targetQuestions(): NonNullable<typeof this.early> {
-    this.early ??= {
-      uuids: Promise.all([this.source.call('libvirt.hostUuid', {}), this.target.call('libvirt.hostUuid', {})]),
-      nameFree: checkNameFree(this.target, this.ctx.vmName),
-    };
-    return this.early;
-  }
+  /** The source's host UUID, asked with the description: libvirt refuses to migrate between two libvirtds with the same. */
+  private sourceUuid?: string;
 
   async describe(): Promise<VmInfo> {
-    const early = this.targetQuestions();
-    for (const p of [early.uuids, early.nameFree]) p.catch(() => undefined);
-    // The XMLs the check and the preparation read, asked in the same virsh call as the description.
-    const { vm, domain, xmls } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS });
+    const answer = this.found;
+    this.found = undefined;
+    // Found moments before: the target is asked while the source's images are read.
+    if (answer) this.askTarget(answer);
+    // The XMLs the check and the preparation read, and the host's UUID, come with the description.
+    const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS, hostUuid: true, answer });
     for (const [i, variant] of XML_VARIANTS.entries()) {
-      const xml = xmls?.[i];
+      const xml = found.xmls?.[i];
       if (xml !== undefined) this.xmls.set(xmlKey(variant), Promise.resolve(xml));
     }
+    this.sourceUuid = found.hostUuid;
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
+    this.askTarget(found);
     return vm;
+  }
+
+  /** What the target's libvirtd says of the domain (its admission), asked once. */
+  private admission?: Promise<{ admission: Admission; networksOf: DomainDescription }>;
+
+  private askTarget(found: FoundDomain): void {
+    if (this.admission) return;
+    // As XML_VARIANTS lists them, which describeForMove always asks for.
+    const [live, migratable] = found.xmls ?? [];
+    // The live XML has the CPU the guest runs with; the migratable one names a network as the user wrote it, the live one as the bridge it resolved to.
+    const networksOf = parseDomainXml(migratable!);
+    this.admission = askAdmission(this.target, found.description, live!, networksOf).then((admission) => ({ admission, networksOf }));
+    // Judged by the check; a describe that fails first leaves it unread.
+    this.admission.catch(() => undefined);
   }
 
   async checkTarget(): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
-    const early = this.targetQuestions();
-    // Independent questions to two daemons: asked at once.
-    const [[sourceUuid, targetUuid]] = await Promise.all([
-      early.uuids,
-      early.nameFree,
-      this.dumpXml({}).then((xml) => checkCpu(target, domain, xml)),
-      // The migratable XML names a network as the user wrote it; the live one, as the bridge it resolved to.
-      this.dumpXml({ migratable: true }).then((xml) => checkNetworks(target, parseDomainXml(xml))),
-      // The definition, which the preparation maps: asked for meanwhile.
-      this.dumpXml({ inactive: true, migratable: true }),
-    ]);
-    if (sourceUuid.uuid === targetUuid.uuid) throw sameHostUuidError(source.host.name, target.host.name, sourceUuid.uuid);
+    const { admission, networksOf } = await this.admission!;
+    judgeAdmission(target.host.name, domain, admission, networksOf);
+    if (this.sourceUuid === admission.hostUuid) throw sameHostUuidError(source.host.name, target.host.name, admission.hostUuid);
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
 

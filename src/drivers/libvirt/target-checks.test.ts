@@ -4,11 +4,13 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
 import { parseDomainXml } from './domain-xml.js';
 import { sameHostUuidError } from './domains.js';
-import { checkCpu, checkNameFree, checkNetworks } from './target-checks.js';
+import type { Admission } from './host/handlers.js';
+import { askAdmission, judgeAdmission } from './target-checks.js';
 
-/** A target host's agent answering the libvirt calls the checks make. */
-function target(answers: Record<string, unknown>): AgentClient {
-  return { host: { name: 'kvm2' }, call: async (method: string) => answers[method] } as unknown as AgentClient;
+/** A target host's agent that records what it is asked and answers `admission`. */
+function target(admission: Admission): AgentClient & { asked: unknown[] } {
+  const asked: unknown[] = [];
+  return { host: { name: 'kvm2' }, asked, call: async (method: string, params: unknown) => (asked.push({ method, params }), admission) } as unknown as AgentClient & { asked: unknown[] };
 }
 
 const domain = parseDomainXml(`<domain type='qemu'><name>web1</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
@@ -19,28 +21,48 @@ const domain = parseDomainXml(`<domain type='qemu'><name>web1</name><memory unit
     <interface type='bridge'><source bridge='br0'/></interface>
   </devices></domain>`);
 
-async function refused(p: Promise<unknown>, code: string, hint: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => e instanceof FerryError && e.code === code && hint.test(e.hint ?? ''));
+const welcome: Admission = {
+  hostUuid: '00000000-0000-0000-0000-0000000000bb',
+  state: null,
+  cpu: { verdict: 'superset', accepted: true, missingFeatures: [], forbiddenFeatures: [] },
+  networks: [{ name: 'prod', active: true }],
+  bridges: [{ name: 'br0', ports: [] }],
+};
+
+function refused(fn: () => void, code: string, hint: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof FerryError && e.code === code && hint.test(e.hint ?? ''));
 }
 
-test('a domain of the same name on the target is refused, with the command that frees the name', async () => {
-  await refused(checkNameFree(target({ 'libvirt.state': { state: 'shut off' } }), 'web1'), 'TARGET_EXISTS', /virsh undefine web1/);
-  await checkNameFree(target({ 'libvirt.state': undefined }), 'web1');
+test('the target is asked once for all it must offer: the CPU only when there is one to compare, the networks only when used', async () => {
+  const host = target(welcome);
+  await askAdmission(host, domain, '<domain>live</domain>');
+  const passthrough = parseDomainXml(`<domain type='kvm'><name>db1</name><memory unit='MiB'>256</memory><cpu mode='host-passthrough'/><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
+  await askAdmission(host, passthrough, '<domain>db1</domain>');
+  assert.deepEqual(host.asked, [
+    { method: 'libvirt.admission', params: { domain: 'web1', xml: '<domain>live</domain>', networks: true } },
+    { method: 'libvirt.admission', params: { domain: 'db1', xml: undefined, networks: false } },
+  ]);
 });
 
-test('a CPU the target cannot give is refused, naming the missing features', async () => {
-  await refused(
-    checkCpu(target({ 'libvirt.cpuCompare': { verdict: 'incompatible', accepted: false, missingFeatures: ['avx512f', 'pku'], forbiddenFeatures: [] } }), domain, '<domain/>'),
+test('a domain of the same name on the target is refused, with the command that frees the name', () => {
+  refused(() => judgeAdmission('kvm2', domain, { ...welcome, state: 'shut off' }), 'TARGET_EXISTS', /virsh undefine web1/);
+  judgeAdmission('kvm2', domain, welcome);
+});
+
+test('a CPU the target cannot give is refused, naming the missing features', () => {
+  refused(
+    () => judgeAdmission('kvm2', domain, { ...welcome, cpu: { verdict: 'incompatible', accepted: false, missingFeatures: ['avx512f', 'pku'], forbiddenFeatures: [] } }),
     'INCOMPATIBLE_CPU',
     /avx512f, pku/,
   );
-  await checkCpu(target({ 'libvirt.cpuCompare': { verdict: 'superset', accepted: true, missingFeatures: [], forbiddenFeatures: [] } }), domain, '<domain/>');
 });
 
-test('a libvirt network not active, or a bridge missing, on the target is refused with how to make it', async () => {
-  await refused(checkNetworks(target({ 'libvirt.networks': [{ name: 'prod', active: false }], 'libvirt.bridges': [{ name: 'br0' }] }), domain), 'NO_NETWORK', /virsh net-start prod/);
-  await refused(checkNetworks(target({ 'libvirt.networks': [{ name: 'prod', active: true }], 'libvirt.bridges': [{ name: 'virbr0' }] }), domain), 'NO_NETWORK', /ip link add br0 type bridge/);
-  await checkNetworks(target({ 'libvirt.networks': [{ name: 'prod', active: true }], 'libvirt.bridges': [{ name: 'br0' }] }), domain);
+test('a libvirt network not active, or a bridge missing, on the target is refused with how to make it', () => {
+  refused(() => judgeAdmission('kvm2', domain, { ...welcome, networks: [{ name: 'prod', active: false }] }), 'NO_NETWORK', /virsh net-start prod/);
+  refused(() => judgeAdmission('kvm2', domain, { ...welcome, bridges: [{ name: 'virbr0', ports: [] }] }), 'NO_NETWORK', /ip link add br0 type bridge/);
+  // The interfaces judged are those of the description given for them (a live move gives the migratable XML's).
+  const unattached = parseDomainXml(`<domain type='qemu'><name>web1</name><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
+  judgeAdmission('kvm2', domain, { ...welcome, networks: [], bridges: [] }, unattached);
 });
 
 test('two libvirt hosts with one host UUID: the error names the fix (seed 002)', () => {

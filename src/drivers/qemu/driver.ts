@@ -1,6 +1,6 @@
 /** The QEMU driver: VMs that are QEMU processes with a QMP monitor, started by hand or by a script. */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import type { ColdSteps, HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo, WarmSteps } from '../driver.js';
+import type { ColdSteps, FoundVm, HypervisorDriver, LiveSteps, Recovery, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { listVms } from './inspect.js';
 import { QemuColdSteps } from './cold-steps.js';
 import { QemuLiveSteps } from './live-steps.js';
@@ -12,7 +12,7 @@ import { isWarm, recoverQemuWarm } from './warm-recover.js';
 export const qemuDriver: HypervisorDriver = {
   name: 'qemu',
   // A QEMU VM exists only while its process runs.
-  stateOf: async (host: AgentClient, vmName: string): Promise<string | undefined> => ((await host.call('qemu.list', undefined)).some((p) => p.name === vmName) ? 'running' : undefined),
+  find: async (host: AgentClient, vmName: string): Promise<FoundVm | undefined> => ((await host.call('qemu.list', undefined)).some((p) => p.name === vmName) ? { state: 'running' } : undefined),
   listVms: (host: AgentClient): Promise<VmInfo[]> => listVms(host),
   live: (context: StepContext): LiveSteps => new QemuLiveSteps(context),
   cold: (context: StepContext): ColdSteps => new QemuColdSteps(context),

@@ -57,6 +57,24 @@ export interface LibvirtDomain {
   description: DomainDescription;
 }
 
+/** libvirt.domain's answer: the domain, and what else was asked of the same virsh. */
+export type FoundDomain = LibvirtDomain & {
+  /** The XMLs asked for, in the order asked. */
+  xmls?: string[];
+  hostUuid?: string;
+};
+
+/** What a target's libvirtd says of a domain about to come (libvirt.admission). */
+export interface Admission {
+  hostUuid: string;
+  /** The state of a domain of that name there already; null: none. */
+  state: string | null;
+  /** Whether its hypervisor can give the domain its CPU; left out when no XML was given. */
+  cpu?: CpuCheck;
+  networks?: Array<Omit<LibvirtNetwork, 'autostart'>>;
+  bridges?: LinuxBridge[];
+}
+
 export interface LibvirtNetwork {
   name: string;
   active: boolean;
@@ -110,20 +128,58 @@ export const libvirtHandlers = {
 
   /**
    * One domain, or undefined when there is none of that name: cheaper than
-   * listing all. `xmls` asks for more of its XMLs (as libvirt.dumpxml) in the
-   * same virsh call.
+   * listing all. `xmls` asks for more of its XMLs (as libvirt.dumpxml), and
+   * `hostUuid` for this host's UUID (as libvirt.hostUuid), in the same virsh
+   * call.
    */
-  'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[] }): Promise<(LibvirtDomain & { xmls?: string[] }) | undefined> => {
+  'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[]; hostUuid?: boolean }): Promise<FoundDomain | undefined> => {
+    const xmls = p.xmls ?? [];
     // One virsh for all (a move waits on this): a domain that is not there fails each question.
-    const [info, state, xml, ...variants] = await virshBatch(
+    const [info, state, xml, ...rest] = await virshBatch(
       p.uri,
-      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...(p.xmls ?? []).map((v) => _dumpXmlArgs(p.domain, v))],
+      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...xmls.map((v) => _dumpXmlArgs(p.domain, v)), ...(p.hostUuid ? [['capabilities']] : [])],
       { tolerate: ['no-domain'] },
     );
     if (info!.failure) return undefined;
+    const variants = rest.slice(0, xmls.length);
     const domain = await _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info!.stdout), state!, xml!);
     if (!domain || variants.some((v) => v.failure)) return undefined;
-    return { ...domain, ...(p.xmls ? { xmls: variants.map((v) => v.stdout) } : {}) };
+    return {
+      ...domain,
+      ...(p.xmls ? { xmls: variants.map((v) => v.stdout) } : {}),
+      ...(p.hostUuid ? { hostUuid: parseCapabilities(rest[xmls.length]!.stdout).uuid } : {}),
+    };
+  },
+
+  /**
+   * What this host's libvirtd says of a domain about to come, in one virsh:
+   * its host UUID, the state of a domain already there by that name (null:
+   * none), whether its hypervisor can give the domain the CPU of `xml` (its
+   * XML, as libvirt.cpuCompare), and with `networks` its virtual networks
+   * and Linux bridges.
+   */
+  'libvirt.admission': async (p: OnDomain & { xml?: string; networks?: boolean }): Promise<Admission> => {
+    const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml });
+    const commands = [['domstate', '--domain', p.domain], ['capabilities'], ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : [])];
+    // Every failure comes back, and is judged below as if its command had run alone.
+    const ask = (extra: string[][]): Promise<VirshResult[]> => virshBatch(p.uri, [...commands, ...extra], { tolerate: [...VIRSH_FAILURE_KINDS] });
+    const results = cpu && 'args' in cpu ? await withXmlFile(cpu.cpuXml, (file) => ask([[...cpu.args, '--file', file]])) : await ask([]);
+    const output = async (i: number): Promise<string> => {
+      const r = results[i]!;
+      if (r.failure) throw await virshFailureError(p.uri, commands[i]!, r);
+      return r.stdout;
+    };
+    const admission: Admission = {
+      hostUuid: parseCapabilities(await output(1)).uuid,
+      state: results[0]!.failure?.kind === 'no-domain' ? null : parseDomState(await output(0)).state,
+    };
+    if (p.networks) {
+      const active = parseNameList(await output(3));
+      admission.networks = parseNameList(await output(2)).map((name) => ({ name, active: active.includes(name) }));
+      admission.bridges = await listLinuxBridges();
+    }
+    if (cpu) admission.cpu = 'answer' in cpu ? cpu.answer : await _cpuVerdict(p.uri, cpu.args, results[commands.length]!);
+    return admission;
   },
 
   /**
@@ -237,43 +293,63 @@ export const libvirtHandlers = {
    * <cpu> says nothing about what it sees: compare its source host's CPU.
    */
   'libvirt.cpuCompare': async (p: OnConnection & { xml: string; virtType?: string; arch?: string }): Promise<CpuCheck> => {
-    let cpuXml = p.xml;
-    let virtType = p.virtType;
-    let arch = p.arch;
-    if (/^\s*(<\?xml[^>]*>\s*)?<domain[\s>]/.test(p.xml)) {
-      const domain = parseDomainXml(p.xml);
-      virtType ??= domain.type;
-      arch ??= domain.os.arch;
-      const cpu = domainCpuXml(p.xml);
-      if (!cpu) return { verdict: 'superset', accepted: true, missingFeatures: [], forbiddenFeatures: [], note: "the domain has no <cpu>: it gets the hypervisor's default model" };
-      if (domain.cpu?.mode === 'host-passthrough' || domain.cpu?.mode === 'maximum') {
-        return {
-          verdict: 'superset',
-          accepted: true,
-          missingFeatures: [],
-          forbiddenFeatures: [],
-          note: `a ${domain.cpu.mode} CPU is whatever the host has: compare the source host's CPU (libvirt.hostCpu there) instead`,
-        };
-      }
-      cpuXml = cpu;
-    }
-    const options = [...(virtType ? ['--virttype', virtType] : []), ...(arch ? ['--arch', arch] : [])];
-    const args = ['hypervisor-cpu-compare', '--error', ...options];
-    const r = await withXmlFile(cpuXml, (file) => virsh(p.uri, [...args, '--file', file], { tolerate: ['cpu-incompatible', 'other'] }));
-    const comparison = parseCpuCompare(r);
-    if (comparison) return comparison;
-    throw await virshFailureError(p.uri, args, r);
+    const question = _cpuQuestion(p);
+    if ('answer' in question) return question.answer;
+    const r = await withXmlFile(question.cpuXml, (file) => virsh(p.uri, [...question.args, '--file', file], { tolerate: ['cpu-incompatible', 'other'] }));
+    return _cpuVerdict(p.uri, question.args, r);
   },
 
   /** libvirt's virtual networks, active or not. */
   'libvirt.networks': async (p: OnConnection): Promise<LibvirtNetwork[]> => {
-    const [all, active, autostart] = await Promise.all([['--all'], [], ['--all', '--autostart']].map((filter) => virsh(p.uri, ['net-list', ...filter, '--name']).then((r) => parseNameList(r.stdout))));
+    const [all, active, autostart] = await Promise.all([['--all'], [], ['--all', '--autostart']].map((filter) => virsh(p.uri, _netListArgs(filter)).then((r) => parseNameList(r.stdout))));
     return all!.map((name) => ({ name, active: active!.includes(name), autostart: autostart!.includes(name) }));
   },
 
   /** The Linux bridges on this host, for domains whose interfaces attach to one directly. */
   'libvirt.bridges': async (): Promise<LinuxBridge[]> => listLinuxBridges(),
 };
+
+/**
+ * What `virsh hypervisor-cpu-compare` must be asked about a CPU (`xml`: a
+ * domain's XML or a CPU element), or the answer when there is nothing to
+ * compare.
+ */
+function _cpuQuestion(p: { xml: string; virtType?: string; arch?: string }): { answer: CpuCheck } | { cpuXml: string; args: string[] } {
+  let cpuXml = p.xml;
+  let virtType = p.virtType;
+  let arch = p.arch;
+  if (/^\s*(<\?xml[^>]*>\s*)?<domain[\s>]/.test(p.xml)) {
+    const domain = parseDomainXml(p.xml);
+    virtType ??= domain.type;
+    arch ??= domain.os.arch;
+    const cpu = domainCpuXml(p.xml);
+    if (!cpu) return { answer: { verdict: 'superset', accepted: true, missingFeatures: [], forbiddenFeatures: [], note: "the domain has no <cpu>: it gets the hypervisor's default model" } };
+    if (domain.cpu?.mode === 'host-passthrough' || domain.cpu?.mode === 'maximum') {
+      return {
+        answer: {
+          verdict: 'superset',
+          accepted: true,
+          missingFeatures: [],
+          forbiddenFeatures: [],
+          note: `a ${domain.cpu.mode} CPU is whatever the host has: compare the source host's CPU (libvirt.hostCpu there) instead`,
+        },
+      };
+    }
+    cpuXml = cpu;
+  }
+  return { cpuXml, args: ['hypervisor-cpu-compare', '--error', ...(virtType ? ['--virttype', virtType] : []), ...(arch ? ['--arch', arch] : [])] };
+}
+
+/** libvirt's verdict from what hypervisor-cpu-compare printed; a failure that is no verdict is thrown. */
+async function _cpuVerdict(uri: string | undefined, args: readonly string[], r: VirshResult): Promise<CpuCheck> {
+  const comparison = parseCpuCompare(r);
+  if (comparison) return comparison;
+  throw await virshFailureError(uri, args, r);
+}
+
+function _netListArgs(filter: readonly string[]): string[] {
+  return ['net-list', ...filter, '--name'];
+}
 
 /** virsh's arguments for one of the domain's XMLs. */
 function _dumpXmlArgs(domain: string, variant: XmlVariant = {}): string[] {
