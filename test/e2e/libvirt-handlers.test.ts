@@ -108,10 +108,21 @@ test('libvirt.admission answers in one call what libvirt.state, libvirt.hostUuid
   try {
     const present = await h['libvirt.admission']({ uri, domain: NAME });
     assert.deepEqual(present, { hostUuid: uuid, state: 'shut off' });
-    // libvirt.domain gives the same host UUID from its own virsh call.
-    assert.equal((await h['libvirt.domain']({ uri, domain: NAME, hostUuid: true }))?.hostUuid, uuid);
+    // libvirt.domain gives the same host UUID and CPU from its own virsh call.
+    const host = (await h['libvirt.domain']({ uri, domain: NAME, host: true }))?.host;
+    assert.equal(host?.uuid, uuid);
+    assert.equal(host?.cpuXml, (await h['libvirt.hostCpu']({ uri })).xml);
   } finally {
     await h['libvirt.undefine']({ uri, domain: NAME });
   }
   await assert.rejects(h['libvirt.admission']({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock', domain: NAME }), (e: unknown) => e instanceof FerryError && e.code === 'UNREACHABLE');
+});
+
+test("libvirt.admission compares a host's CPU (a host-passthrough guest's) with the virtualization type and arch given, as libvirt.cpuCompare does", async () => {
+  const { xml, arch } = await h['libvirt.hostCpu']({ uri });
+  const admission = await h['libvirt.admission']({ uri, domain: NAME, xml, virtType: 'qemu', arch });
+  assert.deepEqual(admission.cpu, await h['libvirt.cpuCompare']({ uri, xml, virtType: 'qemu', arch }));
+  // TCG does not give a guest all of a real host's CPU: a guest that had it could not go on running under it.
+  assert.equal(admission.cpu?.accepted, false);
+  assert.ok(admission.cpu.missingFeatures.length > 0, JSON.stringify(admission.cpu));
 });

@@ -35,17 +35,17 @@ export async function listDomains(host: AgentClient): Promise<DomainVmInfo[]> {
 /** What findDomain may ask of the same virsh call, or an answer it was given instead. */
 export interface FindOptions {
   xmls?: readonly XmlVariant[];
-  hostUuid?: boolean;
+  host?: boolean;
   /** libvirt.domain's answer, asked moments before: not asked again. */
   answer?: FoundDomain;
 }
 
 /**
  * The domain named, described with its disks' images; refuses a disk ferry
- * cannot move. `xmls` and `hostUuid` ask for those at the same time.
+ * cannot move. `xmls` and `host` ask for those at the same time.
  */
 export async function findDomain(host: AgentClient, name: string, options: FindOptions = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; found: FoundDomain }> {
-  const found = options.answer ?? (await host.call('libvirt.domain', { domain: name, xmls: options.xmls, hostUuid: options.hostUuid }));
+  const found = options.answer ?? (await host.call('libvirt.domain', { domain: name, xmls: options.xmls, host: options.host }));
   if (!found) {
     const domains = await host.call('libvirt.domains', {});
     throw new FerryError('UNKNOWN_VM', `Unknown domain "${name}" on host "${host.host.name}"`, {

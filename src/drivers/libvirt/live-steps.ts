@@ -19,7 +19,7 @@ import type { DiskProgress, RamProgress } from '../progress.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
-import { askAdmission, judgeAdmission } from './target-checks.js';
+import { askAdmission, judgeAdmission, type AdmissionOptions } from './target-checks.js';
 import type { Admission, FoundDomain, XmlVariant } from './host/handlers.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -27,12 +27,12 @@ import type { DomainJobInfo } from './virsh-output.js';
 const XML_VARIANTS: readonly XmlVariant[] = [{}, { migratable: true }, { inactive: true, migratable: true }];
 
 /**
- * The domain on the host, with what a live move of it reads there (its XMLs
- * and the host's UUID) asked in the same virsh call. No libvirtd there, or
+ * The domain on the host, with what a live move of it reads there (its XMLs,
+ * the host's UUID and CPU) asked in the same virsh call. No libvirtd there, or
  * no such domain: either way not libvirt's VM.
  */
 export async function findForMove(host: AgentClient, name: string): Promise<FoundVm | undefined> {
-  const answer = await host.call('libvirt.domain', { domain: name, xmls: XML_VARIANTS, hostUuid: true }).catch(() => undefined);
+  const answer = await host.call('libvirt.domain', { domain: name, xmls: XML_VARIANTS, host: true }).catch(() => undefined);
   return answer && { state: answer.state, details: answer };
 }
 
@@ -90,13 +90,13 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.found = undefined;
     // Found moments before: the target is asked while the source's images are read.
     if (answer) this.askTarget(answer);
-    // The XMLs the check and the preparation read, and the host's UUID, come with the description.
-    const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS, hostUuid: true, answer });
+    // The XMLs the check and the preparation read, and the host's UUID and CPU, come with the description.
+    const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS, host: true, answer });
     for (const [i, variant] of XML_VARIANTS.entries()) {
       const xml = found.xmls?.[i];
       if (xml !== undefined) this.xmls.set(xmlKey(variant), Promise.resolve(xml));
     }
-    this.sourceUuid = found.hostUuid;
+    this.sourceUuid = found.host?.uuid;
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
     this.askTarget(found);
@@ -104,15 +104,15 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   /** What the target's libvirtd says of the domain (its admission), asked once. */
-  private admission?: Promise<{ admission: Admission; networksOf: DomainDescription }>;
+  private admission?: Promise<{ admission: Admission; options: AdmissionOptions }>;
 
   private askTarget(found: FoundDomain): void {
     if (this.admission) return;
     // As XML_VARIANTS lists them, which describeForMove always asks for.
     const [live, migratable] = found.xmls ?? [];
     // The live XML has the CPU the guest runs with; the migratable one names a network as the user wrote it, the live one as the bridge it resolved to.
-    const networksOf = parseDomainXml(migratable!);
-    this.admission = askAdmission(this.target, found.description, live!, networksOf).then((admission) => ({ admission, networksOf }));
+    const options = { networksOf: parseDomainXml(migratable!), sourceHostCpu: found.host?.cpuXml };
+    this.admission = askAdmission(this.target, found.description, live!, options).then((admission) => ({ admission, options }));
     // Judged by the check; a describe that fails first leaves it unread.
     this.admission.catch(() => undefined);
   }
@@ -120,8 +120,8 @@ export class LibvirtLiveSteps implements LiveSteps {
   async checkTarget(): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
-    const { admission, networksOf } = await this.admission!;
-    judgeAdmission(target.host.name, domain, admission, networksOf);
+    const { admission, options } = await this.admission!;
+    judgeAdmission(target.host.name, domain, admission, options);
     if (this.sourceUuid === admission.hostUuid) throw sameHostUuidError(source.host.name, target.host.name, admission.hostUuid);
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }

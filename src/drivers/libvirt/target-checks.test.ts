@@ -33,15 +33,40 @@ function refused(fn: () => void, code: string, hint: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof FerryError && e.code === code && hint.test(e.hint ?? ''));
 }
 
+const passthrough = parseDomainXml(`<domain type='kvm'><name>db1</name><memory unit='MiB'>256</memory><cpu mode='host-passthrough'/><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
+const sourceHostCpu = "<cpu><arch>x86_64</arch><model>Skylake-Client-IBRS</model><feature name='avx512f'/></cpu>";
+
 test('the target is asked once for all it must offer: the CPU only when there is one to compare, the networks only when used', async () => {
   const host = target(welcome);
   await askAdmission(host, domain, '<domain>live</domain>');
-  const passthrough = parseDomainXml(`<domain type='kvm'><name>db1</name><memory unit='MiB'>256</memory><cpu mode='host-passthrough'/><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
-  await askAdmission(host, passthrough, '<domain>db1</domain>');
+  const noCpu = parseDomainXml(`<domain type='qemu'><name>tiny</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
+  await askAdmission(host, noCpu, '<domain>tiny</domain>');
+  // The migratable XML names the network as the user wrote it; it decides whether networks are asked for.
+  await askAdmission(host, domain, '<domain>live</domain>', { networksOf: noCpu });
   assert.deepEqual(host.asked, [
     { method: 'libvirt.admission', params: { domain: 'web1', xml: '<domain>live</domain>', networks: true } },
-    { method: 'libvirt.admission', params: { domain: 'db1', xml: undefined, networks: false } },
+    { method: 'libvirt.admission', params: { domain: 'tiny', networks: false } },
+    { method: 'libvirt.admission', params: { domain: 'web1', xml: '<domain>live</domain>', networks: false } },
   ]);
+});
+
+test("a host-passthrough guest's CPU is its source host's: that CPU is compared on the target, when the move keeps the guest running", async () => {
+  const host = target(welcome);
+  await askAdmission(host, passthrough, '<domain>db1</domain>', { sourceHostCpu });
+  // A cold move gives no source CPU: the guest boots anew with the target's.
+  await askAdmission(host, passthrough, '<domain>db1</domain>');
+  assert.deepEqual(host.asked, [
+    { method: 'libvirt.admission', params: { domain: 'db1', networks: false, xml: sourceHostCpu, virtType: 'kvm', arch: 'x86_64' } },
+    { method: 'libvirt.admission', params: { domain: 'db1', networks: false } },
+  ]);
+  const lacking = {
+    ...welcome,
+    cpu: { verdict: 'incompatible' as const, accepted: false, missingFeatures: ['avx512f'], forbiddenFeatures: [], message: 'Host CPU does not provide required features: avx512f' },
+  };
+  assert.throws(
+    () => judgeAdmission('kvm2', passthrough, lacking, { sourceHostCpu }),
+    (e: unknown) => e instanceof FerryError && e.code === 'INCOMPATIBLE_CPU' && /host's own CPU \(host-passthrough\)/.test(e.message) && /lacks avx512f; move it with --mode cold/.test(e.hint ?? ''),
+  );
 });
 
 test('a domain of the same name on the target is refused, with the command that frees the name', () => {
@@ -62,7 +87,7 @@ test('a libvirt network not active, or a bridge missing, on the target is refuse
   refused(() => judgeAdmission('kvm2', domain, { ...welcome, bridges: [{ name: 'virbr0', ports: [] }] }), 'NO_NETWORK', /ip link add br0 type bridge/);
   // The interfaces judged are those of the description given for them (a live move gives the migratable XML's).
   const unattached = parseDomainXml(`<domain type='qemu'><name>web1</name><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os><devices/></domain>`);
-  judgeAdmission('kvm2', domain, { ...welcome, networks: [], bridges: [] }, unattached);
+  judgeAdmission('kvm2', domain, { ...welcome, networks: [], bridges: [] }, { networksOf: unattached });
 });
 
 test('two libvirt hosts with one host UUID: the error names the fix (seed 002)', () => {

@@ -7,22 +7,43 @@ import { FerryError } from '../../util/errors.js';
 import type { DomainDescription } from './domain-xml.js';
 import type { Admission } from './host/handlers.js';
 
-/**
- * Asks the target about `domain`: a domain of its name there, libvirt's
- * verdict on the CPU of `xml` (the domain's XML), and the networks the
- * interfaces of `networksOf` use.
- */
-export async function askAdmission(target: AgentClient, domain: DomainDescription, xml: string, networksOf: DomainDescription = domain): Promise<Admission> {
-  // host-passthrough asks for whatever the host has: there is nothing to compare.
-  const compareCpu = !!domain.cpu && domain.cpu.mode !== 'host-passthrough';
-  return target.call('libvirt.admission', { domain: domain.name, xml: compareCpu ? xml : undefined, networks: _attachments(networksOf).length > 0 });
+export interface AdmissionOptions {
+  /** The description whose interfaces are judged (a live move's migratable XML names networks as the user wrote them). */
+  networksOf?: DomainDescription;
+  /**
+   * The source host's <cpu> (libvirt.domain's `host`), for a running guest
+   * whose CPU is the host's own (host-passthrough): it must find the same
+   * features on the target. A guest that boots there anew takes the
+   * target's.
+   */
+  sourceHostCpu?: string;
 }
 
-/** Refuses a target that lacks what `domain` needs, as its admission says; `networksOf` is the description whose interfaces are judged. */
-export function judgeAdmission(target: string, domain: DomainDescription, admission: Admission, networksOf: DomainDescription = domain): void {
+/**
+ * Asks the target about `domain`: a domain of its name there, libvirt's
+ * verdict on its CPU (from `xml`, the domain's XML), and the networks its
+ * interfaces use.
+ */
+export async function askAdmission(target: AgentClient, domain: DomainDescription, xml: string, options: AdmissionOptions = {}): Promise<Admission> {
+  const networks = _attachments(options.networksOf ?? domain).length > 0;
+  return target.call('libvirt.admission', { domain: domain.name, networks, ..._cpuToCompare(domain, xml, options.sourceHostCpu) });
+}
+
+/** What libvirt.admission compares of the domain's CPU: nothing, the domain's own <cpu>, or its source host's. */
+function _cpuToCompare(domain: DomainDescription, xml: string, sourceHostCpu: string | undefined): { xml?: string; virtType?: string; arch?: string } {
+  if (!domain.cpu) return {};
+  if (!_isHostCpu(domain.cpu.mode)) return { xml };
+  // Under KVM the guest sees its host's CPU, so the target must offer the source host's. TCG's
+  // "maximum" is QEMU's own, and a guest that boots anew (a cold move) takes the target's.
+  if (domain.type !== 'kvm' || !sourceHostCpu) return {};
+  return { xml: sourceHostCpu, virtType: domain.type, arch: domain.os.arch };
+}
+
+/** Refuses a target that lacks what `domain` needs, as its admission (asked with the same options) says. */
+export function judgeAdmission(target: string, domain: DomainDescription, admission: Admission, options: AdmissionOptions = {}): void {
   checkNameFree(target, domain.name, admission.state);
   if (admission.cpu) checkCpu(target, domain, admission.cpu);
-  checkNetworks(target, networksOf, admission);
+  checkNetworks(target, options.networksOf ?? domain, admission);
 }
 
 /** No domain of that name there already (`state` null): ferry never replaces one. */
@@ -37,9 +58,15 @@ export function checkNameFree(target: string, name: string, state: string | null
 /** The target's hypervisor can give the domain its CPU (libvirt's own comparison). */
 export function checkCpu(target: string, domain: DomainDescription, verdict: NonNullable<Admission['cpu']>): void {
   if (verdict.accepted) return;
+  const lacks = verdict.missingFeatures.length ? `the target lacks ${verdict.missingFeatures.join(', ')}; ` : '';
+  if (_isHostCpu(domain.cpu?.mode)) {
+    throw new FerryError('INCOMPATIBLE_CPU', `Domain "${domain.name}" runs with its host's own CPU (${domain.cpu?.mode}), which "${target}" cannot give it: ${verdict.message ?? verdict.verdict}`, {
+      hint: `${lacks}move it with --mode cold (it boots with the target's CPU), or give it a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...) at its next restart`,
+    });
+  }
   throw new FerryError('INCOMPATIBLE_CPU', `The CPU of domain "${domain.name}" (${domain.cpu?.model ?? domain.cpu?.mode}) is not available on "${target}": ${verdict.message ?? verdict.verdict}`, {
-    hint: verdict.missingFeatures.length
-      ? `the target lacks ${verdict.missingFeatures.join(', ')}; give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
+    hint: lacks
+      ? `${lacks}give the domain a CPU model both hosts have (virsh edit, <cpu mode='custom'><model>...)`
       : /unknown cpu model/i.test(verdict.message ?? '')
         ? `libvirt on "${target}" does not know that model (an older libvirt): give the domain one both know ("virsh cpu-models x86_64" on each host lists them; virsh edit ${domain.name}), then retry`
         : 'give the domain a CPU model both hosts have (virsh edit), then retry',
@@ -60,6 +87,11 @@ export function checkNetworks(target: string, domain: DomainDescription, admissi
       });
     }
   }
+}
+
+/** CPU modes that give the guest whatever its host has, not a model of their own. */
+function _isHostCpu(mode: string | undefined): boolean {
+  return mode === 'host-passthrough' || mode === 'maximum';
 }
 
 /** The interfaces attached to a libvirt network or a Linux bridge by name. */

@@ -9,6 +9,7 @@ import { sleep } from '../../../util/abort.js';
 import { domainCpuXml, parseDomainXml, type DomainDescription } from '../domain-xml.js';
 import {
   parseCapabilities,
+  type HostCapabilities,
   parseCpuCompare,
   parseDomJobInfoRaw,
   parseDomState,
@@ -61,7 +62,8 @@ export interface LibvirtDomain {
 export type FoundDomain = LibvirtDomain & {
   /** The XMLs asked for, in the order asked. */
   xmls?: string[];
-  hostUuid?: string;
+  /** This host as libvirt describes it: its UUID and CPU. */
+  host?: HostCapabilities;
 };
 
 /** What a target's libvirtd says of a domain about to come (libvirt.admission). */
@@ -129,15 +131,15 @@ export const libvirtHandlers = {
   /**
    * One domain, or undefined when there is none of that name: cheaper than
    * listing all. `xmls` asks for more of its XMLs (as libvirt.dumpxml), and
-   * `hostUuid` for this host's UUID (as libvirt.hostUuid), in the same virsh
-   * call.
+   * `host` for this host's UUID and CPU (as libvirt.hostUuid and
+   * libvirt.hostCpu), in the same virsh call.
    */
-  'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[]; hostUuid?: boolean }): Promise<FoundDomain | undefined> => {
+  'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[]; host?: boolean }): Promise<FoundDomain | undefined> => {
     const xmls = p.xmls ?? [];
     // One virsh for all (a move waits on this): a domain that is not there fails each question.
     const [info, state, xml, ...rest] = await virshBatch(
       p.uri,
-      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...xmls.map((v) => _dumpXmlArgs(p.domain, v)), ...(p.hostUuid ? [['capabilities']] : [])],
+      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...xmls.map((v) => _dumpXmlArgs(p.domain, v)), ...(p.host ? [['capabilities']] : [])],
       { tolerate: ['no-domain'] },
     );
     if (info!.failure) return undefined;
@@ -147,19 +149,19 @@ export const libvirtHandlers = {
     return {
       ...domain,
       ...(p.xmls ? { xmls: variants.map((v) => v.stdout) } : {}),
-      ...(p.hostUuid ? { hostUuid: parseCapabilities(rest[xmls.length]!.stdout).uuid } : {}),
+      ...(p.host ? { host: parseCapabilities(rest[xmls.length]!.stdout) } : {}),
     };
   },
 
   /**
    * What this host's libvirtd says of a domain about to come, in one virsh:
    * its host UUID, the state of a domain already there by that name (null:
-   * none), whether its hypervisor can give the domain the CPU of `xml` (its
-   * XML, as libvirt.cpuCompare), and with `networks` its virtual networks
-   * and Linux bridges.
+   * none), whether its hypervisor can give the CPU of `xml` (a domain's XML
+   * or a CPU element, with `virtType` and `arch` as libvirt.cpuCompare), and
+   * with `networks` its virtual networks and Linux bridges.
    */
-  'libvirt.admission': async (p: OnDomain & { xml?: string; networks?: boolean }): Promise<Admission> => {
-    const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml });
+  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean }): Promise<Admission> => {
+    const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml, virtType: p.virtType, arch: p.arch });
     const commands = [['domstate', '--domain', p.domain], ['capabilities'], ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : [])];
     // Every failure comes back, and is judged below as if its command had run alone.
     const ask = (extra: string[][]): Promise<VirshResult[]> => virshBatch(p.uri, [...commands, ...extra], { tolerate: [...VIRSH_FAILURE_KINDS] });
