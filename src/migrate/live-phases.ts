@@ -45,7 +45,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         checkMemory(vm, target);
         // The plan asks the hosts' agents, the driver its hypervisor: all at once.
         [plans] = await Promise.all([
-          planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable, createLv: settings.createLv }),
+          planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable, createLv: settings.createLv, running: true }),
           steps.checkTarget(vm),
           checkAuxFiles(vm, target),
         ]);

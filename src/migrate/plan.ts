@@ -24,6 +24,8 @@ export interface PlanOptions {
   resumable?: ReadonlySet<string>;
   /** --create-lv VG: a source disk that is an LV gets a new LV in this VG on the target (else in a VG of its own VG's name there). */
   createLv?: string;
+  /** The guest runs on through the move (live, warm): a disk both hosts share then passes from one host's page cache to the other's. */
+  running?: boolean;
 }
 
 export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
@@ -49,6 +51,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
   );
   for (const [index, disk] of vm.disks.entries()) {
     if (shared.has(disk.path)) {
+      if (options.running) checkSharedCache(disk, source, target, options.force);
       options.log(`${disk.path} is on storage both hosts share: it is not copied`);
       plans.push({ disk, index, targetPath: disk.path, targetFormat: disk.format, create: false, sync: 'top', shared: true });
       continue;
@@ -169,4 +172,29 @@ export async function createTargetImage(p: DiskPlan, target: AgentClient): Promi
 /** The journal's line for a target image ferry made: `ferry recover` and a later run (resume) read it. */
 export function createdEntry(p: DiskPlan, host: string): Record<string, unknown> {
   return { host, path: p.targetPath, format: p.targetFormat, backing: p.base?.filename, lv: p.targetLv && { vg: p.targetLv.vg, lv: p.targetLv.lv } };
+}
+
+/**
+ * A running guest's disk on shared storage must bypass the hosts' page
+ * caches (cache=none or directsync), as libvirt requires for a migration
+ * without storage copy: once the guest runs on the target, that host's
+ * cache may still hold pages of the image older than what the source wrote.
+ * A cluster filesystem keeps the caches coherent; --force says it does.
+ */
+function checkSharedCache(disk: VmDisk, source: AgentClient, target: AgentClient, force?: boolean): void {
+  if (disk.cache.direct || disk.readOnly || force) return;
+  throw new FerryError(
+    'UNSAFE_CACHE',
+    `Disk "${disk.path}" is on storage "${source.host.name}" and "${target.host.name}" share and goes through the host's page cache (cache=${_cacheMode(disk.cache)}): "${target.host.name}" could read pages older than what the guest wrote on "${source.host.name}"`,
+    {
+      hint: 'give the disk cache=none (virsh edit, or -drive cache=none) and restart the VM, move it with --mode cold, or pass --force if a cluster filesystem (GFS2, OCFS2, CephFS) keeps the caches coherent',
+    },
+  );
+}
+
+/** The cache mode (as QEMU and libvirt name it) of a disk's cache flags. */
+function _cacheMode(cache: VmDisk['cache']): string {
+  if (cache.noFlush) return 'unsafe';
+  if (cache.direct) return cache.writeback ? 'none' : 'directsync';
+  return cache.writeback ? 'writeback' : 'writethrough';
 }

@@ -316,6 +316,32 @@ test('libvirt: a disk on storage both hosts share is not copied, nor removed by 
   await a.call('file.remove', { path: shared });
 });
 
+test("libvirt: a running domain whose shared disk goes through the host's page cache is refused before anything is made; --force moves it", async () => {
+  const vm = 'lv-shared-wb';
+  const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
+  await cleanDomain(vm);
+  await a.call('file.remove', { path: shared });
+  await a.call('image.create', { path: shared, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
+  await startDomain(vm, ['--disk', shared, '--cache', 'writeback']);
+  const refused = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json']);
+  assert.notEqual(refused.code, 0);
+  const report = JSON.parse(refused.stdout) as { failed_phase?: string; error?: { code: string; message: string; hint?: string } };
+  assert.equal(report.error?.code, 'UNSAFE_CACHE', refused.stdout);
+  assert.equal(report.failed_phase, 'check');
+  assert.match(report.error?.message ?? '', /cache=writeback/);
+  assert.match(report.error?.hint ?? '', /cache=none/);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), undefined);
+  // Both lab hosts share one kernel, and so one page cache: --force is safe here.
+  const r = await migrate(vm, 'lab-a', 'lab-b', ['--force']);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.disk_bytes, 0, 'no disk bytes crossed');
+  assert.equal(await domainState('lab-b', vm), 'running');
+  await waitForCounter(b, vm, (await counter(a, vm)) + 5);
+  await cleanDomain(vm);
+  await a.call('file.remove', { path: shared });
+});
+
 test('libvirt: a domain on a libvirt network the target lacks, or on a bridge it lacks, is refused before anything is made; on a bridge both have, it moves', async () => {
   const vm = 'lv-net';
   const bridge = 'ferrybr-e2e';

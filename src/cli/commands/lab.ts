@@ -1,6 +1,6 @@
 /** `ferry lab ...`: simulated hosts on this machine, and test guests on them. */
 import { spawnSync } from 'node:child_process';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { LAB_SHARED_DIR, labDown, labExecArgv, labHostVolumeGroup, labIsUp, labState, labUp } from '../../lab/lab.js';
 import { labDiskPath, labVmPaths, readSerial, startLabDomain, startLabVm, stopLabVm, waitForGuestReady } from '../../lab/vm.js';
 import { lastCounter } from '../../lab/records.js';
@@ -107,6 +107,7 @@ export function register(program: Command): void {
     .option('--append <cmdline>', 'kernel command line')
     .option('--disk <path|size>', 'an existing image, or a size such as 64M for a new qcow2 (repeatable)', collect, [])
     .option('--memory <MiB>', 'memory', '256')
+    .addOption(new Option('--cache <mode>', "QEMU's cache mode for its disks").choices(['none', 'writeback', 'unsafe']).default('none'))
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
     .option('--libvirt', "define and start it as a domain of the host's libvirtd instead")
     .option('--no-wait', 'do not wait for the test guest to report ready')
@@ -116,7 +117,19 @@ export function register(program: Command): void {
       action(
         async (
           name: string,
-          opts: { host: string; kernel?: string; initrd?: string; append?: string; disk: string[]; memory: string; dirty?: string; libvirt?: boolean; wait: boolean; json?: boolean },
+          opts: {
+            host: string;
+            kernel?: string;
+            initrd?: string;
+            append?: string;
+            disk: string[];
+            memory: string;
+            cache: 'none' | 'writeback' | 'unsafe';
+            dirty?: string;
+            libvirt?: boolean;
+            wait: boolean;
+            json?: boolean;
+          },
         ) => {
           if (!(await labIsUp())) throw new FerryError('LAB', 'The lab is not up', { hint: 'run "ferry lab up" first' });
           const agent = await connectHost(vm, opts.host);
@@ -128,6 +141,7 @@ export function register(program: Command): void {
               append: opts.append,
               disks: opts.disk,
               memoryMiB: Number(opts.memory),
+              cache: opts.cache,
               extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
             };
             if (opts.libvirt) {

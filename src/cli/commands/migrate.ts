@@ -56,7 +56,7 @@ export function register(program: Command): void {
       'write-blocking: guest writes reach both hosts before they complete (shorter pause, always converges); background: they do not wait for the network',
       'write-blocking',
     )
-    .option('--force', 'overwrite existing target images, accept an unsafe cache mode')
+    .option('--force', "overwrite existing target images, accept cache=unsafe, and a running VM's shared disk through the host's page cache")
     .option('--delete-source', 'remove the source disk images after a successful migration')
     .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
     .option(
