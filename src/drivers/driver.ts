@@ -26,6 +26,13 @@ export interface VmDisk {
   kind?: 'file' | 'block' | 'volume';
 }
 
+/** The disk's cache mode as QEMU and libvirt name it (cache=...). */
+export function cacheModeOf(disk: Pick<VmDisk, 'cache'>): string {
+  if (disk.cache.noFlush) return 'unsafe';
+  if (disk.cache.direct) return disk.cache.writeback ? 'none' : 'directsync';
+  return disk.cache.writeback ? 'writeback' : 'writethrough';
+}
+
 export interface VmInfo {
   name: string;
   driver: string;

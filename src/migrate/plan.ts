@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
-import type { DiskPlan, VmDisk, VmInfo } from '../drivers/driver.js';
+import { cacheModeOf, type DiskPlan, type VmDisk, type VmInfo } from '../drivers/driver.js';
 import { planLvTarget } from './lv-targets.js';
 import { sharedFiles } from './shared-storage.js';
 
@@ -185,16 +185,9 @@ function checkSharedCache(disk: VmDisk, source: AgentClient, target: AgentClient
   if (disk.cache.direct || disk.readOnly || force) return;
   throw new FerryError(
     'UNSAFE_CACHE',
-    `Disk "${disk.path}" is on storage "${source.host.name}" and "${target.host.name}" share and goes through the host's page cache (cache=${_cacheMode(disk.cache)}): "${target.host.name}" could read pages older than what the guest wrote on "${source.host.name}"`,
+    `Disk "${disk.path}" is on storage "${source.host.name}" and "${target.host.name}" share and goes through the host's page cache (cache=${cacheModeOf(disk)}): "${target.host.name}" could read pages older than what the guest wrote on "${source.host.name}"`,
     {
       hint: 'give the disk cache=none (virsh edit, or -drive cache=none) and restart the VM, move it with --mode cold, or pass --force if a cluster filesystem (GFS2, OCFS2, CephFS) keeps the caches coherent',
     },
   );
-}
-
-/** The cache mode (as QEMU and libvirt name it) of a disk's cache flags. */
-function _cacheMode(cache: VmDisk['cache']): string {
-  if (cache.noFlush) return 'unsafe';
-  if (cache.direct) return cache.writeback ? 'none' : 'directsync';
-  return cache.writeback ? 'writeback' : 'writethrough';
 }

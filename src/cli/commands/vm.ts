@@ -1,6 +1,6 @@
 /** `ferry vm list HOST`: the VMs on a host, like `virsh list`. */
 import type { Command } from 'commander';
-import type { VmDisk } from '../../drivers/driver.js';
+import { cacheModeOf } from '../../drivers/driver.js';
 import { drivers } from '../../migrate/drivers.js';
 import { formatMiB } from '../../util/units.js';
 import { action, connectHost } from '../context.js';
@@ -34,7 +34,7 @@ export function register(program: Command): void {
                     format: d.format,
                     kind: d.kind,
                     virtual_size: d.virtualSize,
-                    cache: cacheMode(d),
+                    cache: cacheModeOf(d),
                     backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })),
                   })),
                 })),
@@ -52,7 +52,7 @@ export function register(program: Command): void {
           for (const v of vms) {
             const disks = v.disks.map(
               (d) =>
-                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${formatMiB(d.virtualSize)} MiB, cache ${cacheMode(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
+                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${formatMiB(d.virtualSize)} MiB, cache ${cacheModeOf(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
             );
             rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, v.cpuModel ?? '-', v.attachments?.join(',') || '-', disks[0] ?? '-']);
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', '', '', extra]);
@@ -69,11 +69,4 @@ export function register(program: Command): void {
         }
       }),
     );
-}
-
-/** The cache mode's name, as QEMU and libvirt write it. */
-function cacheMode(d: VmDisk): string {
-  if (d.cache.noFlush) return 'unsafe';
-  if (d.cache.direct) return d.cache.writeback ? 'none' : 'directsync';
-  return d.cache.writeback ? 'writeback' : 'writethrough';
 }
