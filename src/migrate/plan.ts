@@ -53,7 +53,8 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
     if (shared.has(disk.path)) {
       if (options.running) checkSharedCache(disk, source, target, options.force);
       options.log(`${disk.path} is on storage both hosts share: it is not copied`);
-      plans.push({ disk, index, targetPath: disk.path, targetFormat: disk.format, create: false, sync: 'top', shared: true });
+      // The target opens it where it sees it (a LUN may have another name there).
+      plans.push({ disk, index, targetPath: options.diskMap.get(disk.path) ?? disk.path, targetFormat: disk.format, create: false, sync: 'top', shared: true });
       continue;
     }
     if (disk.cache.noFlush && !options.force) {

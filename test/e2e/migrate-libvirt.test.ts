@@ -368,6 +368,39 @@ test('libvirt: a disk on storage both hosts share is not copied, nor removed by 
   await a.call('file.remove', { path: shared });
 });
 
+test('libvirt: a block device both hosts see (a loop device over a shared file) is not copied: live there, shut off and offline back', async () => {
+  const vm = 'lv-sblk';
+  const file = `${LAB_SHARED_DIR}/${vm}.raw`;
+  await cleanDomain(vm, 0);
+  await a.call('file.remove', { path: file });
+  await a.call('image.create', { path: file, format: 'raw', sizeBytes: 48 * 1024 * 1024 });
+  // The lab hosts share /dev: the loop device is one device, seen from both.
+  const loop = (await a.call('system.run', { file: 'losetup', args: ['--find', '--show', file], allowFailure: false })).stdout.trim();
+  try {
+    await startDomain(vm, ['--disk', loop]);
+    const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(live.status, 'completed', JSON.stringify(live));
+    assert.equal(live.disk_bytes, 0, 'no disk bytes crossed');
+    assert.equal(await domainState('lab-b', vm), 'running');
+    const n = await waitForCounter(b, vm, (await counter(a, vm)) + 5);
+    await labVirsh('lab-b', ['destroy', vm]);
+    const offline = await migrate(vm, 'lab-b', 'lab-a', ['--delete-source']);
+    assert.equal(offline.status, 'completed', JSON.stringify(offline));
+    assert.equal(offline.mode, 'cold');
+    assert.equal(offline.disk_bytes, 0, 'no disk bytes crossed');
+    assert.equal((await b.call('file.stat', { path: loop })).type, 'block', '--delete-source never removes a device the target shares');
+    assert.equal(await domainState('lab-a', vm), 'running');
+    const m = await waitForCounter(a, vm, n + 5);
+    await labVirsh('lab-a', ['destroy', vm]);
+    const check = await a.call('lab.checkRecords', { disks: [loop], serialLogs: [], lastReported: m });
+    assert.equal(check.missingCount, 0, JSON.stringify(check.missing));
+  } finally {
+    await cleanDomain(vm, 0);
+    await a.call('system.run', { file: 'losetup', args: ['--detach', loop] });
+    await a.call('file.remove', { path: file });
+  }
+});
+
 test("libvirt: a running domain whose shared disk goes through the host's page cache is refused before anything is made; --force moves it", async () => {
   const vm = 'lv-shared-wb';
   const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
