@@ -28,11 +28,11 @@ const XML_VARIANTS: readonly XmlVariant[] = [{}, { migratable: true }, { inactiv
 
 /**
  * The domain on the host, with what a live move of it reads there (its XMLs,
- * the host's UUID and CPU) asked in the same virsh call. No libvirtd there, or
- * no such domain: either way not libvirt's VM.
+ * the host's UUID and CPU) asked in the same virsh call; undefined when
+ * libvirt has no such domain. A libvirtd that cannot be reached throws.
  */
 export async function findForMove(host: AgentClient, name: string): Promise<FoundVm | undefined> {
-  const answer = await host.call('libvirt.domain', { domain: name, xmls: XML_VARIANTS, host: true }).catch(() => undefined);
+  const answer = await host.call('libvirt.domain', { domain: name, xmls: XML_VARIANTS, host: true });
   return answer && { state: answer.state, details: answer };
 }
 
