@@ -102,21 +102,25 @@ test('a loop device is shared when its backing file is: the marker goes beside t
     'a',
     mounts(localA),
     new Map([
-      ['/dev/loop3', { loopBackingFile: '/nfs/vm.raw', sizeBytes: 5 }],
-      ['/dev/loop4', { loopBackingFile: '/var/lib/img/vm.raw', sizeBytes: 5 }],
+      ['/dev/loop3', { loopBackingFile: '/nfs/vm.raw', id: 'loop-offset=0', sizeBytes: 5 }],
+      ['/dev/loop5', { loopBackingFile: '/nfs/vm.raw', id: 'loop-offset=0', sizeBytes: 5 }],
+      ['/dev/loop4', { loopBackingFile: '/var/lib/img/vm.raw', id: 'loop-offset=0', sizeBytes: 5 }],
     ]),
   );
   const b = fakeHost(
     'b',
     mounts(localB),
     new Map([
-      ['/dev/loop7', { loopBackingFile: '/nfs/vm.raw', sizeBytes: 5 }],
-      ['/dev/loop4', { loopBackingFile: '/var/lib/img/vm.raw', sizeBytes: 5 }],
+      ['/dev/loop7', { loopBackingFile: '/nfs/vm.raw', id: 'loop-offset=0', sizeBytes: 5 }],
+      // Another stretch of the same file (another LV of one PV): another device.
+      ['/dev/loop8', { loopBackingFile: '/nfs/vm.raw', id: 'loop-offset=4096', sizeBytes: 5 }],
+      ['/dev/loop4', { loopBackingFile: '/var/lib/img/vm.raw', id: 'loop-offset=0', sizeBytes: 5 }],
     ]),
   );
   const shared = await sharedFiles(a, b, [
     { path: '/dev/loop3', targetPath: '/dev/loop7' },
     { path: '/dev/loop4', targetPath: '/dev/loop4' },
+    { path: '/dev/loop5', targetPath: '/dev/loop8' },
   ]);
   assert.deepEqual([...shared], ['/dev/loop3']);
   assert.deepEqual([...nfs.keys()], ['/nfs/vm.raw'], 'the marker is removed');

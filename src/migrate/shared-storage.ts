@@ -45,7 +45,10 @@ export async function sharedFiles(source: AgentClient, target: AgentClient, disk
       shared.add(d.path);
     }
   }
-  for (const path of await sameFiles(source, target, [...files, ...[...loops.values()].map((l) => l.backing)])) {
+  // A loop device over a device, not a file, is not told apart this way.
+  const backings = [...loops.values()].map((l) => l.backing);
+  const backingKinds = await Promise.all(backings.map((b) => source.call('file.stat', { path: b.path }).then((st) => st.type)));
+  for (const path of await sameFiles(source, target, [...files, ...backings.filter((_, i) => backingKinds[i] === 'file')])) {
     if (files.some((f) => f.path === path)) shared.add(path);
     for (const l of loops.values()) if (l.backing.path === path) for (const disk of l.disks) shared.add(disk);
   }

@@ -12,7 +12,7 @@ import { isSystemError } from '../util/errors.js';
 export interface BlockIdentity {
   /** The device's own name: SCSI or NVMe WWID, device-mapper UUID, or serial; with ":partN" for a partition. */
   id?: string;
-  /** A loop device's backing file, as its host sees it: the same device only if that file is the same. */
+  /** A loop device's backing file, as its host sees it: the same device only if that file is the same (and `id`, its offset, too). */
   loopBackingFile?: string;
   sizeBytes: number;
 }
@@ -37,7 +37,8 @@ export async function identityOfDevice(major: number, minor: number, sysfs = '/s
   // A partition's names are its disk's, one directory up.
   const disk = partition ? join(dir, '..') : dir;
   const loopBackingFile = await _read(join(disk, 'loop', 'backing_file'));
-  if (loopBackingFile) return { sizeBytes, loopBackingFile, ...(partition ? { id: `:part${partition}` } : {}) };
+  // Two loop devices over one file at different offsets (LVs of one PV) are different devices.
+  if (loopBackingFile) return { sizeBytes, loopBackingFile, id: `loop-offset=${(await _read(join(disk, 'loop', 'offset'))) ?? '0'}${partition ? `:part${partition}` : ''}` };
   for (const file of ['dm/uuid', 'wwid', 'device/wwid', 'serial', 'device/serial']) {
     const name = await _read(join(disk, file));
     if (name) return { sizeBytes, id: `${file.replace(/^device\//, '')}=${name}${partition ? `:part${partition}` : ''}` };
