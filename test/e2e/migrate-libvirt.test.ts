@@ -238,6 +238,14 @@ test('libvirt: a shut-off domain moves cold with its disks copied, and boots on 
   await cleanDomain(vm);
 });
 
+/** A new 48 MiB image for `vm` in the directory both lab hosts share, replacing any left there. */
+async function newSharedImage(vm: string, format: 'qcow2' | 'raw'): Promise<string> {
+  const path = `${LAB_SHARED_DIR}/${vm}.${format}`;
+  await a.call('file.remove', { path });
+  await a.call('image.create', { path, format, sizeBytes: 48 * 1024 * 1024 });
+  return path;
+}
+
 /** The entries of the newest journal of a move of `vm`. */
 function lastJournal(vm: string): Array<{ step: string; [key: string]: unknown }> {
   const latest = readdirSync(`${stateDir}/journal`)
@@ -331,14 +339,7 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
 
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
-  const latest = readdirSync(`${stateDir}/journal`)
-    .filter((f) => f.includes(`-migrate-${vm}-`))
-    .sort()
-    .at(-1)!;
-  const journal = readFileSync(`${stateDir}/journal/${latest}`, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { step: string; path?: string; bytes_sent?: number; blocks_resumed?: number });
+  const journal = lastJournal(vm) as Array<{ step: string; path?: string; bytes_sent?: number; blocks_resumed?: number }>;
   const copied = journal.filter((e) => e.step === 'copied');
   const again = copied.find((e) => e.path === diskPath(vm, 0));
   assert.ok(again, 'the first disk was checked again');
@@ -350,10 +351,8 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
 
 test('libvirt: a disk on storage both hosts share is not copied, nor removed by --delete-source: live migration moves the RAM alone', async () => {
   const vm = 'lv-shared';
-  const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
   await cleanDomain(vm);
-  await a.call('file.remove', { path: shared });
-  await a.call('image.create', { path: shared, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
+  const shared = await newSharedImage(vm, 'qcow2');
   await startDomain(vm, ['--disk', shared]);
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
@@ -370,10 +369,8 @@ test('libvirt: a disk on storage both hosts share is not copied, nor removed by 
 
 test('libvirt: a block device both hosts see (a loop device over a shared file) is not copied: live there, shut off and offline back', async () => {
   const vm = 'lv-sblk';
-  const file = `${LAB_SHARED_DIR}/${vm}.raw`;
   await cleanDomain(vm, 0);
-  await a.call('file.remove', { path: file });
-  await a.call('image.create', { path: file, format: 'raw', sizeBytes: 48 * 1024 * 1024 });
+  const file = await newSharedImage(vm, 'raw');
   // The lab hosts share /dev: the loop device is one device, seen from both.
   const loop = (await a.call('system.run', { file: 'losetup', args: ['--find', '--show', file], allowFailure: false })).stdout.trim();
   try {
@@ -403,10 +400,8 @@ test('libvirt: a block device both hosts see (a loop device over a shared file) 
 
 test("libvirt: a running domain whose shared disk goes through the host's page cache is refused before anything is made; --force moves it", async () => {
   const vm = 'lv-shared-wb';
-  const shared = `${LAB_SHARED_DIR}/${vm}.qcow2`;
   await cleanDomain(vm);
-  await a.call('file.remove', { path: shared });
-  await a.call('image.create', { path: shared, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
+  const shared = await newSharedImage(vm, 'qcow2');
   await startDomain(vm, ['--disk', shared, '--cache', 'writeback']);
   const refused = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json']);
   assert.notEqual(refused.code, 0);

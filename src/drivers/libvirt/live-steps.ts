@@ -36,8 +36,10 @@ export async function findForMove(host: AgentClient, name: string): Promise<Foun
   return answer && { state: answer.state, details: answer };
 }
 
-function xmlKey(variant: XmlVariant): string {
-  return `${!!variant.inactive}/${!!variant.migratable}`;
+/** The XMLs of libvirt.domain's answer, named (asked as XML_VARIANTS lists them). */
+function sourceXmls(found: FoundDomain): { live: string; migratable: string; definition: string } {
+  const [live, migratable, definition] = found.xmls!;
+  return { live: live!, migratable: migratable!, definition: definition! };
 }
 
 /** Each poll runs virsh on the source: often enough for the view, seldom enough to leave the CPU to the migration. */
@@ -92,10 +94,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (answer) this.askTarget(answer);
     // The XMLs the check and the preparation read, and the host's UUID and CPU, come with the description.
     const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS, host: true, answer });
-    for (const [i, variant] of XML_VARIANTS.entries()) {
-      const xml = found.xmls?.[i];
-      if (xml !== undefined) this.xmls.set(xmlKey(variant), Promise.resolve(xml));
-    }
+    this.sourceXml = sourceXmls(found);
     this.sourceUuid = found.host?.uuid;
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
@@ -108,11 +107,10 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   private askTarget(found: FoundDomain): void {
     if (this.admission) return;
-    // As XML_VARIANTS lists them, which describeForMove always asks for.
-    const [live, migratable] = found.xmls ?? [];
+    const { live, migratable } = sourceXmls(found);
     // The live XML has the CPU the guest runs with; the migratable one names a network as the user wrote it, the live one as the bridge it resolved to.
-    const options = { networksOf: parseDomainXml(migratable!), sourceHostCpu: found.host?.cpuXml };
-    this.admission = askAdmission(this.target, found.description, live!, options).then((admission) => ({ admission, options }));
+    const options = { networksOf: parseDomainXml(migratable), sourceHostCpu: found.host?.cpuXml };
+    this.admission = askAdmission(this.target, found.description, live, options).then((admission) => ({ admission, options }));
     // Judged by the check; a describe that fails first leaves it unread.
     this.admission.catch(() => undefined);
   }
@@ -136,24 +134,14 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('claimed', { host: this.target.host.name, files: paths, lvs });
   }
 
-  /** The source's XMLs, each asked for once: the check reads them, and the preparation again. */
-  private readonly xmls = new Map<string, Promise<string>>();
-
-  private dumpXml(options: XmlVariant): Promise<string> {
-    const key = xmlKey(options);
-    let xml = this.xmls.get(key);
-    if (!xml) {
-      xml = this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, ...options }).then((r) => r.xml);
-      this.xmls.set(key, xml);
-    }
-    return xml;
-  }
+  /** The source's XMLs, read with the description: the check reads them, and the preparation again. */
+  private sourceXml?: ReturnType<typeof sourceXmls>;
 
   private xml?: { live: string; persistent: string };
 
   async prepareIncoming(plans: readonly DiskPlan[]): Promise<void> {
     this.plans = [...plans];
-    const [live, inactive] = await Promise.all([this.dumpXml({ migratable: true }), this.dumpXml({ inactive: true, migratable: true })]);
+    const { migratable: live, definition: inactive } = this.sourceXml!;
     // The definition the source had: what --keep-source-definition keeps, and what a user may define again.
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const moves = diskMoves(this.plans);
