@@ -89,6 +89,37 @@ test('libvirt: Ctrl-C while the disks copy rolls back; the domain runs on where 
   await cleanDomain(vm);
 });
 
+test('libvirt: a domain dirtying RAM faster than --bandwidth gets a will-not-converge warning while libvirt holds the limits asked for; Ctrl-C at the terminal rolls back', async () => {
+  const vm = 'lv-dirty';
+  await cleanDomain(vm);
+  await startDomain(vm, ['--memory', '128', '--dirty', '32', '--disk', '16M']);
+  let limits: Promise<{ downtime: string; speed: string }> | undefined;
+  const r = await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--bandwidth', '8', '--max-downtime', '150'], {
+    onStderr: (chunk, child) => {
+      if (limits || !/will not converge/.test(chunk)) return;
+      // What the source's libvirtd applies to the job under way, read before the Ctrl-C a terminal would send to the whole group.
+      limits = Promise.all([labVirsh('lab-a', ['migrate-getmaxdowntime', vm]), labVirsh('lab-a', ['migrate-getspeed', vm])]).then(([downtime, speed]) => {
+        process.kill(-child.pid!, 'SIGINT');
+        return { downtime: downtime.trim(), speed: speed.trim() };
+      });
+    },
+    ownGroup: true,
+  });
+  assert.ok(limits, `no convergence warning in: ${r.stderr.slice(-2000)}`);
+  assert.deepEqual(await limits, { downtime: '150', speed: '8' }, '--max-downtime and --bandwidth reach the job');
+  assert.match(r.stderr, /The guest dirties [\d.]+ MiB\/s of RAM, as fast as the [\d.]+ MiB\/s the link carries.*Raise --bandwidth, pass --auto-converge/s);
+  assert.notEqual(r.code, 0);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  assert.equal(await domainState('lab-b', vm), undefined, 'no domain left on the target');
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image left on the target');
+  assert.match(await labVirsh('lab-a', ['domjobinfo', vm]), /Job type:\s+None/, 'no job left on the source');
+  const warning = lastJournal(vm).find((e) => e.step === 'warning');
+  assert.equal(warning?.code, 'NOT_CONVERGING', 'the warning is in the journal');
+  const n = await counter(a, vm);
+  await waitForCounter(a, vm, n + 3);
+  await cleanDomain(vm);
+});
+
 test('libvirt: a target QEMU killed during the move is rolled back', async () => {
   const vm = 'lv-kill';
   await cleanDomain(vm);
@@ -115,6 +146,23 @@ test('libvirt: bad input is refused before anything is made', async () => {
   const taken = await migrate(vm, 'lab-a', 'lab-b');
   assert.equal((taken.error as { code: string }).code, 'TARGET_EXISTS');
   assert.match((taken.error as { hint: string }).hint, /--disk-map/);
+  assert.equal(await domainState('lab-b', vm), undefined);
+  assert.equal(await domainState('lab-a', vm), 'running');
+  await b.call('file.remove', { path: diskPath(vm) });
+
+  // A filesystem on the target smaller than any qcow2 the guest has written to.
+  const small = '/var/lib/ferry/small';
+  await b.call('system.run', { file: 'mkdir', args: ['-p', small] });
+  await b.call('system.run', { file: 'mount', args: ['-t', 'tmpfs', '-o', 'size=64k', 'ferry-e2e-small', small] });
+  try {
+    const full = await migrate(vm, 'lab-a', 'lab-b', ['--disk-map', `${diskPath(vm)}=${small}/disk.qcow2`]);
+    assert.equal((full.error as { code: string }).code, 'NO_SPACE', JSON.stringify(full));
+    assert.match((full.error as { message: string }).message, /Host "lab-b" has 0\.\d MiB free in "\/var\/lib\/ferry\/small"; the disks need about [\d.]+ MiB/);
+    assert.match((full.error as { hint: string }).hint, /--disk-map/);
+    assert.deepEqual((await b.call('system.run', { file: 'ls', args: ['-A', small] })).stdout, '', 'nothing made there');
+  } finally {
+    await b.call('system.run', { file: 'umount', args: [small] });
+  }
   assert.equal(await domainState('lab-b', vm), undefined);
   assert.equal(await domainState('lab-a', vm), 'running');
   await cleanDomain(vm);

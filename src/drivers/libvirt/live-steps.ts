@@ -16,6 +16,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
+import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
@@ -73,7 +74,10 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.source = ctx.source;
     this.target = ctx.target;
     this.found = found?.details as FoundDomain | undefined;
+    this.convergence = new ConvergenceWatch(ctx);
   }
+
+  private readonly convergence: ConvergenceWatch;
 
   get agents(): AgentClient[] {
     return [this.source, this.target];
@@ -227,6 +231,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       if (job && job.type !== 'none') {
         this.lastJob = job;
         if ((job.memoryProcessed ?? 0) > 0) this.memoryStarted = true;
+        const ram = ramProgress(job);
         ctx.listener({
           type: 'progress',
           progress: {
@@ -235,12 +240,13 @@ export class LibvirtLiveSteps implements LiveSteps {
               job,
               this.plans.filter((p) => !p.shared),
             ),
-            ram: ramProgress(job),
+            ram,
             etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined,
             ramSize: this.domain?.memoryBytes,
             bandwidthLimit: ctx.settings.bandwidthBytes,
           },
         });
+        this.convergence.observe(ram);
       }
       if (done()) return;
       if (ctx.signal.aborted) throw new FerryError('ABORTED', 'Migration aborted', { hint: 'the VM keeps running on the source' });

@@ -18,10 +18,11 @@ import type { QmpEvent } from '../../qmp/client.js';
 import { abortable, sleep } from '../../util/abort.js';
 import { FerryError } from '../../util/errors.js';
 import { text } from '../../util/text.js';
-import { formatMiB, MiB } from '../../util/units.js';
+import { MiB } from '../../util/units.js';
 import type { BlockMonitor, DiskPlan, LiveStats, Settlement, ShutdownOptions, StepContext, VmInfo, WarmSteps } from '../driver.js';
 import { attachTarget, jobId, nbdNode, passActions, passDisks } from '../block-passes.js';
 import type { DiskProgress, RamProgress } from '../progress.js';
+import { ConvergenceWatch } from '../convergence.js';
 import { accelOf, filesQemuCreates, parseQemuArgv, qemuLogFile, targetArgv, type ParsedArgv } from './argv.js';
 import { checkQemuTarget } from './target-checks.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
@@ -67,7 +68,6 @@ export class QemuLiveSteps implements WarmSteps {
   private targetPid = 0;
   private sourceStop?: QmpEvent;
   private resumed?: Promise<QmpEvent>;
-  private convergenceWarned = false;
 
   private source: AgentClient;
   private target: AgentClient;
@@ -415,7 +415,7 @@ export class QemuLiveSteps implements WarmSteps {
     this.resumed.catch(() => undefined);
     await src.execute('migrate', { uri: `tcp:${target.host.address}:${this.migrationPort}` });
     this.log(`migrating RAM to ${target.host.address}:${this.migrationPort}`);
-    let slowPolls = 0;
+    const convergence = new ConvergenceWatch(this.ctx);
     for (;;) {
       const m = await src.execute<QueryMigrate>('query-migrate');
       if (PAUSED_STATES.includes(m.status)) break;
@@ -432,17 +432,7 @@ export class QemuLiveSteps implements WarmSteps {
       const eta = ram && ram.throughput > 0 ? ram.remaining / ram.throughput : undefined;
       this.ctx.listener({ type: 'progress', progress: { phase: 'memory', disks, ram, etaSeconds: eta, ramSize: this.vm!.memoryBytes, bandwidthLimit: this.ctx.settings.bandwidthBytes } });
       if (m.status === 'failed' || m.status === 'cancelled') throw ramFailed(m);
-      if (ram && ram.iterations >= 2 && ram.dirtyRate > 0 && ram.throughput > 0 && ram.dirtyRate >= ram.throughput * 0.9) slowPolls++;
-      else slowPolls = 0;
-      if (slowPolls >= 8 && !this.convergenceWarned) {
-        this.convergenceWarned = true;
-        this.ctx.listener({
-          type: 'warning',
-          code: 'NOT_CONVERGING',
-          message: `The guest dirties ${formatMiB(ram!.dirtyRate)} MiB/s of RAM, as fast as the ${formatMiB(ram!.throughput)} MiB/s the link carries: the migration will not converge. Raise --bandwidth, pass --auto-converge to slow the guest down, or press Ctrl-C to abort (the VM keeps running on the source).`,
-        });
-        this.ctx.journal.record('warning', { code: 'NOT_CONVERGING', dirtyRate: ram!.dirtyRate, throughput: ram!.throughput });
-      }
+      convergence.observe(ram);
       await abortable(Promise.race([sleep(POLL_MS), pausedNow]), signal);
     }
     src.off('event', onStop);
