@@ -136,7 +136,7 @@ export class AgentClient extends EventEmitter {
     let timer: NodeJS.Timeout | undefined;
     try {
       this.facts = await Promise.race([
-        this.call('system.facts', undefined),
+        this.call('system.facts', { as: host.name }),
         spawnError,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);

@@ -168,7 +168,7 @@ test('libvirt: bad input is refused before anything is made', async () => {
   await cleanDomain(vm);
 });
 
-test("libvirt: a target libvirtd with the source's host UUID, or one that does not know the domain's CPU model, is refused before anything is made", async () => {
+test("libvirt: a target without libvirtd, or whose libvirtd has the source's host UUID or does not know the domain's CPU model, is refused before anything is made", async () => {
   const vm = 'lv-host';
   await cleanDomain(vm);
   await startDomain(vm);
@@ -178,6 +178,17 @@ test("libvirt: a target libvirtd with the source's host UUID, or one that does n
     assert.equal(await domainState('lab-a', vm), 'running');
   };
   try {
+    // No libvirtd on the target: refused, with what to start where.
+    const libvirtd = (await labHost('lab-b')).libvirtdPid;
+    process.kill(libvirtd, 'SIGTERM');
+    await until("lab-b's libvirtd to stop", () => (processGone(libvirtd) ? true : undefined));
+    const down = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal((down.error as { code: string }).code, 'UNREACHABLE', JSON.stringify(down.error));
+    assert.match((down.error as { message: string }).message, /Cannot reach libvirt at "qemu:\/\/\/system" on host "lab-b"/);
+    assert.match((down.error as { hint: string }).hint, /start libvirtd on host "lab-b"/);
+    assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+    assert.equal(await domainState('lab-a', vm), 'running');
+
     // Seed 002: two hosts cloned from one image share an SMBIOS UUID, and libvirt takes it for its own.
     await changeLabLibvirtd('lab-b', { hostUuid: (await labHost('lab-a')).hostUuid });
     const same = await migrate(vm, 'lab-a', 'lab-b');
@@ -292,6 +303,16 @@ async function newSharedImage(vm: string, format: 'qcow2' | 'raw'): Promise<stri
   await a.call('file.remove', { path });
   await a.call('image.create', { path, format, sizeBytes: 48 * 1024 * 1024 });
   return path;
+}
+
+/** Whether process `pid` has ended. */
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** The entries of the newest journal of a move of `vm`. */

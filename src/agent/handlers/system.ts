@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { run } from '../../util/exec.js';
+import { setHostName } from '../host-name.js';
 
 export interface HostFacts {
   hostname: string;
@@ -39,7 +40,9 @@ async function memInfo(): Promise<{ available: number; total: number }> {
 }
 
 export const systemHandlers = {
-  'system.facts': async (): Promise<HostFacts> => {
+  /** `as`: the name the controller knows this host by, which this agent's messages then use. */
+  'system.facts': async (p?: { as?: string }): Promise<HostFacts> => {
+    setHostName(p?.as);
     const mem = await memInfo();
     return {
       hostname: os.hostname(),

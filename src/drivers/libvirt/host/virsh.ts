@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { thisHost } from '../../../agent/host-name.js';
 import { join } from 'node:path';
 import { FerryError, type ErrorCode } from '../../../util/errors.js';
 import { run, type RunResult } from '../../../util/exec.js';
@@ -100,7 +101,7 @@ export async function withXmlFile<T>(xml: string, fn: (path: string) => Promise<
 export async function virshFailureError(uri: string | undefined, args: readonly string[], r: RunResult & { failure?: VirshFailure }): Promise<FerryError> {
   const failure = r.failure ?? classifyVirshFailure(r.stderr || r.stdout);
   uri ??= DEFAULT_URI;
-  const host = hostname();
+  const host = thisHost();
   const details = { command: r.command, exitCode: r.exitCode, stderr: r.stderr };
   const error = (code: ErrorCode, message: string, hint: string) => new FerryError(code, message, { hint, details });
   switch (failure.kind) {
