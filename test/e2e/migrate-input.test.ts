@@ -36,6 +36,8 @@ interface Refusal {
   status: string;
   error: { code: string; message: string; hint?: string };
   source_running?: boolean;
+  /** What the same command printed for a human. */
+  stderr: string;
 }
 
 /**
@@ -57,7 +59,7 @@ async function refused(args: string[], code: string, mentions: string[]): Promis
   for (const m of mentions) assert.ok(h.stderr.includes(m), `the message mentions "${m}": ${h.stderr}`);
   assert.match(h.stderr, /hint: \S/, `the message has a hint: ${h.stderr}`);
   assert.doesNotMatch(h.stderr, /\n\s+at .*\.js:\d+/, `no stack trace: ${h.stderr}`);
-  return report;
+  return { ...report, stderr: h.stderr };
 }
 
 /** Nothing was created on lab-b and the guest still writes on lab-a. */
@@ -70,7 +72,8 @@ async function nothingChanged(): Promise<void> {
 }
 
 test('unknown VM: UNKNOWN_VM naming the VM and the host', async () => {
-  await refused(['migrate', `${vm}-nosuch`, '--from', 'lab-a', '--to', 'lab-b'], 'UNKNOWN_VM', [`${vm}-nosuch`, 'lab-a']);
+  const r = await refused(['migrate', `${vm}-nosuch`, '--from', 'lab-a', '--to', 'lab-b'], 'UNKNOWN_VM', [`${vm}-nosuch`, 'lab-a']);
+  assert.doesNotMatch(r.stderr, /WARNING|could not confirm/, 'no warning about a VM the source never had');
   await nothingChanged();
 });
 

@@ -175,7 +175,8 @@ export function printReport(r: MigrationReport): void {
   process.stderr.write(`ferry: migration of ${r.vm} ${r.status}${r.failed_phase ? ` in phase "${r.failed_phase}"` : ''}: ${r.error?.message}\n`);
   if (r.error?.hint) process.stderr.write(`  hint: ${r.error.hint}\n`);
   if (r.error?.code === 'VM_DIED') process.stderr.write(`  No copy of ${r.vm} runs now; disks are kept on both hosts.\n`);
-  else if (r.source_running !== undefined)
+  // A VM the source does not have: there is nothing of it to confirm.
+  else if (r.source_running !== undefined && r.error?.code !== 'UNKNOWN_VM')
     process.stderr.write(
       r.source_running
         ? `  ${r.vm} is running on ${r.from}; its disks are untouched and the target was cleaned up.\n`

@@ -15,11 +15,11 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
-import type { DiskProgress, RamProgress } from '../progress.js';
 import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { diskProgress, ramProgress } from './job-progress.js';
 import { askAdmission, judgeAdmission, type AdmissionOptions } from './target-checks.js';
 import type { Admission, FoundDomain, XmlVariant } from './host/handlers.js';
 import type { DomainJobInfo } from './virsh-output.js';
@@ -331,26 +331,4 @@ export class LibvirtLiveSteps implements LiveSteps {
     // libvirt's QEMU driver keeps each domain's QEMU output there (its default log_dir).
     return `/var/log/libvirt/qemu/${this.ctx.vmName}.log`;
   }
-}
-
-function diskProgress(job: DomainJobInfo, plans: readonly DiskPlan[]): DiskProgress[] {
-  // libvirt reports the disks together: shown as one line per disk sharing the total.
-  const total = job.diskTotal ?? plans.reduce((s, p) => s + p.disk.virtualSize, 0);
-  const done = job.diskProcessed ?? 0;
-  const ready = (job.memoryProcessed ?? 0) > 0;
-  if (plans.length === 0) return [];
-  if (plans.length === 1) return [{ device: plans[0]!.disk.device, done, total, ready }];
-  return [{ device: plans.map((p) => p.disk.device).join('+'), done, total, ready }];
-}
-
-function ramProgress(job: DomainJobInfo): RamProgress | undefined {
-  if (job.memoryTotal === undefined) return undefined;
-  return {
-    transferred: job.memoryProcessed ?? 0,
-    remaining: job.memoryRemaining ?? 0,
-    total: job.memoryTotal,
-    dirtyRate: (job.memoryDirtyPagesPerSecond ?? 0) * (job.memoryPageSize ?? 4096),
-    throughput: job.memoryBytesPerSecond ?? 0,
-    iterations: job.memoryIteration ?? 0,
-  };
 }
