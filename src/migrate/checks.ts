@@ -7,6 +7,7 @@ import type { AgentClient } from '../hosts/agent-client.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB, MiB } from '../util/units.js';
 import type { VmInfo } from '../drivers/driver.js';
+import { isLoopback } from '../util/net.js';
 
 /** Memory a VM's process needs beyond its guest RAM. */
 const PROCESS_OVERHEAD = 128 * MiB;
@@ -46,8 +47,6 @@ export async function checkAuxFiles(vm: VmInfo, target: AgentClient): Promise<vo
     }
   }
 }
-
-const isLoopback = (address: string): boolean => /^127\./.test(address) || address === '::1' || address === 'localhost';
 
 /**
  * The source must reach the target at its migration address. A name that

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'SAME_HOST_UUID'
   | 'NO_NETWORK'
   | 'UNSAFE_CACHE'
+  | 'INSECURE_TRANSPORT'
   | 'BACKING_MISMATCH'
   | 'NOT_FOUND'
   | 'IN_USE'

@@ -8,8 +8,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse, stringify } from 'yaml';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
+import { labDir } from '../../src/hosts/inventory.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
 import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
@@ -149,6 +152,16 @@ test('libvirt: bad input is refused before anything is made', async () => {
   assert.equal(await domainState('lab-b', vm), undefined);
   assert.equal(await domainState('lab-a', vm), 'running');
   await b.call('file.remove', { path: diskPath(vm) });
+
+  // An inventory that has the source's libvirtd reach lab-b's by plain TCP off loopback, where lab-b's takes every TCP client.
+  const exposed = join(stateDir, 'hosts-exposed.yaml');
+  const labB = (parse(readFileSync(join(labDir(), 'hosts.yaml'), 'utf8')) as { hosts: Record<string, Record<string, unknown>> }).hosts['lab-b'];
+  await writeFile(exposed, stringify({ hosts: { 'lab-b': { ...labB, libvirt_uri: 'qemu+tcp://192.0.2.1/system' } } }));
+  const open = await migrate(vm, 'lab-a', 'lab-b', ['--hosts', exposed]);
+  assert.equal((open.error as { code: string }).code, 'INSECURE_TRANSPORT', JSON.stringify(open));
+  assert.match((open.error as { message: string }).message, /libvirt on "lab-b" takes TCP clients without authentication \(auth_tcp = "none"\)/);
+  assert.match((open.error as { hint: string }).hint, /qemu\+ssh is the default/);
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
 
   // A filesystem on the target smaller than any qcow2 the guest has written to.
   const small = '/var/lib/ferry/small';

@@ -19,6 +19,7 @@ import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { checkControlTransport } from './control-transport.js';
 import { diskProgress, ramProgress } from './job-progress.js';
 import { askAdmission, judgeAdmission, type AdmissionOptions } from './target-checks.js';
 import type { Admission, FoundDomain, XmlVariant } from './host/handlers.js';
@@ -113,7 +114,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (this.admission) return;
     const { live, migratable } = sourceXmls(found);
     // The live XML has the CPU the guest runs with; the migratable one names a network as the user wrote it, the live one as the bridge it resolved to.
-    const options = { networksOf: parseDomainXml(migratable), sourceHostCpu: found.host?.cpuXml };
+    const options = { networksOf: parseDomainXml(migratable), sourceHostCpu: found.host?.cpuXml, peerUri: libvirtUri(this.target.host) };
     this.admission = askAdmission(this.target, found.description, live, options).then((admission) => ({ admission, options }));
     // Judged by the check; a describe that fails first leaves it unread.
     this.admission.catch(() => undefined);
@@ -125,6 +126,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     const { admission, options } = await this.admission!;
     judgeAdmission(target.host.name, domain, admission, options);
     if (this.sourceUuid === admission.hostUuid) throw sameHostUuidError(source.host.name, target.host.name, admission.hostUuid);
+    await checkControlTransport(libvirtUri(target.host), target.host.name, admission.tcpAuth, async (name) => (await source.call('net.resolve', { name })).addresses);
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
 

@@ -4,6 +4,7 @@
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
+import { plainTcpHost } from './control-transport.js';
 import type { DomainDescription } from './domain-xml.js';
 import type { Admission } from './host/handlers.js';
 
@@ -17,6 +18,8 @@ export interface AdmissionOptions {
    * target's.
    */
   sourceHostCpu?: string;
+  /** How the source's libvirtd will reach the target's (a live move's libvirt URI): plain TCP has its authentication asked. */
+  peerUri?: string;
 }
 
 /**
@@ -26,7 +29,8 @@ export interface AdmissionOptions {
  */
 export async function askAdmission(target: AgentClient, domain: DomainDescription, xml: string, options: AdmissionOptions = {}): Promise<Admission> {
   const networks = _attachments(options.networksOf ?? domain).length > 0;
-  return target.call('libvirt.admission', { domain: domain.name, networks, ..._cpuToCompare(domain, xml, options.sourceHostCpu) });
+  const tcpAuth = options.peerUri !== undefined && plainTcpHost(options.peerUri) !== undefined;
+  return target.call('libvirt.admission', { domain: domain.name, networks, ..._cpuToCompare(domain, xml, options.sourceHostCpu), ...(tcpAuth ? { tcpAuth } : {}) });
 }
 
 /** What libvirt.admission compares of the domain's CPU: nothing, the domain's own <cpu>, or its source host's. */

@@ -4,6 +4,7 @@
  * virsh against `uri` (libvirt's system connection unless given), so that
  * libvirt keeps its own view of every domain it owns.
  */
+import { readFile } from 'node:fs/promises';
 import { FerryError, messageOf } from '../../../util/errors.js';
 import { sleep } from '../../../util/abort.js';
 import { domainCpuXml, parseDomainXml, type DomainDescription } from '../domain-xml.js';
@@ -22,6 +23,7 @@ import {
   VIRSH_FAILURE_KINDS,
 } from '../virsh-output.js';
 import { listLinuxBridges, type LinuxBridge } from './bridges.js';
+import { weakestAuthTcp } from '../libvirtd-conf.js';
 import { virsh, virshBatch, virshFailureError, withXmlFile, type VirshResult } from './virsh.js';
 
 /** Every method takes the libvirt connection URI; qemu:///system when left out. */
@@ -75,6 +77,8 @@ export interface Admission {
   cpu?: CpuCheck;
   networks?: Array<Omit<LibvirtNetwork, 'autostart'>>;
   bridges?: LinuxBridge[];
+  /** With `tcpAuth`: how its libvirt authenticates TCP clients (auth_tcp, the weakest of its daemons'). */
+  tcpAuth?: string;
 }
 
 export interface LibvirtNetwork {
@@ -87,6 +91,9 @@ export type CpuCheck = CpuComparison & {
   /** Set when libvirt's verdict does not answer the question (a host-passthrough CPU, no CPU at all). */
   note?: string;
 };
+
+/** Where the daemons that take remote clients keep their settings: the monolithic libvirtd, and virtproxyd of the modular ones. */
+const REMOTE_DAEMON_CONFS = ['/etc/libvirt/libvirtd.conf', '/etc/libvirt/virtproxyd.conf'];
 
 export const libvirtHandlers = {
   /** Whether libvirt answers at `uri`, and its versions; a missing virsh or daemon is an answer, not an error. */
@@ -158,9 +165,10 @@ export const libvirtHandlers = {
    * its host UUID, the state of a domain already there by that name (null:
    * none), whether its hypervisor can give the CPU of `xml` (a domain's XML
    * or a CPU element, with `virtType` and `arch` as libvirt.cpuCompare), and
-   * with `networks` its virtual networks and Linux bridges.
+   * with `networks` its virtual networks and Linux bridges; with `tcpAuth`
+   * how its daemons authenticate TCP clients (read from their config).
    */
-  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean }): Promise<Admission> => {
+  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean; tcpAuth?: boolean }): Promise<Admission> => {
     const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml, virtType: p.virtType, arch: p.arch });
     const commands = [['domstate', '--domain', p.domain], ['capabilities'], ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : [])];
     // Every failure comes back, and is judged below as if its command had run alone.
@@ -181,6 +189,7 @@ export const libvirtHandlers = {
       admission.bridges = await listLinuxBridges();
     }
     if (cpu) admission.cpu = 'answer' in cpu ? cpu.answer : await _cpuVerdict(p.uri, cpu.args, results[commands.length]!);
+    if (p.tcpAuth) admission.tcpAuth = weakestAuthTcp(await Promise.all(REMOTE_DAEMON_CONFS.map((f) => readFile(f, 'utf8').catch(() => undefined))));
     return admission;
   },
 
