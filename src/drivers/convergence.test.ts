@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConvergenceWatch } from './convergence.js';
-import type { MigrationEvent } from './progress.js';
-import type { RamProgress } from './progress.js';
+import type { MigrationEvent, RamProgress } from './progress.js';
 
 const MiB = 1024 * 1024;
 

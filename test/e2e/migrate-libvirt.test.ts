@@ -101,10 +101,9 @@ test('libvirt: a domain dirtying RAM faster than --bandwidth gets a will-not-con
     onStderr: (chunk, child) => {
       if (limits || !/will not converge/.test(chunk)) return;
       // What the source's libvirtd applies to the job under way, read before the Ctrl-C a terminal would send to the whole group.
-      limits = Promise.all([labVirsh('lab-a', ['migrate-getmaxdowntime', vm]), labVirsh('lab-a', ['migrate-getspeed', vm])]).then(([downtime, speed]) => {
-        process.kill(-child.pid!, 'SIGINT');
-        return { downtime: downtime.trim(), speed: speed.trim() };
-      });
+      limits = Promise.all([labVirsh('lab-a', ['migrate-getmaxdowntime', vm]), labVirsh('lab-a', ['migrate-getspeed', vm])])
+        .finally(() => process.kill(-child.pid!, 'SIGINT'))
+        .then(([downtime, speed]) => ({ downtime: downtime.trim(), speed: speed.trim() }));
     },
     ownGroup: true,
   });

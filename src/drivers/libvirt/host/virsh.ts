@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { thisHost } from '../../../agent/host-name.js';
 import { join } from 'node:path';
+import { thisHost } from '../../../agent/host-name.js';
 import { FerryError, type ErrorCode } from '../../../util/errors.js';
 import { run, type RunResult } from '../../../util/exec.js';
 import { classifyVirshFailure, parseNameList, type VirshFailure, type VirshFailureKind } from '../virsh-output.js';
