@@ -24,6 +24,8 @@ export interface VmDisk {
   readOnly: boolean;
   /** What the hypervisor opens: a file, a block device, or a volume of a storage pool. */
   kind?: 'file' | 'block' | 'volume';
+  /** A volume disk's pool and volume, by which the hypervisor names it (`path` is where the volume is). */
+  volume?: { pool: string; name: string };
 }
 
 /** The disk's cache mode as QEMU and libvirt name it (cache=...). */
@@ -146,6 +148,10 @@ export interface LiveSteps {
   describe(): Promise<VmInfo>;
   /** What only this hypervisor can tell about the target: versions, names taken, CPU, networks. Runs beside the plan's checks. */
   checkTarget(vm: VmInfo): Promise<void>;
+  /** What only this hypervisor must judge of the plan before anything is made (libvirt: a volume's pool on the target). */
+  checkPlans?(plans: readonly DiskPlan[]): Promise<void>;
+  /** After --delete-source removed these disks on the source: what the hypervisor must learn of it (libvirt: its pools read again). */
+  sourceDisksDeleted?(plans: readonly DiskPlan[]): Promise<void>;
   /** Opens the target's record, before anything is made there. */
   beginTarget(): Promise<void>;
   /** Lists files (and LVs, /dev/VG/LV) in the target's record before they are made, so that whoever settles removes them. */
@@ -222,6 +228,10 @@ export interface ShutdownOptions {
 export interface ColdSteps {
   describe(): Promise<VmInfo>;
   checkTarget(vm: VmInfo): Promise<void>;
+  /** As LiveSteps.checkPlans. */
+  checkPlans?(plans: readonly DiskPlan[]): Promise<void>;
+  /** As LiveSteps.sourceDisksDeleted. */
+  sourceDisksDeleted?(plans: readonly DiskPlan[]): Promise<void>;
   /**
    * Powers the VM off on the source; undone by startSource. Until
    * releaseSource, the source's agent alone starts it again if the

@@ -67,3 +67,9 @@ test('names, paths and the command line are escaped', () => {
 test('virtio disks are named as Linux names them', () => {
   assert.deepEqual([0, 1, 25, 26, 27, 701, 702].map(virtioDiskName), ['vda', 'vdb', 'vdz', 'vdaa', 'vdab', 'vdzz', 'vdaaa']);
 });
+
+test('a lab disk that is a pool volume is named by its pool and volume', () => {
+  const xml = labDomainXml({ ...vm, disks: [{ path: '/var/lib/libvirt/images/web01.qcow2', format: 'qcow2', volume: { pool: 'default', name: 'web01.qcow2' } }] });
+  assert.match(xml, /<disk type='volume' device='disk'>\s*<driver name='qemu' type='qcow2'[^>]*\/>\s*<source pool='default' volume='web01\.qcow2'\/>\s*<target dev='vda' bus='virtio'\/>/);
+  assert.doesNotMatch(xml, /source file=/);
+});

@@ -13,8 +13,8 @@ export interface LabDomainOptions {
   /** "kvm" gives the host's CPU (host-passthrough); "tcg" a named model that CPU checks can compare. */
   accel: 'kvm' | 'tcg';
   memoryMiB?: number;
-  /** In the guest's order (vda, vdb, ...). */
-  disks: ReadonlyArray<{ path: string; format: string }>;
+  /** In the guest's order (vda, vdb, ...); one with `volume` is named by its storage pool and volume. */
+  disks: ReadonlyArray<{ path: string; format: string; volume?: { pool: string; name: string } }>;
   cache?: 'none' | 'writeback' | 'unsafe';
   /** File that receives the serial console, appended to (as labVmArgv does). */
   serialLog: string;
@@ -47,9 +47,9 @@ export function labDomainXml(vm: LabDomainOptions): string {
   // A device (an LV at /dev/VG/LV) is a block disk: libvirt would open it as a regular file otherwise.
   const disks = vm.disks.map((d, i) =>
     [
-      `    <disk type='${d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
+      `    <disk type='${d.volume ? 'volume' : d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
       `      <driver name='qemu' type='${x(d.format)}' cache='${x(vm.cache ?? 'none')}' io='threads'/>`,
-      `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`,
+      d.volume ? `      <source pool='${x(d.volume.pool)}' volume='${x(d.volume.name)}'/>` : `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`,
       `      <target dev='${virtioDiskName(i)}' bus='virtio'/>`,
       `    </disk>`,
     ].join('\n'),

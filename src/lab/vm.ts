@@ -40,7 +40,7 @@ export interface LabVm {
   pid: number;
   qmpSocket: string;
   serialLog: string;
-  disks: Array<{ path: string; format: string }>;
+  disks: LabDisk[];
   argv: string[];
 }
 
@@ -174,7 +174,7 @@ export interface LabDomain {
   /** PID of the domain's QEMU, as the lab host sees it. */
   pid: number;
   serialLog: string;
-  disks: Array<{ path: string; format: string }>;
+  disks: LabDisk[];
   /** Where the domain's XML is kept on the lab host (what was defined). */
   xmlPath: string;
 }
@@ -258,10 +258,26 @@ async function _labVmBoot(spec: LabVmSpec): Promise<{ kernel: string; initrd?: s
   return { kernel, initrd, append };
 }
 
+/** A lab VM's disk: its image, and for a pool volume the pool and volume by which a libvirt domain names it. */
+export interface LabDisk {
+  path: string;
+  format: string;
+  volume?: { pool: string; name: string };
+}
+
 /** The disks of `spec` with their formats: a size becomes a new qcow2 image (its path pushed to `created`), a path is inspected. */
-async function _labVmDisks(agent: AgentClient, spec: LabVmSpec, created: string[]): Promise<Array<{ path: string; format: string }>> {
-  const disks: Array<{ path: string; format: string }> = [];
+async function _labVmDisks(agent: AgentClient, spec: LabVmSpec, created: string[]): Promise<LabDisk[]> {
+  const disks: LabDisk[] = [];
   for (const [i, disk] of (spec.disks.length ? spec.disks : ['64M']).entries()) {
+    const volume = /^volume:([^/]+)\/(.+)$/.exec(disk);
+    if (volume) {
+      // A volume of a libvirt storage pool there: a libvirt domain names it so, a QEMU process opens its path.
+      const pool = volume[1]!;
+      const name = volume[2]!;
+      const path = (await labVirsh(agent.host.name, ['vol-path', '--pool', pool, name])).trim();
+      disks.push({ path, format: (await agent.call('image.chain', { path }))[0]!.format, volume: { pool, name } });
+      continue;
+    }
     const sizeBytes = readSize(disk);
     if (sizeBytes !== undefined) {
       const path = labDiskPath(spec.name, i);

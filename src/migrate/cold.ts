@@ -68,6 +68,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
         [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv }), steps.checkTarget(vm)]);
+        await steps.checkPlans?.(plans);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${vm.state}, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}, offline`);
       },
@@ -117,7 +118,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
-        await keepOrDeleteSourceDisks(source, plans, settings, log, journal);
+        await keepOrDeleteSourceDisks(source, plans, settings, log, journal, steps);
       },
     },
   ];

@@ -49,6 +49,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
           steps.checkTarget(vm),
           checkAuxFiles(vm, target),
         ]);
+        await steps.checkPlans?.(plans);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
       },
@@ -74,7 +75,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
       name: 'finish',
       run: async () => {
         await steps.finish();
-        await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log, journal);
+        await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log, journal, steps);
       },
     },
   ];

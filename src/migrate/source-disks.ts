@@ -3,15 +3,28 @@
  * once the target owns the VM (image files and logical volumes). A disk on storage both hosts
  * share is the target's disk too: it is never removed.
  */
-import type { DiskPlan, StepJournal } from '../drivers/driver.js';
+import type { DiskPlan, LiveSteps, StepJournal } from '../drivers/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
 import type { MigrationSettings } from './settings.js';
 
 /** After the commit point only: the source's disk images go with --delete-source (never one the target shares). */
-export async function keepOrDeleteSourceDisks(source: AgentClient, plans: readonly DiskPlan[], settings: MigrationSettings, log: (message: string) => void, journal: StepJournal): Promise<void> {
-  const own = plans.filter((p) => !p.shared).map((p) => p.disk.path);
-  if (settings.deleteSource) await deleteSourceDisks(source, own, log, journal);
-  else log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+export async function keepOrDeleteSourceDisks(
+  source: AgentClient,
+  plans: readonly DiskPlan[],
+  settings: MigrationSettings,
+  log: (message: string) => void,
+  journal: StepJournal,
+  steps?: Pick<LiveSteps, 'sourceDisksDeleted'>,
+): Promise<void> {
+  const own = plans.filter((p) => !p.shared);
+  if (!settings.deleteSource) return log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+  await deleteSourceDisks(
+    source,
+    own.map((p) => p.disk.path),
+    log,
+    journal,
+  );
+  await steps?.sourceDisksDeleted?.(own);
 }
 
 /**

@@ -221,7 +221,7 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
         await cold.stopSource({ timeoutMs: 0, forceOff: true, final: true });
         await cold.undefineSource();
         log(context, `source on ${context.source.host.name} stopped`);
-        await keepOrDeleteSourceDisks(context.source, outcome.plans!, settings, (m) => log(context, m), context.journal);
+        await keepOrDeleteSourceDisks(context.source, outcome.plans!, settings, (m) => log(context, m), context.journal, cold);
       },
     },
   ];

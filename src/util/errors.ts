@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'INCOMPATIBLE_CPU'
   | 'SAME_HOST_UUID'
   | 'NO_NETWORK'
+  | 'NO_POOL'
   | 'UNSAFE_CACHE'
   | 'INSECURE_TRANSPORT'
   | 'BACKING_MISMATCH'

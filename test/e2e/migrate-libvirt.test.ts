@@ -430,6 +430,73 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
   await cleanDomain(vm);
 });
 
+const POOL = 'ferry-e2e';
+const POOL_DIR = '/var/lib/libvirt/images/ferry-e2e';
+
+async function definePool(host: string): Promise<void> {
+  await labVirsh(host, ['pool-define-as', POOL, 'dir', '--target', POOL_DIR]);
+  await labVirsh(host, ['pool-build', POOL]);
+  await labVirsh(host, ['pool-start', POOL]);
+}
+
+async function removePool(agent: AgentClient): Promise<void> {
+  await labVirsh(agent.host.name, ['pool-destroy', POOL]).catch(() => undefined);
+  await labVirsh(agent.host.name, ['pool-undefine', POOL]).catch(() => undefined);
+  await agent.call('system.run', { file: 'rm', args: ['-rf', POOL_DIR] });
+}
+
+test('libvirt: a disk that is a storage pool volume moves live and offline into the same pool, which the target must have; --delete-source leaves the source pool without it; --disk-map takes it out of the pool', async () => {
+  const vm = 'lv-pool';
+  const volume = `${vm}.qcow2`;
+  const onPool = `${POOL_DIR}/${volume}`;
+  const mapped = diskPath(vm);
+  await cleanDomain(vm, 1);
+  for (const h of [a, b]) await removePool(h);
+  await definePool('lab-a');
+  await labVirsh('lab-a', ['vol-create-as', POOL, volume, '64M', '--format', 'qcow2']);
+  await startDomain(vm, ['--disk', `volume:${POOL}/${volume}`]);
+  try {
+    const missing = await migrate(vm, 'lab-a', 'lab-b');
+    assert.equal((missing.error as { code: string }).code, 'NO_POOL', JSON.stringify(missing));
+    assert.match((missing.error as { message: string }).message, /Storage pool "ferry-e2e" is not defined on "lab-b"; disk vda is its volume "lv-pool\.qcow2"/);
+    assert.match((missing.error as { hint: string }).hint, /virsh pool-define-as ferry-e2e dir --target \/var\/lib\/libvirt\/images\/ferry-e2e/);
+    assert.equal((await b.call('file.stat', { path: onPool })).exists, false, 'nothing made on the target');
+
+    await definePool('lab-b');
+    const before = await counter(a, vm);
+    const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(live.status, 'completed', JSON.stringify(live));
+    // Still a volume of the pool on the target, and one the pool knows; gone from the source's pool.
+    assert.match(await labVirsh('lab-b', ['domblklist', vm]), /vda\s+lv-pool\.qcow2/);
+    assert.match(await labVirsh('lab-b', ['dumpxml', '--inactive', vm]), /<source pool='ferry-e2e' volume='lv-pool\.qcow2'\/>/);
+    assert.match(await labVirsh('lab-b', ['vol-list', POOL]), /lv-pool\.qcow2\s+\/var\/lib\/libvirt\/images\/ferry-e2e\/lv-pool\.qcow2/);
+    assert.doesNotMatch(await labVirsh('lab-a', ['vol-list', POOL]), /lv-pool/, "the source's pool no longer lists the deleted volume");
+    const n = await waitForCounter(b, vm, before + 5);
+
+    // Offline back into the source's pool: libvirt there must know the volume ferry made before the domain starts.
+    await labVirsh('lab-b', ['destroy', vm]);
+    const cold = await migrate(vm, 'lab-b', 'lab-a', ['--delete-source']);
+    assert.equal(cold.status, 'completed', JSON.stringify(cold));
+    assert.match(await labVirsh('lab-a', ['domblklist', vm]), /vda\s+lv-pool\.qcow2/);
+    assert.match(await labVirsh('lab-a', ['vol-list', POOL]), /lv-pool\.qcow2/);
+    assert.doesNotMatch(await labVirsh('lab-b', ['vol-list', POOL]), /lv-pool/);
+    const m = await waitForCounter(a, vm, n + 5);
+
+    // Out of the pool with --disk-map: a file disk on the target.
+    const out = await migrate(vm, 'lab-a', 'lab-b', ['--disk-map', `${onPool}=${mapped}`]);
+    assert.equal(out.status, 'completed', JSON.stringify(out));
+    assert.match(await labVirsh('lab-b', ['dumpxml', '--inactive', vm]), new RegExp(`<disk type='file' device='disk'>[\\s\\S]*?<source file='${mapped}'/>`));
+    const last = await waitForCounter(b, vm, m + 5);
+    await labVirsh('lab-b', ['destroy', vm]);
+    const check = await b.call('lab.checkRecords', { disks: [mapped], serialLogs: [labVmPaths(vm).serialLog], lastReported: last });
+    assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+    assert.equal(check.corruptReportedCount, 0);
+  } finally {
+    await cleanDomain(vm, 1);
+    for (const h of [a, b]) await removePool(h);
+  }
+});
+
 test('libvirt: a disk on storage both hosts share is not copied, nor removed by --delete-source: live migration moves the RAM alone', async () => {
   const vm = 'lv-shared';
   await cleanDomain(vm);

@@ -7,11 +7,12 @@
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { liveAgent } from '../../hosts/live-agent.js';
-import { FerryError } from '../../util/errors.js';
+import { FerryError, messageOf } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
-import { describeForMove } from './domains.js';
-import { askAdmission, judgeAdmission } from './target-checks.js';
+import { describeForMove, refreshPools, refreshTargetPools } from './domains.js';
+import type { Admission } from './host/handlers.js';
+import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
 
 export class LibvirtColdSteps implements ColdSteps {
   private domain?: DomainDescription;
@@ -43,7 +44,22 @@ export class LibvirtColdSteps implements ColdSteps {
   async checkTarget(vm: VmInfo): Promise<void> {
     const domain = this.domain!;
     const xml = (await this.source.call('libvirt.dumpxml', { domain: vm.name, inactive: true })).xml;
-    judgeAdmission(this.target.host.name, domain, await askAdmission(this.target, domain, xml));
+    this.admission = await askAdmission(this.target, domain, xml);
+    judgeAdmission(this.target.host.name, domain, this.admission);
+  }
+
+  private admission?: Admission;
+
+  async checkPlans(plans: readonly DiskPlan[]): Promise<void> {
+    checkPools(this.target.host.name, this.source.host.name, plans, this.admission?.pools);
+  }
+
+  async sourceDisksDeleted(plans: readonly DiskPlan[]): Promise<void> {
+    await refreshPools(this.source, plans).catch((e: unknown) => {
+      const message = `could not refresh the storage pools on ${this.source.host.name}: ${messageOf(e)}`;
+      this.ctx.listener({ type: 'log', message });
+      this.ctx.journal.record('log', { message });
+    });
   }
 
   async stopSource(options: ShutdownOptions): Promise<void> {
@@ -98,6 +114,7 @@ export class LibvirtColdSteps implements ColdSteps {
     const inactive = (await this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, inactive: true, migratable: true })).xml;
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const xml = mapDiskSources(definableDomainXml(inactive), diskMoves(plans));
+    await refreshTargetPools(this.target, plans);
     await this.target.call('libvirt.define', { xml });
     this.defined = true;
     this.ctx.journal.record('target-defined', { host: this.target.host.name });

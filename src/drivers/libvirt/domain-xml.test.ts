@@ -221,3 +221,25 @@ test('diskMoves makes a disk moved into a target LV a block disk', () => {
     { from: '/dev/vga/root', to: '/dev/vgb/root', kind: 'block', format: 'raw' },
   ]);
 });
+
+test('diskMoves finds a pool volume by its pool and volume; mapped to a path, it becomes a file disk there', () => {
+  const disk = {
+    device: 'vdc',
+    path: '/var/lib/libvirt/images/pool/data.qcow2',
+    format: 'qcow2',
+    virtualSize: 1 << 20,
+    backingChain: [],
+    cache: { writeback: false, direct: true, noFlush: false },
+    readOnly: false,
+    kind: 'volume' as const,
+    volume: { pool: 'vmpool', name: 'data.qcow2' },
+  };
+  const moves = diskMoves([{ disk, index: 0, targetPath: '/srv/vm/data.qcow2', targetFormat: 'qcow2', create: true, sync: 'top' }]);
+  assert.deepEqual(moves, [{ from: { pool: 'vmpool', volume: 'data.qcow2' }, to: '/srv/vm/data.qcow2', kind: 'file', format: 'qcow2' }]);
+  const moved = parseDomainXml(mapDiskSources(WEB1_INACTIVE_XML, moves)).disks.find((d) => d.target === 'vdc')!;
+  assert.equal(moved.type, 'file');
+  assert.equal(moved.path, '/srv/vm/data.qcow2');
+  assert.equal(moved.pool, undefined);
+  // One that stays a volume in its pool is no move: the domain names it as before.
+  assert.deepEqual(diskMoves([{ disk, index: 0, targetPath: disk.path, targetFormat: 'qcow2', create: true, sync: 'top' }]), []);
+});

@@ -161,11 +161,22 @@ export interface DiskMove {
   format?: string;
 }
 
+/** A disk the domain names by its pool and volume on the target too: one --disk-map did not send to a path of its own. */
+export function staysVolume(plan: DiskPlan): boolean {
+  return plan.disk.volume !== undefined && plan.targetPath === plan.disk.path;
+}
+
 /** The moves a plan makes of a domain's disks: those that change path (shared disks stay where they are). */
 export function diskMoves(plans: readonly DiskPlan[]): DiskMove[] {
   return plans
     .filter((p) => !p.shared && p.targetPath !== p.disk.path)
-    .map((p) => ({ from: p.disk.path, to: p.targetPath, kind: p.targetDevice || p.targetLv ? 'block' : 'file', format: p.targetFormat }));
+    .map((p) => ({
+      // A volume disk names its pool and volume, not the path: found by those, it becomes a file or block disk at its new path.
+      from: p.disk.volume ? { pool: p.disk.volume.pool, volume: p.disk.volume.name } : p.disk.path,
+      to: p.targetPath,
+      kind: p.targetDevice || p.targetLv ? 'block' : 'file',
+      format: p.targetFormat,
+    }));
 }
 
 /**

@@ -2,11 +2,11 @@
 import type { AgentClient } from '../../hosts/agent-client.js';
 import type { HostConfig } from '../../hosts/inventory.js';
 import type { ImageInfo } from '../../storage/image-info.js';
-import type { BlockMonitor, StepJournal } from '../driver.js';
+import type { BlockMonitor, DiskPlan, StepJournal } from '../driver.js';
 import { sleep } from '../../util/abort.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { liveAgent } from '../../hosts/live-agent.js';
-import type { DomainDescription } from './domain-xml.js';
+import { staysVolume, type DomainDescription } from './domain-xml.js';
 import type { FoundDomain, XmlVariant } from './host/handlers.js';
 import { describeDomain, type DomainVmInfo } from './inspect.js';
 
@@ -162,4 +162,21 @@ export async function endMigrationJob(source: AgentClient, id: string, domain: s
     await source.call('libvirt.jobAbort', { domain }).catch(() => undefined);
     await sleep(options.pollMs ?? 500);
   }
+}
+
+/**
+ * Has the target's libvirt read again the pools whose volumes ferry made in
+ * place, for the disks that stay pool volumes: libvirt finds a volume
+ * through its pool, which lists only what it has read.
+ */
+export async function refreshTargetPools(target: AgentClient, plans: readonly DiskPlan[]): Promise<void> {
+  await refreshPools(
+    target,
+    plans.filter((p) => staysVolume(p) && !p.shared),
+  );
+}
+
+/** Has libvirt on `host` read again the pools of the volume disks among `plans` (one made or removed there is then known, or no longer). */
+export async function refreshPools(host: AgentClient, plans: readonly DiskPlan[]): Promise<void> {
+  for (const pool of new Set(plans.flatMap((p) => (p.disk.volume ? [p.disk.volume.pool] : [])))) await host.call('libvirt.poolRefresh', { pool });
 }

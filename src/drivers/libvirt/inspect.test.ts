@@ -73,6 +73,14 @@ test('describeDomain takes a pool volume at the path its host resolved, and skip
       ['vdb', '/var/lib/libvirt/images/pool/data.qcow2', 0, { writeback: true, direct: false, noFlush: false }],
     ],
   );
+  assert.deepEqual(
+    vm.disks.map((d) => [d.kind, d.volume]),
+    [
+      ['file', undefined],
+      ['volume', { pool: 'vmpool', name: 'data.qcow2' }],
+    ],
+    'a volume disk keeps its pool and volume, by which the domain names it',
+  );
   assert.deepEqual(vm.unmovableDisks, []);
   assert.equal(vm.pid, 4242);
   assert.deepEqual([vm.networks, vm.bridges], [[], []]);

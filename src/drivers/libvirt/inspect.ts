@@ -47,6 +47,7 @@ export function describeDomain(
       cache: _cacheFlags(disk.cache),
       readOnly: disk.readOnly,
       kind: disk.type === 'block' || disk.type === 'volume' ? disk.type : 'file',
+      ...(disk.type === 'volume' && disk.pool && disk.volume ? { volume: { pool: disk.pool, name: disk.volume } } : {}),
     });
   }
   const { os } = d;

@@ -17,11 +17,11 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
-import { diskMoves, mapDiskSources, parseDomainXml, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { diskMoves, mapDiskSources, parseDomainXml, staysVolume, type DomainDescription } from './domain-xml.js';
+import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, refreshPools, refreshTargetPools, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
 import { checkControlTransport } from './control-transport.js';
 import { diskProgress, ramProgress } from './job-progress.js';
-import { askAdmission, judgeAdmission, type AdmissionOptions } from './target-checks.js';
+import { askAdmission, checkPools, judgeAdmission, type AdmissionOptions } from './target-checks.js';
 import type { Admission, FoundDomain, XmlVariant } from './host/handlers.js';
 import type { DomainJobInfo } from './virsh-output.js';
 
@@ -130,6 +130,14 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
 
+  async checkPlans(plans: readonly DiskPlan[]): Promise<void> {
+    checkPools(this.target.host.name, this.source.host.name, plans, (await this.admission!).admission.pools);
+  }
+
+  async sourceDisksDeleted(plans: readonly DiskPlan[]): Promise<void> {
+    await refreshPools(this.source, plans).catch((e: unknown) => this.log(`could not refresh the storage pools on ${this.source.host.name}: ${messageOf(e)}`));
+  }
+
   async beginTarget(): Promise<void> {
     // libvirt makes the incoming domain itself and removes it on failure; ferry only tracks its images.
   }
@@ -152,6 +160,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const moves = diskMoves(this.plans);
     this.xml = moves.length ? { live: mapDiskSources(live, moves), persistent: mapDiskSources(inactive, moves) } : undefined;
+    await refreshTargetPools(this.target, this.plans);
   }
 
   async copyDisks(): Promise<void> {
@@ -210,8 +219,9 @@ export class LibvirtLiveSteps implements LiveSteps {
     const address = this.target.host.address;
     return [
       // Into images ferry made (they read as zeros), only what the source's top holds needs to cross: its
-      // data, or just the top when the base is on both hosts. Into a device that exists, everything.
-      this.plans.every((p) => p.create || p.shared) ? '--copy-storage-inc' : '--copy-storage-all',
+      // data, or just the top when the base is on both hosts. Into a device that exists, everything. A disk
+      // that stays a pool volume too: libvirt takes a volume for missing in an incremental copy, and refuses.
+      this.plans.every((p) => p.shared || (p.create && !staysVolume(p))) ? '--copy-storage-inc' : '--copy-storage-all',
       ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
       '--migrate-disks',
       disks.join(','),
@@ -312,6 +322,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
     }
     await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
+    if (this.created.length) await refreshTargetPools(target, this.plans).catch((e: unknown) => this.log(`could not refresh the storage pools on ${target.host.name}: ${messageOf(e)}`));
     // The source owned the domain throughout: whatever became of it there, nobody took it over.
     const onSource = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
     this.source = onSource.agent;

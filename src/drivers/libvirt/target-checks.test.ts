@@ -5,7 +5,8 @@ import { FerryError } from '../../util/errors.js';
 import { parseDomainXml } from './domain-xml.js';
 import { sameHostUuidError } from './domains.js';
 import type { Admission } from './host/handlers.js';
-import { askAdmission, judgeAdmission } from './target-checks.js';
+import type { DiskPlan } from '../driver.js';
+import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
 
 /** A target host's agent that records what it is asked and answers `admission`. */
 function target(admission: Admission): AgentClient & { asked: unknown[] } {
@@ -95,4 +96,55 @@ test('two libvirt hosts with one host UUID: the error names the fix (seed 002)',
   assert.equal(e.code, 'SAME_HOST_UUID');
   assert.match(e.message, /attempt to migrate guest to the same host/);
   assert.match(e.hint ?? '', /host_uuid.*libvirtd\.conf on "kvm2"/);
+});
+
+test('a domain with pool volumes has its pools asked for, once each', async () => {
+  const host = target(welcome);
+  const pooled = parseDomainXml(`<domain type='qemu'><name>db2</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os><devices>
+    <disk type='volume' device='disk'><driver name='qemu' type='qcow2'/><source pool='default' volume='db2.qcow2'/><target dev='vda'/></disk>
+    <disk type='volume' device='disk'><driver name='qemu' type='qcow2'/><source pool='default' volume='db2-data.qcow2'/><target dev='vdb'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/srv/db2.raw'/><target dev='vdc'/></disk>
+  </devices></domain>`);
+  await askAdmission(host, pooled, '<domain>db2</domain>');
+  assert.deepEqual(host.asked, [{ method: 'libvirt.admission', params: { domain: 'db2', networks: false, pools: ['default'] } }]);
+});
+
+const volumePlan = (targetPath = '/var/lib/libvirt/images/db2.qcow2', shared = false): DiskPlan => ({
+  disk: {
+    device: 'vda',
+    path: '/var/lib/libvirt/images/db2.qcow2',
+    format: 'qcow2',
+    virtualSize: 1 << 30,
+    backingChain: [],
+    cache: { writeback: true, direct: true, noFlush: false },
+    readOnly: false,
+    kind: 'volume',
+    volume: { pool: 'default', name: 'db2.qcow2' },
+  },
+  index: 0,
+  targetPath,
+  targetFormat: 'qcow2',
+  create: !shared,
+  sync: 'top',
+  shared,
+});
+
+test("a volume disk that stays in its pool needs the pool on the target, active, on the source's directory; each refusal says how to make it so", () => {
+  const pool = { name: 'default', defined: true, active: true, path: '/var/lib/libvirt/images' };
+  checkPools('kvm2', 'kvm1', [volumePlan()], [pool]);
+  checkPools('kvm2', 'kvm1', [volumePlan(undefined, true)], [pool]);
+  const refusedWith = (pools: Parameters<typeof checkPools>[3], message: RegExp, hint: RegExp): void =>
+    assert.throws(
+      () => checkPools('kvm2', 'kvm1', [volumePlan()], pools),
+      (e: unknown) => e instanceof FerryError && e.code === 'NO_POOL' && message.test(e.message) && hint.test(e.hint ?? ''),
+    );
+  refusedWith([], /Storage pool "default" is not defined on "kvm2"; disk vda is its volume "db2\.qcow2"/, /virsh pool-define-as default dir --target \/var\/lib\/libvirt\/images.*--disk-map/);
+  refusedWith([{ ...pool, active: false }], /is not active/, /virsh pool-start default/);
+  refusedWith(
+    [{ ...pool, path: '/srv/images' }],
+    /keeps its volumes in \/srv\/images, not in \/var\/lib\/libvirt\/images as on "kvm1"/,
+    /--disk-map \/var\/lib\/libvirt\/images\/db2\.qcow2=\/srv\/images\/db2\.qcow2/,
+  );
+  // Mapped out of the pool by --disk-map, it is a file there: no pool needed.
+  checkPools('kvm2', 'kvm1', [volumePlan('/srv/db2.qcow2')], []);
 });

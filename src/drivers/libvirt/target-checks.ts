@@ -2,11 +2,13 @@
  * What a libvirt target must offer a domain before it is moved there, live
  * or offline: asked of its libvirtd at once (libvirt.admission), then judged.
  */
+import { basename, dirname } from 'node:path';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
+import type { DiskPlan } from '../driver.js';
 import { plainTcpHost } from './control-transport.js';
-import type { DomainDescription } from './domain-xml.js';
-import type { Admission } from './host/handlers.js';
+import { staysVolume, type DomainDescription } from './domain-xml.js';
+import type { Admission, TargetPool } from './host/handlers.js';
 
 export interface AdmissionOptions {
   /** The description whose interfaces are judged (a live move's migratable XML names networks as the user wrote them). */
@@ -30,7 +32,14 @@ export interface AdmissionOptions {
 export async function askAdmission(target: AgentClient, domain: DomainDescription, xml: string, options: AdmissionOptions = {}): Promise<Admission> {
   const networks = _attachments(options.networksOf ?? domain).length > 0;
   const tcpAuth = options.peerUri !== undefined && plainTcpHost(options.peerUri) !== undefined;
-  return target.call('libvirt.admission', { domain: domain.name, networks, ..._cpuToCompare(domain, xml, options.sourceHostCpu), ...(tcpAuth ? { tcpAuth } : {}) });
+  const pools = [...new Set(domain.disks.flatMap((d) => (d.type === 'volume' && d.pool ? [d.pool] : [])))];
+  return target.call('libvirt.admission', {
+    domain: domain.name,
+    networks,
+    ..._cpuToCompare(domain, xml, options.sourceHostCpu),
+    ...(pools.length ? { pools } : {}),
+    ...(tcpAuth ? { tcpAuth } : {}),
+  });
 }
 
 /** What libvirt.admission compares of the domain's CPU: nothing, the domain's own <cpu>, or its source host's. */
@@ -101,4 +110,34 @@ function _isHostCpu(mode: string | undefined): boolean {
 /** The interfaces attached to a libvirt network or a Linux bridge by name. */
 function _attachments(domain: DomainDescription): DomainDescription['interfaces'] {
   return domain.interfaces.filter((i) => (i.type === 'network' || i.type === 'bridge') && i.source);
+}
+
+/**
+ * A volume disk that stays a volume (not moved elsewhere by --disk-map)
+ * needs its pool on the target, active, keeping its volumes in the same
+ * directory as on the source: the domain names the volume, libvirt finds it
+ * through the pool, and ferry makes the image at the volume's path.
+ */
+export function checkPools(target: string, source: string, plans: readonly DiskPlan[], pools: readonly TargetPool[] = []): void {
+  for (const plan of plans) {
+    const volume = plan.disk.volume;
+    if (!volume || !staysVolume(plan)) continue;
+    const pool = pools.find((p) => p.name === volume.pool);
+    const dir = dirname(plan.disk.path);
+    const named = `disk ${plan.disk.device} is its volume "${volume.name}"`;
+    const elsewhere = `or move the disk out of the pool with --disk-map ${plan.disk.path}=PATH (it then names the file)`;
+    if (!pool?.defined) {
+      throw new FerryError('NO_POOL', `Storage pool "${volume.pool}" is not defined on "${target}"; ${named}`, {
+        hint: `define and start it there with its volumes in ${dir} (a directory pool: "virsh pool-define-as ${volume.pool} dir --target ${dir}", then "virsh pool-start ${volume.pool}"), ${elsewhere}`,
+      });
+    }
+    if (!pool.active) {
+      throw new FerryError('NO_POOL', `Storage pool "${volume.pool}" on "${target}" is not active; ${named}`, { hint: `start it there ("virsh pool-start ${volume.pool}"), ${elsewhere}` });
+    }
+    if (pool.path !== undefined && pool.path !== dir) {
+      throw new FerryError('NO_POOL', `Storage pool "${volume.pool}" on "${target}" keeps its volumes in ${pool.path}, not in ${dir} as on "${source}"; ${named}`, {
+        hint: `map the disk into it with --disk-map ${plan.disk.path}=${pool.path}/${basename(plan.disk.path)} (the disk then names the file), or give the pool the same directory on both hosts`,
+      });
+    }
+  }
 }

@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FerryError } from '../../util/errors.js';
-import { classifyVirshFailure, parseCapabilities, parseCpuCompare, parseDomJobInfo, parseDomJobInfoRaw, parseDomState, parseNameList, parseQmpReply, parseVersion } from './virsh-output.js';
+import {
+  classifyVirshFailure,
+  parseCapabilities,
+  parseCpuCompare,
+  parseDomJobInfo,
+  parseDomJobInfoRaw,
+  parseDomState,
+  parseNameList,
+  parsePoolTargetPath,
+  parseQmpReply,
+  parseVersion,
+} from './virsh-output.js';
 import {
   CAPABILITIES_XML,
   JOBINFO_COMPLETED_RAW,
@@ -221,4 +232,25 @@ test("parseQmpReply answers the return value and turns a QMP error into a FerryE
     () => parseQmpReply('blockdev-del', '{"id":"libvirt-413","error":{"class":"GenericError","desc":"Node \'ferry-warm-nbd-0\' is busy"}}'),
     (e: unknown) => e instanceof FerryError && e.code === 'QMP_ERROR' && /blockdev-del.*ferry-warm-nbd-0' is busy/.test(e.message),
   );
+});
+
+test('parsePoolTargetPath reads where a pool keeps its volumes, from virsh pool-dumpxml', () => {
+  const dir = `<pool type='dir'>
+  <name>default</name>
+  <uuid>0b0c6a8e-8f0a-4a1c-9d6e-2f4f5c1d2e3f</uuid>
+  <capacity unit='bytes'>105088212992</capacity>
+  <source>
+  </source>
+  <target>
+    <path>/var/lib/libvirt/images</path>
+    <permissions>
+      <mode>0711</mode>
+    </permissions>
+  </target>
+</pool>
+`;
+  assert.equal(parsePoolTargetPath(dir), '/var/lib/libvirt/images');
+  const netfs = `<pool type='netfs'><name>nfs</name><source><host name='nas'/><dir path='/export/vm'/></source><target><path>/srv/vm</path></target></pool>`;
+  assert.equal(parsePoolTargetPath(netfs), '/srv/vm', 'the mount point, not the export');
+  assert.equal(parsePoolTargetPath('<pool type="rbd"><name>ceph</name></pool>'), undefined);
 });

@@ -138,6 +138,11 @@ export function parseDomJobInfoRaw(text: string): DomainJobInfo {
   return info;
 }
 
+/** Where `virsh pool-dumpxml` says a storage pool keeps its volumes: its <target><path>. */
+export function parsePoolTargetPath(xml: string): string | undefined {
+  return /<target>\s*<path>([^<]+)<\/path>/.exec(xml)?.[1]?.trim();
+}
+
 /** The names `virsh list --all --name` or `virsh net-list --all --name` prints, one a line. */
 export function parseNameList(text: string): string[] {
   return text

@@ -15,6 +15,7 @@ import {
   parseDomJobInfoRaw,
   parseDomState,
   parseNameList,
+  parsePoolTargetPath,
   parseQmpReply,
   parseVersion,
   type CpuComparison,
@@ -79,6 +80,16 @@ export interface Admission {
   bridges?: LinuxBridge[];
   /** With `tcpAuth`: how its libvirt authenticates TCP clients (auth_tcp, the weakest of its daemons'). */
   tcpAuth?: string;
+  /** With `pools`: each of those storage pools there. */
+  pools?: TargetPool[];
+}
+
+export interface TargetPool {
+  name: string;
+  defined: boolean;
+  active: boolean;
+  /** The directory (or device directory) its volumes are in; unknown when it is not defined. */
+  path?: string;
 }
 
 export interface LibvirtNetwork {
@@ -165,12 +176,22 @@ export const libvirtHandlers = {
    * its host UUID, the state of a domain already there by that name (null:
    * none), whether its hypervisor can give the CPU of `xml` (a domain's XML
    * or a CPU element, with `virtType` and `arch` as libvirt.cpuCompare), and
-   * with `networks` its virtual networks and Linux bridges; with `tcpAuth`
-   * how its daemons authenticate TCP clients (read from their config).
+   * with `networks` its virtual networks and Linux bridges; with `pools`
+   * whether each of those storage pools is defined and active there, and
+   * the directory its volumes are in; with `tcpAuth` how its daemons
+   * authenticate TCP clients (read from their config).
    */
-  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean; tcpAuth?: boolean }): Promise<Admission> => {
+  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean; pools?: string[]; tcpAuth?: boolean }): Promise<Admission> => {
     const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml, virtType: p.virtType, arch: p.arch });
-    const commands = [['domstate', '--domain', p.domain], ['capabilities'], ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : [])];
+    const pools = p.pools ?? [];
+    const networksAt = 2;
+    const poolsAt = networksAt + (p.networks ? 2 : 0);
+    const commands = [
+      ['domstate', '--domain', p.domain],
+      ['capabilities'],
+      ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : []),
+      ...(pools.length ? [['pool-list', '--all', '--name'], ['pool-list', '--name'], ...pools.map((pool) => ['pool-dumpxml', '--pool', pool])] : []),
+    ];
     // Every failure comes back, and is judged below as if its command had run alone.
     const ask = (extra: string[][]): Promise<VirshResult[]> => virshBatch(p.uri, [...commands, ...extra], { tolerate: [...VIRSH_FAILURE_KINDS] });
     const results = cpu && 'args' in cpu ? await withXmlFile(cpu.cpuXml, (file) => ask([[...cpu.args, '--file', file]])) : await ask([]);
@@ -184,13 +205,26 @@ export const libvirtHandlers = {
       state: results[0]!.failure?.kind === 'no-domain' ? null : parseDomState(await output(0)).state,
     };
     if (p.networks) {
-      const active = parseNameList(await output(3));
-      admission.networks = parseNameList(await output(2)).map((name) => ({ name, active: active.includes(name) }));
+      const active = parseNameList(await output(networksAt + 1));
+      admission.networks = parseNameList(await output(networksAt)).map((name) => ({ name, active: active.includes(name) }));
       admission.bridges = await listLinuxBridges();
+    }
+    if (pools.length) {
+      const defined = parseNameList(await output(poolsAt));
+      const active = parseNameList(await output(poolsAt + 1));
+      admission.pools = pools.map((name, i) => {
+        const xml = results[poolsAt + 2 + i]!;
+        return { name, defined: defined.includes(name), active: active.includes(name), path: xml.failure ? undefined : parsePoolTargetPath(xml.stdout) };
+      });
     }
     if (cpu) admission.cpu = 'answer' in cpu ? cpu.answer : await _cpuVerdict(p.uri, cpu.args, results[commands.length]!);
     if (p.tcpAuth) admission.tcpAuth = weakestAuthTcp(await Promise.all(REMOTE_DAEMON_CONFS.map((f) => readFile(f, 'utf8').catch(() => undefined))));
     return admission;
+  },
+
+  /** Has libvirt read a storage pool's volumes again: one ferry made or removed there is then known to it (or no longer). */
+  'libvirt.poolRefresh': async (p: OnConnection & { pool: string }): Promise<void> => {
+    await virsh(p.uri, ['pool-refresh', '--pool', p.pool]);
   },
 
   /**
