@@ -66,7 +66,12 @@ export async function findDomain(host: AgentClient, name: string, options: FindO
 export async function describeForMove(host: AgentClient, name: string, journal: StepJournal, options: FindOptions = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; found: FoundDomain }> {
   const described = await findDomain(host, name, options);
   const { vm } = described;
-  journal.record('vm', { driver: 'libvirt', state: vm.state, memory: vm.memoryBytes, disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize })) });
+  journal.record('vm', {
+    driver: 'libvirt',
+    state: vm.state,
+    memory: vm.memoryBytes,
+    disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize, ...(d.volume ? { volume: d.volume } : {}) })),
+  });
   return described;
 }
 

@@ -40,3 +40,30 @@ test('recover after a --reboot --keep-source-definition committed: the older cop
   assert.deepEqual(source.calls, ['libvirt.destroy']);
   assert.deepEqual(r.settlement, { outcome: 'committed', source: 'shut off' });
 });
+
+test('recover of a live move that failed: the volume ferry made in a pool is removed, and the pool forgets it', async () => {
+  const source = host('kvm1', 'running');
+  const asked: Array<[string, unknown]> = [];
+  const target = {
+    host: { name: 'kvm2' },
+    call: async (method: string, params: unknown) => {
+      if (method === 'libvirt.state') return undefined;
+      if (method === 'file.stat') return { exists: true, type: 'file' };
+      if (method === 'process.holding') return { pids: [] };
+      asked.push([method, params]);
+      return undefined;
+    },
+  } as unknown as AgentClient;
+  const journal = [
+    { step: 'start', kind: 'live' },
+    { step: 'vm', driver: 'libvirt', disks: [{ path: '/var/lib/libvirt/images/web1.qcow2', volume: { pool: 'default', name: 'web1.qcow2' } }, { path: '/srv/web1-data.raw' }] },
+    { step: 'claimed', host: 'kvm2', files: ['/var/lib/libvirt/images/web1.qcow2', '/srv/web1-data.raw'] },
+  ];
+  const r = await recoverLibvirtMigration('web1', source.agent, target, journal);
+  assert.deepEqual(asked, [
+    ['file.remove', { path: '/var/lib/libvirt/images/web1.qcow2' }],
+    ['file.remove', { path: '/srv/web1-data.raw' }],
+    ['libvirt.poolRefresh', { pool: 'default' }],
+  ]);
+  assert.deepEqual(r.settlement, { outcome: 'aborted', source: 'running' });
+});

@@ -41,12 +41,17 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
     ).catch(() => undefined);
     if (suspended || rebooted) await source.call('libvirt.resume', { domain: vmName });
   }
-  const leftovers = [];
+  const leftovers: string[] = [];
   for (const path of claimed) {
     if (!(await target.call('file.stat', { path })).exists) continue;
     if ((await target.call('process.holding', { path })).pids.length) continue;
     await target.call('file.remove', { path });
     leftovers.push(path);
+  }
+  // A volume made in a pool and removed again: the target's pool forgets it.
+  const disks = (journal.find((e) => e.step === 'vm')?.disks ?? []) as Array<{ path: string; volume?: { pool: string } }>;
+  for (const pool of new Set(disks.flatMap((d) => (d.volume && leftovers.includes(d.path) ? [d.volume.pool] : [])))) {
+    await target.call('libvirt.poolRefresh', { pool }).catch(() => undefined);
   }
   leftovers.push(...(await removeClaimedLvs(target, claimedLvs(journal), () => undefined)));
   if (found.target === null && !leftovers.length && found.source === 'running') return { found };
