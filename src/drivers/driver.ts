@@ -148,6 +148,11 @@ export interface LiveSteps {
   describe(): Promise<VmInfo>;
   /** What only this hypervisor can tell about the target: versions, names taken, CPU, networks. Runs beside the plan's checks. */
   checkTarget(vm: VmInfo): Promise<void>;
+  /**
+   * The hypervisor copies no read-only disk (libvirt refuses to mirror one):
+   * ferry copies each before the move, which is exact since none can change.
+   */
+  readonly leavesReadOnlyDisks?: boolean;
   /** What only this hypervisor must judge of the plan before anything is made (libvirt: a volume's pool on the target). */
   checkPlans?(plans: readonly DiskPlan[]): Promise<void>;
   /** After --delete-source removed these disks on the source: what the hypervisor must learn of it (libvirt: its pools read again). */

@@ -11,9 +11,8 @@
  */
 import type { DiskPlan, ColdSteps, StepContext } from '../drivers/driver.js';
 import type { DiskProgress } from '../drivers/progress.js';
-import { syncDisks } from '../transfer/sync-controller.js';
-import { verifyError } from '../transfer/sync-summary.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory } from './checks.js';
+import { copyDiskToTarget } from './disk-copy.js';
 import { journalEntries, readHistory } from './journal.js';
 import type { Phase } from './phases.js';
 import { createdEntry, createTargetImage, planDisks } from './plan.js';
@@ -126,7 +125,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
 
 /** Every disk not already on the target, one after the other, through the sync engine. */
 async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outcome: ColdOutcome): Promise<void> {
-  const { source, target, journal, listener } = context;
+  const { target, journal, listener } = context;
   const progress = new Map<string, DiskProgress>(plans.filter((p) => !p.shared).map((p) => [p.disk.device, { device: p.disk.device, done: 0, total: p.disk.virtualSize, ready: false }]));
   const emit = (): void => listener({ type: 'progress', progress: { phase: 'copy', disks: [...progress.values()] } });
   for (const p of plans) {
@@ -138,22 +137,10 @@ async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outco
       // Made by an interrupted run: active still, unless the host restarted since.
       await target.call('volume.activateLv', { vg: p.targetLv.vg, lv: p.targetLv.lv });
     }
-    const summary = await syncDisks(
-      { client: source, path: p.disk.path, label: `${source.host.name}:${p.disk.path}` },
-      { client: target, path: p.targetPath, label: `${target.host.name}:${p.targetPath}` },
-      {
-        resume: p.resume,
-        verify: true,
-        onProgress: (s) => {
-          progress.set(p.disk.device, { device: p.disk.device, done: s.bytesCompared, total: s.bytesTotal, ready: s.phase === 'done' });
-          emit();
-        },
-      },
-    );
-    if (summary.status === 'verify-failed') throw verifyError(summary);
+    const summary = await copyDiskToTarget(p, context, (d) => {
+      progress.set(p.disk.device, d);
+      emit();
+    });
     outcome.diskBytes += summary.bytes_sent;
-    progress.set(p.disk.device, { device: p.disk.device, done: summary.bytes_total, total: summary.bytes_total, ready: true });
-    emit();
-    journal.record('copied', { path: p.targetPath, bytes_sent: summary.bytes_sent, blocks_resumed: summary.blocks_resumed, seconds: summary.seconds });
   }
 }

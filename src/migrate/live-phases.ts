@@ -8,7 +8,9 @@
 import type { DiskPlan, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import type { Phase } from './phases.js';
+import { copyDiskToTarget } from './disk-copy.js';
 import { createdEntry, createTargetImages, planDisks } from './plan.js';
+import { formatMiB } from '../util/units.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
 
@@ -16,6 +18,8 @@ import type { MigrationSettings } from './settings.js';
 export interface LiveOutcome {
   /** The VM was found on the source. */
   described?: boolean;
+  /** Bytes ferry itself sent before the move: the read-only disks the hypervisor leaves. */
+  copiedBytes?: number;
   /** How a failure was settled. */
   settlement?: Settlement;
   /** The plan the check made, for the phases that follow. */
@@ -64,6 +68,13 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
           (c) => (c.lv ? steps.claimTargetFiles([], [c.lv]) : steps.claimTargetFiles([c.path])),
           (p) => journal.record('created', createdEntry(p, target.host.name)),
         );
+        if (steps.leavesReadOnlyDisks) {
+          for (const p of plans.filter((p) => p.disk.readOnly && !p.shared && !p.precopied)) {
+            const { bytes_sent } = await copyDiskToTarget(p, context, () => undefined);
+            outcome.copiedBytes = (outcome.copiedBytes ?? 0) + bytes_sent;
+            log(`copied read-only disk ${p.disk.device} to ${target.host.name}:${p.targetPath} before the move (${formatMiB(bytes_sent)} MiB sent)`);
+          }
+        }
         await steps.prepareIncoming(plans);
       },
       rollback: async () => void (outcome.settlement = await steps.settle()),

@@ -186,7 +186,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       downtime_ms: steps.stats.downtimeMs,
       qemu_downtime_ms: steps.stats.hypervisorDowntimeMs,
       ram_bytes: steps.stats.ramBytes,
-      disk_bytes: steps.stats.diskBytes,
+      disk_bytes: steps.stats.diskBytes + (outcome.copiedBytes ?? 0),
       disk_zero_bytes: steps.stats.diskZeroBytes,
     });
     if (result.error?.code === 'VM_DIED' || outcome.settlement?.outcome === 'died') {

@@ -40,3 +40,15 @@ test('without --delete-source nothing is removed, and the log says how to', asyn
   assert.deepEqual(removed, []);
   assert.match(logs.join('\n'), /--delete-source/);
 });
+
+test('--delete-source keeps a read-only disk (an ISO other VMs may use), says so, and tells the driver which disks went', async () => {
+  const removed: string[] = [];
+  const logs: string[] = [];
+  const told: string[][] = [];
+  const iso: DiskPlan = { ...plan('/img/installer.iso'), disk: { path: '/img/installer.iso', readOnly: true } as DiskPlan['disk'] };
+  const steps = { sourceDisksDeleted: async (deleted: readonly DiskPlan[]) => void told.push(deleted.map((p) => p.disk.path)) };
+  await keepOrDeleteSourceDisks(sourceHost(removed), [plan('/img/vm.qcow2'), iso, plan('/nfs/shared.qcow2', true)], { deleteSource: true } as MigrationSettings, (m) => logs.push(m), journal, steps);
+  assert.deepEqual(removed, ['file /img/vm.qcow2']);
+  assert.match(logs.join('\n'), /read-only disk a:\/img\/installer\.iso kept/);
+  assert.deepEqual(told, [['/img/vm.qcow2']]);
+});

@@ -1,7 +1,7 @@
 /**
  * The source's disks after a move: kept, or removed with --delete-source
  * once the target owns the VM (image files and logical volumes). A disk on storage both hosts
- * share is the target's disk too: it is never removed.
+ * share is the target's disk too, and a read-only one may be other VMs': neither is removed.
  */
 import type { DiskPlan, LiveSteps, StepJournal } from '../drivers/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
@@ -16,8 +16,10 @@ export async function keepOrDeleteSourceDisks(
   journal: StepJournal,
   steps?: Pick<LiveSteps, 'sourceDisksDeleted'>,
 ): Promise<void> {
-  const own = plans.filter((p) => !p.shared);
+  // A read-only disk (an installer ISO) is often other VMs' too: it stays.
+  const own = plans.filter((p) => !p.shared && !p.disk.readOnly);
   if (!settings.deleteSource) return log(`source disks kept on ${source.host.name} (pass --delete-source to remove them)`);
+  for (const p of plans.filter((p) => !p.shared && p.disk.readOnly)) log(`read-only disk ${source.host.name}:${p.disk.path} kept (--delete-source removes writable disks only)`);
   await deleteSourceDisks(
     source,
     own.map((p) => p.disk.path),

@@ -430,6 +430,37 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
   await cleanDomain(vm);
 });
 
+test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror, is copied by ferry before the move, the same on the target; --delete-source keeps it', async () => {
+  const vm = 'lv-cdrom';
+  const iso = '/var/lib/ferry/images/lv-cdrom.iso';
+  await cleanDomain(vm, 1);
+  for (const h of [a, b]) await h.call('file.remove', { path: iso });
+  await startDomain(vm);
+  await a.call('system.run', { file: 'sh', args: ['-c', `head -c 3145728 /dev/urandom > ${iso}`] });
+  await labVirsh('lab-a', ['attach-disk', vm, iso, 'sdb', '--type', 'cdrom', '--mode', 'readonly', '--targetbus', 'sata', '--config']);
+  // A CD-ROM is no hotplug device here: the domain starts again with it.
+  await labVirsh('lab-a', ['destroy', vm]);
+  await labVirsh('lab-a', ['start', vm]);
+  const before = await waitForCounter(a, vm, (await counter(a, vm)) + 3);
+  try {
+    const r = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(r.status, 'completed', JSON.stringify(r));
+    assert.ok((r.disk_bytes as number) >= 3 * 1024 * 1024, `the image's bytes count in disk_bytes: ${String(r.disk_bytes)}`);
+    assert.match(await labVirsh('lab-b', ['domblklist', vm]), new RegExp(`sdb\\s+${iso}`));
+    const sums = await Promise.all([a, b].map(async (h) => (await h.call('system.run', { file: 'sha256sum', args: [iso] })).stdout.split(' ')[0]));
+    assert.equal(sums[1], sums[0], 'the same image on the target');
+    assert.equal((await a.call('file.stat', { path: iso })).exists, true, '--delete-source keeps a read-only disk');
+    assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, '--delete-source removes the writable one');
+    const journal = lastJournal(vm);
+    const args = journal.find((e) => e.step === 'libvirt-migrate')?.args as string[];
+    assert.equal(args[args.indexOf('--migrate-disks') + 1], 'vda', 'libvirt mirrors the writable disk alone');
+    await waitForCounter(b, vm, before + 5);
+  } finally {
+    await cleanDomain(vm, 1);
+    for (const h of [a, b]) await h.call('file.remove', { path: iso });
+  }
+});
+
 const POOL = 'ferry-e2e';
 const POOL_DIR = '/var/lib/libvirt/images/ferry-e2e';
 

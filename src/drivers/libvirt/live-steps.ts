@@ -130,6 +130,14 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
 
+  /** libvirt refuses to mirror a read-only disk: ferry copied each before the move. */
+  readonly leavesReadOnlyDisks = true;
+
+  /** The disks libvirt copies: neither shared nor read-only. */
+  private mirrored(): DiskPlan[] {
+    return this.plans.filter((p) => !p.shared && !p.disk.readOnly);
+  }
+
   async checkPlans(plans: readonly DiskPlan[]): Promise<void> {
     checkPools(this.target.host.name, this.source.host.name, plans, (await this.admission!).admission.pools);
   }
@@ -165,7 +173,7 @@ export class LibvirtLiveSteps implements LiveSteps {
 
   async copyDisks(): Promise<void> {
     const { settings } = this.ctx;
-    const disks = this.plans.filter((p) => !p.shared).map((p) => p.disk.device);
+    const disks = this.mirrored().map((p) => p.disk.device);
     await this.startMigration(
       [
         ...(disks.length ? this.storageArgs(disks) : []),
@@ -248,10 +256,7 @@ export class LibvirtLiveSteps implements LiveSteps {
           type: 'progress',
           progress: {
             phase: this.memoryStarted ? 'memory' : phase,
-            disks: diskProgress(
-              job,
-              this.plans.filter((p) => !p.shared),
-            ),
+            disks: diskProgress(job, this.mirrored()),
             ram,
             etaSeconds: job.timeRemainingMs ? job.timeRemainingMs / 1000 : undefined,
             ramSize: this.domain?.memoryBytes,
