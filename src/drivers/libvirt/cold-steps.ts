@@ -7,10 +7,10 @@
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { liveAgent } from '../../hosts/live-agent.js';
-import { FerryError, messageOf } from '../../util/errors.js';
+import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
-import { describeForMove, refreshPools, refreshTargetPools } from './domains.js';
+import { describeForMove, refreshTargetPools, tidyPools } from './domains.js';
 import type { Admission } from './host/handlers.js';
 import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
 
@@ -55,8 +55,7 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async sourceDisksDeleted(plans: readonly DiskPlan[]): Promise<void> {
-    await refreshPools(this.source, plans).catch((e: unknown) => {
-      const message = `could not refresh the storage pools on ${this.source.host.name}: ${messageOf(e)}`;
+    await tidyPools(this.source, plans, (message) => {
       this.ctx.listener({ type: 'log', message });
       this.ctx.journal.record('log', { message });
     });

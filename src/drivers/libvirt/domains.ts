@@ -181,6 +181,11 @@ export async function refreshTargetPools(target: AgentClient, plans: readonly Di
   );
 }
 
+/** As refreshPools, after the move's outcome is settled: a pool that cannot be read again is said, not fatal. */
+export async function tidyPools(host: AgentClient, plans: readonly DiskPlan[], log: (message: string) => void): Promise<void> {
+  await refreshPools(host, plans).catch((e: unknown) => log(`could not refresh the storage pools on ${host.host.name}: ${messageOf(e)}`));
+}
+
 /** Has libvirt on `host` read again the pools of the volume disks among `plans` (one made or removed there is then known, or no longer). */
 export async function refreshPools(host: AgentClient, plans: readonly DiskPlan[]): Promise<void> {
   for (const pool of new Set(plans.flatMap((p) => (p.disk.volume ? [p.disk.volume.pool] : [])))) await host.call('libvirt.poolRefresh', { pool });

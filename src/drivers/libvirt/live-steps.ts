@@ -18,7 +18,7 @@ import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, 
 import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, staysVolume, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, refreshPools, refreshTargetPools, sameHostUuidError, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, refreshTargetPools, sameHostUuidError, sourceAfterAbort, stateAfterJob, tidyPools } from './domains.js';
 import { checkControlTransport } from './control-transport.js';
 import { diskProgress, ramProgress } from './job-progress.js';
 import { askAdmission, checkPools, judgeAdmission, type AdmissionOptions } from './target-checks.js';
@@ -143,7 +143,7 @@ export class LibvirtLiveSteps implements LiveSteps {
   }
 
   async sourceDisksDeleted(plans: readonly DiskPlan[]): Promise<void> {
-    await refreshPools(this.source, plans).catch((e: unknown) => this.log(`could not refresh the storage pools on ${this.source.host.name}: ${messageOf(e)}`));
+    await tidyPools(this.source, plans, (m) => this.log(m));
   }
 
   async beginTarget(): Promise<void> {
@@ -327,7 +327,12 @@ export class LibvirtLiveSteps implements LiveSteps {
       await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
     }
     await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
-    if (this.created.length) await refreshTargetPools(target, this.plans).catch((e: unknown) => this.log(`could not refresh the storage pools on ${target.host.name}: ${messageOf(e)}`));
+    if (this.created.length)
+      await tidyPools(
+        target,
+        this.plans.filter((p) => staysVolume(p) && !p.shared),
+        (m) => this.log(m),
+      );
     // The source owned the domain throughout: whatever became of it there, nobody took it over.
     const onSource = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
     this.source = onSource.agent;
