@@ -144,7 +144,9 @@ test("cold: the link to the source cut once the power-off is asked for: the sour
   assert.equal(report.failed_phase, 'stop');
   const pid = await vmPid(b, vm);
   assert.ok(pid && pid !== before, `the guest powered off and was started again on lab-b: ${JSON.stringify(report)}`);
-  assert.equal(move.entries().find((e) => e.step === 'source-started')?.by, 'holder', 'by the agent that held it, which outlived its link');
+  // By the agent that held it, which outlived its link: the new agent found it acting ("holder"), or done already ("none": the hold
+  // is gone once acted on). Never started a second time by the new agent ("taken-over") or by the controller.
+  assert.ok(['holder', 'none'].includes(String(move.entries().find((e) => e.step === 'source-started')?.by)), JSON.stringify(move.entries().find((e) => e.step === 'source-started')));
   const qemus = (await b.call('qemu.list', undefined)).filter((q) => q.name === vm);
   assert.equal(qemus.length, 1, `one QEMU runs the VM on lab-b: ${JSON.stringify(qemus)}`);
   assert.equal(await vmPid(a, vm), undefined, 'nothing runs on the target');
