@@ -12,6 +12,7 @@ import { verifyError, type SyncSummary } from '../transfer/sync-summary.js';
 /** Copies `p`'s disk into its target image (which must exist), reporting its progress; returns the bytes sent. */
 export async function copyDiskToTarget(p: DiskPlan, context: Pick<StepContext, 'source' | 'target' | 'journal'>, onProgress: (progress: DiskProgress) => void): Promise<SyncSummary> {
   const { source, target, journal } = context;
+  journal.record('copying', { path: p.targetPath, from: p.disk.path });
   const summary = await syncDisks(
     { client: source, path: p.disk.path, label: `${source.host.name}:${p.disk.path}` },
     { client: target, path: p.targetPath, label: `${target.host.name}:${p.targetPath}` },

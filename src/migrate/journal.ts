@@ -14,9 +14,10 @@ export function stateDir(): string {
 
 /**
  * For fault tests: the controller stops itself (SIGSTOP) right after writing
- * this step, so that a test can strike at exactly that instant.
+ * this step the first time, so that a test can strike at exactly that
+ * instant (a step written once per disk holds at the first disk).
  */
-const holdAt = process.env.FERRY_JOURNAL_HOLD;
+let holdAt = process.env.FERRY_JOURNAL_HOLD;
 
 /** A journal line's step as fault tests name it: `phase:NAME` for a phase's start, else its step. */
 export function journalStep(entry: JournalEntry): string {
@@ -54,7 +55,10 @@ export class Journal {
   record(step: string, data: Record<string, unknown> = {}): void {
     const entry: JournalEntry = { time: new Date().toISOString(), step, ...data };
     appendFileSync(this.path, JSON.stringify(entry) + '\n');
-    if (holdAt !== undefined && journalStep(entry) === holdAt) process.kill(process.pid, 'SIGSTOP');
+    if (holdAt !== undefined && journalStep(entry) === holdAt) {
+      holdAt = undefined;
+      process.kill(process.pid, 'SIGSTOP');
+    }
   }
 }
 

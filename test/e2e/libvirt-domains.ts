@@ -15,6 +15,26 @@ export async function cleanDomain(hosts: readonly AgentClient[], name: string, d
   }
 }
 
+/** A directory storage pool for the tests' volumes: its name and directory on each lab host. */
+export interface TestPool {
+  name: string;
+  dir: string;
+}
+
+/** Defines, builds and starts `pool` on `host`. */
+export async function definePool(host: string, pool: TestPool): Promise<void> {
+  await labVirsh(host, ['pool-define-as', pool.name, 'dir', '--target', pool.dir]);
+  await labVirsh(host, ['pool-build', pool.name]);
+  await labVirsh(host, ['pool-start', pool.name]);
+}
+
+/** Removes `pool` from the agent's host, its directory and volumes with it; nothing to do where there is none. */
+export async function removePool(agent: AgentClient, pool: TestPool): Promise<void> {
+  await labVirsh(agent.host.name, ['pool-destroy', pool.name]).catch(() => undefined);
+  await labVirsh(agent.host.name, ['pool-undefine', pool.name]).catch(() => undefined);
+  await agent.call('system.run', { file: 'rm', args: ['-rf', pool.dir] });
+}
+
 /** Starts the test guest as a libvirt domain on lab-a and waits for its first records. */
 export async function startDomain(a: AgentClient, name: string, extra: string[] = []): Promise<void> {
   const r = await ferry(['lab', 'vm', 'start', name, '--host', 'lab-a', '--libvirt', ...extra]);

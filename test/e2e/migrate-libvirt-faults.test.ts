@@ -5,8 +5,12 @@
  * the link between the hosts cut (every connection to the target but the
  * controller's ssh).
  *
- * The steps: check (the domain described), prepare (the target's image
- * made), libvirt's migration job running (the source's agent runs `virsh
+ * The domain's disk is a storage pool volume, and it has a CD-ROM image,
+ * which libvirt does not migrate: ferry copies it before libvirt's job.
+ *
+ * The steps: check (the domain described), prepare (the target's images
+ * made), the CD-ROM's copy begun, the target's pool about to be read again
+ * (it then knows the volume ferry made), libvirt's migration job running (the source's agent runs `virsh
  * migrate --p2p`; struck once the source's job and the target's incoming
  * QEMU are there), committed (libvirt switched over: the domain runs on the
  * target) and finish (the source's definition gone, the target's
@@ -17,8 +21,8 @@
  * Then, whatever was lost: the domain runs on exactly one host, never both,
  * and writes on with every record it reported on its disk; the failed run's
  * own settling, or `ferry recover` after a killed controller, leaves the
- * other host nothing: no domain defined, no image ferry made, no job, no
- * incoming QEMU; and the next cell's move, from wherever the domain is,
+ * other host nothing: no domain defined, no image ferry made (nor a volume
+ * its pool lists), no job, no incoming QEMU; and the next cell's move, from wherever the domain is,
  * completes or is struck in its turn. One domain goes through every cell;
  * after a failure it is left as it was for a look, and removed by the next
  * run.
@@ -27,12 +31,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
-import { counter, cutLinkTo, diskPath, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain, domainQemuHosts, domainState, incomingQemu, startDomain } from './libvirt-domains.js';
+import { counter, cutLinkTo, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
+import { cleanDomain, definePool, domainQemuHosts, domainState, incomingQemu, removePool, startDomain, type TestPool } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
+
+const POOL: TestPool = { name: 'ferry-faults', dir: '/var/lib/libvirt/images/ferry-faults' };
+const VOLUME = 'lv-faults.qcow2';
+const DISK = `${POOL.dir}/${VOLUME}`;
+const CDROM = '/var/lib/ferry/images/lv-faults.iso';
 
 type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link';
 const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'link'];
@@ -61,8 +70,11 @@ async function memoryCopying(vm: string, source: AgentClient): Promise<void> {
 const STEPS: Record<string, Step> = {
   // Nothing exists yet: a lost agent fails the check, a cut link has nothing to cut and the move goes on.
   check: { hold: 'vm', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
-  // The target's image exists; libvirt has not begun. The controller reaches the target next only after the commit.
-  prepare: { hold: 'created', owner: (f) => (f === 'controller' || f === 'source-agent' ? ['source'] : ['target']) },
+  // The target's first image exists; libvirt has not begun. The controller needs the target's agent for the next
+  // image, the CD-ROM's copy and the pool's refresh; the link only from libvirt's job on.
+  prepare: { hold: 'created', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
+  'readonly-copy': { hold: 'copying', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
+  'pool-refresh': { hold: 'pool-refresh', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
   // libvirt's job runs between the two libvirtds, with or without ferry: a lost controller or target agent does not stop it.
   migrating: {
     hold: 'libvirt-migrate',
@@ -156,7 +168,8 @@ async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<str
   assert.deepEqual(await domainQemuHosts(vm), [owner.host.name], `${where}: one QEMU runs the domain, on ${owner.host.name}`);
   assert.equal(await jobType(owner.host.name, vm), 'None', `${where}: no job left on ${owner.host.name}`);
   if (side === 'source') {
-    assert.equal((await target.call('file.stat', { path: diskPath(vm) })).exists, false, `${where}: the image ferry made on ${target.host.name} is removed`);
+    for (const path of [DISK, CDROM]) assert.equal((await target.call('file.stat', { path })).exists, false, `${where}: ${path}, made by ferry on ${target.host.name}, is removed`);
+    assert.doesNotMatch(await labVirsh(target.host.name, ['vol-list', POOL.name]), new RegExp(VOLUME), `${where}: the pool on ${target.host.name} lists no volume ferry made`);
   }
 
   if (fault !== 'controller') {
@@ -173,12 +186,15 @@ async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<str
   const before = await counter(owner, vm);
   d.reported = Math.max(d.reported, before);
   d.reported = Math.max(d.reported, await waitForCounter(owner, vm, before + 1, 60_000));
-  const check = await owner.call('lab.checkRecords', { disks: [diskPath(vm)], serialLogs: [], lastReported: d.reported, forceShare: true });
+  const check = await owner.call('lab.checkRecords', { disks: [DISK], serialLogs: [], lastReported: d.reported, forceShare: true });
   assert.equal(check.missingCount, 0, `${where}: records missing on ${owner.host.name}: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0, `${where}: records corrupt on ${owner.host.name}`);
 
-  // The older copy's disk stays where the domain left (it is the user's, not ferry's): cleared for the next move back.
-  if (side === 'target') await source.call('file.remove', { path: diskPath(vm) });
+  // The older copy's disks stay where the domain left (they are the user's, not ferry's): cleared for the next move back.
+  if (side === 'target') {
+    await labVirsh(source.host.name, ['vol-delete', '--pool', POOL.name, VOLUME]);
+    await source.call('file.remove', { path: CDROM });
+  }
   d.on = owner;
   const ended = fault === 'controller' ? `recover: ${recovery}` : reportSummary(result.stdout);
   return `${side === 'source' ? 'source keeps it' : 'target owns it'}; ${ended}`;
@@ -193,15 +209,29 @@ function reportSummary(stdout: string): string {
 
 test('libvirt fault matrix: a live move struck at every step by each fault ends with one owner and nothing left on the other host', async () => {
   const vm = 'lv-faults';
-  await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '32M', '--memory', '128']);
-  const d: Domain = { vm, on: a, reported: await counter(a, vm) };
+  const clean = async (): Promise<void> => {
+    await cleanDomain([a, b], vm, 0);
+    for (const h of [a, b]) {
+      await removePool(h, POOL);
+      await h.call('file.remove', { path: CDROM });
+    }
+  };
+  await clean();
+  for (const h of [a, b]) await definePool(h.host.name, POOL);
+  await labVirsh('lab-a', ['vol-create-as', POOL.name, VOLUME, '32M', '--format', 'qcow2']);
+  await startDomain(a, vm, ['--disk', `volume:${POOL.name}/${VOLUME}`, '--memory', '128']);
+  await a.call('system.run', { file: 'sh', args: ['-c', `head -c 4194304 /dev/urandom > ${CDROM}`] });
+  await labVirsh('lab-a', ['attach-disk', vm, CDROM, 'sdb', '--type', 'cdrom', '--mode', 'readonly', '--targetbus', 'sata', '--config']);
+  // A CD-ROM is no hotplug device here: the domain starts again with it.
+  await labVirsh('lab-a', ['destroy', vm]);
+  await labVirsh('lab-a', ['start', vm]);
+  const d: Domain = { vm, on: a, reported: await waitForCounter(a, vm, (await counter(a, vm)) + 3) };
   try {
     for (const stepName of Object.keys(STEPS)) {
       for (const fault of FAULTS) {
         const t0 = Date.now();
         const outcome = await runCell(d, stepName, fault);
-        matrix.set(`${stepName.padEnd(10)} ${fault.padEnd(13)}`, `${outcome} (${Date.now() - t0} ms)`);
+        matrix.set(`${stepName.padEnd(13)} ${fault.padEnd(13)}`, `${outcome} (${Date.now() - t0} ms)`);
       }
     }
     // After all of it, a move without a fault completes.
@@ -210,7 +240,7 @@ test('libvirt fault matrix: a live move struck at every step by each fault ends 
     const r = await ferry(['migrate', vm, '--from', from.host.name, '--to', to.host.name, '--json']);
     assert.equal((JSON.parse(r.stdout) as { status: string }).status, 'completed', r.stdout);
     await waitForCounter(to, vm, d.reported + 1);
-    await cleanDomain([a, b], vm, 1);
+    await clean();
   } finally {
     process.stdout.write(['libvirt fault matrix (step x fault -> outcome):', ...[...matrix].map(([k, v]) => `  ${k} ${v}`)].join('\n') + '\n');
   }

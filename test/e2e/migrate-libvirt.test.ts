@@ -16,7 +16,7 @@ import { labDir } from '../../src/hosts/inventory.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
 import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain as cleanLibvirtDomain, domainLogs, domainState, incomingQemu, startDomain as startLibvirtDomain } from './libvirt-domains.js';
+import { cleanDomain as cleanLibvirtDomain, definePool, domainLogs, domainState, incomingQemu, removePool, startDomain as startLibvirtDomain, type TestPool } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -461,31 +461,18 @@ test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror,
   }
 });
 
-const POOL = 'ferry-e2e';
-const POOL_DIR = '/var/lib/libvirt/images/ferry-e2e';
-
-async function definePool(host: string): Promise<void> {
-  await labVirsh(host, ['pool-define-as', POOL, 'dir', '--target', POOL_DIR]);
-  await labVirsh(host, ['pool-build', POOL]);
-  await labVirsh(host, ['pool-start', POOL]);
-}
-
-async function removePool(agent: AgentClient): Promise<void> {
-  await labVirsh(agent.host.name, ['pool-destroy', POOL]).catch(() => undefined);
-  await labVirsh(agent.host.name, ['pool-undefine', POOL]).catch(() => undefined);
-  await agent.call('system.run', { file: 'rm', args: ['-rf', POOL_DIR] });
-}
+const POOL: TestPool = { name: 'ferry-e2e', dir: '/var/lib/libvirt/images/ferry-e2e' };
 
 test('libvirt: a disk that is a storage pool volume moves live and offline into the same pool, which the target must have; --delete-source leaves the source pool without it; --disk-map takes it out of the pool', async () => {
   const vm = 'lv-pool';
   const volume = `${vm}.qcow2`;
-  const onPool = `${POOL_DIR}/${volume}`;
+  const onPool = `${POOL.dir}/${volume}`;
   const mapped = diskPath(vm);
   await cleanDomain(vm, 1);
-  for (const h of [a, b]) await removePool(h);
-  await definePool('lab-a');
-  await labVirsh('lab-a', ['vol-create-as', POOL, volume, '64M', '--format', 'qcow2']);
-  await startDomain(vm, ['--disk', `volume:${POOL}/${volume}`]);
+  for (const h of [a, b]) await removePool(h, POOL);
+  await definePool('lab-a', POOL);
+  await labVirsh('lab-a', ['vol-create-as', POOL.name, volume, '64M', '--format', 'qcow2']);
+  await startDomain(vm, ['--disk', `volume:${POOL.name}/${volume}`]);
   try {
     const missing = await migrate(vm, 'lab-a', 'lab-b');
     assert.equal((missing.error as { code: string }).code, 'NO_POOL', JSON.stringify(missing));
@@ -493,15 +480,15 @@ test('libvirt: a disk that is a storage pool volume moves live and offline into 
     assert.match((missing.error as { hint: string }).hint, /virsh pool-define-as ferry-e2e dir --target \/var\/lib\/libvirt\/images\/ferry-e2e/);
     assert.equal((await b.call('file.stat', { path: onPool })).exists, false, 'nothing made on the target');
 
-    await definePool('lab-b');
+    await definePool('lab-b', POOL);
     const before = await counter(a, vm);
     const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
     assert.equal(live.status, 'completed', JSON.stringify(live));
     // Still a volume of the pool on the target, and one the pool knows; gone from the source's pool.
     assert.match(await labVirsh('lab-b', ['domblklist', vm]), /vda\s+lv-pool\.qcow2/);
     assert.match(await labVirsh('lab-b', ['dumpxml', '--inactive', vm]), /<source pool='ferry-e2e' volume='lv-pool\.qcow2'\/>/);
-    assert.match(await labVirsh('lab-b', ['vol-list', POOL]), /lv-pool\.qcow2\s+\/var\/lib\/libvirt\/images\/ferry-e2e\/lv-pool\.qcow2/);
-    assert.doesNotMatch(await labVirsh('lab-a', ['vol-list', POOL]), /lv-pool/, "the source's pool no longer lists the deleted volume");
+    assert.match(await labVirsh('lab-b', ['vol-list', POOL.name]), /lv-pool\.qcow2\s+\/var\/lib\/libvirt\/images\/ferry-e2e\/lv-pool\.qcow2/);
+    assert.doesNotMatch(await labVirsh('lab-a', ['vol-list', POOL.name]), /lv-pool/, "the source's pool no longer lists the deleted volume");
     const n = await waitForCounter(b, vm, before + 5);
 
     // Offline back into the source's pool: libvirt there must know the volume ferry made before the domain starts.
@@ -509,8 +496,8 @@ test('libvirt: a disk that is a storage pool volume moves live and offline into 
     const cold = await migrate(vm, 'lab-b', 'lab-a', ['--delete-source']);
     assert.equal(cold.status, 'completed', JSON.stringify(cold));
     assert.match(await labVirsh('lab-a', ['domblklist', vm]), /vda\s+lv-pool\.qcow2/);
-    assert.match(await labVirsh('lab-a', ['vol-list', POOL]), /lv-pool\.qcow2/);
-    assert.doesNotMatch(await labVirsh('lab-b', ['vol-list', POOL]), /lv-pool/);
+    assert.match(await labVirsh('lab-a', ['vol-list', POOL.name]), /lv-pool\.qcow2/);
+    assert.doesNotMatch(await labVirsh('lab-b', ['vol-list', POOL.name]), /lv-pool/);
     const m = await waitForCounter(a, vm, n + 5);
 
     // Out of the pool with --disk-map: a file disk on the target.
@@ -524,7 +511,7 @@ test('libvirt: a disk that is a storage pool volume moves live and offline into 
     assert.equal(check.corruptReportedCount, 0);
   } finally {
     await cleanDomain(vm, 1);
-    for (const h of [a, b]) await removePool(h);
+    for (const h of [a, b]) await removePool(h, POOL);
   }
 });
 

@@ -113,7 +113,7 @@ export class LibvirtColdSteps implements ColdSteps {
     const inactive = (await this.source.call('libvirt.dumpxml', { domain: this.ctx.vmName, inactive: true, migratable: true })).xml;
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const xml = mapDiskSources(definableDomainXml(inactive), diskMoves(plans));
-    await refreshTargetPools(this.target, plans);
+    await refreshTargetPools(this.target, plans, this.ctx.journal);
     await this.target.call('libvirt.define', { xml });
     this.defined = true;
     this.ctx.journal.record('target-defined', { host: this.target.host.name });

@@ -174,11 +174,11 @@ export async function endMigrationJob(source: AgentClient, id: string, domain: s
  * place, for the disks that stay pool volumes: libvirt finds a volume
  * through its pool, which lists only what it has read.
  */
-export async function refreshTargetPools(target: AgentClient, plans: readonly DiskPlan[]): Promise<void> {
-  await refreshPools(
-    target,
-    plans.filter((p) => staysVolume(p) && !p.shared),
-  );
+export async function refreshTargetPools(target: AgentClient, plans: readonly DiskPlan[], journal: StepJournal): Promise<void> {
+  const volumes = plans.filter((p) => staysVolume(p) && !p.shared);
+  if (!volumes.length) return;
+  journal.record('pool-refresh', { host: target.host.name, pools: poolsOf(volumes) });
+  await refreshPools(target, volumes);
 }
 
 /** As refreshPools, after the move's outcome is settled: a pool that cannot be read again is said, not fatal. */
@@ -188,5 +188,9 @@ export async function tidyPools(host: AgentClient, plans: readonly DiskPlan[], l
 
 /** Has libvirt on `host` read again the pools of the volume disks among `plans` (one made or removed there is then known, or no longer). */
 export async function refreshPools(host: AgentClient, plans: readonly DiskPlan[]): Promise<void> {
-  for (const pool of new Set(plans.flatMap((p) => (p.disk.volume ? [p.disk.volume.pool] : [])))) await host.call('libvirt.poolRefresh', { pool });
+  for (const pool of poolsOf(plans)) await host.call('libvirt.poolRefresh', { pool });
+}
+
+function poolsOf(plans: readonly DiskPlan[]): string[] {
+  return [...new Set(plans.flatMap((p) => (p.disk.volume ? [p.disk.volume.pool] : [])))];
 }

@@ -168,7 +168,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const moves = diskMoves(this.plans);
     this.xml = moves.length ? { live: mapDiskSources(live, moves), persistent: mapDiskSources(inactive, moves) } : undefined;
-    await refreshTargetPools(this.target, this.plans);
+    await refreshTargetPools(this.target, this.plans, this.ctx.journal);
   }
 
   async copyDisks(): Promise<void> {
