@@ -17,7 +17,7 @@
 import { sleep } from '../util/abort.js';
 import { FerryError } from '../util/errors.js';
 import type { AgentClient } from '../hosts/agent-client.js';
-import type { BlockMonitor, DiskPlan } from './driver.js';
+import { crossesToTarget, type BlockMonitor, type DiskPlan } from './driver.js';
 
 export const WARM_BITMAP = 'ferry-warm';
 /** Polls start fast (a pass of a few changed blocks ends within milliseconds) and slow down to this. */
@@ -72,19 +72,17 @@ export interface PassResult {
   ms: number;
 }
 
-/** The disks a warm move copies (not those on shared storage), named as the source's monitor knows them. */
+/** The disks a warm move copies (not those already on the target), named as the source's monitor knows them. */
 export function passDisks(plans: readonly DiskPlan[], nodes: ReadonlyMap<string, string>): PassDisk[] {
-  return plans
-    .filter((p) => !p.shared)
-    .map((p) => ({
-      device: p.disk.device,
-      node: nodes.get(p.disk.device) ?? p.disk.device,
-      format: p.disk.format,
-      exportName: p.disk.device,
-      // A new image reads as zeros, and one over the same base reads as the base: only the source's top crosses.
-      firstSync: p.create || p.base ? 'top' : 'full',
-      index: p.index,
-    }));
+  return plans.filter(crossesToTarget).map((p) => ({
+    device: p.disk.device,
+    node: nodes.get(p.disk.device) ?? p.disk.device,
+    format: p.disk.format,
+    exportName: p.disk.device,
+    // A new image reads as zeros, and one over the same base reads as the base: only the source's top crosses.
+    firstSync: p.create || p.base ? 'top' : 'full',
+    index: p.index,
+  }));
 }
 
 export const jobId = (d: Pick<PassDisk, 'index'>): string => `ferry-warm-${d.index}`;
@@ -135,7 +133,7 @@ async function clearJobs(monitor: BlockMonitor, disks: ReadonlyArray<Pick<PassDi
 /** Serves the target's images over NBD for the passes, through the target's agent, until closed or until that agent's connection ends. */
 export async function openReceiver(target: AgentClient, plans: readonly DiskPlan[]): Promise<{ id: string; port: number }> {
   const { port } = await target.call('net.freePort', { address: target.host.address });
-  const images = plans.filter((p) => !p.shared).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device }));
+  const images = plans.filter(crossesToTarget).map((p) => ({ path: p.targetPath, format: p.targetFormat, name: p.disk.device }));
   return target.call('image.receive', { images, address: target.host.address, port });
 }
 

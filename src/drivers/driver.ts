@@ -70,10 +70,17 @@ export interface DiskPlan {
   targetLv?: { vg: string; lv: string; sizeBytes: number };
   /** The target already sees this very file (shared storage): nothing to make or copy. */
   shared?: boolean;
+  /** A read-only image the target already holds, byte for byte (an ISO library on both hosts): used as it is, neither made, copied nor removed. */
+  present?: boolean;
   /** An earlier, interrupted offline move made this target image: the copy continues into it. */
   resume?: boolean;
   /** A warm move's pre-copy filled this target image: the cut-over only carries what changed since. */
   precopied?: boolean;
+}
+
+/** Whether the move carries this disk's bytes to the target: not when the target sees the same file, or holds the same read-only image already. */
+export function crossesToTarget(p: DiskPlan): boolean {
+  return !p.shared && !p.present;
 }
 
 /** How the move should go, as the user asked. */

@@ -9,7 +9,7 @@
  * a failure before the start leaves it, and starts it again if it ran, on
  * the source.
  */
-import type { DiskPlan, ColdSteps, StepContext } from '../drivers/driver.js';
+import { crossesToTarget, type DiskPlan, type ColdSteps, type StepContext } from '../drivers/driver.js';
 import type { DiskProgress } from '../drivers/progress.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory } from './checks.js';
 import { copyDiskToTarget } from './disk-copy.js';
@@ -66,7 +66,10 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         outcome.wasRunning = vm.state !== 'shut off';
         checkMemory(vm, target);
         await checkAuxFiles(vm, target);
-        [plans] = await Promise.all([planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv }), steps.checkTarget(vm)]);
+        [plans] = await Promise.all([
+          planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv, reuseIdentical: true }),
+          steps.checkTarget(vm),
+        ]);
         await steps.checkPlans?.(plans);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${vm.state}, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}, offline`);
@@ -123,13 +126,13 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
   ];
 }
 
-/** Every disk not already on the target, one after the other, through the sync engine. */
+/** Every disk not already on the target (shared, or a read-only image there already), one after the other, through the sync engine. */
 async function copyDisks(plans: readonly DiskPlan[], context: StepContext, outcome: ColdOutcome): Promise<void> {
   const { target, journal, listener } = context;
-  const progress = new Map<string, DiskProgress>(plans.filter((p) => !p.shared).map((p) => [p.disk.device, { device: p.disk.device, done: 0, total: p.disk.virtualSize, ready: false }]));
+  const progress = new Map<string, DiskProgress>(plans.filter(crossesToTarget).map((p) => [p.disk.device, { device: p.disk.device, done: 0, total: p.disk.virtualSize, ready: false }]));
   const emit = (): void => listener({ type: 'progress', progress: { phase: 'copy', disks: [...progress.values()] } });
   for (const p of plans) {
-    if (p.shared) continue;
+    if (!crossesToTarget(p)) continue;
     if (p.create) {
       journal.record('created', createdEntry(p, target.host.name));
       await createTargetImage(p, target);

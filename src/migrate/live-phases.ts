@@ -5,11 +5,12 @@
  * which has the driver settle the VM to the side that owns it at that
  * instant.
  */
-import type { DiskPlan, LiveSteps, Settlement, StepContext } from '../drivers/driver.js';
+import { crossesToTarget, type DiskPlan, type LiveSteps, type Settlement, type StepContext } from '../drivers/driver.js';
 import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, checkRunning } from './checks.js';
 import type { Phase } from './phases.js';
 import { copyDiskToTarget } from './disk-copy.js';
 import { createdEntry, createTargetImages, planDisks } from './plan.js';
+import { abortError } from '../util/abort.js';
 import { formatMiB } from '../util/units.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
@@ -36,6 +37,9 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
     context.listener({ type: 'log', message });
     journal.record('log', { message });
   };
+  const stopIfInterrupted = (): void => {
+    if (context.signal.aborted) throw abortError();
+  };
   let plans: Awaited<ReturnType<typeof planDisks>> = [];
   return [
     {
@@ -49,13 +53,22 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         checkMemory(vm, target);
         // The plan asks the hosts' agents, the driver its hypervisor: all at once.
         [plans] = await Promise.all([
-          planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable: options.resumable, createLv: settings.createLv, running: true }),
+          planDisks(vm, source, target, {
+            diskMap: settings.diskMap,
+            force: settings.force,
+            log,
+            resumable: options.resumable,
+            createLv: settings.createLv,
+            running: true,
+            reuseIdentical: steps.leavesReadOnlyDisks,
+          }),
           steps.checkTarget(vm),
           checkAuxFiles(vm, target),
         ]);
         await steps.checkPlans?.(plans);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
+        stopIfInterrupted();
       },
     },
     {
@@ -69,13 +82,16 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
           (p) => journal.record('created', createdEntry(p, target.host.name)),
         );
         if (steps.leavesReadOnlyDisks) {
-          for (const p of plans.filter((p) => p.disk.readOnly && !p.shared && !p.precopied)) {
+          for (const p of plans.filter((p) => p.disk.readOnly && crossesToTarget(p) && !p.precopied)) {
             const { bytes_sent } = await copyDiskToTarget(p, context, () => undefined);
             outcome.copiedBytes = (outcome.copiedBytes ?? 0) + bytes_sent;
             log(`copied read-only disk ${p.disk.device} to ${target.host.name}:${p.targetPath} before the move (${formatMiB(bytes_sent)} MiB sent)`);
           }
         }
         await steps.prepareIncoming(plans);
+        // A Ctrl-C during the check or the preparation is honoured here, before the copy begins: a driver
+        // looks for it only while its copy runs, which for a small VM may be over at its first look.
+        stopIfInterrupted();
       },
       rollback: async () => void (outcome.settlement = await steps.settle()),
     },

@@ -26,6 +26,12 @@ export interface PlanOptions {
   createLv?: string;
   /** The guest runs on through the move (live, warm): a disk both hosts share then passes from one host's page cache to the other's. */
   running?: boolean;
+  /**
+   * The move copies read-only disks with the sync engine (cold, or a
+   * hypervisor that leaves them): one whose target exists and holds the
+   * same bytes is then used as it is rather than refused.
+   */
+  reuseIdentical?: boolean;
 }
 
 export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
@@ -96,10 +102,20 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       plans.push({ ...plan, create: false, resume: true });
       continue;
     } else if (st.exists) {
+      const reusable = disk.readOnly && options.reuseIdentical && st.type === 'file';
+      if (reusable && (await identicalFiles(disk.path, targetPath, source, target)).same) {
+        options.log(`${target.host.name}:${targetPath} holds the same bytes as read-only disk ${disk.path} (sha256): used as it is, not copied`);
+        plans.push({ ...plan, create: false, present: true });
+        continue;
+      }
       if (!options.force) {
-        throw new FerryError('TARGET_EXISTS', `Target image "${targetPath}" already exists on "${target.host.name}"`, {
-          hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
-        });
+        throw new FerryError(
+          'TARGET_EXISTS',
+          `Target image "${targetPath}" already exists on "${target.host.name}"${reusable ? `, and its bytes differ from ${disk.path}'s on "${source.host.name}"` : ''}`,
+          {
+            hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
+          },
+        );
       }
       if (st.type !== 'file') throw new FerryError('TARGET_EXISTS', `Target "${targetPath}" on "${target.host.name}" is a ${st.type}`, { hint: 'map the disk to a file or block device path' });
     }
@@ -135,14 +151,20 @@ async function checkBase(disk: VmDisk, basePath: string, source: AgentClient, ta
       hint: `copy the base there first ("ferry sync ${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
     });
   }
-  const [a, b] = await Promise.all([source.call('file.sha256', { path: basePath }), target.call('file.sha256', { path: basePath })]);
-  if (a.sha256 !== b.sha256) {
+  const base = await identicalFiles(basePath, basePath, source, target);
+  if (!base.same) {
     throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" differs between "${source.host.name}" and "${target.host.name}"`, {
       hint: 'the target must hold an identical base image; sync it again',
-      details: { source: a.sha256, target: b.sha256 },
+      details: { source: base.source, target: base.target },
     });
   }
   log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
+}
+
+/** Whether a file on the source and one on the target hold the same bytes, by their SHA-256, hashed on both hosts at once. */
+async function identicalFiles(sourcePath: string, targetPath: string, source: AgentClient, target: AgentClient): Promise<{ same: boolean; source: string; target: string }> {
+  const [a, b] = await Promise.all([source.call('file.sha256', { path: sourcePath }), target.call('file.sha256', { path: targetPath })]);
+  return { same: a.sha256 === b.sha256, source: a.sha256, target: b.sha256 };
 }
 
 /** What a target image is, for the record that lets whoever settles remove it: a file, or an LV ferry made. */

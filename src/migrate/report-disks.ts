@@ -12,6 +12,8 @@ export interface ReportDisk {
     /** The target is an LVM logical volume ferry created (by this run or an interrupted one it continued). */
     lv?: { vg: string; name: string; size_bytes: number; created: true };
     shared?: boolean;
+    /** The target held this read-only image already, byte for byte: used as it was, not copied. */
+    present?: boolean;
   };
 }
 
@@ -26,6 +28,7 @@ export function reportDisks(plans: readonly DiskPlan[]): ReportDisk[] {
       created: !p.shared && !p.targetDevice && (p.create || !!p.resume || !!p.precopied),
       ...(p.targetLv ? { lv: { vg: p.targetLv.vg, name: p.targetLv.lv, size_bytes: p.targetLv.sizeBytes, created: true as const } } : {}),
       ...(p.shared ? { shared: true } : {}),
+      ...(p.present ? { present: true } : {}),
     },
   }));
 }

@@ -16,7 +16,7 @@
  * a move whose pre-copy was made so.
  */
 import { attachTarget, clearLeftovers, openReceiver, detachTarget, passDisks, pendingBytes, runPass, tracking, type PassDisk, type PassKind, type PassProgress } from '../drivers/block-passes.js';
-import type { BlockMonitor, ColdSteps, DiskPlan, StepContext, WarmSteps } from '../drivers/driver.js';
+import { crossesToTarget, type BlockMonitor, type ColdSteps, type DiskPlan, type StepContext, type WarmSteps } from '../drivers/driver.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './cold.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import { FerryError } from '../util/errors.js';
@@ -69,7 +69,7 @@ export function warmPhases(steps: WarmSteps, context: StepContext, settings: Mig
       await clearLeftovers(monitor, disks);
       const kinds = await passKinds(monitor, disks, plans, settings, (m) => log(context, m));
       for (const p of plans) {
-        if (p.shared) continue;
+        if (!crossesToTarget(p)) continue;
         if (p.create) {
           // Not claimed for removal: a failed move keeps what its pre-copy made, for the next run.
           journal.record('created', createdEntry(p, target.host.name));
@@ -238,7 +238,7 @@ function fixPhase(context: StepContext, outcome: WarmOutcome): Phase {
   return {
     name: 'fix',
     run: async () => {
-      const boot = outcome.plans!.find((p) => !p.shared);
+      const boot = outcome.plans!.find(crossesToTarget);
       if (!boot) throw new FerryError('USAGE', 'No disk of the VM is copied: --fix-guest has nothing to fix on the target', { hint: 'drop --fix-guest' });
       journal.record('guest-fixing', { host: target.host.name, path: boot.targetPath });
       const result = await target.call('guest.fix', { image: boot.targetPath });

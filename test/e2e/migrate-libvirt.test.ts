@@ -430,7 +430,7 @@ test('libvirt: a cold move killed after its first disk continues where it stoppe
   await cleanDomain(vm);
 });
 
-test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror, is copied by ferry before the move, the same on the target; --delete-source keeps it', async () => {
+test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror, is copied by ferry before the move, the same on the target; --delete-source keeps it; moved back, the image still there is used, not copied', async () => {
   const vm = 'lv-cdrom';
   const iso = '/var/lib/ferry/images/lv-cdrom.iso';
   await cleanDomain(vm, 1);
@@ -454,7 +454,33 @@ test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror,
     const journal = lastJournal(vm);
     const args = journal.find((e) => e.step === 'libvirt-migrate')?.args as string[];
     assert.equal(args[args.indexOf('--migrate-disks') + 1], 'vda', 'libvirt mirrors the writable disk alone');
-    await waitForCounter(b, vm, before + 5);
+    const onB = await waitForCounter(b, vm, before + 5);
+
+    // Back to lab-a, which kept the image: it holds the same bytes, so it is used as it is. First two moves
+    // interrupted (Ctrl-C): during the check, where nothing is made yet; once the writable disk's image is
+    // made, whose rollback removes that image but not the one it did not make.
+    const interrupted = async (step: string): Promise<{ status: string; failed_phase?: string }> => {
+      const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--json'], step);
+      await held.held();
+      process.kill(held.child.pid!, 'SIGINT');
+      process.kill(held.child.pid!, 'SIGCONT');
+      return JSON.parse((await held.done).stdout) as { status: string; failed_phase?: string };
+    };
+    const inCheck = await interrupted('vm');
+    assert.deepEqual([inCheck.status, inCheck.failed_phase], ['aborted', 'check'], JSON.stringify(inCheck));
+    assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, 'nothing made on lab-a');
+    const rolledBack = await interrupted('created');
+    assert.equal(rolledBack.status, 'aborted', JSON.stringify(rolledBack));
+    assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, 'the image ferry made is removed');
+    assert.equal((await a.call('file.sha256', { path: iso })).sha256, sums[0], "the rollback leaves lab-a's image, which ferry did not make");
+    const back = await migrate(vm, 'lab-b', 'lab-a');
+    assert.equal(back.status, 'completed', JSON.stringify(back));
+    const disks = back.disks as Array<{ device: string; target: { created: boolean; present?: boolean } }>;
+    assert.deepEqual(disks.find((d) => d.device === 'sdb')?.target, { path: iso, format: 'raw', created: false, present: true }, 'the image already on lab-a is used');
+    assert.ok((back.disk_bytes as number) < 3 * 1024 * 1024, `the image did not cross again: ${String(back.disk_bytes)} bytes`);
+    assert.ok(!lastJournal(vm).some((e) => e.step === 'copying'), 'nothing copied by the sync engine');
+    assert.equal((await a.call('file.sha256', { path: iso })).sha256, sums[0]);
+    await waitForCounter(a, vm, onB + 3);
   } finally {
     await cleanDomain(vm, 1);
     for (const h of [a, b]) await h.call('file.remove', { path: iso });

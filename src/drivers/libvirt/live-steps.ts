@@ -229,7 +229,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       // Into images ferry made (they read as zeros), only what the source's top holds needs to cross: its
       // data, or just the top when the base is on both hosts. Into a device that exists, everything. A disk
       // that stays a pool volume too: libvirt takes a volume for missing in an incremental copy, and refuses.
-      this.plans.every((p) => p.shared || (p.create && !staysVolume(p))) ? '--copy-storage-inc' : '--copy-storage-all',
+      this.mirrored().every((p) => p.create && !staysVolume(p)) ? '--copy-storage-inc' : '--copy-storage-all',
       ...(settings.mirrorMode === 'background' ? [] : ['--copy-storage-synchronous-writes']),
       '--migrate-disks',
       disks.join(','),
@@ -265,8 +265,8 @@ export class LibvirtLiveSteps implements LiveSteps {
         });
         this.convergence.observe(ram);
       }
-      if (done()) return;
       if (ctx.signal.aborted) throw new FerryError('ABORTED', 'Migration aborted', { hint: 'the VM keeps running on the source' });
+      if (done()) return;
     }
   }
 

@@ -17,7 +17,7 @@
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { attachTarget, openReceiver, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
-import type { BlockMonitor, DiskPlan, Settlement, ShutdownOptions, VmInfo, WarmSteps } from '../driver.js';
+import { crossesToTarget, type BlockMonitor, type DiskPlan, type Settlement, type ShutdownOptions, type VmInfo, type WarmSteps } from '../driver.js';
 import { domainMonitor, domainState, endMigrationJob, sourceAfterAbort, stateAfterJob } from './domains.js';
 import { LibvirtLiveSteps } from './live-steps.js';
 
@@ -170,7 +170,7 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
     const after = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
     this.source = after.agent;
     const sourceState = after.state;
-    ctx.journal.record('settled', { outcome: 'aborted', source: sourceState ?? 'gone', kept: this.plans.filter((p) => !p.shared).map((p) => p.targetPath) });
+    ctx.journal.record('settled', { outcome: 'aborted', source: sourceState ?? 'gone', kept: this.plans.filter(crossesToTarget).map((p) => p.targetPath) });
     return { outcome: 'aborted', source: sourceState ?? 'gone' };
   }
 }
