@@ -37,12 +37,12 @@ export function checkMemory(vm: VmInfo, target: AgentClient): void {
   }
 }
 
-export async function checkAuxFiles(vm: VmInfo, target: AgentClient): Promise<void> {
+export async function checkAuxFiles(vm: VmInfo, source: AgentClient, target: AgentClient): Promise<void> {
   const stats = await Promise.all(vm.auxFiles.map((path) => target.call('file.stat', { path })));
   for (const [i, f] of vm.auxFiles.entries()) {
     if (!stats[i]!.exists) {
       throw new FerryError('NOT_FOUND', `VM "${vm.name}" boots from "${f}", which does not exist on "${target.host.name}"`, {
-        hint: `copy it there at the same path (e.g. "ferry sync ${f} ${target.host.name}:${f}")`,
+        hint: `copy it there at the same path (e.g. "ferry sync ${source.host.name}:${f} ${target.host.name}:${f}")`,
       });
     }
   }

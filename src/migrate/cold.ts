@@ -65,7 +65,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         outcome.described = true;
         outcome.wasRunning = vm.state !== 'shut off';
         checkMemory(vm, target);
-        await checkAuxFiles(vm, target);
+        await checkAuxFiles(vm, source, target);
         [plans] = await Promise.all([
           planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv, reuseIdentical: true }),
           steps.checkTarget(vm),

@@ -63,7 +63,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
             reuseIdentical: steps.leavesReadOnlyDisks,
           }),
           steps.checkTarget(vm),
-          checkAuxFiles(vm, target),
+          checkAuxFiles(vm, source, target),
         ]);
         await steps.checkPlans?.(plans);
         outcome.plans = plans;

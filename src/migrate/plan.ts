@@ -12,6 +12,7 @@ import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import { cacheModeOf, type DiskPlan, type VmDisk, type VmInfo } from '../drivers/driver.js';
 import { planLvTarget } from './lv-targets.js';
+import { compareDisks } from './same-disk.js';
 import { sharedFiles } from './shared-storage.js';
 
 export interface PlanOptions {
@@ -103,15 +104,16 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       continue;
     } else if (st.exists) {
       const reusable = disk.readOnly && options.reuseIdentical && st.type === 'file';
-      if (reusable && (await identicalFiles(disk.path, targetPath, source, target)).same) {
-        options.log(`${target.host.name}:${targetPath} holds the same bytes as read-only disk ${disk.path} (sha256): used as it is, not copied`);
+      const found = reusable ? await compareDisks(disk.path, targetPath, source, target) : undefined;
+      if (found?.same) {
+        options.log(`${target.host.name}:${targetPath} holds the same ${found.by === 'bytes' ? 'bytes' : 'disk'} as read-only disk ${disk.path}: used as it is, not copied`);
         plans.push({ ...plan, create: false, present: true });
         continue;
       }
       if (!options.force) {
         throw new FerryError(
           'TARGET_EXISTS',
-          `Target image "${targetPath}" already exists on "${target.host.name}"${reusable ? `, and its bytes differ from ${disk.path}'s on "${source.host.name}"` : ''}`,
+          `Target image "${targetPath}" already exists on "${target.host.name}"${found ? `, and holds another disk than ${disk.path} on "${source.host.name}"` : ''}`,
           {
             hint: 'ferry does not overwrite it: remove it, map the disk elsewhere with --disk-map SRC=DST, or pass --force to overwrite',
           },
@@ -148,23 +150,17 @@ async function checkBase(disk: VmDisk, basePath: string, source: AgentClient, ta
   const st = await target.call('file.stat', { path: basePath });
   if (!st.exists) {
     throw new FerryError('BACKING_MISMATCH', `Disk "${disk.path}" has backing file "${basePath}", which does not exist on "${target.host.name}"`, {
-      hint: `copy the base there first ("ferry sync ${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
+      hint: `copy the base there first ("ferry sync ${source.host.name}:${basePath} ${target.host.name}:${basePath}"); only the top image is migrated`,
     });
   }
-  const base = await identicalFiles(basePath, basePath, source, target);
+  const base = await compareDisks(basePath, basePath, source, target);
   if (!base.same) {
-    throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" differs between "${source.host.name}" and "${target.host.name}"`, {
-      hint: 'the target must hold an identical base image; sync it again',
-      details: { source: base.source, target: base.target },
+    throw new FerryError('BACKING_MISMATCH', `Backing file "${basePath}" holds another disk on "${target.host.name}" than on "${source.host.name}"`, {
+      hint: `the target must hold the same base image: copy it again ("ferry sync ${source.host.name}:${basePath} ${target.host.name}:${basePath}")`,
+      details: { source: base.sourceSha256, target: base.targetSha256 },
     });
   }
-  log(`backing file ${basePath} is identical on both hosts: only the top of ${disk.path} crosses`);
-}
-
-/** Whether a file on the source and one on the target hold the same bytes, by their SHA-256, hashed on both hosts at once. */
-async function identicalFiles(sourcePath: string, targetPath: string, source: AgentClient, target: AgentClient): Promise<{ same: boolean; source: string; target: string }> {
-  const [a, b] = await Promise.all([source.call('file.sha256', { path: sourcePath }), target.call('file.sha256', { path: targetPath })]);
-  return { same: a.sha256 === b.sha256, source: a.sha256, target: b.sha256 };
+  log(`backing file ${basePath} holds the same ${base.by === 'bytes' ? 'bytes' : 'disk'} on both hosts: only the top of ${disk.path} crosses`);
 }
 
 /** What a target image is, for the record that lets whoever settles remove it: a file, or an LV ferry made. */

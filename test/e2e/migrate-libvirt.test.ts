@@ -339,18 +339,28 @@ function lastJournal(vm: string): Array<{ step: string; [key: string]: unknown }
     .map((l) => JSON.parse(l) as { step: string; [key: string]: unknown });
 }
 
-test('libvirt: a qcow2 on a backing file moves live to another path (--disk-map): only the top crosses, both XMLs name the new path, the flags reach libvirt', async () => {
+test('libvirt: a qcow2 on a backing file moves live to another path (--disk-map): only the top crosses, both XMLs name the new path, the flags reach libvirt; the base, a qcow2 laid out otherwise on the target, is found the same disk', async () => {
   const vm = 'lv-base';
-  const base = '/var/lib/ferry/images/lv-base.raw';
+  const base = '/var/lib/ferry/images/lv-base-base.qcow2';
   const top = diskPath(vm);
   const mapped = '/var/lib/ferry/images/lv-base-mapped.qcow2';
   await cleanDomain(vm, 1);
-  // The same 64 MiB base on both hosts, full of data, so a full copy would show.
-  for (const h of [a, b]) {
+  // The same 64 MiB base disk on both hosts, full of data, so a full copy would show; as qcow2 files with
+  // other cluster sizes, so that their bytes differ (as after "ferry sync" or qemu-img convert).
+  for (const [h, cluster] of [
+    [a, '65536'],
+    [b, '131072'],
+  ] as const) {
     for (const path of [top, mapped]) await h.call('file.remove', { path });
-    await h.call('system.run', { file: 'sh', args: ['-c', `head -c 67108864 /dev/zero | tr '\\0' 'x' > ${base}`] });
+    const raw = `${base}.raw`;
+    await h.call('system.run', {
+      file: 'sh',
+      args: ['-c', `head -c 67108864 /dev/zero | tr '\\0' 'x' > ${raw} && qemu-img convert -f raw -O qcow2 -o cluster_size=${cluster} ${raw} ${base} && rm ${raw}`],
+    });
   }
-  await a.call('image.create', { path: top, format: 'qcow2', sizeBytes: 64 * 1024 * 1024, backingFile: base, backingFormat: 'raw' });
+  const sums = await Promise.all([a, b].map(async (h) => (await h.call('file.sha256', { path: base })).sha256));
+  assert.notEqual(sums[0], sums[1], 'the two base files differ byte for byte');
+  await a.call('image.create', { path: top, format: 'qcow2', sizeBytes: 64 * 1024 * 1024, backingFile: base, backingFormat: 'qcow2' });
   await startDomain(vm, ['--disk', top]);
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--disk-map', `${top}=${mapped}`, '--max-downtime', '200', '--auto-converge', '--bandwidth', '500']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
@@ -363,6 +373,10 @@ test('libvirt: a qcow2 on a backing file moves live to another path (--disk-map)
   assert.match(await labVirsh('lab-b', ['domblklist', vm]), new RegExp(`vda\\s+${mapped}`));
   assert.match(await labVirsh('lab-b', ['dumpxml', '--inactive', vm]), new RegExp(`<source file='${mapped}'`));
   const journal = lastJournal(vm);
+  assert.ok(
+    journal.some((e) => e.step === 'log' && e.message === `backing file ${base} holds the same disk on both hosts: only the top of ${top} crosses`),
+    'the base is compared by the disk it holds',
+  );
   const args = journal.find((e) => e.step === 'libvirt-migrate')?.args as string[];
   for (const flag of ['--copy-storage-inc', '--copy-storage-synchronous-writes', '--auto-converge', '--persistent', '--undefinesource']) assert.ok(args.includes(flag), `${flag} in ${args.join(' ')}`);
   assert.equal(args[args.indexOf('--bandwidth') + 1], '500');
