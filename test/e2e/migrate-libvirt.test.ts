@@ -30,10 +30,11 @@ async function migrate(vm: string, from: string, to: string, extra: string[] = [
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
-test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and loses no record', async () => {
+test('libvirt: a domain moves a->b->a with its two disks and its autostart, keeps writing, and loses no record', async () => {
   const vm = 'lv-ab';
   await cleanDomain(vm);
   await startDomain(vm, ['--disk', '48M', '--disk', '32M']);
+  await labVirsh('lab-a', ['autostart', vm]);
   const before = await counter(a, vm);
 
   const r1 = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
@@ -43,6 +44,7 @@ test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and los
   assert.equal(await domainState('lab-b', vm), 'running');
   assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');
   assert.match(await labVirsh('lab-b', ['dominfo', vm]), /Persistent:\s+yes/);
+  assert.match(await labVirsh('lab-b', ['dominfo', vm]), /Autostart:\s+enable/, 'autostart comes along');
   assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, '--delete-source removed the source disk');
   const onB = await waitForCounter(b, vm, before + 10);
 
@@ -50,6 +52,8 @@ test('libvirt: a domain moves a->b->a with its two disks, keeps writing, and los
   assert.equal(r2.status, 'completed', JSON.stringify(r2));
   assert.equal(await domainState('lab-a', vm), 'running');
   assert.equal(await domainState('lab-b', vm), 'shut off', '--keep-source-definition leaves it defined on the source');
+  assert.match(await labVirsh('lab-a', ['dominfo', vm]), /Autostart:\s+enable/);
+  assert.match(await labVirsh('lab-b', ['dominfo', vm]), /Autostart:\s+disable/, 'the definition kept on the source no longer starts at boot');
   const onA = await waitForCounter(a, vm, onB + 10);
 
   await labVirsh('lab-a', ['destroy', vm]);
@@ -135,7 +139,7 @@ test('libvirt: a target QEMU killed during the move is rolled back', async () =>
   await cleanDomain(vm);
 });
 
-test('libvirt: bad input is refused before anything is made', async () => {
+test('libvirt: bad input, and a domain with a snapshot or a saved state, is refused before anything is made', async () => {
   const vm = 'lv-bad';
   await cleanDomain(vm);
   await startDomain(vm);
@@ -177,6 +181,21 @@ test('libvirt: bad input is refused before anything is made', async () => {
   }
   assert.equal(await domainState('lab-b', vm), undefined);
   assert.equal(await domainState('lab-a', vm), 'running');
+
+  // What a move would lose: a running state saved to disk (the domain would boot afresh), a snapshot.
+  await labVirsh('lab-a', ['managedsave', vm]);
+  const saved = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal((saved.error as { code: string }).code, 'INCOMPATIBLE', JSON.stringify(saved));
+  assert.match((saved.error as { message: string }).message, /is shut off with its running state saved/);
+  assert.match((saved.error as { hint: string }).hint, /virsh managedsave-remove lv-bad/);
+  await labVirsh('lab-a', ['managedsave-remove', vm]);
+  await labVirsh('lab-a', ['snapshot-create-as', vm, 'before-upgrade']);
+  const snapshot = await migrate(vm, 'lab-a', 'lab-b');
+  assert.equal((snapshot.error as { code: string }).code, 'INCOMPATIBLE', JSON.stringify(snapshot));
+  assert.match((snapshot.error as { message: string }).message, /has a snapshot \(before-upgrade\), which would not come along/);
+  assert.equal(await domainState('lab-b', vm), undefined);
+  assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false, 'no image made on the target');
+  await labVirsh('lab-a', ['snapshot-delete', vm, '--snapshotname', 'before-upgrade']);
   await cleanDomain(vm);
 });
 

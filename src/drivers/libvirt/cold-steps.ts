@@ -10,7 +10,7 @@ import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
-import { describeForMove, refreshTargetPools, tidyPools } from './domains.js';
+import { carryAutostart, describeForMove, refreshTargetPools, tidyPools } from './domains.js';
 import type { Admission } from './host/handlers.js';
 import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
 
@@ -36,10 +36,14 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async describe(): Promise<VmInfo> {
-    const { vm, domain } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
+    const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal);
     this.domain = domain;
+    this.autostart = found.autostart;
     return vm;
   }
+
+  /** The domain starts when its host boots: carried to the target once it owns it. */
+  private autostart = false;
 
   async checkTarget(vm: VmInfo): Promise<void> {
     const domain = this.domain!;
@@ -124,9 +128,16 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async undefineSource(): Promise<void> {
-    if (this.ctx.settings.keepSourceDefinition) return;
-    await this.source.call('libvirt.undefine', { domain: this.ctx.vmName });
-    this.ctx.journal.record('source-undefined', { host: this.source.host.name });
+    if (!this.ctx.settings.keepSourceDefinition) {
+      await this.source.call('libvirt.undefine', { domain: this.ctx.vmName });
+      this.ctx.journal.record('source-undefined', { host: this.source.host.name });
+    }
+    if (this.autostart) {
+      await carryAutostart(this.source, this.target, this.ctx.vmName, (message) => {
+        this.ctx.listener({ type: 'log', message });
+        this.ctx.journal.record('log', { message });
+      });
+    }
   }
 
   async startTarget(): Promise<void> {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
-import { endMigrationJob, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { carryAutostart, endMigrationJob, refuseUnmovable, sourceAfterAbort, stateAfterJob } from './domains.js';
+import type { FoundDomain } from './host/handlers.js';
 
 /** A source agent whose libvirt job runs `jobs` more polls; `knows`: it is the agent that started virsh migrate. */
 function source(opts: { knows: boolean; jobs: string[] }): { agent: AgentClient; calls: string[] } {
@@ -76,4 +77,50 @@ test('a source left paused by an aborted job is resumed if it ran before the mov
   assert.deepEqual(paused.calls, ['libvirt.state']);
   const gone = stateful([null]);
   assert.equal((await sourceAfterAbort(gone.agent, 'web1', { ranBefore: true })).state, null);
+});
+
+/** A host whose libvirt has `defined` (name -> autostart); `failing`: its autostart calls fail. */
+function autostartHost(name: string, defined: Map<string, boolean>, failing = false): AgentClient {
+  return {
+    host: { name },
+    call: async (method: string, p: { domain: string; enable?: boolean }) => {
+      if (method === 'libvirt.state') return defined.has(p.domain) ? { state: 'shut off' } : undefined;
+      if (method === 'libvirt.autostart') {
+        if (failing) throw new Error('virsh: internal error');
+        defined.set(p.domain, p.enable!);
+        return undefined;
+      }
+      throw new Error(`unexpected ${method}`);
+    },
+  } as unknown as AgentClient;
+}
+
+test('autostart moves with the domain: set on the target, cleared on a definition the source keeps', async () => {
+  const onA = new Map([['web1', true]]);
+  const onB = new Map([['web1', false]]);
+  const logs: string[] = [];
+  await carryAutostart(autostartHost('a', onA), autostartHost('b', onB), 'web1', (m) => logs.push(m));
+  assert.deepEqual([onA.get('web1'), onB.get('web1')], [false, true]);
+  assert.match(logs.join('\n'), /autostart cleared on a's kept definition: only b starts web1 when it boots/);
+});
+
+test('autostart: a source without the definition is left alone; a failure is said with the command, not thrown', async () => {
+  const onA = new Map<string, boolean>();
+  const logs: string[] = [];
+  await carryAutostart(autostartHost('a', onA), autostartHost('b', new Map(), true), 'web1', (m) => logs.push(m));
+  assert.equal(onA.size, 0);
+  assert.match(logs.join('\n'), /could not set autostart of web1 on b: .*run "virsh autostart web1" there/);
+});
+
+test('a domain with snapshots, or with a saved running state, is refused with what to do', () => {
+  const found = { name: 'web1', autostart: false, managedSave: false, snapshots: ['before-upgrade', 'clean'] } as unknown as FoundDomain;
+  assert.throws(
+    () => refuseUnmovable(found, 'kvm1'),
+    (e: unknown) => e instanceof FerryError && e.code === 'INCOMPATIBLE' && /has 2 snapshots \(before-upgrade, clean\)/.test(e.message) && /virsh snapshot-delete web1/.test(e.hint ?? ''),
+  );
+  assert.throws(
+    () => refuseUnmovable({ ...found, snapshots: [], managedSave: true }, 'kvm1'),
+    (e: unknown) => e instanceof FerryError && /running state saved/.test(e.message) && /virsh start web1.*virsh managedsave-remove web1/.test(e.hint ?? ''),
+  );
+  assert.doesNotThrow(() => refuseUnmovable({ ...found, snapshots: [] }, 'kvm1'));
 });

@@ -62,17 +62,58 @@ export async function findDomain(host: AgentClient, name: string, options: FindO
   return { vm, domain: found.description, found };
 }
 
-/** The domain a move starts from, found and written down in the move's journal. */
+/** The domain a move starts from, found and written down in the move's journal; one that cannot move whole is refused. */
 export async function describeForMove(host: AgentClient, name: string, journal: StepJournal, options: FindOptions = {}): Promise<{ vm: DomainVmInfo; domain: DomainDescription; found: FoundDomain }> {
   const described = await findDomain(host, name, options);
+  refuseUnmovable(described.found, host.host.name);
   const { vm } = described;
   journal.record('vm', {
     driver: 'libvirt',
     state: vm.state,
     memory: vm.memoryBytes,
     disks: vm.disks.map((d) => ({ path: d.path, format: d.format, size: d.virtualSize, ...(d.volume ? { volume: d.volume } : {}) })),
+    ...(described.found.autostart ? { autostart: true } : {}),
   });
   return described;
+}
+
+/**
+ * What a move would lose, refused before anything is made: snapshots (libvirt
+ * keeps their metadata on the host and migrates no domain that has any; a
+ * copy of the disk's current state would leave their states behind), and a
+ * running state saved to disk (a cold move would boot the domain afresh).
+ */
+export function refuseUnmovable(found: FoundDomain, host: string): void {
+  const { name, snapshots } = found;
+  if (snapshots.length) {
+    throw new FerryError(
+      'INCOMPATIBLE',
+      `Domain "${name}" on "${host}" has ${snapshots.length === 1 ? 'a snapshot' : `${snapshots.length} snapshots`} (${snapshots.join(', ')}), which would not come along: libvirt migrates no domain with snapshots`,
+      { hint: `keep it where it is, or delete its snapshots first ("virsh snapshot-delete ${name} --snapshotname NAME" merges one away), then move it` },
+    );
+  }
+  if (found.managedSave) {
+    throw new FerryError('INCOMPATIBLE', `Domain "${name}" on "${host}" is shut off with its running state saved (virsh managedsave): moved so, it would boot afresh and that state would be lost`, {
+      hint: `resume it ("virsh start ${name}") and move it live, or drop the saved state ("virsh managedsave-remove ${name}") to move it shut off`,
+    });
+  }
+}
+
+/**
+ * libvirt's migration, and a define, leave autostart behind: once the target
+ * owns a domain that had it, the target's definition gets it, and a
+ * definition left on the source loses it (both hosts would start the domain
+ * when they boot). Failures are said, not thrown: the domain has moved.
+ */
+export async function carryAutostart(source: AgentClient, target: AgentClient, name: string, log: (message: string) => void): Promise<void> {
+  const set = (host: AgentClient, enable: boolean, done: string): Promise<void> =>
+    host.call('libvirt.autostart', { domain: name, enable }).then(
+      () => log(done),
+      (e: unknown) => log(`could not ${enable ? 'set' : 'clear'} autostart of ${name} on ${host.host.name}: ${messageOf(e)}; run "virsh autostart ${enable ? '' : '--disable '}${name}" there`),
+    );
+  await set(target, true, `autostart set on ${target.host.name}, as it was on ${source.host.name}`);
+  if ((await domainState(source, name).catch(() => null)) !== null)
+    await set(source, false, `autostart cleared on ${source.host.name}'s kept definition: only ${target.host.name} starts ${name} when it boots`);
 }
 
 /** The domain's state on the host (running, shut off, ...), null when it has none of that name. */

@@ -18,7 +18,19 @@ import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, 
 import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
 import { diskMoves, mapDiskSources, parseDomainXml, staysVolume, type DomainDescription } from './domain-xml.js';
-import { describeForMove, domainRunning, domainState, endMigrationJob, libvirtUri, refreshTargetPools, sameHostUuidError, sourceAfterAbort, stateAfterJob, tidyPools } from './domains.js';
+import {
+  carryAutostart,
+  describeForMove,
+  domainRunning,
+  domainState,
+  endMigrationJob,
+  libvirtUri,
+  refreshTargetPools,
+  sameHostUuidError,
+  sourceAfterAbort,
+  stateAfterJob,
+  tidyPools,
+} from './domains.js';
 import { checkControlTransport } from './control-transport.js';
 import { diskProgress, ramProgress } from './job-progress.js';
 import { askAdmission, checkPools, judgeAdmission, type AdmissionOptions } from './target-checks.js';
@@ -92,6 +104,9 @@ export class LibvirtLiveSteps implements LiveSteps {
   /** The source's host UUID, asked with the description: libvirt refuses to migrate between two libvirtds with the same. */
   private sourceUuid?: string;
 
+  /** The domain starts when its host boots: carried to the target once it owns it. */
+  private autostart = false;
+
   async describe(): Promise<VmInfo> {
     const answer = this.found;
     this.found = undefined;
@@ -101,6 +116,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     const { vm, domain, found } = await describeForMove(this.source, this.ctx.vmName, this.ctx.journal, { xmls: XML_VARIANTS, host: true, answer });
     this.sourceXml = sourceXmls(found);
     this.sourceUuid = found.host?.uuid;
+    this.autostart = found.autostart;
     this.domain = domain;
     this.ranBefore = vm.state === 'running';
     this.askTarget(found);
@@ -304,6 +320,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       throw new FerryError('MIGRATION_FAILED', `Domain "${ctx.vmName}" still runs on "${source.host.name}" after the migration`, { hint: 'check "virsh list" on both hosts' });
     }
     this.log(this.ctx.settings.keepSourceDefinition ? `domain kept defined, shut off, on ${source.host.name}` : `domain undefined on ${source.host.name}; its definition is in the journal`);
+    if (this.autostart) await carryAutostart(source, this.target, ctx.vmName, (m) => this.log(m));
   }
 
   async settle(): Promise<Settlement> {

@@ -11,7 +11,7 @@ import { coldProgress } from '../cold-journal.js';
 import type { Recovery } from '../driver.js';
 import { clearLeftovers } from '../block-passes.js';
 import { claimedLvs, removeClaimedLvs } from '../target-lvs.js';
-import { domainMonitor, domainRunning, domainState } from './domains.js';
+import { carryAutostart, domainMonitor, domainRunning, domainState } from './domains.js';
 
 /** How long a job left running by a lost controller may take to end by itself. */
 const JOB_WAIT_MS = 10 * 60_000;
@@ -30,6 +30,7 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
   if ((await domainRunning(target, vmName)) || (rebooted && journal.some((e) => e.step === 'committed'))) {
     // The finish the controller did not reach: the older copy stops, and goes from the source unless kept.
     if (rebooted) await removeOlderCopy(vmName, source, journal);
+    if (hadAutostart(journal)) await carryAutostart(source, target, vmName, () => undefined);
     return { found, settlement: { outcome: 'committed', source: (await domainState(source, vmName)) ?? 'undefined' } };
   }
   if (journal.some((e) => e.step === 'mode' && e.mode === 'warm') && found.source !== null && found.source !== 'shut off') {
@@ -61,6 +62,11 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
   };
 }
 
+/** The domain started with its host when the move found it. */
+function hadAutostart(journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): boolean {
+  return journal.some((e) => e.step === 'vm' && e.autostart === true);
+}
+
 /**
  * After a --reboot committed on the target: the source's copy (held
  * stopped for the last pass, never to run again) is destroyed and, unless
@@ -82,7 +88,10 @@ async function removeOlderCopy(vmName: string, source: AgentClient, journal: Rea
 async function recoverLibvirtCold(vmName: string, source: AgentClient, target: AgentClient, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<Recovery> {
   const progress = coldProgress(journal);
   const found = { source: await domainState(source, vmName), target: await domainState(target, vmName) };
-  if (found.target === 'running' || (found.target !== null && progress.startedOnTarget)) return { found, settlement: { outcome: 'committed', source: found.source ?? 'undefined' } };
+  if (found.target === 'running' || (found.target !== null && progress.startedOnTarget)) {
+    if (hadAutostart(journal)) await carryAutostart(source, target, vmName, () => undefined);
+    return { found, settlement: { outcome: 'committed', source: found.source ?? 'undefined' } };
+  }
   let acted = false;
   if (found.target !== null && progress.madeOnTarget) {
     await target.call('libvirt.undefine', { domain: vmName });

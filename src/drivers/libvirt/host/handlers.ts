@@ -63,6 +63,12 @@ export interface LibvirtDomain {
 
 /** libvirt.domain's answer: the domain, and what else was asked of the same virsh. */
 export type FoundDomain = LibvirtDomain & {
+  /** libvirt starts it when the host boots (virsh autostart). */
+  autostart: boolean;
+  /** It is shut off with its running state saved to disk (virsh managedsave), which its next start resumes. */
+  managedSave: boolean;
+  /** The names of its snapshots that libvirt keeps metadata of (virsh snapshot-list). */
+  snapshots: string[];
   /** The XMLs asked for, in the order asked. */
   xmls?: string[];
   /** This host as libvirt describes it: its UUID and CPU. */
@@ -155,17 +161,27 @@ export const libvirtHandlers = {
   'libvirt.domain': async (p: OnDomain & { xmls?: readonly XmlVariant[]; host?: boolean }): Promise<FoundDomain | undefined> => {
     const xmls = p.xmls ?? [];
     // One virsh for all (a move waits on this): a domain that is not there fails each question.
-    const [info, state, xml, ...rest] = await virshBatch(
+    const [info, state, xml, snapshots, ...rest] = await virshBatch(
       p.uri,
-      [['dominfo', '--domain', p.domain], _stateArgs(p.domain), _dumpXmlArgs(p.domain), ...xmls.map((v) => _dumpXmlArgs(p.domain, v)), ...(p.host ? [['capabilities']] : [])],
+      [
+        ['dominfo', '--domain', p.domain],
+        _stateArgs(p.domain),
+        _dumpXmlArgs(p.domain),
+        ['snapshot-list', '--name', '--domain', p.domain],
+        ...xmls.map((v) => _dumpXmlArgs(p.domain, v)),
+        ...(p.host ? [['capabilities']] : []),
+      ],
       { tolerate: ['no-domain'] },
     );
     if (info!.failure) return undefined;
     const variants = rest.slice(0, xmls.length);
     const domain = await _describe(p.uri, p.domain, /^Persistent:\s+yes/m.test(info!.stdout), state!, xml!);
-    if (!domain || variants.some((v) => v.failure)) return undefined;
+    if (!domain || snapshots!.failure || variants.some((v) => v.failure)) return undefined;
     return {
       ...domain,
+      autostart: /^Autostart:\s+enable/m.test(info!.stdout),
+      managedSave: /^Managed save:\s+yes/m.test(info!.stdout),
+      snapshots: parseNameList(snapshots!.stdout),
       ...(p.xmls ? { xmls: variants.map((v) => v.stdout) } : {}),
       ...(p.host ? { host: parseCapabilities(rest[xmls.length]!.stdout) } : {}),
     };
@@ -261,6 +277,11 @@ export const libvirtHandlers = {
    */
   'libvirt.undefine': async (p: OnDomain & { nvram?: 'keep' | 'remove' }): Promise<void> => {
     await virsh(p.uri, ['undefine', p.nvram === 'remove' ? '--nvram' : '--keep-nvram', '--domain', p.domain]);
+  },
+
+  /** Has libvirt start the domain when the host boots, or (`enable` false) no longer. */
+  'libvirt.autostart': async (p: OnDomain & { enable: boolean }): Promise<void> => {
+    await virsh(p.uri, ['autostart', ...(p.enable ? [] : ['--disable']), '--domain', p.domain]);
   },
 
   /** Starts a defined domain; one already running is left as it is. */
