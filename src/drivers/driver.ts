@@ -22,8 +22,12 @@ export interface VmDisk {
   allocatedSize?: number;
   cache: { writeback: boolean; direct: boolean; noFlush: boolean };
   readOnly: boolean;
-  /** What the hypervisor opens: a file, a block device, or a volume of a storage pool. */
-  kind?: 'file' | 'block' | 'volume';
+  /**
+   * What the hypervisor opens: a file, a block device, a volume of a storage
+   * pool, or storage it reaches over the network (NBD, RBD, iSCSI, Gluster),
+   * whose `path` is then its URL and which both hosts reach alike.
+   */
+  kind?: 'file' | 'block' | 'volume' | 'network';
   /** A volume disk's pool and volume, by which the hypervisor names it (`path` is where the volume is). */
   volume?: { pool: string; name: string };
 }

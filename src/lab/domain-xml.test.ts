@@ -73,3 +73,8 @@ test('a lab disk that is a pool volume is named by its pool and volume', () => {
   assert.match(xml, /<disk type='volume' device='disk'>\s*<driver name='qemu' type='qcow2'[^>]*\/>\s*<source pool='default' volume='web01\.qcow2'\/>\s*<target dev='vda' bus='virtio'\/>/);
   assert.doesNotMatch(xml, /source file=/);
 });
+
+test('a lab disk that is an NBD export is a network disk', () => {
+  const xml = labDomainXml({ ...vm, disks: [{ path: 'nbd://127.0.0.1:10850/rec', format: 'raw', nbd: { host: '127.0.0.1', port: 10850, name: 'rec' } }] });
+  assert.match(xml, /<disk type='network' device='disk'>\s*<driver name='qemu' type='raw'[^>]*\/>\s*<source protocol='nbd' name='rec'><host name='127\.0\.0\.1' port='10850'\/><\/source>/);
+});

@@ -14,7 +14,7 @@ export interface LabDomainOptions {
   accel: 'kvm' | 'tcg';
   memoryMiB?: number;
   /** In the guest's order (vda, vdb, ...); one with `volume` is named by its storage pool and volume. */
-  disks: ReadonlyArray<{ path: string; format: string; volume?: { pool: string; name: string } }>;
+  disks: ReadonlyArray<{ path: string; format: string; volume?: { pool: string; name: string }; nbd?: { host: string; port: number; name: string } }>;
   cache?: 'none' | 'writeback' | 'unsafe';
   /** File that receives the serial console, appended to (as labVmArgv does). */
   serialLog: string;
@@ -45,11 +45,16 @@ export function labDomainXml(vm: LabDomainOptions): string {
   const x = escapeXml;
   const cpu = vm.accel === 'kvm' ? `<cpu mode='host-passthrough'/>` : `<cpu mode='custom' match='exact'><model fallback='forbid'>${x(vm.cpuModel ?? 'qemu64')}</model></cpu>`;
   // A device (an LV at /dev/VG/LV) is a block disk: libvirt would open it as a regular file otherwise.
+  const source = (d: LabDomainOptions['disks'][number]): string => {
+    if (d.nbd) return `      <source protocol='nbd' name='${x(d.nbd.name)}'><host name='${x(d.nbd.host)}' port='${d.nbd.port}'/></source>`;
+    if (d.volume) return `      <source pool='${x(d.volume.pool)}' volume='${x(d.volume.name)}'/>`;
+    return `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`;
+  };
   const disks = vm.disks.map((d, i) =>
     [
-      `    <disk type='${d.volume ? 'volume' : d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
+      `    <disk type='${d.nbd ? 'network' : d.volume ? 'volume' : d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
       `      <driver name='qemu' type='${x(d.format)}' cache='${x(vm.cache ?? 'none')}' io='threads'/>`,
-      d.volume ? `      <source pool='${x(d.volume.pool)}' volume='${x(d.volume.name)}'/>` : `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`,
+      source(d),
       `      <target dev='${virtioDiskName(i)}' bus='virtio'/>`,
       `    </disk>`,
     ].join('\n'),

@@ -258,17 +258,27 @@ async function _labVmBoot(spec: LabVmSpec): Promise<{ kernel: string; initrd?: s
   return { kernel, initrd, append };
 }
 
-/** A lab VM's disk: its image, and for a pool volume the pool and volume by which a libvirt domain names it. */
+/**
+ * A lab VM's disk: its image, and for a pool volume the pool and volume by
+ * which a libvirt domain names it; for an NBD export (`path` its URL) the
+ * server, which stands in for storage both hosts reach over the network.
+ */
 export interface LabDisk {
   path: string;
   format: string;
   volume?: { pool: string; name: string };
+  nbd?: { host: string; port: number; name: string };
 }
 
 /** The disks of `spec` with their formats: a size becomes a new qcow2 image (its path pushed to `created`), a path is inspected. */
 async function _labVmDisks(agent: AgentClient, spec: LabVmSpec, created: string[]): Promise<LabDisk[]> {
   const disks: LabDisk[] = [];
   for (const [i, disk] of (spec.disks.length ? spec.disks : ['64M']).entries()) {
+    const nbd = /^nbd:\/\/([^:/]+):(\d+)\/(.+)$/.exec(disk);
+    if (nbd) {
+      disks.push({ path: disk, format: 'raw', nbd: { host: nbd[1]!, port: Number(nbd[2]), name: nbd[3]! } });
+      continue;
+    }
     const volume = /^volume:([^/]+)\/(.+)$/.exec(disk);
     if (volume) {
       // A volume of a libvirt storage pool there: a libvirt domain names it so, a QEMU process opens its path.

@@ -72,3 +72,28 @@ test('where the hypervisor mirrors read-only disks itself, or for a writable dis
     (e: unknown) => e instanceof FerryError && e.code === 'TARGET_EXISTS' && /"\/img\/web1\.raw"/.test(e.message),
   );
 });
+
+test('a network disk is neither looked up nor copied: both hosts reach it; --disk-map cannot move it; a cached one of a running VM is refused', async () => {
+  const nbd: VmDisk = { ...disk('vdb', 'nbd://10.0.0.5:10809/data', false), kind: 'network' };
+  const withNbd: VmInfo = { ...vm, disks: [vm.disks[0]!, nbd] };
+  const source = fakeHost('a', new Map([['/img/web1.raw', 'bytes']]));
+  const logs: string[] = [];
+  const plans = await planDisks(withNbd, source, fakeHost('b', new Map()), { diskMap: new Map(), log: (m) => logs.push(m), running: true });
+  assert.deepEqual(
+    plans.map((p) => [p.disk.device, p.shared ?? false, p.create, p.targetPath]),
+    [
+      ['vda', false, true, '/img/web1.raw'],
+      ['vdb', true, false, 'nbd://10.0.0.5:10809/data'],
+    ],
+  );
+  assert.ok(logs.includes('vdb is a network disk (nbd://10.0.0.5:10809/data): both hosts reach it, it is not copied'), logs.join('\n'));
+  await assert.rejects(
+    planDisks(withNbd, source, fakeHost('b', new Map()), { diskMap: new Map([['nbd://10.0.0.5:10809/data', '/img/data.raw']]), log: () => undefined }),
+    (e: unknown) => e instanceof FerryError && e.code === 'USAGE' && /network disk/.test(e.message),
+  );
+  const cached: VmInfo = { ...vm, disks: [{ ...nbd, cache: { writeback: true, direct: false, noFlush: false } }] };
+  await assert.rejects(
+    planDisks(cached, source, fakeHost('b', new Map()), { diskMap: new Map(), log: () => undefined, running: true }),
+    (e: unknown) => e instanceof FerryError && e.code === 'UNSAFE_CACHE' && /reached over the network by "a" and "b" alike/.test(e.message),
+  );
+});

@@ -37,15 +37,21 @@ export interface PlanOptions {
 
 export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentClient, options: PlanOptions): Promise<DiskPlan[]> {
   for (const src of options.diskMap.keys()) {
-    if (!vm.disks.some((d) => d.path === src)) {
+    const disk = vm.disks.find((d) => d.path === src);
+    if (!disk) {
       throw new FerryError('USAGE', `--disk-map names "${src}", which is not a disk of VM "${vm.name}"`, { hint: `its disks: ${vm.disks.map((d) => d.path).join(', ')}` });
     }
+    if (disk.kind === 'network') {
+      throw new FerryError('USAGE', `--disk-map names network disk "${src}": it stays where it is, and the target reaches it as the source does`, { hint: 'drop it from --disk-map' });
+    }
   }
+  // Storage reached over the network is the same from either host: nothing to look up, make or copy.
+  const local = vm.disks.filter((d) => d.kind !== 'network');
   const plans: DiskPlan[] = [];
   const needByDir = new Map<string, number>();
   // What each disk's plan reads of the hosts, asked at once beside the shared-storage probe: all of it is
   // read-only, and awaited (errors included) only where the disk needs it.
-  const lookups = vm.disks.map((disk) => {
+  const lookups = local.map((disk) => {
     const lv = options.diskMap.has(disk.path) ? Promise.resolve({ kind: 'none' as const }) : planLvTarget(disk, source, target, options);
     const st = target.call('file.stat', { path: options.diskMap.get(disk.path) ?? disk.path });
     for (const p of [lv, st]) p.catch(() => undefined);
@@ -54,9 +60,16 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
   const shared = await sharedFiles(
     source,
     target,
-    vm.disks.map((d) => ({ path: d.path, targetPath: options.diskMap.get(d.path) ?? d.path })),
+    local.map((d) => ({ path: d.path, targetPath: options.diskMap.get(d.path) ?? d.path })),
   );
   for (const [index, disk] of vm.disks.entries()) {
+    if (disk.kind === 'network') {
+      // librbd hands a disk over between its clients itself; other protocols' clients may cache.
+      if (options.running && !disk.path.startsWith('rbd://')) checkSharedCache(disk, source, target, options.force);
+      options.log(`${disk.device} is a network disk (${disk.path}): both hosts reach it, it is not copied`);
+      plans.push({ disk, index, targetPath: disk.path, targetFormat: disk.format, create: false, sync: 'top', shared: true });
+      continue;
+    }
     if (shared.has(disk.path)) {
       if (options.running) checkSharedCache(disk, source, target, options.force);
       options.log(`${disk.path} is on storage both hosts share: it is not copied`);
@@ -70,7 +83,8 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       });
     }
     // --disk-map wins; else an LV gets an LV (lv-targets.ts).
-    const lv = await lookups[index]!.lv;
+    const lookup = lookups[local.indexOf(disk)]!;
+    const lv = await lookup.lv;
     if (lv.kind !== 'none') {
       const targetPath = `/dev/${lv.vg}/${lv.lv}`;
       const targetLv = { vg: lv.vg, lv: lv.lv, sizeBytes: lv.sizeBytes };
@@ -82,7 +96,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
     }
     const targetPath = options.diskMap.get(disk.path) ?? disk.path;
     const plan: DiskPlan = { disk, index, targetPath, targetFormat: disk.format, create: true, sync: 'full' };
-    const st = await lookups[index]!.st;
+    const st = await lookup.st;
     if (st.exists && st.type === 'block') {
       if ((st.size ?? 0) < disk.virtualSize) {
         throw new FerryError('TARGET_TOO_SMALL', `Target "${targetPath}" on "${target.host.name}" holds ${st.size} bytes; disk "${disk.path}" needs ${disk.virtualSize}`, {
@@ -202,11 +216,11 @@ export function createdEntry(p: DiskPlan, host: string): Record<string, unknown>
  */
 function checkSharedCache(disk: VmDisk, source: AgentClient, target: AgentClient, force?: boolean): void {
   if (disk.cache.direct || disk.readOnly || force) return;
-  throw new FerryError(
-    'UNSAFE_CACHE',
-    `Disk "${disk.path}" is on storage "${source.host.name}" and "${target.host.name}" share and goes through the host's page cache (cache=${cacheModeOf(disk)}): "${target.host.name}" could read pages older than what the guest wrote on "${source.host.name}"`,
-    {
-      hint: 'give the disk cache=none (virsh edit, or -drive cache=none) and restart the VM, move it with --mode cold, or pass --force if a cluster filesystem (GFS2, OCFS2, CephFS) keeps the caches coherent',
-    },
-  );
+  const shared =
+    disk.kind === 'network'
+      ? `is reached over the network by "${source.host.name}" and "${target.host.name}" alike, through its client's cache`
+      : `is on storage "${source.host.name}" and "${target.host.name}" share and goes through the host's page cache`;
+  throw new FerryError('UNSAFE_CACHE', `Disk "${disk.path}" ${shared} (cache=${cacheModeOf(disk)}): "${target.host.name}" could read data older than what the guest wrote on "${source.host.name}"`, {
+    hint: 'give the disk cache=none (virsh edit, or -drive cache=none) and restart the VM, move it with --mode cold, or pass --force if a cluster filesystem (GFS2, OCFS2, CephFS) keeps the caches coherent',
+  });
 }

@@ -328,6 +328,95 @@ test('libvirt: a shut-off domain moves cold with its disks copied, and boots on 
   await cleanDomain(vm);
 });
 
+test('libvirt: a disk reached over the network (an NBD export both hosts reach) stays where it is: the domain moves live without copying it, and --delete-source leaves it', async () => {
+  const vm = 'lv-nbd';
+  const image = `${LAB_SHARED_DIR}/${vm}.qcow2`;
+  const pidFile = `${LAB_SHARED_DIR}/${vm}.nbd.pid`;
+  await cleanDomain(vm, 0);
+  await a.call('file.remove', { path: image });
+  await a.call('image.create', { path: image, format: 'qcow2', sizeBytes: 48 * 1024 * 1024 });
+  // The network storage: an NBD server on loopback, which both lab hosts reach, serving the image to several clients.
+  const { port } = await a.call('net.freePort', { address: '127.0.0.1' });
+  const server = await a.call('system.run', {
+    file: 'qemu-nbd',
+    args: ['--fork', '--persistent', '--shared=4', '--bind=127.0.0.1', `--port=${port}`, '--export-name=rec', '--format=qcow2', `--pid-file=${pidFile}`, image],
+  });
+  assert.equal(server.exitCode, 0, server.stderr);
+  const url = `nbd://127.0.0.1:${port}/rec`;
+  try {
+    await startDomain(vm, ['--disk', url]);
+    const before = await counter(a, vm);
+    const r = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(r.status, 'completed', JSON.stringify(r));
+    const disks = r.disks as Array<{ device: string; target: { path: string; shared?: boolean; created: boolean } }>;
+    assert.deepEqual(
+      disks.map((d) => [d.device, d.target.path, d.target.shared, d.target.created]),
+      [['vda', url, true, false]],
+    );
+    const args = lastJournal(vm).find((e) => e.step === 'libvirt-migrate')?.args as string[];
+    assert.ok(!args.includes('--migrate-disks') && !args.some((arg) => arg.startsWith('--copy-storage')), `libvirt copies no storage: ${args.join(' ')}`);
+    assert.equal(await domainState('lab-a', vm), undefined);
+    const n = await waitForCounter(b, vm, before + 5);
+    assert.equal((await a.call('file.stat', { path: image })).exists, true, '--delete-source leaves storage both hosts reach');
+    const check = await b.call('lab.checkRecords', { disks: [image], serialLogs: [], lastReported: n, forceShare: true });
+    assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
+    assert.equal(check.corruptReportedCount, 0);
+  } finally {
+    await cleanDomain(vm, 0);
+    const pid = (await a.call('system.run', { file: 'cat', args: [pidFile] })).stdout.trim();
+    if (pid) await a.call('system.run', { file: 'kill', args: [pid] });
+    for (const path of [image, pidFile]) await a.call('file.remove', { path });
+  }
+});
+
+test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks the secret its disk logs in with, then moves without copying the disk', async () => {
+  const vm = 'lv-rbd';
+  const uuid = '2a7a4c2b-97c4-4d1a-9e3b-7f0d8c7e5a11';
+  const url = `rbd://127.0.0.1:6789/vms/${vm}`;
+  const secretFile = `${LAB_SHARED_DIR}/${vm}-secret.xml`;
+  const domainFile = `${LAB_SHARED_DIR}/${vm}.xml`;
+  const clean = async (): Promise<void> => {
+    for (const host of ['lab-a', 'lab-b']) {
+      await labVirsh(host, ['undefine', vm]).catch(() => undefined);
+      await labVirsh(host, ['secret-undefine', uuid]).catch(() => undefined);
+    }
+  };
+  await clean();
+  // Defined only: no Ceph here, and QEMU without its RBD driver; the move is cold and --no-start.
+  await a.call('file.write', { path: secretFile, text: `<secret ephemeral='no' private='no'><uuid>${uuid}</uuid><usage type='ceph'><name>client.ferry secret</name></usage></secret>` });
+  await a.call('file.write', {
+    path: domainFile,
+    text: `<domain type='qemu'><name>${vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices>
+      <disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/><auth username='ferry'><secret type='ceph' uuid='${uuid}'/></auth>
+      <source protocol='rbd' name='vms/${vm}'><host name='127.0.0.1' port='6789'/></source><target dev='vda' bus='virtio'/></disk></devices></domain>`,
+  });
+  try {
+    await labVirsh('lab-a', ['secret-define', secretFile]);
+    await labVirsh('lab-a', ['define', domainFile]);
+    const missing = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
+    assert.equal((missing.error as { code: string }).code, 'NOT_FOUND', JSON.stringify(missing));
+    assert.match((missing.error as { message: string }).message, new RegExp(`Disk vda of domain "${vm}" logs in to its storage with secret ${uuid}, which is not defined on "lab-b"`));
+    assert.match((missing.error as { hint: string }).hint, /virsh secret-define/);
+    assert.equal(await domainState('lab-b', vm), undefined, 'nothing defined on the target');
+
+    await labVirsh('lab-b', ['secret-define', secretFile]);
+    const moved = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
+    assert.equal(moved.status, 'completed', JSON.stringify(moved));
+    assert.equal(moved.disk_bytes, 0);
+    const disks = moved.disks as Array<{ device: string; target: { path: string; shared?: boolean } }>;
+    assert.deepEqual(
+      disks.map((d) => [d.device, d.target.path, d.target.shared]),
+      [['vda', url, true]],
+    );
+    assert.equal(await domainState('lab-a', vm), undefined);
+    assert.equal(await domainState('lab-b', vm), 'shut off');
+    assert.match(await labVirsh('lab-b', ['dumpxml', vm]), new RegExp(`<secret type='ceph' uuid='${uuid}'/>`));
+  } finally {
+    await clean();
+    for (const path of [secretFile, domainFile]) await a.call('file.remove', { path });
+  }
+});
+
 /** A new 48 MiB image for `vm` in the directory both lab hosts share, replacing any left there. */
 async function newSharedImage(vm: string, format: 'qcow2' | 'raw'): Promise<string> {
   const path = `${LAB_SHARED_DIR}/${vm}.${format}`;

@@ -105,7 +105,12 @@ export function register(program: Command): void {
     .option('--kernel <path>', 'kernel to boot (default: the test guest)')
     .option('--initrd <path>', 'initramfs')
     .option('--append <cmdline>', 'kernel command line')
-    .option('--disk <path|size|volume:POOL/VOL>', 'an existing image, a size such as 64M for a new qcow2, or a volume of a libvirt storage pool (repeatable)', collect, [])
+    .option(
+      '--disk <path|size|volume:POOL/VOL|nbd://HOST:PORT/EXPORT>',
+      'an existing image, a size such as 64M for a new qcow2, a volume of a libvirt storage pool, or an NBD export (repeatable)',
+      collect,
+      [],
+    )
     .option('--memory <MiB>', 'memory', '256')
     .addOption(new Option('--cache <mode>', "QEMU's cache mode for its disks").choices(['none', 'writeback', 'unsafe']).default('none'))
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')

@@ -52,7 +52,7 @@ export function register(program: Command): void {
           for (const v of vms) {
             const disks = v.disks.map(
               (d) =>
-                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${formatMiB(d.virtualSize)} MiB, cache ${cacheModeOf(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
+                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${d.kind === 'network' ? 'size on its server' : `${formatMiB(d.virtualSize)} MiB`}, cache ${cacheModeOf(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
             );
             rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, v.cpuModel ?? '-', v.attachments?.join(',') || '-', disks[0] ?? '-']);
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', '', '', extra]);

@@ -50,6 +50,13 @@ export interface DiskBacking {
   path?: string;
 }
 
+export interface DiskSecret {
+  /** ceph, iscsi... */
+  type?: string;
+  uuid?: string;
+  usage?: string;
+}
+
 export interface DomainDisk {
   /** disk, cdrom, floppy or lun. */
   device: string;
@@ -63,6 +70,8 @@ export interface DomainDisk {
   pool?: string;
   volume?: string;
   network?: { protocol: string; name?: string; hosts: { name: string; port?: number }[] };
+  /** The libvirt secret a network disk logs in with (Ceph, iSCSI CHAP), by UUID or by its type and usage name. */
+  secret?: DiskSecret;
   /** The image format (`driver type=`): raw, qcow2... */
   format?: string;
   /** none, writethrough, writeback, directsync or unsafe; unset means the hypervisor's default. */
@@ -324,6 +333,7 @@ function _readDisk(disk: Element): DomainDisk {
   const driver = _child(disk, 'driver');
   const target = _child(disk, 'target');
   const type = disk.getAttribute('type') ?? 'file';
+  const secret = _readSecret(_child(_child(disk, 'auth') ?? _child(source, 'auth'), 'secret'));
   return {
     device: disk.getAttribute('device') ?? 'disk',
     type,
@@ -344,10 +354,16 @@ function _readDisk(disk: Element): DomainDisk {
     discard: driver?.getAttribute('discard') ?? undefined,
     target: target?.getAttribute('dev') ?? '',
     bus: target?.getAttribute('bus') ?? undefined,
+    ...(secret ? { secret } : {}),
     readOnly: _child(disk, 'readonly') !== undefined,
     shareable: _child(disk, 'shareable') !== undefined,
     backingChain: _readBackingChain(disk),
   };
+}
+
+function _readSecret(secret: Element | undefined): DiskSecret | undefined {
+  if (!secret) return undefined;
+  return { type: secret.getAttribute('type') ?? undefined, uuid: secret.getAttribute('uuid') ?? undefined, usage: secret.getAttribute('usage') ?? undefined };
 }
 
 function _readBackingChain(disk: Element): DiskBacking[] {

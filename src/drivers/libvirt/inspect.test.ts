@@ -86,7 +86,7 @@ test('describeDomain takes a pool volume at the path its host resolved, and skip
   assert.deepEqual([vm.networks, vm.bridges], [[], []]);
 });
 
-test('describeDomain names network disks and unreadable images as unmovable, and keeps firmware apart from VM files', () => {
+test('describeDomain names unreadable images as unmovable, takes a network disk by its URL, and keeps firmware apart from VM files', () => {
   const xml = WEB1_INACTIVE_XML.replace(
     "<boot dev='hd'/>",
     "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/web1_VARS.fd</nvram>\n    <boot dev='hd'/>",
@@ -97,10 +97,13 @@ test('describeDomain names network disks and unreadable images as unmovable, and
   const vm = describeDomain({ name: 'web1', state: 'shut off', description: parseDomainXml(xml) }, new Map());
   assert.deepEqual(
     vm.unmovableDisks.map((u) => u.target),
-    ['vdz', 'vda', 'vdb', 'vdc', 'sda'],
+    ['vda', 'vdb', 'vdc', 'sda'],
   );
-  assert.match(vm.unmovableDisks[0]!.reason, /network disk \(rbd\)/);
-  assert.match(vm.unmovableDisks[1]!.reason, /no image information for "\/var\/lib\/libvirt\/images\/web1.qcow2"/);
+  assert.match(vm.unmovableDisks[0]!.reason, /no image information for "\/var\/lib\/libvirt\/images\/web1.qcow2"/);
+  assert.deepEqual(
+    vm.disks.map((d) => [d.device, d.kind, d.path, d.format]),
+    [['vdz', 'network', 'rbd:///pool/img', 'raw']],
+  );
   assert.deepEqual(vm.hostFiles, ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd']);
   assert.ok(vm.auxFiles.includes('/var/lib/libvirt/qemu/nvram/web1_VARS.fd'));
   assert.ok(!vm.auxFiles.includes('/usr/share/OVMF/OVMF_CODE_4M.fd'));

@@ -30,6 +30,19 @@ export function describeDomain(
   const disks: VmDisk[] = [];
   const unmovableDisks: DomainVmInfo['unmovableDisks'] = [];
   for (const disk of d.disks) {
+    if (disk.type === 'network' && disk.network) {
+      disks.push({
+        device: disk.target,
+        path: networkDiskUrl(disk.network),
+        format: disk.format ?? 'raw',
+        virtualSize: 0,
+        backingChain: [],
+        cache: _cacheFlags(disk.cache),
+        readOnly: disk.readOnly,
+        kind: 'network',
+      });
+      continue;
+    }
     const unmovable = _whyUnmovable(disk, images);
     if (unmovable === 'empty') continue; // a drive without a medium: nothing to move
     if (unmovable) {
@@ -77,11 +90,18 @@ export function describeDomain(
 
 /** Why the disk cannot move, 'empty' for a drive without a medium, undefined when it can. */
 function _whyUnmovable(disk: DomainDisk, images: ReadonlyMap<string, ImageInfo[]>): string | undefined {
-  if (disk.type === 'network') return `a network disk (${disk.network?.protocol ?? 'unknown protocol'}): its storage is not on the host`;
+  if (disk.type === 'network') return 'a network disk without a source';
   if (disk.type === 'volume' && !disk.path) return `volume "${disk.volume}" of pool "${disk.pool}" has no path: is the pool active?`;
   if (!disk.path) return disk.device === 'cdrom' || disk.device === 'floppy' ? 'empty' : `a ${disk.type} disk without a path`;
   if (!images.get(disk.path)?.length) return `no image information for "${disk.path}"`;
   return undefined;
+}
+
+/** A network disk's source as a URL (nbd://host:port/export, rbd://monitor/pool/image): how ferry names it. */
+export function networkDiskUrl(network: NonNullable<DomainDisk['network']>): string {
+  const [host] = network.hosts;
+  const authority = host ? `${host.name}${host.port ? `:${host.port}` : ''}` : '';
+  return `${network.protocol}://${authority}/${network.name ?? ''}`;
 }
 
 /** libvirt's cache modes as QEMU's three cache flags (what query-block reports for a QEMU VM). */

@@ -6,7 +6,8 @@ import { parseDomainXml } from './domain-xml.js';
 import { sameHostUuidError } from './domains.js';
 import type { Admission } from './host/handlers.js';
 import type { DiskPlan } from '../driver.js';
-import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
+import { askAdmission, checkPools, checkSecrets, judgeAdmission } from './target-checks.js';
+import { parseSecretList } from './virsh-output.js';
 
 /** A target host's agent that records what it is asked and answers `admission`. */
 function target(admission: Admission): AgentClient & { asked: unknown[] } {
@@ -147,4 +148,39 @@ test("a volume disk that stays in its pool needs the pool on the target, active,
   );
   // Mapped out of the pool by --disk-map, it is a file there: no pool needed.
   checkPools('kvm2', 'kvm1', [volumePlan('/srv/db2.qcow2')], []);
+});
+
+const rbdDomain = parseDomainXml(`<domain type='kvm'><name>db1</name><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/>
+      <auth username='libvirt'><secret type='ceph' uuid='2A7A4C2B-97C4-4D1A-9E3B-7F0D8C7E5A11'/></auth>
+      <source protocol='rbd' name='vms/db1'><host name='10.0.0.5' port='6789'/></source><target dev='vda' bus='virtio'/></disk>
+    <disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/>
+      <source protocol='iscsi' name='iqn.2024-01.lab:store/1'><host name='10.0.0.6'/><auth username='chap'><secret type='iscsi' usage='libvirtiscsi'/></auth></source>
+      <target dev='vdb' bus='virtio'/></disk>
+  </devices></domain>`);
+
+test('the secrets a network disk logs in with are asked of the target only when there is one, and must be defined there by UUID or by usage', async () => {
+  const t = target({ ...welcome, secrets: [] });
+  await askAdmission(t, domain, '<domain/>');
+  await askAdmission(t, rbdDomain, '<domain/>');
+  assert.deepEqual(
+    t.asked.map((a) => (a as { params: { secrets?: boolean } }).params.secrets),
+    [undefined, true],
+  );
+  const both = parseSecretList(` UUID                                   Usage
+--------------------------------------------------------------------
+ 2a7a4c2b-97c4-4d1a-9e3b-7f0d8c7e5a11   ceph client.libvirt secret
+ 5b1c0f3e-0000-4c4c-8c8c-000000000001   iscsi libvirtiscsi
+`);
+  assert.deepEqual(both[0], { uuid: '2a7a4c2b-97c4-4d1a-9e3b-7f0d8c7e5a11', type: 'ceph', usage: 'client.libvirt secret' });
+  assert.doesNotThrow(() => checkSecrets('kvm2', rbdDomain, both));
+  refused(() => checkSecrets('kvm2', rbdDomain, both.slice(1)), 'NOT_FOUND', /virsh secret-dumpxml 2A7A4C2B-97C4-4D1A-9E3B-7F0D8C7E5A11/);
+  assert.throws(
+    () => checkSecrets('kvm2', rbdDomain, both.slice(0, 1)),
+    (e: unknown) =>
+      e instanceof FerryError &&
+      /Disk vdb of domain "db1" logs in to its storage with the iscsi secret "libvirtiscsi", which is not defined on "kvm2"/.test(e.message) &&
+      /virsh secret-list/.test(e.hint ?? ''),
+  );
 });

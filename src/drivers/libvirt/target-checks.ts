@@ -9,6 +9,7 @@ import type { DiskPlan } from '../driver.js';
 import { plainTcpHost } from './control-transport.js';
 import { staysVolume, type DomainDescription } from './domain-xml.js';
 import type { Admission, TargetPool } from './host/handlers.js';
+import type { SecretEntry } from './virsh-output.js';
 
 export interface AdmissionOptions {
   /** The description whose interfaces are judged (a live move's migratable XML names networks as the user wrote them). */
@@ -33,12 +34,14 @@ export async function askAdmission(target: AgentClient, domain: DomainDescriptio
   const networks = _attachments(options.networksOf ?? domain).length > 0;
   const tcpAuth = options.peerUri !== undefined && plainTcpHost(options.peerUri) !== undefined;
   const pools = [...new Set(domain.disks.flatMap((d) => (d.type === 'volume' && d.pool ? [d.pool] : [])))];
+  const secrets = domain.disks.some((d) => d.secret);
   return target.call('libvirt.admission', {
     domain: domain.name,
     networks,
     ..._cpuToCompare(domain, xml, options.sourceHostCpu),
     ...(pools.length ? { pools } : {}),
     ...(tcpAuth ? { tcpAuth } : {}),
+    ...(secrets ? { secrets } : {}),
   });
 }
 
@@ -57,6 +60,26 @@ export function judgeAdmission(target: string, domain: DomainDescription, admiss
   checkNameFree(target, domain.name, admission.state);
   if (admission.cpu) checkCpu(target, domain, admission.cpu);
   checkNetworks(target, options.networksOf ?? domain, admission);
+  if (admission.secrets) checkSecrets(target, domain, admission.secrets);
+}
+
+/**
+ * Every secret the domain's network disks log in with is defined on the
+ * target: its QEMU could not open the disk otherwise. The secret's value is
+ * not ferry's to carry; the hint says how to define it there.
+ */
+export function checkSecrets(target: string, domain: DomainDescription, defined: readonly SecretEntry[]): void {
+  for (const disk of domain.disks) {
+    const s = disk.secret;
+    if (!s) continue;
+    const found = s.uuid ? defined.some((d) => d.uuid === s.uuid!.toLowerCase()) : defined.some((d) => d.type === s.type && d.usage === s.usage);
+    if (found) continue;
+    const which = s.uuid ? `secret ${s.uuid}` : `the ${[s.type, 'secret'].filter(Boolean).join(' ')} "${s.usage ?? ''}"`;
+    const uuid = s.uuid ?? 'UUID';
+    throw new FerryError('NOT_FOUND', `Disk ${disk.target} of domain "${domain.name}" logs in to its storage with ${which}, which is not defined on "${target}"`, {
+      hint: `define it there as on the source${s.uuid ? '' : ' ("virsh secret-list" there gives its UUID)'}: "virsh secret-dumpxml ${uuid}" gives its XML for "virsh secret-define", then "virsh secret-set-value ${uuid}" sets its key`,
+    });
+  }
 }
 
 /** No domain of that name there already (`state` null): ferry never replaces one. */

@@ -151,6 +151,23 @@ export function parseNameList(text: string): string[] {
     .filter((line) => line !== '');
 }
 
+/** A secret as `virsh secret-list` prints it: its UUID, and its usage (type, then the usage name). */
+export interface SecretEntry {
+  uuid: string;
+  type?: string;
+  usage?: string;
+}
+
+/** Reads `virsh secret-list`: a header, a rule, then "UUID  TYPE USAGE-NAME" a line. */
+export function parseSecretList(text: string): SecretEntry[] {
+  const entries: SecretEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\s*(\S+)?\s*(.*?)\s*$/i.exec(line);
+    if (m) entries.push({ uuid: m[1]!.toLowerCase(), ...(m[2] ? { type: m[2] } : {}), ...(m[3] ? { usage: m[3] } : {}) });
+  }
+  return entries;
+}
+
 export interface DomainState {
   /** running, idle, paused, in shutdown, shut off, crashed or pmsuspended. */
   state: string;

@@ -15,6 +15,8 @@ import {
   parseDomJobInfoRaw,
   parseDomState,
   parseNameList,
+  parseSecretList,
+  type SecretEntry,
   parsePoolTargetPath,
   parseQmpReply,
   parseVersion,
@@ -88,6 +90,8 @@ export interface Admission {
   tcpAuth?: string;
   /** With `pools`: each of those storage pools there. */
   pools?: TargetPool[];
+  /** With `secrets`: the libvirt secrets defined there (their values stay there). */
+  secrets?: SecretEntry[];
 }
 
 export interface TargetPool {
@@ -197,16 +201,18 @@ export const libvirtHandlers = {
    * the directory its volumes are in; with `tcpAuth` how its daemons
    * authenticate TCP clients (read from their config).
    */
-  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean; pools?: string[]; tcpAuth?: boolean }): Promise<Admission> => {
+  'libvirt.admission': async (p: OnDomain & { xml?: string; virtType?: string; arch?: string; networks?: boolean; pools?: string[]; tcpAuth?: boolean; secrets?: boolean }): Promise<Admission> => {
     const cpu = p.xml === undefined ? undefined : _cpuQuestion({ xml: p.xml, virtType: p.virtType, arch: p.arch });
     const pools = p.pools ?? [];
     const networksAt = 2;
     const poolsAt = networksAt + (p.networks ? 2 : 0);
+    const secretsAt = poolsAt + (pools.length ? 2 + pools.length : 0);
     const commands = [
       ['domstate', '--domain', p.domain],
       ['capabilities'],
       ...(p.networks ? [_netListArgs(['--all']), _netListArgs([])] : []),
       ...(pools.length ? [['pool-list', '--all', '--name'], ['pool-list', '--name'], ...pools.map((pool) => ['pool-dumpxml', '--pool', pool])] : []),
+      ...(p.secrets ? [['secret-list']] : []),
     ];
     // Every failure comes back, and is judged below as if its command had run alone.
     const ask = (extra: string[][]): Promise<VirshResult[]> => virshBatch(p.uri, [...commands, ...extra], { tolerate: [...VIRSH_FAILURE_KINDS] });
@@ -233,6 +239,7 @@ export const libvirtHandlers = {
         return { name, defined: defined.includes(name), active: active.includes(name), path: xml.failure ? undefined : parsePoolTargetPath(xml.stdout) };
       });
     }
+    if (p.secrets) admission.secrets = parseSecretList(await output(secretsAt));
     if (cpu) admission.cpu = 'answer' in cpu ? cpu.answer : await _cpuVerdict(p.uri, cpu.args, results[commands.length]!);
     if (p.tcpAuth) admission.tcpAuth = weakestAuthTcp(await Promise.all(REMOTE_DAEMON_CONFS.map((f) => readFile(f, 'utf8').catch(() => undefined))));
     return admission;
