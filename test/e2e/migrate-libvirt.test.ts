@@ -305,17 +305,19 @@ test("libvirt --offline: ferry killed while the guest powers off on ACPI: the so
   await cleanDomain(vm);
 });
 
-test('libvirt: a shut-off domain moves cold with its disks copied, and boots on the target with every record', async () => {
+test('libvirt: a shut-off domain moves cold with its disks copied and its autostart, and boots on the target with every record', async () => {
   const vm = 'lv-off';
   await cleanDomain(vm);
   await startDomain(vm, ['--disk', '48M']);
   await waitForCounter(a, vm, (await counter(a, vm)) + 5);
   await labVirsh('lab-a', ['destroy', vm]);
+  await labVirsh('lab-a', ['autostart', vm]);
   const reported = await counter(a, vm);
 
   const r = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(r.mode, 'cold');
+  assert.match(await labVirsh('lab-b', ['dominfo', vm]), /Autostart:\s+enable/, 'autostart comes along');
   assert.ok((r.disk_bytes as number) > 0 && (r.disk_bytes as number) < 48 * 1024 * 1024, `only the written data crossed: ${String(r.disk_bytes)}`);
   assert.equal(await domainState('lab-b', vm), 'shut off', 'defined on the target, not started (--no-start)');
   assert.equal(await domainState('lab-a', vm), undefined, 'undefined on the source');

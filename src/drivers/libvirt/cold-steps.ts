@@ -59,11 +59,14 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async sourceDisksDeleted(plans: readonly DiskPlan[]): Promise<void> {
-    await tidyPools(this.source, plans, (message) => {
-      this.ctx.listener({ type: 'log', message });
-      this.ctx.journal.record('log', { message });
-    });
+    await tidyPools(this.source, plans, this.log);
   }
+
+  /** A line for the user, kept in the journal too. */
+  private readonly log = (message: string): void => {
+    this.ctx.listener({ type: 'log', message });
+    this.ctx.journal.record('log', { message });
+  };
 
   async stopSource(options: ShutdownOptions): Promise<void> {
     const domain = this.ctx.vmName;
@@ -132,12 +135,7 @@ export class LibvirtColdSteps implements ColdSteps {
       await this.source.call('libvirt.undefine', { domain: this.ctx.vmName });
       this.ctx.journal.record('source-undefined', { host: this.source.host.name });
     }
-    if (this.autostart) {
-      await carryAutostart(this.source, this.target, this.ctx.vmName, (message) => {
-        this.ctx.listener({ type: 'log', message });
-        this.ctx.journal.record('log', { message });
-      });
-    }
+    if (this.autostart) await carryAutostart(this.source, this.target, this.ctx.vmName, this.log);
   }
 
   async startTarget(): Promise<void> {
