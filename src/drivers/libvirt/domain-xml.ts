@@ -123,6 +123,8 @@ export interface DomainDescription {
   /** Files the serial ports, consoles and channels write to (chardevs of type file); their directories must exist on a host that starts the VM. */
   chardevFiles: string[];
   graphics: DomainGraphics[];
+  /** Host devices passed through (PCI, SCSI, mediated) and virtiofs shares, as "host PCI device 0000:01:00.0": libvirt migrates no running domain that has one. */
+  passthrough: string[];
 }
 
 /** Reads `virsh dumpxml` output (live or inactive). */
@@ -150,7 +152,30 @@ export function parseDomainXml(xml: string): DomainDescription {
     interfaces: _children(devices, 'interface').map(_readInterface),
     chardevFiles: [...new Set(_chardevFiles(devices))],
     graphics: _children(devices, 'graphics').map(_readGraphics),
+    passthrough: _passthrough(devices),
   };
+}
+
+function _passthrough(devices: Element | undefined): string[] {
+  const found: string[] = [];
+  for (const hostdev of _children(devices, 'hostdev')) {
+    const type = hostdev.getAttribute('type') ?? '';
+    const source = _child(hostdev, 'source');
+    if (type === 'pci') {
+      const a = _child(source, 'address');
+      const hex = (name: string, width: number): string => (a?.getAttribute(name) ?? '0').replace(/^0x/, '').padStart(width, '0');
+      found.push(`host PCI device ${hex('domain', 4)}:${hex('bus', 2)}:${hex('slot', 2)}.${hex('function', 1)}`);
+    } else if (type === 'mdev') {
+      found.push(`mediated device ${_child(source, 'address')?.getAttribute('uuid') ?? ''}`.trim());
+    } else if (type === 'scsi' || type === 'scsi_host') {
+      found.push(`host SCSI device ${_child(source, 'adapter')?.getAttribute('name') ?? source?.getAttribute('wwpn') ?? ''}`.trim());
+    }
+    // USB devices libvirt migrates (it looks for the device again on the target).
+  }
+  for (const fs of _children(devices, 'filesystem')) {
+    if (_child(fs, 'driver')?.getAttribute('type') === 'virtiofs') found.push(`virtiofs share of ${_child(fs, 'source')?.getAttribute('dir') ?? 'a host directory'}`);
+  }
+  return found;
 }
 
 /** A domain's <cpu> as its own document, for `virsh hypervisor-cpu-compare`; undefined when the domain leaves the CPU to the hypervisor. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
-import { carryAutostart, endMigrationJob, refuseUnmovable, sourceAfterAbort, stateAfterJob } from './domains.js';
+import { parseDomainXml } from './domain-xml.js';
+import { carryAutostart, endMigrationJob, refuseLivePassthrough, refuseUnmovable, sourceAfterAbort, stateAfterJob } from './domains.js';
 import type { FoundDomain } from './host/handlers.js';
 
 /** A source agent whose libvirt job runs `jobs` more polls; `knows`: it is the agent that started virsh migrate. */
@@ -123,4 +124,18 @@ test('a domain with snapshots, or with a saved running state, is refused with wh
     (e: unknown) => e instanceof FerryError && /running state saved/.test(e.message) && /virsh start web1.*virsh managedsave-remove web1/.test(e.hint ?? ''),
   );
   assert.doesNotThrow(() => refuseUnmovable({ ...found, snapshots: [] }, 'kvm1'));
+});
+
+test('a running domain with a device passed through from its host is refused a live move, naming the device; a USB device is no obstacle', () => {
+  const domain = parseDomainXml(`<domain type='kvm'><name>gpu1</name><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os><devices>
+    <hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>
+    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>
+    <filesystem type='mount'><driver type='virtiofs'/><source dir='/srv/share'/><target dir='share'/></filesystem>
+  </devices></domain>`);
+  assert.deepEqual(domain.passthrough, ['host PCI device 0000:01:00.0', 'virtiofs share of /srv/share']);
+  assert.throws(
+    () => refuseLivePassthrough(domain, 'kvm1'),
+    (e: unknown) => e instanceof FerryError && e.code === 'INCOMPATIBLE' && /has a host PCI device 0000:01:00\.0 \(and 1 more\) passed through/.test(e.message) && /--mode cold/.test(e.hint ?? ''),
+  );
+  assert.doesNotThrow(() => refuseLivePassthrough({ ...domain, passthrough: [] }, 'kvm1'));
 });

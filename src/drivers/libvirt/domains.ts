@@ -116,6 +116,23 @@ export async function carryAutostart(source: AgentClient, target: AgentClient, n
     await set(source, false, `autostart cleared on ${source.host.name}'s kept definition: only ${target.host.name} starts ${name} when it boots`);
 }
 
+/**
+ * A running domain with a device passed through from its host (a PCI or
+ * SCSI device, a mediated device, a virtiofs share) cannot move live:
+ * libvirt refuses in its job, after the target's images were made.
+ */
+export function refuseLivePassthrough(domain: DomainDescription, host: string): void {
+  const [device, ...more] = domain.passthrough;
+  if (!device) return;
+  throw new FerryError(
+    'INCOMPATIBLE',
+    `Domain "${domain.name}" on "${host}" has a ${device}${more.length ? ` (and ${more.length} more)` : ''} passed through: libvirt migrates no running domain with one`,
+    {
+      hint: `move it with --mode cold to a host that has the same device free, or detach it for the move ("virsh detach-device ${domain.name} --live --file DEVICE.xml") and attach it again on the target`,
+    },
+  );
+}
+
 /** The domain's state on the host (running, shut off, ...), null when it has none of that name. */
 export async function domainState(host: AgentClient, name: string): Promise<string | null> {
   return (await host.call('libvirt.state', { domain: name }))?.state ?? null;

@@ -26,6 +26,7 @@ import {
   endMigrationJob,
   libvirtUri,
   refreshTargetPools,
+  refuseLivePassthrough,
   sameHostUuidError,
   sourceAfterAbort,
   stateAfterJob,
@@ -139,6 +140,7 @@ export class LibvirtLiveSteps implements LiveSteps {
   async checkTarget(): Promise<void> {
     const { source, target } = this;
     const domain = this.domain!;
+    refuseLivePassthrough(domain, source.host.name);
     const { admission, options } = await this.admission!;
     judgeAdmission(target.host.name, domain, admission, options);
     if (this.sourceUuid === admission.hostUuid) throw sameHostUuidError(source.host.name, target.host.name, admission.hostUuid);
