@@ -51,12 +51,14 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
   const needByDir = new Map<string, number>();
   // What each disk's plan reads of the hosts, asked at once beside the shared-storage probe: all of it is
   // read-only, and awaited (errors included) only where the disk needs it.
-  const lookups = local.map((disk) => {
-    const lv = options.diskMap.has(disk.path) ? Promise.resolve({ kind: 'none' as const }) : planLvTarget(disk, source, target, options);
-    const st = target.call('file.stat', { path: options.diskMap.get(disk.path) ?? disk.path });
-    for (const p of [lv, st]) p.catch(() => undefined);
-    return { lv, st };
-  });
+  const lookups = new Map(
+    local.map((disk) => {
+      const lv = options.diskMap.has(disk.path) ? Promise.resolve({ kind: 'none' as const }) : planLvTarget(disk, source, target, options);
+      const st = target.call('file.stat', { path: options.diskMap.get(disk.path) ?? disk.path });
+      for (const p of [lv, st]) p.catch(() => undefined);
+      return [disk, { lv, st }] as const;
+    }),
+  );
   const shared = await sharedFiles(
     source,
     target,
@@ -83,7 +85,7 @@ export async function planDisks(vm: VmInfo, source: AgentClient, target: AgentCl
       });
     }
     // --disk-map wins; else an LV gets an LV (lv-targets.ts).
-    const lookup = lookups[local.indexOf(disk)]!;
+    const lookup = lookups.get(disk)!;
     const lv = await lookup.lv;
     if (lv.kind !== 'none') {
       const targetPath = `/dev/${lv.vg}/${lv.lv}`;
