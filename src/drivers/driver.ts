@@ -50,10 +50,18 @@ export interface VmInfo {
   hypervisorVersion: string;
   /** Files besides disks the VM needs on the target (kernel, initrd, firmware). */
   auxFiles: string[];
+  /** Files besides disks that are the VM's own (a UEFI variable store): carried to the target, at the same path. */
+  ownFiles?: VmOwnFile[];
   /** The guest's CPU: a model name, or host-passthrough and the like. */
   cpuModel?: string;
   /** What its network interfaces attach to: "network:NAME" (a libvirt network) or "bridge:NAME". */
   attachments?: string[];
+}
+
+export interface VmOwnFile {
+  path: string;
+  /** What it is, as a message names it ("UEFI variable store"). */
+  what: string;
 }
 
 /** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */

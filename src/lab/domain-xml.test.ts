@@ -78,3 +78,10 @@ test('a lab disk that is an NBD export is a network disk', () => {
   const xml = labDomainXml({ ...vm, disks: [{ path: 'nbd://127.0.0.1:10850/rec', format: 'raw', nbd: { host: '127.0.0.1', port: 10850, name: 'rec' } }] });
   assert.match(xml, /<disk type='network' device='disk'>\s*<driver name='qemu' type='raw'[^>]*\/>\s*<source protocol='nbd' name='rec'><host name='127\.0\.0\.1' port='10850'\/><\/source>/);
 });
+
+test('a UEFI lab domain boots read-only OVMF code with a variable store of its own, made from the template', () => {
+  const xml = labDomainXml({ ...vm, uefi: { loader: '/usr/share/OVMF/OVMF_CODE_4M.fd', template: '/usr/share/OVMF/OVMF_VARS_4M.fd', nvram: '/var/lib/libvirt/qemu/nvram/web01_VARS.fd' } });
+  assert.match(xml, /<loader readonly='yes' type='pflash'>\/usr\/share\/OVMF\/OVMF_CODE_4M.fd<\/loader>/);
+  assert.match(xml, /<nvram template='\/usr\/share\/OVMF\/OVMF_VARS_4M.fd'>\/var\/lib\/libvirt\/qemu\/nvram\/web01_VARS.fd<\/nvram>/);
+  assert.doesNotMatch(labDomainXml(vm), /<loader|<nvram/);
+});

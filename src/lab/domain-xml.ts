@@ -22,6 +22,8 @@ export interface LabDomainOptions {
   cpuModel?: string;
   /** The emulator libvirt runs (default: its own choice for the arch and machine). */
   emulator?: string;
+  /** Boot through UEFI firmware (read-only code, and a variable store of the domain's own made from `template`). */
+  uefi?: { loader: string; template: string; nvram: string };
 }
 
 /** Escapes text for an XML attribute value or element content. */
@@ -66,6 +68,7 @@ export function labDomainXml(vm: LabDomainOptions): string {
     `  <vcpu>1</vcpu>`,
     `  <os>`,
     `    <type arch='x86_64' machine='pc'>hvm</type>`,
+    ...(vm.uefi ? [`    <loader readonly='yes' type='pflash'>${x(vm.uefi.loader)}</loader>`, `    <nvram template='${x(vm.uefi.template)}'>${x(vm.uefi.nvram)}</nvram>`] : []),
     `    <kernel>${x(vm.kernel)}</kernel>`,
     ...(vm.initrd ? [`    <initrd>${x(vm.initrd)}</initrd>`] : []),
     `    <cmdline>${x(vm.append)}</cmdline>`,

@@ -33,6 +33,8 @@ export interface LabVmSpec {
   cache?: 'none' | 'writeback' | 'unsafe';
   /** QEMU's -cpu for a VM started by hand (default: the host's under KVM, QEMU's own qemu64 under TCG). */
   cpu?: string;
+  /** A libvirt domain only: boot through OVMF, with a UEFI variable store of its own (made by libvirt from OVMF's template). */
+  uefi?: boolean;
 }
 
 export interface LabVm {
@@ -42,6 +44,14 @@ export interface LabVm {
   serialLog: string;
   disks: LabDisk[];
   argv: string[];
+}
+
+/** Debian's OVMF (package ovmf), without Secure Boot: the lab's PC machine has no SMM. */
+const OVMF = { loader: '/usr/share/OVMF/OVMF_CODE_4M.fd', template: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
+
+/** Where libvirt keeps a domain's UEFI variable store by default, in each lab host's own /var/lib/libvirt. */
+export function labNvramPath(name: string): string {
+  return `/var/lib/libvirt/qemu/nvram/${name}_VARS.fd`;
 }
 
 export function labVmPaths(name: string): { qmpSocket: string; serialLog: string; qemuLog: string; pidfile: string } {
@@ -198,7 +208,17 @@ export async function startLabDomain(agent: AgentClient, spec: LabVmSpec): Promi
     const accel = await detectAccel(boot.kernel);
     await agent.call('file.write', {
       path: xmlPath,
-      text: labDomainXml({ name: spec.name, ...boot, accel, memoryMiB: spec.memoryMiB, disks, cache: spec.cache, serialLog, emulator: accel === 'tcg' ? labTcgEmulatorPath() : undefined }),
+      text: labDomainXml({
+        name: spec.name,
+        ...boot,
+        accel,
+        memoryMiB: spec.memoryMiB,
+        disks,
+        cache: spec.cache,
+        serialLog,
+        emulator: accel === 'tcg' ? labTcgEmulatorPath() : undefined,
+        uefi: spec.uefi ? { ...OVMF, nvram: labNvramPath(spec.name) } : undefined,
+      }),
     });
     await labVirsh(host, ['define', '--validate', xmlPath]);
     defined = true;
@@ -223,7 +243,8 @@ export async function stopLabVm(agent: AgentClient, name: string): Promise<{ kin
   const host = agent.host.name;
   if ((await labDomainNames(host)).includes(name)) {
     if ((await labVirsh(host, ['domstate', name])).trim() !== 'shut off') await labVirsh(host, ['destroy', name]);
-    await labVirsh(host, ['undefine', name]);
+    // A lab domain's UEFI variable store goes with it (libvirt refuses to undefine a domain that has one unless told which).
+    await labVirsh(host, ['undefine', '--nvram', name]);
     return { kind: 'libvirt' };
   }
   const vm = (await agent.call('qemu.list', undefined)).find((p) => p.name === name);

@@ -18,6 +18,7 @@ import type { Phase } from './phases.js';
 import { createdEntry, createTargetImage, planDisks } from './plan.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
+import { carryVmFiles, keepOrDeleteSourceVmFiles, planVmFiles, type VmFilePlan } from './vm-files.js';
 
 /** How long a guest gets to power off when asked, unless --shutdown-timeout says otherwise. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
@@ -33,6 +34,8 @@ export interface ColdOutcome {
   diskBytes: number;
   /** The plan the check made, for the report. */
   plans?: DiskPlan[];
+  /** The VM's own files besides its disks (a UEFI variable store), as the check planned them. */
+  files?: VmFilePlan[];
 }
 
 /** Target images an earlier, unfinished cold (or warm) move of the same VM between the same hosts made: a new run continues into them. */
@@ -66,8 +69,9 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         outcome.wasRunning = vm.state !== 'shut off';
         checkMemory(vm, target);
         await checkAuxFiles(vm, source, target);
-        [plans] = await Promise.all([
+        [plans, outcome.files] = await Promise.all([
           planDisks(vm, source, target, { diskMap: settings.diskMap, force: settings.force, log, resumable, createLv: settings.createLv, reuseIdentical: true }),
+          planVmFiles(vm, source, target, { force: settings.force, resumable, log }),
           steps.checkTarget(vm),
         ]);
         await steps.checkPlans?.(plans);
@@ -91,7 +95,10 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
     {
       // No rollback: what was copied stays for the next run to continue from.
       name: 'copy',
-      run: () => copyDisks(plans, context, outcome),
+      run: async () => {
+        await copyDisks(plans, context, outcome);
+        outcome.diskBytes += await carryVmFiles(outcome.files ?? [], context, async (path) => journal.record('created', { host: target.host.name, path, format: 'raw' }), log);
+      },
     },
     {
       name: 'define',
@@ -121,6 +128,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
         await keepOrDeleteSourceDisks(source, plans, settings, log, journal, steps);
+        await keepOrDeleteSourceVmFiles(source, outcome.files ?? [], settings, log, journal);
       },
     },
   ];

@@ -13,6 +13,7 @@ import { createdEntry, createTargetImages, planDisks } from './plan.js';
 import { abortError } from '../util/abort.js';
 import { formatMiB } from '../util/units.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
+import { carryVmFiles, keepOrDeleteSourceVmFiles, planVmFiles, type VmFilePlan } from './vm-files.js';
 import type { MigrationSettings } from './settings.js';
 
 /** What the phases leave for the report. */
@@ -25,6 +26,8 @@ export interface LiveOutcome {
   settlement?: Settlement;
   /** The plan the check made, for the phases that follow. */
   plans?: DiskPlan[];
+  /** The VM's own files besides its disks (a UEFI variable store), as the check planned them. */
+  files?: VmFilePlan[];
 }
 
 /**
@@ -52,7 +55,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         checkRunning(vm, source);
         checkMemory(vm, target);
         // The plan asks the hosts' agents, the driver its hypervisor: all at once.
-        [plans] = await Promise.all([
+        [plans, outcome.files] = await Promise.all([
           planDisks(vm, source, target, {
             diskMap: settings.diskMap,
             force: settings.force,
@@ -62,6 +65,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
             running: true,
             reuseIdentical: steps.leavesReadOnlyDisks,
           }),
+          planVmFiles(vm, source, target, { force: settings.force, resumable: options.resumable, log }),
           steps.checkTarget(vm),
           checkAuxFiles(vm, source, target),
         ]);
@@ -81,6 +85,8 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
           (c) => (c.lv ? steps.claimTargetFiles([], [c.lv]) : steps.claimTargetFiles([c.path])),
           (p) => journal.record('created', createdEntry(p, target.host.name)),
         );
+        // The hypervisor opens it on the target as it starts the incoming VM, and writes the flash it receives back into it.
+        outcome.copiedBytes = (outcome.copiedBytes ?? 0) + (await carryVmFiles(outcome.files ?? [], context, (path) => steps.claimTargetFiles([path]), log));
         if (steps.leavesReadOnlyDisks) {
           for (const p of plans.filter((p) => p.disk.readOnly && crossesToTarget(p) && !p.precopied)) {
             const { bytes_sent } = await copyDiskToTarget(p, context, () => undefined);
@@ -103,6 +109,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.finish();
         await keepOrDeleteSourceDisks(steps.agents[0]!, plans, settings, log, journal, steps);
+        await keepOrDeleteSourceVmFiles(steps.agents[0]!, outcome.files ?? [], settings, log, journal);
       },
     },
   ];

@@ -21,6 +21,7 @@ import { runPhases, type PhaseTimes } from './phases.js';
 import { reportDisks, type ReportDisk } from './report-disks.js';
 import type { MigrationSettings } from './settings.js';
 import { warn, warnRollbackErrors } from './warnings.js';
+import { reportVmFiles } from './vm-files.js';
 
 export interface MigrateRequest extends MigrationSettings {
   vm: string;
@@ -51,6 +52,8 @@ export interface MigrationReport {
   mode?: 'live' | 'cold' | 'warm';
   /** Each disk: its source and where it went (a target LV ferry created says so). */
   disks?: ReportDisk[];
+  /** The VM's own files besides its disks (a UEFI variable store), carried to the same path. */
+  files?: ReturnType<typeof reportVmFiles>;
   /** Warm: each pass, in order (pre-copy, catch-up, and the last one at the pause). */
   passes?: WarmPass[];
   /** Warm: the bytes of the last pass, made while the guest was paused. */
@@ -182,6 +185,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
     warnRollbackErrors(report, result.rollbackErrors);
     report.phases = result.times;
     if (outcome.plans) report.disks = reportDisks(outcome.plans);
+    if (outcome.files?.length) report.files = reportVmFiles(outcome.files);
     Object.assign(report, {
       downtime_ms: steps.stats.downtimeMs,
       qemu_downtime_ms: steps.stats.hypervisorDowntimeMs,
@@ -256,6 +260,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
   report.phases = result.times;
   report.disk_bytes = outcome.diskBytes;
   if (outcome.plans) report.disks = reportDisks(outcome.plans);
+  if (outcome.files?.length) report.files = reportVmFiles(outcome.files);
   if (!result.error) {
     report.status = 'completed';
   } else if (outcome.committed) {
@@ -281,6 +286,7 @@ async function moveWarm(driver: HypervisorDriver, context: StepContext, journal:
   warnRollbackErrors(report, result.rollbackErrors);
   report.phases = result.times;
   if (outcome.plans) report.disks = reportDisks(outcome.plans);
+  if (outcome.files?.length) report.files = reportVmFiles(outcome.files);
   if (outcome.lastPassBytes !== undefined) steps.stats.lastPassBytes = outcome.lastPassBytes;
   else if (steps.stats.lastPassBytes !== undefined) outcome.passes.push({ pass: outcome.passes.length + 1, kind: 'changes', stage: 'final', bytes: steps.stats.lastPassBytes, ms: 0 });
   report.passes = outcome.passes;

@@ -39,3 +39,16 @@ test('an image of another format or virtual size on the target is another disk, 
     assert.equal(found.same, false, JSON.stringify(other));
   }
 });
+
+test('an image of another size is told apart without hashing either file (a large ISO of another release)', async () => {
+  const unhashed = (name: string, image: Omit<ImageInfo, 'filename'>): AgentClient => {
+    const agent = host(name, 'unused', image);
+    const call = agent.call.bind(agent);
+    return {
+      ...agent,
+      call: async (method: string, params: { path: string }) => (method === 'file.sha256' ? assert.fail(`${name} hashed ${params.path}`) : call(method as never, params as never)),
+    } as unknown as AgentClient;
+  };
+  const found = await compareDisks('/iso/os.iso', '/iso/os.iso', unhashed('a', { format: 'raw', virtualSize: 4 << 30 }), unhashed('b', { format: 'raw', virtualSize: 3 << 30 }));
+  assert.deepEqual(found, { same: false });
+});

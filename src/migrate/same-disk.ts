@@ -15,17 +15,20 @@ export interface DiskComparison {
   same: boolean;
   /** How they were found the same: byte for byte, or by the disk they hold. */
   by?: 'bytes' | 'content';
-  sourceSha256: string;
-  targetSha256: string;
+  /** The files' SHA-256, when it came to hashing them: not for images of another format or size. */
+  sourceSha256?: string;
+  targetSha256?: string;
 }
 
 export async function compareDisks(sourcePath: string, targetPath: string, source: AgentClient, target: AgentClient): Promise<DiskComparison> {
+  // Asked first, being cheap: images of another format or size hold other disks, and neither is read whole.
+  const [[s], [t]] = await Promise.all([source.call('image.chain', { path: sourcePath }), target.call('image.chain', { path: targetPath })]);
+  if (!s || !t || t.format !== s.format || t.virtualSize !== s.virtualSize) return { same: false };
   const [a, b] = await Promise.all([source.call('file.sha256', { path: sourcePath }), target.call('file.sha256', { path: targetPath })]);
   const hashes = { sourceSha256: a.sha256, targetSha256: b.sha256 };
   if (a.sha256 === b.sha256) return { same: true, by: 'bytes', ...hashes };
-  const [[s], [t]] = await Promise.all([source.call('image.chain', { path: sourcePath }), target.call('image.chain', { path: targetPath })]);
   // A raw file is its disk: other bytes are another disk.
-  if (!s || !t || s.format === 'raw' || t.format !== s.format || t.virtualSize !== s.virtualSize) return { same: false, ...hashes };
+  if (s.format === 'raw') return { same: false, ...hashes };
   const dryRun = await syncDisks(
     { client: source, path: sourcePath, label: `${source.host.name}:${sourcePath}` },
     { client: target, path: targetPath, label: `${target.host.name}:${targetPath}` },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labState, labVirsh } from '../../src/lab/lab.js';
-import { labDomainNames, stopLabVm } from '../../src/lab/vm.js';
+import { labDomainNames, labNvramPath, stopLabVm } from '../../src/lab/vm.js';
 import { diskPath, ferry, labVmPaths, waitForCounter } from './harness.js';
 
 /** Removes the domain and its disks from every host given. */
@@ -12,6 +12,8 @@ export async function cleanDomain(hosts: readonly AgentClient[], name: string, d
     if ((await labDomainNames(agent.host.name)).includes(name)) await stopLabVm(agent, name);
     for (let i = 0; i < disks; i++) await agent.call('file.remove', { path: diskPath(name, i) });
     await agent.call('file.remove', { path: labVmPaths(name).serialLog });
+    // A UEFI domain's variable store, which a move leaves on the source unless told otherwise.
+    await agent.call('file.remove', { path: labNvramPath(name) });
   }
 }
 

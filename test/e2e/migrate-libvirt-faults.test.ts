@@ -6,10 +6,11 @@
  * controller's ssh).
  *
  * The domain's disk is a storage pool volume, and it has a CD-ROM image,
- * which libvirt does not migrate: ferry copies it before libvirt's job.
+ * which libvirt does not migrate: ferry copies it before libvirt's job. It
+ * boots through UEFI, and ferry copies its variable store before the job too.
  *
  * The steps: check (the domain described), prepare (the target's images
- * made), the CD-ROM's copy begun, the target's pool about to be read again
+ * made), the variable store's copy begun, the CD-ROM's copy begun, the target's pool about to be read again
  * (it then knows the volume ferry made), libvirt's migration job running (the source's agent runs `virsh
  * migrate --p2p`; struck once the source's job and the target's incoming
  * QEMU are there), committed (libvirt switched over: the domain runs on the
@@ -31,6 +32,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
+import { labNvramPath } from '../../src/lab/vm.js';
 import { counter, cutLinkTo, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, definePool, domainQemuHosts, domainState, incomingQemu, removePool, startDomain, type TestPool } from './libvirt-domains.js';
 
@@ -42,6 +44,7 @@ const POOL: TestPool = { name: 'ferry-faults', dir: '/var/lib/libvirt/images/fer
 const VOLUME = 'lv-faults.qcow2';
 const DISK = `${POOL.dir}/${VOLUME}`;
 const CDROM = '/var/lib/ferry/images/lv-faults.iso';
+const NVRAM = labNvramPath('lv-faults');
 
 type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link';
 const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'link'];
@@ -73,6 +76,7 @@ const STEPS: Record<string, Step> = {
   // The target's first image exists; libvirt has not begun. The controller needs the target's agent for the next
   // image, the CD-ROM's copy and the pool's refresh; the link only from libvirt's job on.
   prepare: { hold: 'created', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
+  'nvram-copy': { hold: 'vm-file-copying', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
   'readonly-copy': { hold: 'copying', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
   'pool-refresh': { hold: 'pool-refresh', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
   // libvirt's job runs between the two libvirtds, with or without ferry: a lost controller or target agent does not stop it.
@@ -168,7 +172,7 @@ async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<str
   assert.deepEqual(await domainQemuHosts(vm), [owner.host.name], `${where}: one QEMU runs the domain, on ${owner.host.name}`);
   assert.equal(await jobType(owner.host.name, vm), 'None', `${where}: no job left on ${owner.host.name}`);
   if (side === 'source') {
-    for (const path of [DISK, CDROM]) assert.equal((await target.call('file.stat', { path })).exists, false, `${where}: ${path}, made by ferry on ${target.host.name}, is removed`);
+    for (const path of [DISK, CDROM, NVRAM]) assert.equal((await target.call('file.stat', { path })).exists, false, `${where}: ${path}, made by ferry on ${target.host.name}, is removed`);
     assert.doesNotMatch(await labVirsh(target.host.name, ['vol-list', POOL.name]), new RegExp(VOLUME), `${where}: the pool on ${target.host.name} lists no volume ferry made`);
   }
 
@@ -190,10 +194,11 @@ async function runCell(d: Domain, stepName: StepName, fault: Fault): Promise<str
   assert.equal(check.missingCount, 0, `${where}: records missing on ${owner.host.name}: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0, `${where}: records corrupt on ${owner.host.name}`);
 
-  // The older copy's disks stay where the domain left (they are the user's, not ferry's): cleared for the next move back.
+  // The older copy's disks and variable store stay where the domain left (they are the user's, not ferry's): cleared for the next move back.
   if (side === 'target') {
     await labVirsh(source.host.name, ['vol-delete', '--pool', POOL.name, VOLUME]);
     await source.call('file.remove', { path: CDROM });
+    await source.call('file.remove', { path: NVRAM });
   }
   d.on = owner;
   const ended = fault === 'controller' ? `recover: ${recovery}` : reportSummary(result.stdout);
@@ -219,7 +224,7 @@ test('libvirt fault matrix: a live move struck at every step by each fault ends 
   await clean();
   for (const h of [a, b]) await definePool(h.host.name, POOL);
   await labVirsh('lab-a', ['vol-create-as', POOL.name, VOLUME, '32M', '--format', 'qcow2']);
-  await startDomain(a, vm, ['--disk', `volume:${POOL.name}/${VOLUME}`, '--memory', '128']);
+  await startDomain(a, vm, ['--disk', `volume:${POOL.name}/${VOLUME}`, '--memory', '192', '--uefi']);
   await a.call('system.run', { file: 'sh', args: ['-c', `head -c 4194304 /dev/urandom > ${CDROM}`] });
   await labVirsh('lab-a', ['attach-disk', vm, CDROM, 'sdb', '--type', 'cdrom', '--mode', 'readonly', '--targetbus', 'sata', '--config']);
   // A CD-ROM is no hotplug device here: the domain starts again with it.

@@ -15,7 +15,9 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labDir } from '../../src/hosts/inventory.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
-import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { labNvramPath } from '../../src/lab/vm.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, readSerial, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { GUEST_READY } from '../../src/lab/records.js';
 import { cleanDomain as cleanLibvirtDomain, definePool, domainLogs, domainState, incomingQemu, removePool, startDomain as startLibvirtDomain, type TestPool } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -608,6 +610,71 @@ test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror,
   } finally {
     await cleanDomain(vm, 1);
     for (const h of [a, b]) await h.call('file.remove', { path: iso });
+  }
+});
+
+test("libvirt: a UEFI domain's variable store moves with it: live, where ferry killed as it copies leaves recover nothing to miss, then with --delete-source; cold back, where other bytes at its path are refused until --force, a run killed as it copies is continued, and the domain boots there", async () => {
+  const vm = 'lv-uefi';
+  const nvram = labNvramPath(vm);
+  const sha = async (h: AgentClient): Promise<string> => (await h.call('file.sha256', { path: nvram })).sha256;
+  await cleanDomain(vm, 1);
+  for (const h of [a, b]) await h.call('file.remove', { path: nvram });
+  await startDomain(vm, ['--uefi']);
+  try {
+    const template = (await a.call('file.sha256', { path: '/usr/share/OVMF/OVMF_VARS_4M.fd' })).sha256;
+    const stored = await sha(a);
+    assert.notEqual(stored, template, 'OVMF wrote its variables at the first boot');
+
+    // Killed as the store copies: the store was claimed first, so `ferry recover` removes it with the image.
+    const killed = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json'], 'vm-file-copying');
+    await killed.held();
+    process.kill(killed.child.pid!, 'SIGKILL');
+    await killed.done;
+    const recovered = await ferry(['recover', killed.id()!, '--json']);
+    assert.equal(recovered.code, 0, `${recovered.stdout} ${recovered.stderr}`);
+    assert.equal(await domainState('lab-a', vm), 'running');
+    assert.equal(await domainState('lab-b', vm), undefined);
+    assert.equal((await b.call('file.stat', { path: nvram })).exists, false, 'the store ferry made on lab-b is removed');
+    assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false);
+
+    const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(live.status, 'completed', JSON.stringify(live));
+    assert.deepEqual(live.files, [{ what: 'UEFI variable store', path: nvram }]);
+    assert.equal(await sha(b), stored, 'the same variables on lab-b');
+    assert.equal((await a.call('file.stat', { path: nvram })).exists, false, "--delete-source removes the source's store");
+    await waitForCounter(b, vm, (await counter(b, vm)) + 3);
+
+    // Cold back to lab-a, where another file lies at the store's path (a template copied by hand).
+    await labVirsh('lab-b', ['destroy', vm]);
+    await a.call('system.run', { file: 'cp', args: ['/usr/share/OVMF/OVMF_VARS_4M.fd', nvram] });
+    const refused = await ferry(['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--json']);
+    const error = (JSON.parse(refused.stdout) as { error?: { code: string; message: string; hint?: string } }).error;
+    assert.equal(error?.code, 'TARGET_EXISTS', refused.stdout);
+    assert.match(error.message, /UEFI variable store/);
+    assert.match(error.hint ?? '', /--force/);
+    assert.equal(await sha(a), template, 'the file there is left as it was');
+    assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, 'nothing made on lab-a');
+
+    // Moved with --force, it boots on lab-a (through OVMF, with its own variables) and writes again.
+    const boots = async (): Promise<number> => (await readSerial(a, vm)).split(GUEST_READY).length;
+    const booted = await boots();
+    // Killed as the store copies, after the disk: the domain stays on lab-b, shut off; the rerun continues into what was made.
+    await ferryHeldAt(['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--json', '--force'], 'vm-file-copying', async (pid) => void process.kill(pid, 'SIGKILL'));
+    assert.equal(await domainState('lab-b', vm), 'shut off', 'lab-b keeps the domain');
+    assert.equal(await domainState('lab-a', vm), undefined);
+    const cold = await migrate(vm, 'lab-b', 'lab-a', ['--force']);
+    assert.equal(cold.status, 'completed', JSON.stringify(cold));
+    const copied = lastJournal(vm)
+      .filter((e) => e.step === 'copied')
+      .map((e) => e.bytes_sent as number);
+    assert.ok(copied.length === 1 && copied[0]! < 256 * 1024, `the disk's data did not cross again: ${JSON.stringify(copied)}`);
+    assert.equal(cold.mode, 'cold');
+    assert.equal(await sha(a), stored, "--force overwrote it with the domain's own");
+    assert.equal(await sha(b), stored, 'the source keeps its store without --delete-source');
+    await until('lv-uefi to boot on lab-a', async () => ((await boots()) > booted ? true : undefined), 120_000, 500);
+  } finally {
+    await cleanDomain(vm, 1);
+    for (const h of [a, b]) await h.call('file.remove', { path: nvram });
   }
 });
 

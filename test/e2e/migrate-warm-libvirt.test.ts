@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
+import { labNvramPath } from '../../src/lab/vm.js';
 import { counter, cutLinkTo, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, startHeldMove, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
@@ -47,13 +48,21 @@ async function assertRecordsIntact(vm: string, since: number): Promise<void> {
   assert.equal(check.corruptReportedCount, 0);
 }
 
-test('libvirt warm: a running domain moves with passes and a short pause, writes on, and loses no record', async (t) => {
+/** The domain's UEFI variable store holds the same bytes on both hosts. */
+async function assertSameNvram(vm: string): Promise<void> {
+  const [onA, onB] = await Promise.all([a, b].map(async (h) => (await h.call('file.sha256', { path: labNvramPath(vm) })).sha256));
+  assert.equal(onB, onA, 'the variable store moved with the domain');
+}
+
+test('libvirt warm: a running domain (UEFI) moves with passes and a short pause, its variable store with it, writes on, and loses no record', async (t) => {
   const vm = 'lvw-ab';
   await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '48M']);
+  await startDomain(a, vm, ['--disk', '48M', '--uefi']);
   const before = await counter(a, vm);
   const r = await migrate(vm, ['--mode', 'warm']);
   assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.deepEqual(r.files, [{ what: 'UEFI variable store', path: labNvramPath(vm) }]);
+  await assertSameNvram(vm);
   assert.equal(r.mode, 'warm');
   assert.equal(r.driver, 'libvirt');
   const passes = r.passes as Pass[];
@@ -120,10 +129,10 @@ test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps
   await cleanDomain([a, b], vm, 1);
 });
 
-test('libvirt warm --reboot: refused without --force-off (libvirt would end the QEMU the last pass needs); with it, the target image holds every record and the domain boots there', async () => {
+test('libvirt warm --reboot: refused without --force-off (libvirt would end the QEMU the last pass needs); with it, the target image holds every record, the variable store comes along, and the domain boots there (UEFI)', async () => {
   const vm = 'lvw-reboot';
   await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '48M']);
+  await startDomain(a, vm, ['--disk', '48M', '--uefi']);
   const refused = await migrate(vm, ['--reboot']);
   assert.equal(refused.status, 'failed', JSON.stringify(refused));
   assert.match(String((refused.error as { hint?: string }).hint), /--force-off/);
@@ -136,6 +145,7 @@ test('libvirt warm --reboot: refused without --force-off (libvirt would end the 
   assert.equal(passes.at(-1)!.stage, 'final');
   assert.equal(await domainState('lab-a', vm), undefined, 'gone from the source');
   assert.equal(await domainState('lab-b', vm), 'shut off', '--no-start: defined on the target, not started');
+  await assertSameNvram(vm);
   // Every record the guest reported before it stopped is on the target's image.
   const serial = labVmPaths(vm).serialLog;
   const last = await counter(a, vm);

@@ -115,6 +115,7 @@ export function register(program: Command): void {
     .addOption(new Option('--cache <mode>', "QEMU's cache mode for its disks").choices(['none', 'writeback', 'unsafe']).default('none'))
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
     .option('--libvirt', "define and start it as a domain of the host's libvirtd instead")
+    .option('--uefi', 'with --libvirt: boot through UEFI firmware (OVMF), with a variable store of its own')
     .option('--no-wait', 'do not wait for the test guest to report ready')
     .option('--json', 'print JSON')
     .description('boot a small Linux guest as a plain QEMU process with a QMP socket, or as a libvirt domain')
@@ -132,6 +133,7 @@ export function register(program: Command): void {
             cache: 'none' | 'writeback' | 'unsafe';
             dirty?: string;
             libvirt?: boolean;
+            uefi?: boolean;
             wait: boolean;
             json?: boolean;
           },
@@ -148,7 +150,11 @@ export function register(program: Command): void {
               memoryMiB: Number(opts.memory),
               cache: opts.cache,
               extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
+              uefi: opts.uefi,
             };
+            if (opts.uefi && !opts.libvirt) throw new FerryError('USAGE', '--uefi needs --libvirt', { hint: 'a plain QEMU lab VM boots its kernel directly; add --libvirt' });
+            // Below that, OVMF cannot load the test guest's kernel and initramfs, and the guest never reports ready.
+            if (opts.uefi && spec.memoryMiB < 192) throw new FerryError('USAGE', `--uefi needs --memory 192 or more (not ${opts.memory})`, { hint: 'raise --memory' });
             if (opts.libvirt) {
               const started = await startLabDomain(agent, spec);
               if (opts.wait && !opts.kernel) await waitForGuestReady(agent, name);
