@@ -11,7 +11,7 @@ const vm = { name: 'web1', ownFiles: [{ path: NVRAM, what: 'UEFI variable store'
 function host(name: string, file?: { sha256: string; size?: number }): AgentClient & { removed: string[] } {
   const removed: string[] = [];
   const calls: Record<string, (p: { path: string }) => unknown> = {
-    'file.stat': () => (file ? { exists: true, type: 'file', size: file.size ?? 540672 } : { exists: false }),
+    'file.stat': () => (file ? { exists: true, type: 'file', size: file.size ?? 540672, mode: 0o600 } : { exists: false }),
     'file.sha256': () => ({ sha256: file!.sha256 }),
     'image.chain': (p) => [{ filename: p.path, format: 'raw', virtualSize: file!.size ?? 540672 }],
     'file.remove': (p) => void removed.push(p.path),
@@ -25,8 +25,8 @@ function host(name: string, file?: { sha256: string; size?: number }): AgentClie
 
 const log = (): void => undefined;
 
-test('a variable store the target lacks is planned for copying, with its size', async () => {
-  assert.deepEqual(await planVmFiles(vm, host('a', { sha256: 'aa' }), host('b'), { log }), [{ path: NVRAM, what: 'UEFI variable store', sizeBytes: 540672 }]);
+test('a variable store the target lacks is planned for copying, with its size and its permissions', async () => {
+  assert.deepEqual(await planVmFiles(vm, host('a', { sha256: 'aa' }), host('b'), { log }), [{ path: NVRAM, what: 'UEFI variable store', sizeBytes: 540672, mode: 0o600 }]);
 });
 
 test('one the source has not made yet (a domain never started) has nothing to carry', async () => {

@@ -17,6 +17,8 @@ import { compareDisks } from './same-disk.js';
 
 export interface VmFilePlan extends VmOwnFile {
   sizeBytes: number;
+  /** The source's permission bits, kept: a variable store may hold secrets (an iSCSI boot's CHAP key), and libvirt makes it 0600. */
+  mode?: number;
   /** The target holds the same bytes already (a move back, a copy made by hand): used as it is, neither copied nor claimed. */
   present?: boolean;
   /** An interrupted move of this VM made it: the copy continues into it. */
@@ -44,7 +46,7 @@ export async function planVmFiles(
       options.log(`${file.what} ${file.path} is not on ${source.host.name} yet: the hypervisor makes it at the VM's first start`);
       continue;
     }
-    const plan: VmFilePlan = { ...file, sizeBytes: here.size ?? 0 };
+    const plan: VmFilePlan = { ...file, sizeBytes: here.size ?? 0, mode: here.mode };
     if (there.exists && there.type !== 'file') {
       throw new FerryError('TARGET_EXISTS', `The ${file.what} of VM "${vm.name}" goes to "${file.path}" on "${target.host.name}", which is a ${there.type} there`, {
         hint: 'move or remove what is at that path on the target',
@@ -87,7 +89,7 @@ export async function carryVmFiles(
     if (!p.resume) {
       await claim(p.path);
       if (p.overwrite) await target.call('file.remove', { path: p.path });
-      await target.call('image.create', { path: p.path, format: 'raw', sizeBytes: p.sizeBytes });
+      await target.call('image.create', { path: p.path, format: 'raw', sizeBytes: p.sizeBytes, mode: p.mode });
     }
     journal.record('vm-file-copying', { what: p.what, path: p.path, host: target.host.name });
     const summary = await syncDisks(

@@ -104,6 +104,8 @@ export interface CreateImage {
   /** Backing file of a new overlay (qcow2), and its format. */
   backingFile?: string;
   backingFormat?: string;
+  /** A raw file's permission bits (as the source's, for a file only its owner may read); else the umask's. */
+  mode?: number;
 }
 
 /** Creates an empty (sparse) image of the given format and guest size, optionally over a backing file. */
@@ -112,7 +114,7 @@ export async function createImage(spec: CreateImage): Promise<void> {
     // Exactly the size asked for (qemu-img rounds raw files up to 512 bytes),
     // sparse, and never over an existing file.
     try {
-      const fh = await fs.open(spec.path, 'wx');
+      const fh = await fs.open(spec.path, 'wx', spec.mode);
       try {
         await fh.truncate(spec.sizeBytes);
       } finally {

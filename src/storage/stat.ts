@@ -9,6 +9,8 @@ export interface FileStat {
   size?: number;
   /** Bytes actually allocated on disk (sparse files). */
   allocated?: number;
+  /** A file's permission bits (0o600: its owner's alone). */
+  mode?: number;
 }
 
 export async function statPath(path: string): Promise<FileStat> {
@@ -30,7 +32,7 @@ export async function statPath(path: string): Promise<FileStat> {
     }
   }
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other';
-  return { exists: true, type, size: st.size, allocated: st.blocks * 512 };
+  return { exists: true, type, size: st.size, allocated: st.blocks * 512, ...(type === 'file' ? { mode: st.mode & 0o7777 } : {}) };
 }
 
 async function blockDeviceSize(fh: fs.FileHandle): Promise<{ size: number }> {

@@ -623,6 +623,9 @@ test("libvirt: a UEFI domain's variable store moves with it: live, where ferry k
   try {
     const template = (await a.call('file.sha256', { path: '/usr/share/OVMF/OVMF_VARS_4M.fd' })).sha256;
     const stored = await sha(a);
+    assert.equal((await a.call('file.stat', { path: nvram })).mode, 0o600);
+    const listed = JSON.parse((await ferry(['vm', 'list', 'lab-a', '--json'])).stdout) as Array<{ name: string; files: unknown }>;
+    assert.deepEqual(listed.find((v) => v.name === vm)?.files, [{ what: 'UEFI variable store', path: nvram }], 'ferry vm list names the store');
     assert.notEqual(stored, template, 'OVMF wrote its variables at the first boot');
 
     // Killed as the store copies: the store was claimed first, so `ferry recover` removes it with the image.
@@ -641,6 +644,7 @@ test("libvirt: a UEFI domain's variable store moves with it: live, where ferry k
     assert.equal(live.status, 'completed', JSON.stringify(live));
     assert.deepEqual(live.files, [{ what: 'UEFI variable store', path: nvram }]);
     assert.equal(await sha(b), stored, 'the same variables on lab-b');
+    assert.equal((await b.call('file.stat', { path: nvram })).mode, 0o600, "only its owner may read it, as libvirt made it on lab-a (libvirt changes a store's owner, not its mode)");
     assert.equal((await a.call('file.stat', { path: nvram })).exists, false, "--delete-source removes the source's store");
     await waitForCounter(b, vm, (await counter(b, vm)) + 3);
 

@@ -100,10 +100,10 @@ test('libvirt warm: --precopy-only leaves the domain on a and its image on b; --
   await cleanDomain([a, b], vm, 1);
 });
 
-test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps the pre-copy on b, and a rerun completes', async () => {
+test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps the pre-copy on b but not the variable store it copied (UEFI), and a rerun completes', async () => {
   const vm = 'lvw-fail';
   await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '48M']);
+  await startDomain(a, vm, ['--disk', '48M', '--uefi']);
   // Held once the domain is paused; meanwhile lab-b gets another domain of the name, which makes libvirt refuse the move.
   const held = await ferryHeldAt(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--mode', 'warm', '--json'], 'source-suspended', async () => {
     assert.equal(await domainState('lab-a', vm), 'paused');
@@ -118,6 +118,7 @@ test('libvirt warm: a cut-over the target refuses resumes the domain on a, keeps
   assert.equal(await domainState('lab-a', vm), 'running');
   assert.deepEqual(await ferryLeftovers('lab-a', vm), []);
   assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, true, 'the pre-copy is kept on b');
+  assert.equal((await b.call('file.stat', { path: labNvramPath(vm) })).exists, false, 'the variable store the cut-over copied is removed from b');
   assert.equal(await domainState('lab-b', vm), 'shut off', "the other domain on b is not ferry's to remove");
   await b.call('libvirt.undefine', { domain: vm });
   const before = await waitForCounter(a, vm, (await counter(a, vm)) + 3);

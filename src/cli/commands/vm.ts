@@ -37,6 +37,7 @@ export function register(program: Command): void {
                     cache: cacheModeOf(d),
                     backing_chain: d.backingChain.map((b) => ({ path: b.filename, format: b.format })),
                   })),
+                  files: (v.ownFiles ?? []).map((f) => ({ what: f.what, path: f.path })),
                 })),
                 null,
                 2,
@@ -50,10 +51,13 @@ export function register(program: Command): void {
           }
           const rows = [[' Name', 'Driver', 'PID', 'State', 'Memory', 'CPU', 'Networks', 'Disks']];
           for (const v of vms) {
-            const disks = v.disks.map(
-              (d) =>
-                `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${d.kind === 'network' ? 'size on its server' : `${formatMiB(d.virtualSize)} MiB`}, cache ${cacheModeOf(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
-            );
+            const disks = [
+              ...v.disks.map(
+                (d) =>
+                  `${d.path} (${d.kind ? `${d.kind}, ` : ''}${d.format}, ${d.kind === 'network' ? 'size on its server' : `${formatMiB(d.virtualSize)} MiB`}, cache ${cacheModeOf(d)}${d.backingChain.length ? `, backing ${d.backingChain.map((b) => b.filename).join(' <- ')}` : ''})`,
+              ),
+              ...(v.ownFiles ?? []).map((f) => `${f.path} (${f.what})`),
+            ];
             rows.push([` ${v.name}`, v.driver, v.pid ? String(v.pid) : '-', v.state, `${formatMiB(v.memoryBytes)} MiB`, v.cpuModel ?? '-', v.attachments?.join(',') || '-', disks[0] ?? '-']);
             for (const extra of disks.slice(1)) rows.push(['', '', '', '', '', '', '', extra]);
           }

@@ -325,6 +325,22 @@ export class LibvirtLiveSteps implements LiveSteps {
     if (this.autostart) await carryAutostart(source, this.target, ctx.vmName, (m) => this.log(m));
   }
 
+  /** The domain is not on the target: what ferry claimed there goes, unless something holds it open. */
+  protected async removeClaimed(target: AgentClient): Promise<void> {
+    for (const path of this.created) {
+      const holders = await target.call('process.holding', { path }).catch(() => ({ pids: [] as number[] }));
+      if (holders.pids.length) continue;
+      await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
+    }
+    await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
+    if (this.created.length)
+      await tidyPools(
+        target,
+        this.plans.filter((p) => staysVolume(p) && !p.shared),
+        (m) => this.log(m),
+      );
+  }
+
   async settle(): Promise<Settlement> {
     const source = await liveAgent(this.source.host, this.source);
     this.source = source;
@@ -339,19 +355,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       this.ctx.journal.record('settled', { outcome: 'committed' });
       return { outcome: 'committed', source: 'stopped' };
     }
-    // The domain is not on the target: what ferry made there goes, unless something holds it open.
-    for (const path of this.created) {
-      const holders = await target.call('process.holding', { path }).catch(() => ({ pids: [] as number[] }));
-      if (holders.pids.length) continue;
-      await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
-    }
-    await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
-    if (this.created.length)
-      await tidyPools(
-        target,
-        this.plans.filter((p) => staysVolume(p) && !p.shared),
-        (m) => this.log(m),
-      );
+    await this.removeClaimed(target);
     // The source owned the domain throughout: whatever became of it there, nobody took it over.
     const onSource = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
     this.source = onSource.agent;

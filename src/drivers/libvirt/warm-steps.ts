@@ -147,7 +147,8 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
    * After a failure: a domain libvirt moved (running or paused on the
    * target) stays there and runs; otherwise ferry's nodes and jobs leave the
    * source's QEMU, the domain runs there again, and the target keeps the
-   * pre-copied images (no domain is made there before the commit).
+   * pre-copied images (no domain is made there before the commit), not
+   * what the cut-over claimed (the VM's own files).
    */
   override async settle(): Promise<Settlement> {
     this.source = await liveAgent(this.source.host, this.source);
@@ -167,6 +168,7 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
     }
     await clearLeftovers(this.monitor(), this.passDisks()).catch((e: unknown) => this.log(`could not clear the pre-copy's nodes on ${source.host.name}: ${messageOf(e)}`));
     if (this.suspended) await source.call('libvirt.resume', { domain: name }).catch((e: unknown) => this.log(`could not resume ${name} on ${source.host.name}: ${messageOf(e)}`));
+    await this.removeClaimed(target);
     const after = await sourceAfterAbort(source, name, { ranBefore: this.ranBefore });
     this.source = after.agent;
     const sourceState = after.state;
