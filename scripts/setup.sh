@@ -11,7 +11,7 @@ PACKAGES=(
   openssh-server openssh-client rsync zstd
   procps iproute2 util-linux file tmux
   e2fsprogs fdisk gdisk parted dosfstools kpartx lvm2
-  debootstrap grub-pc-bin grub2-common ovmf
+  debootstrap grub-pc-bin grub2-common ovmf swtpm swtpm-tools
 )
 
 missing=()

@@ -62,6 +62,8 @@ export interface VmOwnFile {
   path: string;
   /** What it is, as a message names it ("UEFI variable store"). */
   what: string;
+  /** A live move's hypervisor carries it in its own stream (a TPM's state): ferry copies it only for a VM that is off. */
+  carriedLive?: boolean;
 }
 
 /** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */

@@ -85,3 +85,8 @@ test('a UEFI lab domain boots read-only OVMF code with a variable store of its o
   assert.match(xml, /<nvram template='\/usr\/share\/OVMF\/OVMF_VARS_4M.fd'>\/var\/lib\/libvirt\/qemu\/nvram\/web01_VARS.fd<\/nvram>/);
   assert.doesNotMatch(labDomainXml(vm), /<loader|<nvram/);
 });
+
+test('a lab domain with a TPM has an emulated TPM 2.0', () => {
+  assert.match(labDomainXml({ ...vm, tpm: true }), /<tpm model='tpm-crb'><backend type='emulator' version='2.0'\/><\/tpm>/);
+  assert.doesNotMatch(labDomainXml(vm), /<tpm/);
+});

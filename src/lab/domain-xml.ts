@@ -24,6 +24,8 @@ export interface LabDomainOptions {
   emulator?: string;
   /** Boot through UEFI firmware (read-only code, and a variable store of the domain's own made from `template`). */
   uefi?: { loader: string; template: string; nvram: string };
+  /** An emulated TPM 2.0 (swtpm), whose state libvirt keeps under the domain's UUID. */
+  tpm?: boolean;
 }
 
 /** Escapes text for an XML attribute value or element content. */
@@ -82,6 +84,7 @@ export function labDomainXml(vm: LabDomainOptions): string {
     `      <source path='${x(vm.serialLog)}' append='on'/>`,
     `      <target port='0'/>`,
     `    </serial>`,
+    ...(vm.tpm ? [`    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`] : []),
     `    <controller type='usb' model='none'/>`,
     `    <memballoon model='none'/>`,
     `  </devices>`,

@@ -35,6 +35,8 @@ export interface LabVmSpec {
   cpu?: string;
   /** A libvirt domain only: boot through OVMF, with a UEFI variable store of its own (made by libvirt from OVMF's template). */
   uefi?: boolean;
+  /** A libvirt domain only: an emulated TPM 2.0 (swtpm). */
+  tpm?: boolean;
 }
 
 export interface LabVm {
@@ -218,6 +220,7 @@ export async function startLabDomain(agent: AgentClient, spec: LabVmSpec): Promi
         serialLog,
         emulator: accel === 'tcg' ? labTcgEmulatorPath() : undefined,
         uefi: spec.uefi ? { ...OVMF, nvram: labNvramPath(spec.name) } : undefined,
+        tpm: spec.tpm,
       }),
     });
     await labVirsh(host, ['define', '--validate', xmlPath]);

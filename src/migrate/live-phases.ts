@@ -65,7 +65,8 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
             running: true,
             reuseIdentical: steps.leavesReadOnlyDisks,
           }),
-          planVmFiles(vm, source, target, { force: settings.force, resumable: options.resumable, log }),
+          // A warm move with --reboot boots the VM afresh on the target: what a live move's stream carries, ferry copies.
+          planVmFiles(vm, source, target, { force: settings.force, resumable: options.resumable, log, live: !settings.reboot }),
           steps.checkTarget(vm),
           checkAuxFiles(vm, source, target),
         ]);

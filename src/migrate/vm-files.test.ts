@@ -67,3 +67,9 @@ test("the source's copy goes only with --delete-source, and stays with a definit
     assert.deepEqual(source.removed, removed, JSON.stringify(settings));
   }
 });
+
+test("a live move leaves what the hypervisor's stream carries (a TPM's state); a VM that is off has it copied", async () => {
+  const tpm = { name: 'web1', ownFiles: [{ path: '/var/lib/libvirt/swtpm/u/tpm2/tpm2-00.permall', what: 'TPM state', carriedLive: true }] };
+  assert.deepEqual(await planVmFiles(tpm, host('a', { sha256: 'aa' }), host('b'), { log, live: true }), []);
+  assert.equal((await planVmFiles(tpm, host('a', { sha256: 'aa' }), host('b'), { log })).length, 1);
+});

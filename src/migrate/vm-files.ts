@@ -1,12 +1,12 @@
 /**
  * The files a VM keeps beside its disks that are its own, not its host's:
- * a UEFI domain's variable store (its boot entries, its Secure Boot keys).
- * Each is carried to the same path on the target, through the sync engine
- * and verified, like a disk: without it a cold move would boot on the
- * firmware's blank template and lose the boot entries, and a live move
- * would need the file made by hand. In a live move the copy is a start:
- * the target's QEMU writes the flash it received back into the file when
- * the guest resumes there.
+ * a UEFI domain's variable store (its boot entries, its Secure Boot keys),
+ * an emulated TPM's state (the keys a guest sealed with it). Each is carried
+ * to the same path on the target, through the sync engine and verified,
+ * like a disk: without it the VM would boot on a blank store or a new TPM.
+ * A live move copies the variable store too, as a start: the target's QEMU
+ * writes the flash it received back into the file when the guest resumes;
+ * the TPM's state crosses in QEMU's own stream (`carriedLive`).
  */
 import type { StepContext, StepJournal, VmInfo, VmOwnFile } from '../drivers/driver.js';
 import type { AgentClient } from '../hosts/agent-client.js';
@@ -28,19 +28,22 @@ export interface VmFilePlan extends VmOwnFile {
 }
 
 /**
- * What becomes of each of the VM's own files. One the source does not have
- * (a domain never started: libvirt makes it from its template at the first
- * start) has nothing to carry. One at the path on the target already must
- * hold the same bytes, unless `force` has ferry overwrite it.
+ * What becomes of each of the VM's own files (in a `live` move, of those its
+ * stream does not carry). One the source does not have (a domain never
+ * started: the hypervisor makes it at the first start) has nothing to
+ * carry. One at the path on the target already must hold the same bytes,
+ * unless `force` has ferry overwrite it.
  */
 export async function planVmFiles(
   vm: Pick<VmInfo, 'name' | 'ownFiles'>,
   source: AgentClient,
   target: AgentClient,
-  options: { force?: boolean; resumable?: ReadonlySet<string>; log: (message: string) => void },
+  options: { force?: boolean; resumable?: ReadonlySet<string>; log: (message: string) => void; live?: boolean },
 ): Promise<VmFilePlan[]> {
   const plans: VmFilePlan[] = [];
   for (const file of vm.ownFiles ?? []) {
+    // The hypervisor carries it in a live move, and makes it anew on the target.
+    if (options.live && file.carriedLive) continue;
     const [here, there] = await Promise.all([source.call('file.stat', { path: file.path }), target.call('file.stat', { path: file.path })]);
     if (!here.exists) {
       options.log(`${file.what} ${file.path} is not on ${source.host.name} yet: the hypervisor makes it at the VM's first start`);

@@ -682,6 +682,41 @@ test("libvirt: a UEFI domain's variable store moves with it: live, where ferry k
   }
 });
 
+test("libvirt: an emulated TPM's state crosses a live move in libvirt's own stream, and a cold one as a file ferry copies; the source keeps its copy unless --delete-source, and the domain starts on its own TPM", async () => {
+  const vm = 'lv-tpm';
+  await cleanDomain(vm, 1);
+  await startDomain(vm, ['--tpm']);
+  const uuid = (await labVirsh('lab-a', ['domuuid', vm])).trim();
+  const dir = `/var/lib/libvirt/swtpm/${uuid}`;
+  const state = `${dir}/tpm2/tpm2-00.permall`;
+  const sha = async (h: AgentClient): Promise<string | undefined> => ((await h.call('file.stat', { path: state })).exists ? (await h.call('file.sha256', { path: state })).sha256 : undefined);
+  try {
+    assert.ok(await sha(a), 'libvirt made the TPM state at the first start');
+    const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
+    assert.equal(live.status, 'completed', JSON.stringify(live));
+    assert.equal(live.files, undefined, "ferry copies no TPM state in a live move: QEMU's stream carries it");
+    assert.ok(await sha(b), 'lab-b has the TPM state');
+    assert.equal(await sha(a), undefined, 'libvirt removed the source its state');
+
+    // Cold back: before, the undefine on the source removed the state, and the target made a new TPM.
+    await labVirsh('lab-b', ['destroy', vm]);
+    const onB = await sha(b);
+    const cold = await migrate(vm, 'lab-b', 'lab-a', ['--no-start']);
+    assert.equal(cold.status, 'completed', JSON.stringify(cold));
+    assert.deepEqual(cold.files, [{ what: 'TPM state', path: state }]);
+    assert.equal(await sha(a), onB, 'the same TPM state on lab-a');
+    assert.equal(await sha(b), onB, 'lab-b keeps its copy without --delete-source');
+    const boots = async (): Promise<number> => (await readSerial(a, vm)).split(GUEST_READY).length;
+    const booted = await boots();
+    await labVirsh('lab-a', ['start', vm]);
+    await until('lv-tpm to boot on lab-a', async () => ((await boots()) > booted ? true : undefined), 120_000, 500);
+    assert.match(await labVirsh('lab-a', ['dumpxml', vm]), /<backend type='emulator' version='2.0'/);
+  } finally {
+    await cleanDomain(vm, 1);
+    for (const h of [a, b]) await h.call('system.run', { file: 'rm', args: ['-rf', dir] });
+  }
+});
+
 const POOL: TestPool = { name: 'ferry-e2e', dir: '/var/lib/libvirt/images/ferry-e2e' };
 
 test('libvirt: a disk that is a storage pool volume moves live and offline into the same pool, which the target must have; --delete-source leaves the source pool without it; --disk-map takes it out of the pool', async () => {

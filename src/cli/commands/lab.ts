@@ -116,6 +116,7 @@ export function register(program: Command): void {
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
     .option('--libvirt', "define and start it as a domain of the host's libvirtd instead")
     .option('--uefi', 'with --libvirt: boot through UEFI firmware (OVMF), with a variable store of its own')
+    .option('--tpm', 'with --libvirt: an emulated TPM 2.0 (swtpm)')
     .option('--no-wait', 'do not wait for the test guest to report ready')
     .option('--json', 'print JSON')
     .description('boot a small Linux guest as a plain QEMU process with a QMP socket, or as a libvirt domain')
@@ -134,6 +135,7 @@ export function register(program: Command): void {
             dirty?: string;
             libvirt?: boolean;
             uefi?: boolean;
+            tpm?: boolean;
             wait: boolean;
             json?: boolean;
           },
@@ -151,8 +153,13 @@ export function register(program: Command): void {
               cache: opts.cache,
               extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
               uefi: opts.uefi,
+              tpm: opts.tpm,
             };
-            if (opts.uefi && !opts.libvirt) throw new FerryError('USAGE', '--uefi needs --libvirt', { hint: 'a plain QEMU lab VM boots its kernel directly; add --libvirt' });
+            for (const [flag, on] of [
+              ['--uefi', opts.uefi],
+              ['--tpm', opts.tpm],
+            ] as const)
+              if (on && !opts.libvirt) throw new FerryError('USAGE', `${flag} needs --libvirt`, { hint: 'add --libvirt: a plain QEMU lab VM has neither firmware of its own nor a TPM' });
             // Below that, OVMF cannot load the test guest's kernel and initramfs, and the guest never reports ready.
             if (opts.uefi && spec.memoryMiB < 192) throw new FerryError('USAGE', `--uefi needs --memory 192 or more (not ${opts.memory})`, { hint: 'raise --memory' });
             if (opts.libvirt) {

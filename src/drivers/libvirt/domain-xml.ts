@@ -123,8 +123,10 @@ export interface DomainDescription {
   /** Files the serial ports, consoles and channels write to (chardevs of type file); their directories must exist on a host that starts the VM. */
   chardevFiles: string[];
   graphics: DomainGraphics[];
-  /** Host devices passed through (PCI, SCSI, mediated) and virtiofs shares, as "host PCI device 0000:01:00.0": libvirt migrates no running domain that has one. */
+  /** Host devices passed through (PCI, SCSI, mediated, a host TPM) and virtiofs shares, as "host PCI device 0000:01:00.0": libvirt migrates no running domain that has one. */
   passthrough: string[];
+  /** An emulated TPM (swtpm): its state is the VM's own, kept by libvirt under the domain's UUID. */
+  tpm?: { model?: string; version?: string };
 }
 
 /** Reads `virsh dumpxml` output (live or inactive). */
@@ -153,7 +155,14 @@ export function parseDomainXml(xml: string): DomainDescription {
     chardevFiles: [...new Set(_chardevFiles(devices))],
     graphics: _children(devices, 'graphics').map(_readGraphics),
     passthrough: _passthrough(devices),
+    tpm: _emulatedTpm(devices),
   };
+}
+
+function _emulatedTpm(devices: Element | undefined): DomainDescription['tpm'] {
+  const tpm = _children(devices, 'tpm').find((t) => _child(t, 'backend')?.getAttribute('type') === 'emulator');
+  if (!tpm) return undefined;
+  return { model: tpm.getAttribute('model') ?? undefined, version: _child(tpm, 'backend')?.getAttribute('version') ?? undefined };
 }
 
 function _passthrough(devices: Element | undefined): string[] {
@@ -171,6 +180,10 @@ function _passthrough(devices: Element | undefined): string[] {
       found.push(`host SCSI device ${_child(source, 'adapter')?.getAttribute('name') ?? source?.getAttribute('wwpn') ?? ''}`.trim());
     }
     // USB devices libvirt migrates (it looks for the device again on the target).
+  }
+  for (const tpm of _children(devices, 'tpm')) {
+    const backend = _child(tpm, 'backend');
+    if (backend?.getAttribute('type') === 'passthrough') found.push(`host TPM ${_child(backend, 'device')?.getAttribute('path') ?? ''}`.trim());
   }
   for (const fs of _children(devices, 'filesystem')) {
     if (_child(fs, 'driver')?.getAttribute('type') === 'virtiofs') found.push(`virtiofs share of ${_child(fs, 'source')?.getAttribute('dir') ?? 'a host directory'}`);

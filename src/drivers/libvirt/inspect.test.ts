@@ -110,3 +110,18 @@ test('describeDomain names unreadable images as unmovable, takes a network disk 
   assert.deepEqual(vm.ownFiles, [{ path: '/var/lib/libvirt/qemu/nvram/web1_VARS.fd', what: 'UEFI variable store' }]);
   assert.ok(!vm.auxFiles.includes('/usr/share/OVMF/OVMF_CODE_4M.fd'));
 });
+
+test("an emulated TPM's state is the domain's own, under its UUID, carried by a live move's stream; a host TPM passed through is a device libvirt does not migrate", () => {
+  const xml = (tpm: string): string =>
+    `<domain type='qemu'><name>tp</name><uuid>8bf6b435-a56f-4443-8b5e-0f878674eed9</uuid><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os><devices>${tpm}</devices></domain>`;
+  const emulated = describeDomain({ name: 'tp', state: 'running', description: parseDomainXml(xml(`<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`)) }, new Map());
+  assert.deepEqual(emulated.ownFiles, [{ path: '/var/lib/libvirt/swtpm/8bf6b435-a56f-4443-8b5e-0f878674eed9/tpm2/tpm2-00.permall', what: 'TPM state', carriedLive: true }]);
+  const tpm12 = parseDomainXml(xml(`<tpm model='tpm-tis'><backend type='emulator' version='1.2'/></tpm>`));
+  assert.equal(
+    describeDomain({ name: 'tp', state: 'running', description: tpm12 }, new Map()).ownFiles?.[0]?.path,
+    '/var/lib/libvirt/swtpm/8bf6b435-a56f-4443-8b5e-0f878674eed9/tpm1_2/tpm-00.permall',
+  );
+  const host = parseDomainXml(xml(`<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>`));
+  assert.deepEqual(host.passthrough, ['host TPM /dev/tpm0']);
+  assert.equal(host.tpm, undefined);
+});

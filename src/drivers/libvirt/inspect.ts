@@ -1,6 +1,6 @@
 /** A libvirt domain described in the driver-neutral shape the migration works with. */
 import type { ImageInfo } from '../../storage/image-info.js';
-import type { VmDisk, VmInfo } from '../driver.js';
+import type { VmDisk, VmInfo, VmOwnFile } from '../driver.js';
 import type { DomainDescription, DomainDisk } from './domain-xml.js';
 
 export interface DomainVmInfo extends VmInfo {
@@ -77,7 +77,7 @@ export function describeDomain(
     disks,
     hypervisorVersion: host.hypervisorVersion ?? '',
     auxFiles: [os.kernel, os.initrd, os.dtb, ...writableLoader].filter((f) => f !== undefined),
-    ownFiles: os.nvram ? [{ path: os.nvram.path, what: 'UEFI variable store' }] : [],
+    ownFiles: [...(os.nvram ? [{ path: os.nvram.path, what: 'UEFI variable store' }] : []), ...(d.tpm && d.uuid ? [tpmState(d.uuid, d.tpm.version)] : [])],
     uuid: d.uuid,
     unmovableDisks,
     hostFiles: [...readOnlyLoader, ...(os.nvram?.template ? [os.nvram.template] : [])],
@@ -123,4 +123,14 @@ function _cacheFlags(mode: string | undefined): VmDisk['cache'] {
 
 function _unique(list: string[]): string[] {
   return [...new Set(list)];
+}
+
+/**
+ * Where libvirt keeps an emulated TPM's state: under the domain's UUID,
+ * which a move keeps. A live migration carries it in QEMU's stream (libvirt
+ * then removes the source's); a VM that is off has it copied.
+ */
+export function tpmState(uuid: string, version?: string): VmOwnFile {
+  const file = version === '2.0' ? 'tpm2/tpm2-00.permall' : 'tpm1_2/tpm-00.permall';
+  return { path: `/var/lib/libvirt/swtpm/${uuid}/${file}`, what: 'TPM state', carriedLive: true };
 }

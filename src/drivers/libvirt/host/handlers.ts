@@ -279,11 +279,12 @@ export const libvirtHandlers = {
 
   /**
    * Removes the domain's definition; a running domain goes on as a
-   * transient one. Its UEFI variable store stays unless `nvram` is
-   * 'remove' (it may be the only copy).
+   * transient one. Its UEFI variable store and its TPM's state stay (libvirt
+   * would remove the TPM's by default): they may be the only copies, and a
+   * move removes them itself, with --delete-source.
    */
-  'libvirt.undefine': async (p: OnDomain & { nvram?: 'keep' | 'remove' }): Promise<void> => {
-    await virsh(p.uri, ['undefine', p.nvram === 'remove' ? '--nvram' : '--keep-nvram', '--domain', p.domain]);
+  'libvirt.undefine': async (p: OnDomain): Promise<void> => {
+    await virsh(p.uri, ['undefine', '--keep-nvram', '--keep-tpm', '--domain', p.domain]);
   },
 
   /** Has libvirt start the domain when the host boots, or (`enable` false) no longer. */
