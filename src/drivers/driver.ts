@@ -64,6 +64,8 @@ export interface VmOwnFile {
   what: string;
   /** A live move's hypervisor carries it in its own stream (a TPM's state): ferry copies it only for a VM that is off. */
   carriedLive?: boolean;
+  /** The file it is first made from (a firmware's variable store template): a copy of it at the target path holds nothing of the VM's. */
+  template?: string;
 }
 
 /** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */

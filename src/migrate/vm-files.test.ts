@@ -73,3 +73,19 @@ test("a live move leaves what the hypervisor's stream carries (a TPM's state); a
   assert.deepEqual(await planVmFiles(tpm, host('a', { sha256: 'aa' }), host('b'), { log, live: true }), []);
   assert.equal((await planVmFiles(tpm, host('a', { sha256: 'aa' }), host('b'), { log })).length, 1);
 });
+
+test("a blank store at the path (a copy of the firmware's template, as a failed libvirt migration leaves) is replaced without --force; another VM's is not", async () => {
+  const withTemplate = { name: 'web1', ownFiles: [{ path: NVRAM, what: 'UEFI variable store', template: '/usr/share/OVMF/OVMF_VARS_4M.fd' }] };
+  const target = (templateSha: string): AgentClient => {
+    const agent = host('b', { sha256: 'blank' });
+    const call = agent.call.bind(agent);
+    const answer = async (method: string, params: { path: string }): Promise<unknown> =>
+      params.path === withTemplate.ownFiles[0]!.template && method === 'file.sha256' ? { sha256: templateSha } : call(method as never, params as never);
+    return { ...agent, call: answer } as unknown as AgentClient;
+  };
+  const said: string[] = [];
+  const [plan] = await planVmFiles(withTemplate, host('a', { sha256: 'aa' }), target('blank'), { log: (m) => said.push(m) });
+  assert.equal(plan?.overwrite, true);
+  assert.match(said.join('\n'), /is a blank UEFI variable store, a copy of \/usr\/share\/OVMF\/OVMF_VARS_4M.fd/);
+  await assert.rejects(planVmFiles(withTemplate, host('a', { sha256: 'aa' }), target('other'), { log }), (e: unknown) => e instanceof FerryError && e.code === 'TARGET_EXISTS');
+});

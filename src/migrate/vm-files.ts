@@ -63,6 +63,10 @@ export async function planVmFiles(
         plan.present = true;
       } else if (options.force) {
         plan.overwrite = true;
+      } else if (await isBlank(file, same.targetSha256, target)) {
+        // What libvirt leaves after a migration that failed on the target (it makes the store from the template first).
+        options.log(`${target.host.name}:${file.path} is a blank ${file.what}, a copy of ${file.template}: replaced with the one of ${vm.name}`);
+        plan.overwrite = true;
       } else {
         throw new FerryError('TARGET_EXISTS', `"${file.path}" on "${target.host.name}", where the ${file.what} of VM "${vm.name}" goes, holds other bytes than on "${source.host.name}"`, {
           hint: `ferry does not overwrite it (another VM's, or one an earlier move left): remove it from ${target.host.name}, or pass --force to overwrite it`,
@@ -72,6 +76,13 @@ export async function planVmFiles(
     plans.push(plan);
   }
   return plans;
+}
+
+/** Whether the target's file (of SHA-256 `sha256`) is a copy of the template it is made from there, holding nothing of any VM. */
+async function isBlank(file: VmOwnFile, sha256: string | undefined, target: AgentClient): Promise<boolean> {
+  if (!file.template || !sha256) return false;
+  const template = await target.call('file.stat', { path: file.template });
+  return template.exists && template.type === 'file' && (await target.call('file.sha256', { path: file.template })).sha256 === sha256;
 }
 
 /**

@@ -613,7 +613,7 @@ test('libvirt: a read-only disk (a CD-ROM image), which libvirt will not mirror,
   }
 });
 
-test("libvirt: a UEFI domain's variable store moves with it: live, where ferry killed as it copies leaves recover nothing to miss, then with --delete-source; cold back, where other bytes at its path are refused until --force, a run killed as it copies is continued, and the domain boots there", async () => {
+test("libvirt: a UEFI domain's variable store moves with it: live, where ferry killed as it copies leaves recover nothing to miss, then with --delete-source over a blank store a failed virsh migrate left; cold back, where another store at its path is refused until --force, a run killed as it copies is continued, and the domain boots there", async () => {
   const vm = 'lv-uefi';
   const nvram = labNvramPath(vm);
   const sha = async (h: AgentClient): Promise<string> => (await h.call('file.sha256', { path: nvram })).sha256;
@@ -640,23 +640,30 @@ test("libvirt: a UEFI domain's variable store moves with it: live, where ferry k
     assert.equal((await b.call('file.stat', { path: nvram })).exists, false, 'the store ferry made on lab-b is removed');
     assert.equal((await b.call('file.stat', { path: diskPath(vm) })).exists, false);
 
+    // A blank store at the path, as a `virsh migrate` that failed on lab-b leaves it (made from the template): replaced.
+    await b.call('system.run', { file: 'cp', args: ['/usr/share/OVMF/OVMF_VARS_4M.fd', nvram] });
     const live = await migrate(vm, 'lab-a', 'lab-b', ['--delete-source']);
     assert.equal(live.status, 'completed', JSON.stringify(live));
     assert.deepEqual(live.files, [{ what: 'UEFI variable store', path: nvram }]);
+    assert.ok(
+      lastJournal(vm).some((e) => e.step === 'log' && /is a blank UEFI variable store/.test(String(e.message))),
+      'the journal says the blank store was replaced',
+    );
     assert.equal(await sha(b), stored, 'the same variables on lab-b');
     assert.equal((await b.call('file.stat', { path: nvram })).mode, 0o600, "only its owner may read it, as libvirt made it on lab-a (libvirt changes a store's owner, not its mode)");
     assert.equal((await a.call('file.stat', { path: nvram })).exists, false, "--delete-source removes the source's store");
     await waitForCounter(b, vm, (await counter(b, vm)) + 3);
 
-    // Cold back to lab-a, where another file lies at the store's path (a template copied by hand).
+    // Cold back to lab-a, where another store lies at the path (another VM's, say).
     await labVirsh('lab-b', ['destroy', vm]);
-    await a.call('system.run', { file: 'cp', args: ['/usr/share/OVMF/OVMF_VARS_4M.fd', nvram] });
+    await a.call('system.run', { file: 'sh', args: ['-c', `head -c 540672 /dev/urandom > ${nvram}`] });
+    const another = await sha(a);
     const refused = await ferry(['migrate', vm, '--from', 'lab-b', '--to', 'lab-a', '--json']);
     const error = (JSON.parse(refused.stdout) as { error?: { code: string; message: string; hint?: string } }).error;
     assert.equal(error?.code, 'TARGET_EXISTS', refused.stdout);
     assert.match(error.message, /UEFI variable store/);
     assert.match(error.hint ?? '', /--force/);
-    assert.equal(await sha(a), template, 'the file there is left as it was');
+    assert.equal(await sha(a), another, 'the file there is left as it was');
     assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, false, 'nothing made on lab-a');
 
     // Moved with --force, it boots on lab-a (through OVMF, with its own variables) and writes again.

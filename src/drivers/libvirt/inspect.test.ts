@@ -107,7 +107,7 @@ test('describeDomain names unreadable images as unmovable, takes a network disk 
   assert.deepEqual(vm.hostFiles, ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd']);
   // The variable store is the VM's own, carried with it; not a file the target must have already.
   assert.ok(!vm.auxFiles.includes('/var/lib/libvirt/qemu/nvram/web1_VARS.fd'));
-  assert.deepEqual(vm.ownFiles, [{ path: '/var/lib/libvirt/qemu/nvram/web1_VARS.fd', what: 'UEFI variable store' }]);
+  assert.deepEqual(vm.ownFiles, [{ path: '/var/lib/libvirt/qemu/nvram/web1_VARS.fd', what: 'UEFI variable store', template: '/usr/share/OVMF/OVMF_VARS_4M.fd' }]);
   assert.ok(!vm.auxFiles.includes('/usr/share/OVMF/OVMF_CODE_4M.fd'));
 });
 

@@ -77,7 +77,10 @@ export function describeDomain(
     disks,
     hypervisorVersion: host.hypervisorVersion ?? '',
     auxFiles: [os.kernel, os.initrd, os.dtb, ...writableLoader].filter((f) => f !== undefined),
-    ownFiles: [...(os.nvram ? [{ path: os.nvram.path, what: 'UEFI variable store' }] : []), ...(d.tpm && d.uuid ? [tpmState(d.uuid, d.tpm.version)] : [])],
+    ownFiles: [
+      ...(os.nvram ? [{ path: os.nvram.path, what: 'UEFI variable store', ...(os.nvram.template ? { template: os.nvram.template } : {}) }] : []),
+      ...(d.tpm && d.uuid ? [tpmState(d.uuid, d.tpm.version)] : []),
+    ],
     uuid: d.uuid,
     unmovableDisks,
     hostFiles: [...readOnlyLoader, ...(os.nvram?.template ? [os.nvram.template] : [])],
