@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { libvirtHandlers as h } from './handlers.js';
 
@@ -37,4 +40,24 @@ test('libvirt.state leaves the job statistics out where libvirt has none to give
   assert.deepEqual(await h['libvirt.state']({ uri, domain: 'test', completedJob: true }), { state: 'running' });
   assert.equal(await h['libvirt.state']({ uri, domain: 'nosuch', completedJob: true }), undefined);
   await assert.rejects(h['libvirt.state']({ uri: 'test:///nonexistent/path.xml', domain: 'test' }), /Cannot reach libvirt|failed/);
+});
+
+test('libvirt.undefine keeps the variable store and the TPM state, and on a virsh older than --keep-tpm keeps what it can', async () => {
+  // A virsh of before libvirt 8.9, which knows no --keep-tpm: it records what it was asked and refuses that option as such a virsh does.
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-old-virsh-'));
+  const calls = join(dir, 'calls');
+  await writeFile(join(dir, 'virsh'), `#!/bin/sh\necho "$*" >> ${calls}\ncase "$*" in *--keep-tpm*) echo "error: command 'undefine' doesn't support option --keep-tpm" >&2; exit 1;; esac\n`, {
+    mode: 0o755,
+  });
+  const path = process.env.PATH;
+  process.env.PATH = `${dir}:${path}`;
+  try {
+    await h['libvirt.undefine']({ uri, domain: 'web1' });
+    assert.deepEqual((await readFile(calls, 'utf8')).trim().split('\n'), [`-c ${uri} undefine --keep-nvram --keep-tpm --domain web1`, `-c ${uri} undefine --keep-nvram --domain web1`]);
+  } finally {
+    process.env.PATH = path;
+    await rm(dir, { recursive: true, force: true });
+  }
+  // The real one takes both, and a domain it does not have is an error as before.
+  await assert.rejects(h['libvirt.undefine']({ uri, domain: 'nosuch' }), /nosuch/);
 });

@@ -281,10 +281,16 @@ export const libvirtHandlers = {
    * Removes the domain's definition; a running domain goes on as a
    * transient one. Its UEFI variable store and its TPM's state stay (libvirt
    * would remove the TPM's by default): they may be the only copies, and a
-   * move removes them itself, with --delete-source.
+   * move removes them itself, with --delete-source. A virsh older than 8.9
+   * knows no --keep-tpm (its libvirt removes the state regardless; a move
+   * has copied it by then).
    */
   'libvirt.undefine': async (p: OnDomain): Promise<void> => {
-    await virsh(p.uri, ['undefine', '--keep-nvram', '--keep-tpm', '--domain', p.domain]);
+    const args = ['undefine', '--keep-nvram', '--keep-tpm', '--domain', p.domain];
+    const r = await virsh(p.uri, args, { tolerate: ['other'] });
+    if (!r.failure) return;
+    if (!/doesn't support option --keep-tpm/.test(r.failure.message)) throw await virshFailureError(p.uri, args, r);
+    await virsh(p.uri, ['undefine', '--keep-nvram', '--domain', p.domain]);
   },
 
   /** Has libvirt start the domain when the host boots, or (`enable` false) no longer. */
