@@ -18,7 +18,7 @@ import type { Phase } from './phases.js';
 import { createdEntry, createTargetImage, planDisks } from './plan.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import type { MigrationSettings } from './settings.js';
-import { carryVmFiles, keepOrDeleteSourceVmFiles, planVmFiles, type VmFilePlan } from './vm-files.js';
+import { carryVmFiles, keepOrDeleteSourceVmFiles, keptForRerun, planVmFiles, type VmFilePlan } from './vm-files.js';
 
 /** How long a guest gets to power off when asked, unless --shutdown-timeout says otherwise. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 120_000;
@@ -97,7 +97,7 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       name: 'copy',
       run: async () => {
         await copyDisks(plans, context, outcome);
-        outcome.diskBytes += await carryVmFiles(outcome.files ?? [], context, async (path) => journal.record('created', { host: target.host.name, path, format: 'raw' }), log);
+        outcome.diskBytes += await carryVmFiles(outcome.files ?? [], context, keptForRerun(context), log);
       },
     },
     {

@@ -120,6 +120,15 @@ export async function carryVmFiles(
 }
 
 /**
+ * The claim of a move that keeps what it made when it fails (cold, warm
+ * --reboot): the journal's `created` line, from which a rerun continues
+ * into the file as into the images.
+ */
+export function keptForRerun(context: Pick<StepContext, 'target' | 'journal'>): (path: string) => Promise<void> {
+  return async (path) => context.journal.record('created', { host: context.target.host.name, path, format: 'raw' });
+}
+
+/**
  * After the commit point only, with --delete-source: the source's copies go,
  * as its disks do. A definition the source keeps (--keep-source-definition)
  * still names them: they stay with it.

@@ -19,7 +19,7 @@ import { attachTarget, clearLeftovers, openReceiver, detachTarget, passDisks, pe
 import { crossesToTarget, type BlockMonitor, type ColdSteps, type DiskPlan, type StepContext, type WarmSteps } from '../drivers/driver.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './cold.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
-import { carryVmFiles, keepOrDeleteSourceVmFiles } from './vm-files.js';
+import { carryVmFiles, keepOrDeleteSourceVmFiles, keptForRerun } from './vm-files.js';
 import { FerryError } from '../util/errors.js';
 import { formatMiB } from '../util/units.js';
 import { livePhases, type LiveOutcome } from './live-phases.js';
@@ -188,12 +188,7 @@ function rebootPhases(steps: WarmSteps, cold: ColdSteps | undefined, context: St
         );
         log(context, `last pass: ${formatMiB(outcome.lastPassBytes ?? 0)} MiB in ${Math.round(performance.now() - t0)} ms; ${target.host.name} holds the disks as the guest left them`);
         // Powered off, the VM's own files are final too; kept, as its images are, for a run that continues.
-        await carryVmFiles(
-          outcome.files ?? [],
-          context,
-          async (path) => journal.record('created', { host: target.host.name, path, format: 'raw' }),
-          (m) => log(context, m),
-        );
+        await carryVmFiles(outcome.files ?? [], context, keptForRerun(context), (m) => log(context, m));
       },
       rollback: async () => {
         await clearLeftovers(steps.monitor(), disks()).catch(() => undefined);

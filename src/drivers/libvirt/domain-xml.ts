@@ -126,7 +126,7 @@ export interface DomainDescription {
   /** Host devices passed through (PCI, SCSI, mediated, a host TPM) and virtiofs shares, as "host PCI device 0000:01:00.0": libvirt migrates no running domain that has one. */
   passthrough: string[];
   /** An emulated TPM (swtpm): its state is the VM's own, kept by libvirt under the domain's UUID. */
-  tpm?: { model?: string; version?: string };
+  tpm?: { version?: string };
 }
 
 /** Reads `virsh dumpxml` output (live or inactive). */
@@ -162,7 +162,7 @@ export function parseDomainXml(xml: string): DomainDescription {
 function _emulatedTpm(devices: Element | undefined): DomainDescription['tpm'] {
   const tpm = _children(devices, 'tpm').find((t) => _child(t, 'backend')?.getAttribute('type') === 'emulator');
   if (!tpm) return undefined;
-  return { model: tpm.getAttribute('model') ?? undefined, version: _child(tpm, 'backend')?.getAttribute('version') ?? undefined };
+  return { version: _child(tpm, 'backend')?.getAttribute('version') ?? undefined };
 }
 
 function _passthrough(devices: Element | undefined): string[] {

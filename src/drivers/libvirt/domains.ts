@@ -118,7 +118,7 @@ export async function carryAutostart(source: AgentClient, target: AgentClient, n
 
 /**
  * A running domain with a device passed through from its host (a PCI or
- * SCSI device, a mediated device, a virtiofs share) cannot move live:
+ * SCSI device, a mediated device, a host TPM, a virtiofs share) cannot move live:
  * libvirt refuses in its job, after the target's images were made.
  */
 export function refuseLivePassthrough(domain: DomainDescription, host: string): void {
