@@ -10,19 +10,17 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { sleep } from '../../src/util/abort.js';
 import { run } from '../../src/util/exec.js';
 import { runFerry, type FerryRun } from './cli.js';
+import { ensureDebianGuest, type DebianGuest } from './debian-guest.js';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-const imageDir = join(process.env.FERRY_CACHE_DIR ?? '/var/cache/ferry', 'guest-debian');
 const NEW_MAC = '52:54:00:12:34:56';
 let work = '';
-let facts: { oldMac: string; address: string; rootUuid: string };
+let guest: DebianGuest;
 const timings: Record<string, number> = {};
 
 // A fix rebuilds the guest's initramfs in a chroot: minutes, not seconds.
@@ -30,7 +28,7 @@ const ferry = (args: string[]): Promise<FerryRun> => runFerry(args, 20 * 60_000)
 
 async function copyImage(name: string): Promise<string> {
   const to = join(work, name);
-  await run('cp', ['--sparse=always', join(imageDir, 'disk.raw'), to]);
+  await run('cp', ['--sparse=always', guest.disk, to]);
   return to;
 }
 
@@ -81,12 +79,7 @@ async function boot(disk: string, log: string, seconds: number, done: RegExp): P
 }
 
 before(async () => {
-  if (!existsSync(join(imageDir, 'disk.raw'))) {
-    // Built once per machine (about a minute with a near mirror) and kept outside the repository.
-    await mkdir(dirname(imageDir), { recursive: true });
-    await run('bash', [join(repo, 'test/e2e/guest-debian-image.sh'), imageDir], { timeoutMs: 25 * 60_000 });
-  }
-  facts = JSON.parse(await readFile(join(imageDir, 'facts.json'), 'utf8')) as typeof facts;
+  guest = await ensureDebianGuest();
   work = await mkdtemp('/var/tmp/ferry-guest-e2e-');
 });
 
@@ -116,7 +109,7 @@ test('inspect reports every problem planted in the Xen guest', async () => {
   for (const c of ['boot-device-name', 'grub-disable-uuid', 'console', 'initramfs-driver-missing', 'network-mac-binding', 'network-interface-name']) {
     assert.ok(codes.includes(c), `missing problem ${c}: ${codes.join(', ')}`);
   }
-  assert.ok(report.problems.some((p) => p.message.includes(facts.oldMac)));
+  assert.ok(report.problems.some((p) => p.message.includes(guest.facts.oldMac)));
 });
 
 test('the unfixed guest does not come up under KVM virtio', async () => {
@@ -167,5 +160,5 @@ test('after ferry guest fix the guest boots to a login on ttyS0 with its mounts 
   assert.match(report, /^\S+ \/srv ext4 /m, '/srv mounted');
   assert.match(report, /ferry-srv-ok/);
   assert.match(report, /^\/dev\/vda6\s+partition/m, 'swap on');
-  assert.match(report, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+  assert.match(report, new RegExp(`eth0\\s+inet ${guest.facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
 });

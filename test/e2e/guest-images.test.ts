@@ -161,7 +161,7 @@ test('a filesystem whose UUID changed in the move gets its old UUID back, or ref
 test('HOST:PATH inspects the image on that host through its agent', async () => {
   const disk = await makeDisk('remote', LINUX_ROOT);
   const hosts = join(work, 'hosts.yaml');
-  await writeFile(hosts, 'hosts:\n  far:\n    transport: local\n    address: 127.0.0.2\n');
+  await writeFile(hosts, 'hosts:\n  far:\n    transport: local\n    address: 127.0.0.12\n');
   const r = await ferry(['--hosts', hosts, 'guest', 'inspect', '--json', `far:${disk}`]);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as { image: string; problems: { code: string }[] };

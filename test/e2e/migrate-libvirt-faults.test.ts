@@ -37,7 +37,7 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
 import { labNvramPath } from '../../src/lab/vm.js';
 import { counter, cutLinkTo, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain, definePool, domainQemuHosts, domainState, incomingQemu, removePool, startDomain, type TestPool } from './libvirt-domains.js';
+import { cleanDomain, definePool, domainLogs, domainQemuHosts, domainState, incomingQemu, removePool, startDomain, type TestPool } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -237,7 +237,10 @@ async function runMatrix(vm: string, steps: StepName[], extra: string[]): Promis
     for (const stepName of steps) {
       for (const fault of FAULTS) {
         const t0 = Date.now();
-        const outcome = await runCell(d, stepName, fault);
+        const outcome = await runCell(d, stepName, fault).catch(async (e: Error) => {
+          // A domain that stopped by itself says why in libvirt's QEMU log: kept in the failure, since the lab goes down after the run.
+          throw new Error(`${stepName}, ${fault}: ${e.message}\n${await domainLogs([a, b], vm)}`, { cause: e });
+        });
         matrix.set(`${stepName.padEnd(13)} ${fault.padEnd(13)}`, `${outcome} (${Date.now() - t0} ms)`);
       }
     }

@@ -8,36 +8,26 @@
  * ttyS0 with every fstab mount and its static address.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { detectAccel } from '../../src/drivers/qemu/accel.js';
 import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { ensureTestGuest } from '../../src/lab/guest-image.js';
 import { labDomainXml } from '../../src/lab/domain-xml.js';
 import { labVmArgv, labVmPaths, LAB_IMAGE_DIR } from '../../src/lab/vm.js';
-import { run } from '../../src/util/exec.js';
 import { cleanVm, ferry, readSerial, until, useLab } from './harness.js';
 import { cleanDomain, domainState } from './libvirt-domains.js';
+import { ensureDebianGuest, type DebianGuest } from './debian-guest.js';
 
 let a: AgentClient;
 let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-const imageDir = join(process.env.FERRY_CACHE_DIR ?? '/var/cache/ferry', 'guest-debian');
-let facts: { oldMac: string; address: string };
+let guest: DebianGuest;
 
 before(async () => {
-  if (!existsSync(join(imageDir, 'disk.raw'))) {
-    // Built once per machine and kept outside the repository (guest-fix.test.ts builds it the same way).
-    await mkdir(dirname(imageDir), { recursive: true });
-    await run('bash', [join(repo, 'test/e2e/guest-debian-image.sh'), imageDir], { timeoutMs: 25 * 60_000 });
-  }
-  facts = JSON.parse(await readFile(join(imageDir, 'facts.json'), 'utf8')) as typeof facts;
+  guest = await ensureDebianGuest();
 });
 
 /** The moved guest reaches its login prompt on lab-b, with / read-write, /srv mounted and its static address. */
@@ -54,7 +44,7 @@ async function assertBootsToLogin(vm: string): Promise<void> {
   const bootReport = /FERRY-REPORT-BEGIN([\s\S]*?)FERRY-REPORT-END/.exec(log)?.[1] ?? '';
   assert.match(bootReport, /^\S+ \/ ext4 rw/m, '/ mounted read-write');
   assert.match(bootReport, /^\S+ \/srv ext4 /m, '/srv mounted');
-  assert.match(bootReport, new RegExp(`eth0\\s+inet ${facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
+  assert.match(bootReport, new RegExp(`eth0\\s+inet ${guest.facts.address.replace(/\./g, '\\.')}`), 'static address on eth0');
 }
 
 test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on the target, boots there to its login with its mounts and address', async () => {
@@ -64,7 +54,7 @@ test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on 
     await cleanVm(h, vm, 0);
     await h.call('file.remove', { path: disk });
   }
-  const copy = await a.call('system.run', { file: 'cp', args: ['--sparse=always', join(imageDir, 'disk.raw'), disk] });
+  const copy = await a.call('system.run', { file: 'cp', args: ['--sparse=always', guest.disk, disk] });
   assert.equal(copy.exitCode, 0, copy.stderr);
   const paths = labVmPaths(vm);
   // As an operator runs it after a move from Xen: its own bootloader, virtio disk and NIC (the NIC keeps its Xen MAC).
@@ -80,7 +70,7 @@ test('warm --reboot --fix-guest: a Xen guest pre-copied while it runs, fixed on 
   });
   const k = argv.indexOf('-kernel');
   argv.splice(k, 4);
-  argv.push('-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${facts.oldMac}`);
+  argv.push('-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${guest.facts.oldMac}`);
   await a.call('file.mkdir', { path: dirname(paths.serialLog) });
   await a.call('qemu.start', { argv, pidfile: paths.pidfile });
   // Its firmware and GRUB read the disk: the guest runs (and cannot get further here).
@@ -127,14 +117,14 @@ test('libvirt warm --reboot --force-off --fix-guest: the same Xen guest as a lib
   const disk = `${LAB_IMAGE_DIR}/${vm}.raw`;
   await cleanDomain([a, b], vm, 0);
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
-  const copy = await a.call('system.run', { file: 'cp', args: ['--sparse=always', join(imageDir, 'disk.raw'), disk] });
+  const copy = await a.call('system.run', { file: 'cp', args: ['--sparse=always', guest.disk, disk] });
   assert.equal(copy.exitCode, 0, copy.stderr);
   const paths = labVmPaths(vm);
   // The lab's domain, booting from its own disk through GRUB, with a virtio NIC that keeps its Xen MAC.
   const xml = labDomainXml({ name: vm, accel: 'tcg', kernel: '', append: '', memoryMiB: 512, disks: [{ path: disk, format: 'raw' }], serialLog: paths.serialLog })
     .replace(/ *<kernel>.*<\/kernel>\n/, "    <boot dev='hd'/>\n")
     .replace(/ *<cmdline>.*<\/cmdline>\n/, '')
-    .replace("    <controller type='usb'", `    <interface type='user'><mac address='${facts.oldMac}'/><model type='virtio'/></interface>\n    <controller type='usb'`);
+    .replace("    <controller type='usb'", `    <interface type='user'><mac address='${guest.facts.oldMac}'/><model type='virtio'/></interface>\n    <controller type='usb'`);
   await a.call('file.mkdir', { path: dirname(paths.serialLog) });
   await a.call('libvirt.define', { xml });
   await a.call('libvirt.start', { domain: vm });

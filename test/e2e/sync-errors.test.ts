@@ -60,7 +60,7 @@ test('an unknown host is refused with the known ones in the hint', async () => {
 
 test('a host whose agent does not start is reported unreachable, either side, and nothing is written', async () => {
   const hosts = `${lab.dir}/hosts-dead.yaml`;
-  await fs.writeFile(hosts, 'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  dead: { transport: local, address: 127.0.0.3, agent: [/bin/false] }\n');
+  await fs.writeFile(hosts, 'hosts:\n  ha: { transport: local, address: 127.0.0.12 }\n  dead: { transport: local, address: 127.0.0.13, agent: [/bin/false] }\n');
   const env = { ...lab.env, FERRY_HOSTS: hosts };
   for (const [from, to] of [
     [`ha:${src}`, `dead:${lab.dir}/dead-out.img`],

@@ -12,12 +12,16 @@ export interface Lab {
   cleanup(): Promise<void>;
 }
 
-/** A temp dir with an inventory of two local hosts on 127.0.0.2 and 127.0.0.3. */
+/**
+ * A temp dir with an inventory of two local hosts on 127.0.0.12 and
+ * 127.0.0.13: not the lab's addresses, since these tests run beside the lab's,
+ * whose fault tests cut every connection to lab-b.
+ */
 export async function makeLab(name: string): Promise<Lab> {
   const dir = `/var/tmp/ferry-${name}-${process.pid}`;
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(`${dir}/state`, { recursive: true });
-  await fs.writeFile(`${dir}/hosts.yaml`, 'hosts:\n  ha: { transport: local, address: 127.0.0.2 }\n  hb: { transport: local, address: 127.0.0.3 }\n');
+  await fs.writeFile(`${dir}/hosts.yaml`, 'hosts:\n  ha: { transport: local, address: 127.0.0.12 }\n  hb: { transport: local, address: 127.0.0.13 }\n');
   const env = { ...process.env, FERRY_HOSTS: `${dir}/hosts.yaml`, FERRY_SYNC_STATE_DIR: `${dir}/state`, FERRY_LAB_DIR: `${dir}/no-lab` };
   return { dir, env, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }

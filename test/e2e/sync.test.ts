@@ -1,6 +1,6 @@
 /**
- * ferry sync between two agents on loopback (hosts ha = 127.0.0.2 and
- * hb = 127.0.0.3): raw and qcow2 endpoints, sparse sources, delta re-syncs
+ * ferry sync between two agents on loopback (hosts ha = 127.0.0.12 and
+ * hb = 127.0.0.13): raw and qcow2 endpoints, sparse sources, delta re-syncs
  * counted exactly, dry runs and compression. Equality is checked with cmp
  * or qemu-img compare, independently of ferry's own verification.
  */
