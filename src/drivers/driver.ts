@@ -66,6 +66,8 @@ export interface VmOwnFile {
   carriedLive?: boolean;
   /** The file it is first made from (a firmware's variable store template): a copy of it at the target path holds nothing of the VM's. */
   template?: string;
+  /** A directory that is the VM's alone and holds it, with what its program keeps beside it (swtpm's lock): --delete-source removes it whole. */
+  ownDir?: string;
 }
 
 /** How one disk moves: decided by the migration's plan (src/migrate/plan.ts), carried out by the driver. */

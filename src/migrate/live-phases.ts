@@ -10,7 +10,7 @@ import { checkAuxFiles, checkDistinctHosts, checkMemory, checkMigrationAddress, 
 import type { Phase } from './phases.js';
 import { copyDiskToTarget } from './disk-copy.js';
 import { createdEntry, createTargetImages, planDisks } from './plan.js';
-import { abortError } from '../util/abort.js';
+import { stopIfAborted } from '../util/abort.js';
 import { formatMiB } from '../util/units.js';
 import { keepOrDeleteSourceDisks } from './source-disks.js';
 import { carryVmFiles, keepOrDeleteSourceVmFiles, planVmFiles, type VmFilePlan } from './vm-files.js';
@@ -39,9 +39,6 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
   const log = (message: string): void => {
     context.listener({ type: 'log', message });
     journal.record('log', { message });
-  };
-  const stopIfInterrupted = (): void => {
-    if (context.signal.aborted) throw abortError();
   };
   let plans: Awaited<ReturnType<typeof planDisks>> = [];
   return [
@@ -73,7 +70,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         await steps.checkPlans?.(plans);
         outcome.plans = plans;
         log(`checked: ${vm.name} (${Math.round(vm.memoryBytes / 2 ** 20)} MiB RAM, ${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'}) ${source.host.name} -> ${target.host.name}`);
-        stopIfInterrupted();
+        await stopIfAborted(context.signal);
       },
     },
     {
@@ -98,7 +95,7 @@ export function livePhases(steps: LiveSteps, context: StepContext, settings: Mig
         await steps.prepareIncoming(plans);
         // A Ctrl-C during the check or the preparation is honoured here, before the copy begins: a driver
         // looks for it only while its copy runs, which for a small VM may be over at its first look.
-        stopIfInterrupted();
+        await stopIfAborted(context.signal);
       },
       rollback: async () => void (outcome.settlement = await steps.settle()),
     },

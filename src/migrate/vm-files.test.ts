@@ -15,6 +15,7 @@ function host(name: string, file?: { sha256: string; size?: number }): AgentClie
     'file.sha256': () => ({ sha256: file!.sha256 }),
     'image.chain': (p) => [{ filename: p.path, format: 'raw', virtualSize: file!.size ?? 540672 }],
     'file.remove': (p) => void removed.push(p.path),
+    'file.removeTree': (p) => void removed.push(`${p.path}/`),
   };
   const call = async (method: string, params: { path: string }): Promise<unknown> => {
     if (!calls[method]) throw new Error(`unexpected call ${method}`);
@@ -66,6 +67,16 @@ test("the source's copy goes only with --delete-source, and stays with a definit
     await keepOrDeleteSourceVmFiles(source, plans, settings, log, journal);
     assert.deepEqual(source.removed, removed, JSON.stringify(settings));
   }
+});
+
+test("with --delete-source a TPM's state goes with its directory, swtpm's lock in it", async () => {
+  const source = host('a', { sha256: 'aa' });
+  const dir = '/var/lib/libvirt/swtpm/u';
+  await keepOrDeleteSourceVmFiles(source, [{ path: `${dir}/tpm2/tpm2-00.permall`, what: 'TPM state', ownDir: dir, sizeBytes: 9000 }], { deleteSource: true }, log, {
+    id: 'm1',
+    record: () => undefined,
+  });
+  assert.deepEqual(source.removed, [`${dir}/`]);
 });
 
 test("a live move leaves what the hypervisor's stream carries (a TPM's state); a VM that is off has it copied", async () => {

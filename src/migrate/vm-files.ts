@@ -146,9 +146,10 @@ export async function keepOrDeleteSourceVmFiles(
       log(`${p.what} ${source.host.name}:${p.path} kept: the definition kept there uses it`);
       continue;
     }
-    journal.record('source-file-deleting', { host: source.host.name, path: p.path });
-    await source.call('file.remove', { path: p.path });
-    log(`deleted the source's ${p.what} ${source.host.name}:${p.path} (--delete-source)`);
+    journal.record('source-file-deleting', { host: source.host.name, path: p.ownDir ?? p.path });
+    if (p.ownDir) await source.call('file.removeTree', { path: p.ownDir });
+    else await source.call('file.remove', { path: p.path });
+    log(`deleted the source's ${p.what} ${source.host.name}:${p.ownDir ?? p.path} (--delete-source)`);
   }
 }
 

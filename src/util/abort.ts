@@ -18,3 +18,15 @@ export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return abortable(new Promise((r) => setTimeout(r, ms)), signal);
 }
+
+/**
+ * Throws if `signal` is aborted, once the event loop has dispatched the
+ * signals that reached the process: a Ctrl-C that came while the code ran
+ * on answers already in hand is read only at the loop's next poll, which
+ * the second of two setImmediate turns waits for (the first ends the
+ * current turn).
+ */
+export async function stopIfAborted(signal: AbortSignal): Promise<void> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((r) => setImmediate(r));
+  if (signal.aborted) throw abortError();
+}

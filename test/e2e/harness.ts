@@ -243,10 +243,11 @@ export async function waitForCounter(agent: AgentClient, name: string, atLeast: 
         status = JSON.stringify(await qmp?.execute('query-status').catch((e: unknown) => String(e))) ?? status;
         await qmp?.close();
       }
+      // A libvirt domain's QEMU is not one of the lab's own processes: libvirt says how it is.
+      const domain = proc ? undefined : await agent.call('libvirt.state', { domain: name }).catch(() => undefined);
+      const how = proc ? `QEMU pid ${proc.pid}, ${status}` : domain ? `domain ${domain.state}` : 'no QEMU or domain of that name';
       const tail = (await readSerial(agent, name)).slice(-300);
-      throw new Error(
-        `guest ${name} on ${agent.host.name} reached only record ${n}, expected ${atLeast}; QEMU ${proc ? `pid ${proc.pid}, ${status}` : 'not running'}; console ends with: ${JSON.stringify(tail)}`,
-      );
+      throw new Error(`guest ${name} on ${agent.host.name} reached only record ${n}, expected ${atLeast}; ${how}; console ends with: ${JSON.stringify(tail)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

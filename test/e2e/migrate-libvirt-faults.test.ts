@@ -226,7 +226,8 @@ async function runMatrix(vm: string, steps: StepName[], extra: string[]): Promis
   await clean();
   for (const h of [a, b]) await definePool(h.host.name, POOL);
   await labVirsh('lab-a', ['vol-create-as', POOL.name, VOLUME, '32M', '--format', 'qcow2']);
-  await startDomain(a, vm, ['--disk', `volume:${POOL.name}/${VOLUME}`, ...extra]);
+  // 20 records a second: the 32 MiB volume holds 8192, which a guest writing without pause fills before the matrix ends.
+  await startDomain(a, vm, ['--disk', `volume:${POOL.name}/${VOLUME}`, '--rate', '20', ...extra]);
   await a.call('system.run', { file: 'sh', args: ['-c', `head -c 4194304 /dev/urandom > ${CDROM}`] });
   await labVirsh('lab-a', ['attach-disk', vm, CDROM, 'sdb', '--type', 'cdrom', '--mode', 'readonly', '--targetbus', 'sata', '--config']);
   // A CD-ROM is no hotplug device here: the domain starts again with it.

@@ -718,6 +718,17 @@ test("libvirt: an emulated TPM's state crosses a live move in libvirt's own stre
     await labVirsh('lab-a', ['start', vm]);
     await until('lv-tpm to boot on lab-a', async () => ((await boots()) > booted ? true : undefined), 120_000, 500);
     assert.match(await labVirsh('lab-a', ['dumpxml', vm]), /<backend type='emulator' version='2.0'/);
+
+    // Cold again, with --delete-source: the source's state goes with its directory (swtpm's lock in it).
+    await labVirsh('lab-a', ['destroy', vm]);
+    const onA = await sha(a);
+    // What lab-b kept of the first move (no --delete-source then) is out of the way.
+    await b.call('file.remove', { path: diskPath(vm) });
+    await b.call('system.run', { file: 'rm', args: ['-rf', dir] });
+    const away = await migrate(vm, 'lab-a', 'lab-b', ['--no-start', '--delete-source']);
+    assert.equal(away.status, 'completed', JSON.stringify(away));
+    assert.equal(await sha(b), onA, 'the same TPM state on lab-b');
+    assert.equal((await a.call('file.stat', { path: dir })).exists, false, `lab-a:${dir} is gone`);
   } finally {
     await cleanDomain(vm, 1);
     for (const h of [a, b]) await h.call('system.run', { file: 'rm', args: ['-rf', dir] });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
 import { labNvramPath } from '../../src/lab/vm.js';
-import { counter, cutLinkTo, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, startHeldMove, until, useLab, waitForCounter } from './harness.js';
+import { counter, cutLinkTo, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, startHeldMove, until, type HeldMove, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -203,12 +203,17 @@ test('libvirt warm: a pre-copy broken by a cut link, then by ferry killed, conti
 
 /** A warm move a -> b with `extra`, its controller killed (SIGKILL) right after its journal records `step`; its id. */
 async function killedAt(vm: string, step: string, extra: string[], atHold: () => Promise<void> = async () => undefined): Promise<string> {
+  return (await killedMove(vm, step, extra, atHold)).id()!;
+}
+
+/** The same, giving the move: its id and its journal. */
+async function killedMove(vm: string, step: string, extra: string[], atHold: () => Promise<void> = async () => undefined): Promise<HeldMove> {
   const m = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...extra], step);
   await m.held();
   await atHold();
   m.child.kill('SIGKILL');
   await m.done;
-  return m.id()!;
+  return m;
 }
 
 interface Recovery {
@@ -250,11 +255,11 @@ test('libvirt warm: ferry killed while the domain is suspended for the last pass
   await cleanDomain([a, b], vm, 1);
 });
 
-test('libvirt warm --reboot: ferry killed while the domain is held suspended: the source agent resumes it alone; killed right after the commit: ferry recover keeps the target and removes the older copy', async () => {
+test('libvirt warm --reboot (UEFI): ferry killed while the domain is held suspended, or as it copies the variable store: the source agent resumes it alone, and the rerun continues into the store it began; killed right after the commit: ferry recover keeps the target and removes the older copy', async () => {
   const vm = 'lvw-rbhold';
   const reboot = ['--reboot', '--force-off'];
   await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '48M']);
+  await startDomain(a, vm, ['--disk', '48M', '--uefi']);
 
   const held = await killedAt(vm, 'source-paused', reboot, async () => assert.equal(await domainState('lab-a', vm), 'paused'));
   await resumedAlone(vm);
@@ -263,8 +268,19 @@ test('libvirt warm --reboot: ferry killed while the domain is held suspended: th
   assert.equal(await domainState('lab-b', vm), undefined, 'no domain on b');
   assert.deepEqual(await ferryLeftovers('lab-a', vm), []);
 
+  // Killed as the variable store's copy begins, after the last pass: the guest is stopped, its disks are whole on b.
+  const copying = await killedAt(vm, 'vm-file-copying', reboot, async () => assert.equal(await domainState('lab-a', vm), 'paused'));
+  await resumedAlone(vm);
+  const r3 = await recover(copying);
+  assert.deepEqual(r3.runs_on, ['lab-a'], JSON.stringify(r3));
+  assert.equal(await domainState('lab-b', vm), undefined, 'no domain on b');
+  assert.ok((await b.call('file.stat', { path: labNvramPath(vm) })).exists, 'the store begun on b is kept for the rerun, as the disks are');
+
   // The rerun, killed once the domain has booted on b: the commit point, the source's copy still held paused.
-  const committed = await killedAt(vm, 'committed', reboot);
+  const rerun = await killedMove(vm, 'committed', reboot);
+  const committed = rerun.id()!;
+  const store = rerun.entries().filter((e) => e.path === labNvramPath(vm));
+  assert.ok(store.some((e) => e.step === 'vm-file-copied') && !store.some((e) => e.step === 'created'), `the rerun copied into the store it began, not a new one: ${JSON.stringify(store)}`);
   assert.equal(await domainState('lab-b', vm), 'running');
   assert.equal(await domainState('lab-a', vm), 'paused', 'the older copy waits, stopped, for the finish');
   const r2 = await recover(committed);

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { isAbsolute, normalize } from 'node:path';
 import { FerryError, isSystemError, messageOf } from '../../util/errors.js';
 import type { HandlerContext } from '../context.js';
 import { statPath, type FileStat } from '../../storage/stat.js';
@@ -26,6 +27,14 @@ export const fileHandlers = {
 
   'file.remove': async (p: { path: string }): Promise<void> => {
     await fs.rm(p.path, { force: true, recursive: false });
+  },
+
+  /** Removes a directory and all it holds: one ferry named as a VM's own (its TPM's state), never a path a user typed. */
+  'file.removeTree': async (p: { path: string }): Promise<void> => {
+    if (!isAbsolute(p.path) || normalize(p.path).split('/').filter(Boolean).length < 3) {
+      throw new FerryError('INTERNAL', `Refusing to remove the tree "${p.path}": not a VM's own directory`);
+    }
+    await fs.rm(p.path, { force: true, recursive: true });
   },
 
   /** sha256 of a file's bytes; used to prove two hosts hold the same base image. */

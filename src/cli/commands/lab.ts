@@ -114,6 +114,7 @@ export function register(program: Command): void {
     .option('--memory <MiB>', 'memory', '256')
     .addOption(new Option('--cache <mode>', "QEMU's cache mode for its disks").choices(['none', 'writeback', 'unsafe']).default('none'))
     .option('--dirty <MiB>', 'test guest: keep rewriting this much RAM')
+    .option('--rate <records>', 'test guest: records written per second (default: as many as it can)')
     .option('--libvirt', "define and start it as a domain of the host's libvirtd instead")
     .option('--uefi', 'with --libvirt: boot through UEFI firmware (OVMF), with a variable store of its own')
     .option('--tpm', 'with --libvirt: an emulated TPM 2.0 (swtpm)')
@@ -133,6 +134,7 @@ export function register(program: Command): void {
             memory: string;
             cache: 'none' | 'writeback' | 'unsafe';
             dirty?: string;
+            rate?: string;
             libvirt?: boolean;
             uefi?: boolean;
             tpm?: boolean;
@@ -151,7 +153,7 @@ export function register(program: Command): void {
               disks: opts.disk,
               memoryMiB: Number(opts.memory),
               cache: opts.cache,
-              extraAppend: opts.dirty ? `ferry.dirty=${opts.dirty}` : undefined,
+              extraAppend: [opts.dirty && `ferry.dirty=${opts.dirty}`, opts.rate && `ferry.rate=${opts.rate}`].filter(Boolean).join(' ') || undefined,
               uefi: opts.uefi,
               tpm: opts.tpm,
             };

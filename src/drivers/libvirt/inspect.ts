@@ -135,5 +135,6 @@ function _unique(list: string[]): string[] {
  */
 export function tpmState(uuid: string, version?: string): VmOwnFile {
   const file = version === '2.0' ? 'tpm2/tpm2-00.permall' : 'tpm1_2/tpm-00.permall';
-  return { path: `/var/lib/libvirt/swtpm/${uuid}/${file}`, what: 'TPM state', carriedLive: true };
+  const dir = `/var/lib/libvirt/swtpm/${uuid}`;
+  return { path: `${dir}/${file}`, what: 'TPM state', carriedLive: true, ownDir: dir };
 }
