@@ -117,6 +117,8 @@ export interface TransferSettings {
   mirrorMode?: 'write-blocking' | 'background';
   /** Where the hypervisor keeps a definition (libvirt): leave it, shut off, on the source. */
   keepSourceDefinition?: boolean;
+  /** libvirt: define on the target, value included, each secret the VM's network disks log in with that the target lacks. */
+  copySecrets?: boolean;
   /** A warm move whose cut-over boots the guest afresh on the target: no running state crosses. */
   reboot?: boolean;
 }

@@ -146,6 +146,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
         autoConverge: req.autoConverge,
         mirrorMode: req.mirrorMode,
         keepSourceDefinition: req.keepSourceDefinition,
+        copySecrets: req.copySecrets,
         reboot: req.reboot,
       },
       signal: req.signal,

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'SAME_HOST_UUID'
   | 'NO_NETWORK'
   | 'NO_POOL'
+  | 'SECRET_PRIVATE'
   | 'UNSAFE_CACHE'
   | 'INSECURE_TRANSPORT'
   | 'BACKING_MISMATCH'

@@ -373,12 +373,20 @@ test('libvirt: a disk reached over the network (an NBD export both hosts reach) 
   }
 });
 
-test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks the secret its disk logs in with, then moves without copying the disk', async () => {
+test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks the secret its disk logs in with; --copy-secrets carries it, value included, unless it is private; ferry killed once it is defined there leaves recover to undefine it; the disk is not copied', async () => {
   const vm = 'lv-rbd';
   const uuid = '2a7a4c2b-97c4-4d1a-9e3b-7f0d8c7e5a11';
   const url = `rbd://127.0.0.1:6789/vms/${vm}`;
   const secretFile = `${LAB_SHARED_DIR}/${vm}-secret.xml`;
   const domainFile = `${LAB_SHARED_DIR}/${vm}.xml`;
+  const secretXml = (priv: 'yes' | 'no'): string => `<secret ephemeral='no' private='${priv}'><uuid>${uuid}</uuid><usage type='ceph'><name>client.ferry secret</name></usage></secret>`;
+  const defineSecret = async (priv: 'yes' | 'no'): Promise<void> => {
+    await labVirsh('lab-a', ['secret-undefine', uuid]).catch(() => undefined);
+    await a.call('file.write', { path: secretFile, text: secretXml(priv) });
+    await labVirsh('lab-a', ['secret-define', secretFile]);
+    await labVirsh('lab-a', ['secret-set-value', uuid, '--base64', Buffer.from(`ceph-key-${priv}`).toString('base64')]);
+  };
+  const secretOnB = async (): Promise<boolean> => (await labVirsh('lab-b', ['secret-list'])).includes(uuid);
   const clean = async (): Promise<void> => {
     for (const host of ['lab-a', 'lab-b']) {
       await labVirsh(host, ['undefine', vm]).catch(() => undefined);
@@ -387,7 +395,6 @@ test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks t
   };
   await clean();
   // Defined only: no Ceph here, and QEMU without its RBD driver; the move is cold and --no-start.
-  await a.call('file.write', { path: secretFile, text: `<secret ephemeral='no' private='no'><uuid>${uuid}</uuid><usage type='ceph'><name>client.ferry secret</name></usage></secret>` });
   await a.call('file.write', {
     path: domainFile,
     text: `<domain type='qemu'><name>${vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices>
@@ -395,16 +402,34 @@ test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks t
       <source protocol='rbd' name='vms/${vm}'><host name='127.0.0.1' port='6789'/></source><target dev='vda' bus='virtio'/></disk></devices></domain>`,
   });
   try {
-    await labVirsh('lab-a', ['secret-define', secretFile]);
+    await defineSecret('yes');
     await labVirsh('lab-a', ['define', domainFile]);
     const missing = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
     assert.equal((missing.error as { code: string }).code, 'NOT_FOUND', JSON.stringify(missing));
     assert.match((missing.error as { message: string }).message, new RegExp(`Disk vda of domain "${vm}" logs in to its storage with secret ${uuid}, which is not defined on "lab-b"`));
-    assert.match((missing.error as { hint: string }).hint, /virsh secret-define/);
+    assert.match((missing.error as { hint: string }).hint, /--copy-secrets.*virsh secret-define/);
     assert.equal(await domainState('lab-b', vm), undefined, 'nothing defined on the target');
 
-    await labVirsh('lab-b', ['secret-define', secretFile]);
-    const moved = await migrate(vm, 'lab-a', 'lab-b', ['--no-start']);
+    // A private secret's value never leaves libvirt: refused, nothing made on the target.
+    const secret = await migrate(vm, 'lab-a', 'lab-b', ['--no-start', '--copy-secrets']);
+    assert.equal((secret.error as { code: string }).code, 'SECRET_PRIVATE', JSON.stringify(secret));
+    assert.equal(await secretOnB(), false, 'no secret defined on the target');
+    assert.equal(await domainState('lab-b', vm), undefined, 'nothing defined on the target');
+
+    // Killed once the secret and the domain are defined on the target: recover undefines both there.
+    await defineSecret('no');
+    const held = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--no-start', '--copy-secrets'], 'target-defined');
+    await held.held();
+    assert.equal(await secretOnB(), true, 'the secret is defined on the target before the domain');
+    process.kill(held.child.pid!, 'SIGKILL');
+    await held.done;
+    const recovered = JSON.parse((await ferry(['recover', held.id()!, '--json'])).stdout) as Array<{ status: string }>;
+    assert.equal(recovered[0]?.status, 'settled', JSON.stringify(recovered));
+    assert.equal(await secretOnB(), false, 'recover undefined the secret the killed move defined');
+    assert.equal(await domainState('lab-b', vm), undefined);
+    assert.equal(await domainState('lab-a', vm), 'shut off');
+
+    const moved = await migrate(vm, 'lab-a', 'lab-b', ['--no-start', '--copy-secrets']);
     assert.equal(moved.status, 'completed', JSON.stringify(moved));
     assert.equal(moved.disk_bytes, 0);
     const disks = moved.disks as Array<{ device: string; target: { path: string; shared?: boolean } }>;
@@ -415,6 +440,8 @@ test('libvirt: a shut-off domain on Ceph RBD is refused while the target lacks t
     assert.equal(await domainState('lab-a', vm), undefined);
     assert.equal(await domainState('lab-b', vm), 'shut off');
     assert.match(await labVirsh('lab-b', ['dumpxml', vm]), new RegExp(`<secret type='ceph' uuid='${uuid}'/>`));
+    assert.equal((await labVirsh('lab-b', ['secret-get-value', uuid])).trim(), (await labVirsh('lab-a', ['secret-get-value', uuid])).trim(), 'the same value on both hosts');
+    assert.doesNotMatch(readFileSync(moved.journal as string, 'utf8'), new RegExp(Buffer.from('ceph-key-no').toString('base64')), 'the value is not in the journal');
   } finally {
     await clean();
     for (const path of [secretFile, domainFile]) await a.call('file.remove', { path });

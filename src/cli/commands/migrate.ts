@@ -18,6 +18,7 @@ interface MigrateOptions {
   force?: boolean;
   deleteSource?: boolean;
   keepSourceDefinition?: boolean;
+  copySecrets?: boolean;
   driver?: string;
   offline?: boolean;
   mode?: string;
@@ -58,6 +59,7 @@ export function register(program: Command): void {
     )
     .option('--force', "overwrite existing target images, accept cache=unsafe, and a running VM's shared disk through the host's page cache")
     .option('--delete-source', 'remove the source disk images after a successful migration')
+    .option('--copy-secrets', "libvirt: define on the target each secret the domain's network disks log in with (Ceph, iSCSI CHAP) that it lacks, value included; removed again if the move fails")
     .option('--keep-source-definition', 'libvirt: leave the domain defined (shut off) on the source; by default it is undefined there and its XML kept in the journal')
     .option(
       '--mode <mode>',
@@ -121,6 +123,7 @@ export function register(program: Command): void {
             force: opts.force,
             deleteSource: opts.deleteSource,
             keepSourceDefinition: opts.keepSourceDefinition,
+            copySecrets: opts.copySecrets,
             driver: opts.driver,
             offline: opts.offline,
             mode,

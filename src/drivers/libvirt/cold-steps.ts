@@ -9,10 +9,11 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { liveAgent } from '../../hosts/live-agent.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
-import { definableDomainXml, diskMoves, mapDiskSources, type DomainDescription } from './domain-xml.js';
+import { definableDomainXml, diskMoves, mapDiskSources, type DiskSecret, type DomainDescription } from './domain-xml.js';
+import { copySecrets, removeSecrets } from './secret-copy.js';
 import { carryAutostart, describeForMove, refreshTargetPools, tidyPools } from './domains.js';
 import type { Admission } from './host/handlers.js';
-import { askAdmission, checkPools, judgeAdmission } from './target-checks.js';
+import { askAdmission, checkPools, checkSecrets, judgeAdmission } from './target-checks.js';
 
 export class LibvirtColdSteps implements ColdSteps {
   private domain?: DomainDescription;
@@ -49,8 +50,12 @@ export class LibvirtColdSteps implements ColdSteps {
     const domain = this.domain!;
     const xml = (await this.source.call('libvirt.dumpxml', { domain: vm.name, inactive: true })).xml;
     this.admission = await askAdmission(this.target, domain, xml);
-    judgeAdmission(this.target.host.name, domain, this.admission);
+    this.secretsToCopy = judgeAdmission(this.target.host.name, domain, this.admission, { copySecrets: this.ctx.settings.copySecrets });
   }
+
+  /** The secrets the target lacks, defined there before the domain (--copy-secrets); those defined go again if the move fails. */
+  private secretsToCopy: DiskSecret[] = [];
+  private readonly copiedSecrets: string[] = [];
 
   private admission?: Admission;
 
@@ -121,6 +126,12 @@ export class LibvirtColdSteps implements ColdSteps {
     this.ctx.journal.record('source-definition', { host: this.source.host.name, xml: inactive });
     const xml = mapDiskSources(definableDomainXml(inactive), diskMoves(plans));
     await refreshTargetPools(this.target, plans, this.ctx.journal);
+    if (this.ctx.settings.copySecrets && !this.admission) {
+      // A warm --reboot checked the target through its warm steps: the secrets the target lacks are asked here.
+      const { secrets } = await this.target.call('libvirt.admission', { domain: this.ctx.vmName, secrets: true });
+      this.secretsToCopy = checkSecrets(this.target.host.name, this.domain!, secrets ?? [], true);
+    }
+    await copySecrets(this.source, this.target, this.secretsToCopy, this.copiedSecrets, this.ctx.journal, this.log);
     await this.target.call('libvirt.define', { xml });
     this.defined = true;
     this.ctx.journal.record('target-defined', { host: this.target.host.name });
@@ -128,6 +139,7 @@ export class LibvirtColdSteps implements ColdSteps {
 
   async undefineTarget(): Promise<void> {
     if (this.defined) await this.target.call('libvirt.undefine', { domain: this.ctx.vmName });
+    await removeSecrets(this.target, this.copiedSecrets, this.log);
   }
 
   async undefineSource(): Promise<void> {

@@ -115,7 +115,14 @@ test("an emulated TPM's state is the domain's own, under its UUID, carried by a 
   const xml = (tpm: string): string =>
     `<domain type='qemu'><name>tp</name><uuid>8bf6b435-a56f-4443-8b5e-0f878674eed9</uuid><memory unit='MiB'>256</memory><os><type arch='x86_64'>hvm</type></os><devices>${tpm}</devices></domain>`;
   const emulated = describeDomain({ name: 'tp', state: 'running', description: parseDomainXml(xml(`<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`)) }, new Map());
-  assert.deepEqual(emulated.ownFiles, [{ path: '/var/lib/libvirt/swtpm/8bf6b435-a56f-4443-8b5e-0f878674eed9/tpm2/tpm2-00.permall', what: 'TPM state', carriedLive: true }]);
+  assert.deepEqual(emulated.ownFiles, [
+    {
+      path: '/var/lib/libvirt/swtpm/8bf6b435-a56f-4443-8b5e-0f878674eed9/tpm2/tpm2-00.permall',
+      what: 'TPM state',
+      carriedLive: true,
+      ownDir: '/var/lib/libvirt/swtpm/8bf6b435-a56f-4443-8b5e-0f878674eed9',
+    },
+  ]);
   const tpm12 = parseDomainXml(xml(`<tpm model='tpm-tis'><backend type='emulator' version='1.2'/></tpm>`));
   assert.equal(
     describeDomain({ name: 'tp', state: 'running', description: tpm12 }, new Map()).ownFiles?.[0]?.path,

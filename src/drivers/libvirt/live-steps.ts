@@ -17,7 +17,8 @@ import { FerryError, messageOf } from '../../util/errors.js';
 import type { DiskPlan, FoundVm, LiveStats, LiveSteps, Settlement, StepContext, VmInfo } from '../driver.js';
 import { ConvergenceWatch } from '../convergence.js';
 import { removeClaimedLvs } from '../target-lvs.js';
-import { diskMoves, mapDiskSources, parseDomainXml, staysVolume, type DomainDescription } from './domain-xml.js';
+import { diskMoves, mapDiskSources, parseDomainXml, staysVolume, type DiskSecret, type DomainDescription } from './domain-xml.js';
+import { copySecrets, removeSecrets } from './secret-copy.js';
 import {
   carryAutostart,
   describeForMove,
@@ -142,11 +143,16 @@ export class LibvirtLiveSteps implements LiveSteps {
     const domain = this.domain!;
     refuseLivePassthrough(domain, source.host.name);
     const { admission, options } = await this.admission!;
-    judgeAdmission(target.host.name, domain, admission, options);
+    this.secretsToCopy = judgeAdmission(target.host.name, domain, admission, { ...options, copySecrets: this.ctx.settings.copySecrets });
     if (this.sourceUuid === admission.hostUuid) throw sameHostUuidError(source.host.name, target.host.name, admission.hostUuid);
     await checkControlTransport(libvirtUri(target.host), target.host.name, admission.tcpAuth, async (name) => (await source.call('net.resolve', { name })).addresses);
     this.log(`libvirt on ${target.host.name} accepts the domain (host UUIDs differ${domain.cpu ? ', CPU accepted' : ''})`);
   }
+
+  /** The secrets the target lacks, which the preparation defines there (--copy-secrets). */
+  private secretsToCopy: DiskSecret[] = [];
+  /** Those it defined: undefined again if the domain does not end up there. */
+  private readonly copiedSecrets: string[] = [];
 
   /** libvirt refuses to mirror a read-only disk: ferry copied each before the move. */
   readonly leavesReadOnlyDisks = true;
@@ -187,6 +193,7 @@ export class LibvirtLiveSteps implements LiveSteps {
     const moves = diskMoves(this.plans);
     this.xml = moves.length ? { live: mapDiskSources(live, moves), persistent: mapDiskSources(inactive, moves) } : undefined;
     await refreshTargetPools(this.target, this.plans, this.ctx.journal);
+    await copySecrets(this.source, this.target, this.secretsToCopy, this.copiedSecrets, this.ctx.journal, (m) => this.log(m));
   }
 
   async copyDisks(): Promise<void> {
@@ -333,6 +340,7 @@ export class LibvirtLiveSteps implements LiveSteps {
       await target.call('file.remove', { path }).catch((e: unknown) => this.log(`could not remove ${path} on ${target.host.name}: ${messageOf(e)}`));
     }
     await removeClaimedLvs(target, this.createdLvs, (m) => this.log(m));
+    await removeSecrets(target, this.copiedSecrets, (m) => this.log(m));
     if (this.created.length)
       await tidyPools(
         target,

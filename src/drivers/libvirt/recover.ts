@@ -12,6 +12,7 @@ import type { Recovery } from '../driver.js';
 import { clearLeftovers } from '../block-passes.js';
 import { claimedLvs, removeClaimedLvs } from '../target-lvs.js';
 import { carryAutostart, domainMonitor, domainRunning, domainState } from './domains.js';
+import { claimedSecrets, removeSecrets } from './secret-copy.js';
 
 /** How long a job left running by a lost controller may take to end by itself. */
 const JOB_WAIT_MS = 10 * 60_000;
@@ -55,6 +56,7 @@ export async function recoverLibvirtMigration(vmName: string, source: AgentClien
     await target.call('libvirt.poolRefresh', { pool }).catch(() => undefined);
   }
   leftovers.push(...(await removeClaimedLvs(target, claimedLvs(journal), () => undefined)));
+  leftovers.push(...(await removeLeftSecrets(target, vmName, journal)));
   if (found.target === null && !leftovers.length && found.source === 'running') return { found };
   return {
     found: { ...found, target: found.target ?? (leftovers.length ? 'images' : null) },
@@ -97,9 +99,24 @@ async function recoverLibvirtCold(vmName: string, source: AgentClient, target: A
     await target.call('libvirt.undefine', { domain: vmName });
     acted = true;
   }
+  if ((await removeLeftSecrets(target, vmName, journal)).length) acted = true;
   if (progress.stoppedSource && found.source === 'shut off') {
     await source.call('libvirt.start', { domain: vmName });
     acted = true;
   }
   return acted ? { found, settlement: { outcome: 'aborted', source: (await domainState(source, vmName)) ?? 'undefined' } } : { found };
+}
+
+/**
+ * The secrets the move defined on the target (--copy-secrets) and that are
+ * still there, undefined: the domain that needed them did not end up there.
+ * Their UUIDs, as leftovers.
+ */
+async function removeLeftSecrets(target: AgentClient, vmName: string, journal: ReadonlyArray<{ step: string; [key: string]: unknown }>): Promise<string[]> {
+  const claimed = claimedSecrets(journal);
+  if (!claimed.length) return [];
+  const defined = (await target.call('libvirt.admission', { domain: vmName, secrets: true })).secrets ?? [];
+  const left = claimed.filter((uuid) => defined.some((d) => d.uuid === uuid.toLowerCase()));
+  await removeSecrets(target, left, () => undefined);
+  return left.map((uuid) => `secret ${uuid}`);
 }

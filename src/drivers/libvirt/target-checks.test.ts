@@ -184,3 +184,18 @@ test('the secrets a network disk logs in with are asked of the target only when 
       /virsh secret-list/.test(e.hint ?? ''),
   );
 });
+
+test('with --copy-secrets the secrets the target lacks are returned to be carried, each once, instead of refused; the refusal names the flag', () => {
+  const none = parseSecretList('');
+  assert.deepEqual(checkSecrets('kvm2', rbdDomain, none, true), [
+    { type: 'ceph', uuid: '2A7A4C2B-97C4-4D1A-9E3B-7F0D8C7E5A11', usage: undefined },
+    { type: 'iscsi', uuid: undefined, usage: 'libvirtiscsi' },
+  ]);
+  const twice = { ...rbdDomain, disks: [...rbdDomain.disks, rbdDomain.disks[0]!] };
+  assert.equal(checkSecrets('kvm2', twice, none, true).length, 2, 'a secret two disks use is carried once');
+  assert.deepEqual(checkSecrets('kvm2', rbdDomain, parseSecretList(' 2a7a4c2b-97c4-4d1a-9e3b-7f0d8c7e5a11   ceph x\n 5b1c0f3e-0000-4c4c-8c8c-000000000001   iscsi libvirtiscsi\n'), true), []);
+  assert.throws(
+    () => checkSecrets('kvm2', rbdDomain, none),
+    (e: unknown) => e instanceof FerryError && /pass --copy-secrets/.test(e.hint ?? ''),
+  );
+});

@@ -7,7 +7,7 @@ import type { AgentClient } from '../../hosts/agent-client.js';
 import { FerryError } from '../../util/errors.js';
 import type { DiskPlan } from '../driver.js';
 import { plainTcpHost } from './control-transport.js';
-import { staysVolume, type DomainDescription } from './domain-xml.js';
+import { staysVolume, type DiskSecret, type DomainDescription } from './domain-xml.js';
 import type { Admission, TargetPool } from './host/handlers.js';
 import type { SecretEntry } from './virsh-output.js';
 
@@ -55,31 +55,47 @@ function _cpuToCompare(domain: DomainDescription, xml: string, sourceHostCpu: st
   return { xml: sourceHostCpu, virtType: domain.type, arch: domain.os.arch };
 }
 
-/** Refuses a target that lacks what `domain` needs, as its admission (asked with the same options) says. */
-export function judgeAdmission(target: string, domain: DomainDescription, admission: Admission, options: AdmissionOptions = {}): void {
+/**
+ * Refuses a target that lacks what `domain` needs, as its admission (asked
+ * with the same options) says; returns the secrets to carry there
+ * (`copySecrets`).
+ */
+export function judgeAdmission(target: string, domain: DomainDescription, admission: Admission, options: AdmissionOptions & { copySecrets?: boolean } = {}): DiskSecret[] {
   checkNameFree(target, domain.name, admission.state);
   if (admission.cpu) checkCpu(target, domain, admission.cpu);
   checkNetworks(target, options.networksOf ?? domain, admission);
-  if (admission.secrets) checkSecrets(target, domain, admission.secrets);
+  return admission.secrets ? checkSecrets(target, domain, admission.secrets, options.copySecrets) : [];
 }
 
 /**
  * Every secret the domain's network disks log in with is defined on the
- * target: its QEMU could not open the disk otherwise. The secret's value is
- * not ferry's to carry; the hint says how to define it there.
+ * target: its QEMU could not open the disk otherwise. A secret's value is
+ * carried only when the user asks (`copy`, --copy-secrets): the secrets to
+ * carry are returned, each once; else the first missing one is refused,
+ * with how to define it there.
  */
-export function checkSecrets(target: string, domain: DomainDescription, defined: readonly SecretEntry[]): void {
+export function checkSecrets(target: string, domain: DomainDescription, defined: readonly SecretEntry[], copy = false): DiskSecret[] {
+  const missing: DiskSecret[] = [];
   for (const disk of domain.disks) {
     const s = disk.secret;
-    if (!s) continue;
+    if (!s || missing.some((m) => _sameSecret(m, s))) continue;
     const found = s.uuid ? defined.some((d) => d.uuid === s.uuid!.toLowerCase()) : defined.some((d) => d.type === s.type && d.usage === s.usage);
     if (found) continue;
+    if (copy) {
+      missing.push(s);
+      continue;
+    }
     const which = s.uuid ? `secret ${s.uuid}` : `the ${[s.type, 'secret'].filter(Boolean).join(' ')} "${s.usage ?? ''}"`;
     const uuid = s.uuid ?? 'UUID';
     throw new FerryError('NOT_FOUND', `Disk ${disk.target} of domain "${domain.name}" logs in to its storage with ${which}, which is not defined on "${target}"`, {
-      hint: `define it there as on the source${s.uuid ? '' : ' ("virsh secret-list" there gives its UUID)'}: "virsh secret-dumpxml ${uuid}" gives its XML for "virsh secret-define", then "virsh secret-set-value ${uuid}" sets its key`,
+      hint: `pass --copy-secrets to have ferry define it there, value included; or define it there as on the source${s.uuid ? '' : ' ("virsh secret-list" there gives its UUID)'}: "virsh secret-dumpxml ${uuid}" gives its XML for "virsh secret-define", then "virsh secret-set-value ${uuid}" sets its key`,
     });
   }
+  return missing;
+}
+
+function _sameSecret(a: DiskSecret, b: DiskSecret): boolean {
+  return a.uuid || b.uuid ? a.uuid?.toLowerCase() === b.uuid?.toLowerCase() : a.type === b.type && a.usage === b.usage;
 }
 
 /** No domain of that name there already (`state` null): ferry never replaces one. */

@@ -7,8 +7,9 @@
 import type { Area } from '../../../agent/registry.js';
 import type { libvirtHandlers } from './handlers.js';
 import type { libvirtMigrationHandlers } from './migration-handlers.js';
+import type { libvirtSecretHandlers } from './secrets.js';
 
-export type LibvirtHostHandlers = typeof libvirtHandlers & typeof libvirtMigrationHandlers;
+export type LibvirtHostHandlers = typeof libvirtHandlers & typeof libvirtMigrationHandlers & typeof libvirtSecretHandlers;
 
 declare module '../../../agent/registry.js' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type
@@ -19,8 +20,8 @@ export const libvirtHostAreas: readonly Area[] = [
   {
     prefixes: ['libvirt.'],
     load: async () => {
-      const [{ libvirtHandlers }, { libvirtMigrationHandlers }] = await Promise.all([import('./handlers.js'), import('./migration-handlers.js')]);
-      return { ...libvirtHandlers, ...libvirtMigrationHandlers };
+      const [{ libvirtHandlers }, { libvirtMigrationHandlers }, { libvirtSecretHandlers }] = await Promise.all([import('./handlers.js'), import('./migration-handlers.js'), import('./secrets.js')]);
+      return { ...libvirtHandlers, ...libvirtMigrationHandlers, ...libvirtSecretHandlers };
     },
   },
 ];
