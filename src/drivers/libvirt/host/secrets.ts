@@ -5,13 +5,14 @@
  * file in a directory only root can read, removed at once: never on a
  * command line, where any user's ps would show it.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryError } from '../../../util/errors.js';
 import type { DiskSecret } from '../domain-xml.js';
 import { parseSecretList } from '../virsh-output.js';
 import type { OnConnection } from './handlers.js';
-import { virsh, withXmlFile } from './virsh.js';
+import { virsh } from './virsh.js';
 
 export interface SecretCopy {
   uuid: string;
@@ -40,14 +41,18 @@ export const libvirtSecretHandlers = {
     return { uuid, xml, value };
   },
 
-  /** Defines a secret with its value; it must not be defined here yet. */
+  /** Defines a secret with its value. */
   'libvirt.secret.define': async (p: OnConnection & SecretCopy): Promise<void> => {
-    await withXmlFile(p.xml, async (path) => {
-      await virsh(p.uri, ['secret-define', '--file', path]);
-      const valueFile = join(path, '..', 'value');
-      await writeFile(valueFile, p.value, { mode: 0o600 });
-      await virsh(p.uri, ['secret-set-value', '--secret', p.uuid, '--file', valueFile]);
-    });
+    // mkdtemp makes the directory 0700: only root reads the value while it is there.
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-secret-'));
+    try {
+      await writeFile(join(dir, 'secret.xml'), p.xml);
+      await writeFile(join(dir, 'value'), p.value, { mode: 0o600 });
+      await virsh(p.uri, ['secret-define', '--file', join(dir, 'secret.xml')]);
+      await virsh(p.uri, ['secret-set-value', '--secret', p.uuid, '--file', join(dir, 'value')]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   },
 
   'libvirt.secret.undefine': async (p: OnConnection & { uuid: string }): Promise<void> => {
