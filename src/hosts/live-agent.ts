@@ -1,5 +1,6 @@
 /** Getting an agent back after the old one (or the link to it) was lost. */
 import { sleep } from '../util/abort.js';
+import { FerryError } from '../util/errors.js';
 import { AgentClient } from './agent-client.js';
 import type { HostConfig } from './inventory.js';
 
@@ -16,4 +17,21 @@ export async function liveAgent(host: HostConfig, current?: AgentClient): Promis
     }
   }
   throw lastError;
+}
+
+/**
+ * Runs `use` with an agent for `host`: `current` while it is connected,
+ * and once more with a new agent if it is found lost during the call (a
+ * lost agent is often noticed only by the call that needs it). `use` must
+ * bear being run twice. Returns its answer and the agent it last used.
+ */
+export async function withLiveAgent<T>(host: HostConfig, current: AgentClient, use: (agent: AgentClient) => Promise<T>): Promise<{ answer: T; agent: AgentClient }> {
+  let agent = await liveAgent(host, current);
+  try {
+    return { answer: await use(agent), agent };
+  } catch (e) {
+    if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
+    agent = await liveAgent(host);
+    return { answer: await use(agent), agent };
+  }
 }

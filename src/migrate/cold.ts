@@ -127,8 +127,9 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
-        await keepOrDeleteSourceDisks(source, plans, settings, log, journal, steps);
-        await keepOrDeleteSourceVmFiles(source, outcome.files ?? [], settings, log, journal);
+        // The steps may have connected a new agent in place of a lost one.
+        await keepOrDeleteSourceDisks(context.source, plans, settings, log, journal, steps);
+        await keepOrDeleteSourceVmFiles(context.source, outcome.files ?? [], settings, log, journal);
       },
     },
   ];

@@ -6,12 +6,12 @@
  * from the source unless kept.
  */
 import type { AgentClient } from '../../hosts/agent-client.js';
-import { liveAgent } from '../../hosts/live-agent.js';
+import { liveAgent, withLiveAgent } from '../../hosts/live-agent.js';
 import { FerryError } from '../../util/errors.js';
 import type { ColdSteps, DiskPlan, ShutdownOptions, StepContext, VmInfo } from '../driver.js';
 import { definableDomainXml, diskMoves, mapDiskSources, type DiskSecret, type DomainDescription } from './domain-xml.js';
 import { copySecrets, removeSecrets } from './secret-copy.js';
-import { carryAutostart, describeForMove, refreshTargetPools, tidyPools } from './domains.js';
+import { carryAutostart, describeForMove, domainState, refreshTargetPools, tidyPools } from './domains.js';
 import type { Admission } from './host/handlers.js';
 import { askAdmission, checkPools, checkSecrets, judgeAdmission } from './target-checks.js';
 
@@ -34,6 +34,10 @@ export class LibvirtColdSteps implements ColdSteps {
 
   private get target(): AgentClient {
     return this.ctx.target;
+  }
+
+  private set target(agent: AgentClient) {
+    this.ctx.target = agent;
   }
 
   async describe(): Promise<VmInfo> {
@@ -138,20 +142,33 @@ export class LibvirtColdSteps implements ColdSteps {
   }
 
   async undefineTarget(): Promise<void> {
-    if (this.defined) await this.target.call('libvirt.undefine', { domain: this.ctx.vmName });
+    // A rollback: the agent that defined it may be the one lost.
+    const domain = this.ctx.vmName;
+    if (this.defined) {
+      this.target = (await withLiveAgent(this.target.host, this.target, undefineIfDefined(domain))).agent;
+    } else if (this.copiedSecrets.length) this.target = await liveAgent(this.target.host, this.target);
     await removeSecrets(this.target, this.copiedSecrets, this.log);
   }
 
   async undefineSource(): Promise<void> {
+    const domain = this.ctx.vmName;
     if (!this.ctx.settings.keepSourceDefinition) {
-      await this.source.call('libvirt.undefine', { domain: this.ctx.vmName });
+      // After the commit: a lost source agent must not leave the older copy defined there, to be started by mistake.
+      this.source = (await withLiveAgent(this.source.host, this.source, undefineIfDefined(domain))).agent;
       this.ctx.journal.record('source-undefined', { host: this.source.host.name });
     }
-    if (this.autostart) await carryAutostart(this.source, this.target, this.ctx.vmName, this.log);
+    if (this.autostart) await carryAutostart(this.source, this.target, domain, this.log);
   }
 
   async startTarget(): Promise<void> {
     await this.target.call('libvirt.start', { domain: this.ctx.vmName });
     this.ctx.journal.record('target-started', { host: this.target.host.name });
   }
+}
+
+/** Undefines `domain` on the agent's host if it is defined there: a call that may be made again after a lost agent. */
+function undefineIfDefined(domain: string): (agent: AgentClient) => Promise<void> {
+  return async (agent) => {
+    if ((await domainState(agent, domain)) !== null) await agent.call('libvirt.undefine', { domain });
+  };
 }

@@ -91,8 +91,10 @@ async function recoverLibvirtCold(vmName: string, source: AgentClient, target: A
   const progress = coldProgress(journal);
   const found = { source: await domainState(source, vmName), target: await domainState(target, vmName) };
   if (found.target === 'running' || (found.target !== null && progress.startedOnTarget)) {
+    // The finish the controller did not reach: the source's definition goes, unless the move kept it; its disks stay.
+    if (found.source === 'shut off' && !journal.some((e) => e.step === 'start' && e.keep_source_definition)) await source.call('libvirt.undefine', { domain: vmName });
     if (hadAutostart(journal)) await carryAutostart(source, target, vmName, () => undefined);
-    return { found, settlement: { outcome: 'committed', source: found.source ?? 'undefined' } };
+    return { found, settlement: { outcome: 'committed', source: (await domainState(source, vmName)) ?? 'undefined' } };
   }
   let acted = false;
   if (found.target !== null && progress.madeOnTarget) {
