@@ -10,8 +10,8 @@ import { syncDisks } from '../transfer/sync-controller.js';
 import { verifyError, type SyncSummary } from '../transfer/sync-summary.js';
 
 /** Copies `p`'s disk into its target image (which must exist), reporting its progress; returns the bytes sent. */
-export async function copyDiskToTarget(p: DiskPlan, context: Pick<StepContext, 'source' | 'target' | 'journal'>, onProgress: (progress: DiskProgress) => void): Promise<SyncSummary> {
-  const { source, target, journal } = context;
+export async function copyDiskToTarget(p: DiskPlan, context: Pick<StepContext, 'source' | 'target' | 'journal' | 'settings'>, onProgress: (progress: DiskProgress) => void): Promise<SyncSummary> {
+  const { source, target, journal, settings } = context;
   journal.record('copying', { path: p.targetPath, from: p.disk.path });
   const summary = await syncDisks(
     { client: source, path: p.disk.path, label: `${source.host.name}:${p.disk.path}` },
@@ -19,6 +19,8 @@ export async function copyDiskToTarget(p: DiskPlan, context: Pick<StepContext, '
     {
       resume: p.resume,
       verify: true,
+      // --bandwidth holds for the copy too, as for a live move's mirror and a warm move's passes.
+      bandwidthMiB: settings.bandwidthBytes && settings.bandwidthBytes / 2 ** 20,
       onProgress: (s) => onProgress({ device: p.disk.device, done: s.bytesCompared, total: s.bytesTotal, ready: s.phase === 'done' }),
     },
   );

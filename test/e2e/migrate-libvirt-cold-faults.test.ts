@@ -1,10 +1,13 @@
 /**
  * A cold move of a shut-off libvirt domain, struck at each of its steps by
  * each fault: the controller, the source's agent or the target's agent
- * killed, the link between the hosts cut (every connection to the target
- * but the controller's ssh). The steps: the disk's copy begun (its image
- * made on the target), the domain defined on the target (not started), the
- * domain started there, the commit recorded.
+ * killed, the controller's ssh link to lab-b cut (the agent there lives on
+ * and reads the end of its input; lab-b is the source or the target as the
+ * domain goes back and forth). The copy crosses through the controller's
+ * links to both agents, so that link is the one a copy needs. The steps: the disk's copy about to begin; the
+ * copy running (at --bandwidth 4, struck once the target's image has grown
+ * by 4 MiB); the domain defined on the target (not started); the domain
+ * started there; the commit recorded.
  *
  * Then, whatever was lost: the domain is defined on exactly one host, never
  * both. Before the start, the source keeps it, shut off, and the target
@@ -13,14 +16,15 @@
  * definition is gone: removed by the run's own settling, or by `ferry
  * recover` after a killed controller; the image it boots from there is
  * sound. The next cell's move, from wherever the domain is, completes or is
- * struck in its turn; after all of them, a move completes and the guest
- * writes on the target.
+ * struck in its turn; after all of them, a move completes, its copy kept to
+ * --bandwidth, and the guest writes on the target.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
-import { cutLinkTo, diskPath, ferry, killMoveAgent, startHeldMove, useLab, waitForCounter } from './harness.js';
+import { cutSshLinks, diskPath, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -30,12 +34,38 @@ useLab((hosts) => ({ a, b } = hosts));
 type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link';
 const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'link'];
 
-/** Each step, the journal line the controller holds at, and who owns the domain once a fault struck there. */
-const STEPS: Record<string, { hold: string; owner: (fault: Fault) => Array<'source' | 'target'> }> = {
-  // The disk's copy about to begin (into an image made, or one a struck run left): a lost agent ends the move; a cut link has nothing to cut yet.
-  copy: { hold: 'copying', owner: (f) => (f === 'link' ? ['target'] : ['source']) },
-  // Defined on the target, not started: the start needs the controller and the target's agent.
-  defined: { hold: 'target-defined', owner: (f) => (f === 'controller' || f === 'target-agent' ? ['source'] : ['target']) },
+interface Step {
+  /** The journal line the controller holds at. */
+  hold: string;
+  /** The instant struck, when it is later than the hold: found in what the target holds, never by waiting a time. */
+  instant?: (target: AgentClient) => Promise<void>;
+  /** Who owns the domain once `fault` struck there; `linked` is the side whose link a 'link' fault cuts. */
+  owner: (fault: Fault, linked: 'source' | 'target') => Array<'source' | 'target'>;
+}
+
+const MiB = 2 ** 20;
+
+/** The target's image has grown by 4 MiB since the hold: the copy runs (at --bandwidth 4 it has some seconds to go). */
+function copyRunning(): (target: AgentClient) => Promise<void> {
+  let base: number | undefined;
+  return async (target) => {
+    const size = async (): Promise<number> =>
+      (await target.call('file.stat', { path: diskPath('lvc-faults') })).exists
+        ? Number((await target.call('system.run', { file: 'du', args: ['-B1', '--', diskPath('lvc-faults')] })).stdout.split(/\s+/)[0])
+        : 0;
+    base = await size();
+    await until('the copy to run', async () => ((await size()) > base! + 4 * MiB ? true : undefined), 60_000, 100);
+  };
+}
+
+const STEPS: Record<string, Step> = {
+  // The disk's copy about to begin (into an image made, or one a struck run left), or running: the copy needs both
+  // agents and the controller; what crossed stays for the next run.
+  copy: { hold: 'copying', owner: () => ['source'] },
+  'copy-running': { hold: 'copying', instant: copyRunning(), owner: () => ['source'] },
+  // Defined on the target, not started: the start needs the controller and the target's agent (a new one for the
+  // source's, lost, finishes after the start).
+  defined: { hold: 'target-defined', owner: (f, linked) => (f === 'controller' || f === 'target-agent' || (f === 'link' && linked === 'target') ? ['source'] : ['target']) },
   // Started on the target: it owns the domain whatever goes.
   started: { hold: 'target-started', owner: () => ['target'] },
   committed: { hold: 'committed', owner: () => ['target'] },
@@ -45,7 +75,13 @@ test('libvirt cold move: struck at every step by each fault, the domain ends def
   const vm = 'lvc-faults';
   const disk = diskPath(vm);
   await cleanDomain([a, b], vm, 1);
-  await startDomain(a, vm, ['--disk', '32M', '--rate', '20']);
+  // 24 MiB of data past what the guest's records fill: at --bandwidth 4 a copy lasts long enough to be struck while it runs.
+  const made = await a.call('system.run', {
+    file: 'sh',
+    args: ['-c', `head -c ${24 * MiB} /dev/urandom > ${disk}.data && qemu-img create -q -f qcow2 ${disk} 64M && qemu-io -f qcow2 -c 'write -q -s ${disk}.data 32M 24M' ${disk}; rm -f ${disk}.data`],
+  });
+  assert.equal(made.exitCode, 0, made.stderr);
+  await startDomain(a, vm, ['--disk', disk, '--rate', '20']);
   await labVirsh('lab-a', ['destroy', vm]);
   let on = a;
   const matrix: string[] = [];
@@ -57,11 +93,15 @@ test('libvirt cold move: struck at every step by each fault, the domain ends def
         const where = `${fault} at ${stepName} (${source.host.name} -> ${target.host.name})`;
         // The domain moves shut off: a run that started it somewhere left it running there.
         if ((await domainState(source.host.name, vm)) === 'running') await labVirsh(source.host.name, ['destroy', vm]);
-        const m = startHeldMove(vm, ['migrate', vm, '--from', source.host.name, '--to', target.host.name, '--json'], step.hold);
+        const m = startHeldMove(vm, ['migrate', vm, '--from', source.host.name, '--to', target.host.name, '--json', ...(step.instant ? ['--bandwidth', '4'] : [])], step.hold);
         await m.held();
         const id = m.id()!;
+        if (step.instant) {
+          process.kill(m.child.pid!, 'SIGCONT');
+          await step.instant(target);
+        }
         if (fault === 'controller') process.kill(m.child.pid!, 'SIGKILL');
-        else if (fault === 'link') await cutLinkTo(target.host.address);
+        else if (fault === 'link') assert.ok(cutSshLinks(m.child.pid!, 'lab-b'), `${where}: the controller holds an ssh link to lab-b`);
         else assert.ok(await killMoveAgent(m.entries(), fault === 'source-agent' ? 'source' : 'target'), `${where}: the journal names the agents`);
         if (fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');
         const result = await m.done;
@@ -72,7 +112,8 @@ test('libvirt cold move: struck at every step by each fault, the domain ends def
         const defined = (['source', 'target'] as const).filter((side) => states[side] !== undefined);
         assert.equal(defined.length, 1, `${where}: the domain is defined on exactly one host: ${JSON.stringify(states)}\n${result.stdout}\n${r.stdout}`);
         const side = defined[0]!;
-        assert.ok(step.owner(fault).includes(side), `${where}: the ${side} owns the domain, expected ${step.owner(fault).join(' or ')}: ${result.stdout}`);
+        const expected = step.owner(fault, source === b ? 'source' : 'target');
+        assert.ok(expected.includes(side), `${where}: the ${side} owns the domain, expected ${expected.join(' or ')}: ${result.stdout}`);
         assert.equal(states[side], side === 'target' ? 'running' : 'shut off', `${where}: on the ${side} it is ${states[side]}`);
         if (fault !== 'controller') {
           const report = JSON.parse(result.stdout) as { status: string };
@@ -88,14 +129,21 @@ test('libvirt cold move: struck at every step by each fault, the domain ends def
           await source.call('file.remove', { path: disk });
         }
         on = owner;
-        matrix.push(`  ${stepName.padEnd(10)} ${fault.padEnd(13)} ${side === 'source' ? 'source keeps it' : 'target owns it'}`);
+        matrix.push(`  ${stepName.padEnd(13)} ${fault.padEnd(13)} ${side === 'source' ? 'source keeps it' : 'target owns it'}`);
       }
     }
     // After all of it, a move without a fault completes, and the domain boots there.
     const to = on === a ? b : a;
     if ((await domainState(on.host.name, vm)) === 'running') await labVirsh(on.host.name, ['destroy', vm]);
-    const done = JSON.parse((await ferry(['migrate', vm, '--from', on.host.name, '--to', to.host.name, '--json'])).stdout) as { status: string };
+    const done = JSON.parse((await ferry(['migrate', vm, '--from', on.host.name, '--to', to.host.name, '--json', '--bandwidth', '4'])).stdout) as { status: string; journal: string };
     assert.equal(done.status, 'completed', JSON.stringify(done));
+    // A whole copy (the disk there was cleared) of more than 24 MiB, at 4 MiB/s: --bandwidth holds for a cold copy.
+    const copied = readFileSync(done.journal, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { step: string; bytes_sent?: number; seconds?: number })
+      .find((e) => e.step === 'copied');
+    assert.ok(copied && copied.bytes_sent! > 24 * MiB && copied.seconds! >= (copied.bytes_sent! / (4 * MiB)) * 0.9, `the copy kept to --bandwidth 4: ${JSON.stringify(copied)}`);
     assert.equal(await domainState(to.host.name, vm), 'running');
     await waitForCounter(to, vm, 3);
     await cleanDomain([a, b], vm, 1);
