@@ -23,15 +23,18 @@ export async function liveAgent(host: HostConfig, current?: AgentClient): Promis
  * Runs `use` with an agent for `host`: `current` while it is connected,
  * and once more with a new agent if it is found lost during the call (a
  * lost agent is often noticed only by the call that needs it). `use` must
- * bear being run twice. Returns its answer and the agent it last used.
+ * bear being run twice. Returns the agent it last used, for the caller to
+ * keep.
  */
-export async function withLiveAgent<T>(host: HostConfig, current: AgentClient, use: (agent: AgentClient) => Promise<T>): Promise<{ answer: T; agent: AgentClient }> {
-  let agent = await liveAgent(host, current);
+export async function withLiveAgent(host: HostConfig, current: AgentClient, use: (agent: AgentClient) => Promise<void>): Promise<AgentClient> {
+  const agent = await liveAgent(host, current);
   try {
-    return { answer: await use(agent), agent };
+    await use(agent);
+    return agent;
   } catch (e) {
     if (!(e instanceof FerryError && e.code === 'AGENT_GONE')) throw e;
-    agent = await liveAgent(host);
-    return { answer: await use(agent), agent };
+    const fresh = await liveAgent(host);
+    await use(fresh);
+    return fresh;
   }
 }

@@ -45,24 +45,22 @@ interface Step {
 
 const MiB = 2 ** 20;
 
+const VM = 'lvc-faults';
+
 /** The target's image has grown by 4 MiB since the hold: the copy runs (at --bandwidth 4 it has some seconds to go). */
-function copyRunning(): (target: AgentClient) => Promise<void> {
-  let base: number | undefined;
-  return async (target) => {
-    const size = async (): Promise<number> =>
-      (await target.call('file.stat', { path: diskPath('lvc-faults') })).exists
-        ? Number((await target.call('system.run', { file: 'du', args: ['-B1', '--', diskPath('lvc-faults')] })).stdout.split(/\s+/)[0])
-        : 0;
-    base = await size();
-    await until('the copy to run', async () => ((await size()) > base! + 4 * MiB ? true : undefined), 60_000, 100);
-  };
+async function copyRunning(target: AgentClient): Promise<void> {
+  const disk = diskPath(VM);
+  const size = async (): Promise<number> =>
+    (await target.call('file.stat', { path: disk })).exists ? Number((await target.call('system.run', { file: 'du', args: ['-B1', '--', disk] })).stdout.split(/\s+/)[0]) : 0;
+  const base = await size();
+  await until('the copy to run', async () => ((await size()) > base + 4 * MiB ? true : undefined), 60_000, 100);
 }
 
 const STEPS: Record<string, Step> = {
   // The disk's copy about to begin (into an image made, or one a struck run left), or running: the copy needs both
   // agents and the controller; what crossed stays for the next run.
   copy: { hold: 'copying', owner: () => ['source'] },
-  'copy-running': { hold: 'copying', instant: copyRunning(), owner: () => ['source'] },
+  'copy-running': { hold: 'copying', instant: copyRunning, owner: () => ['source'] },
   // Defined on the target, not started: the start needs the controller and the target's agent (a new one for the
   // source's, lost, finishes after the start).
   defined: { hold: 'target-defined', owner: (f, linked) => (f === 'controller' || f === 'target-agent' || (f === 'link' && linked === 'target') ? ['source'] : ['target']) },
@@ -72,7 +70,7 @@ const STEPS: Record<string, Step> = {
 };
 
 test('libvirt cold move: struck at every step by each fault, the domain ends defined on exactly one host, running there once it was started on the target, with its disk whole', async () => {
-  const vm = 'lvc-faults';
+  const vm = VM;
   const disk = diskPath(vm);
   await cleanDomain([a, b], vm, 1);
   // 24 MiB of data past what the guest's records fill: at --bandwidth 4 a copy lasts long enough to be struck while it runs.

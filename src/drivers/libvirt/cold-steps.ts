@@ -145,7 +145,7 @@ export class LibvirtColdSteps implements ColdSteps {
     // A rollback: the agent that defined it may be the one lost.
     const domain = this.ctx.vmName;
     if (this.defined) {
-      this.target = (await withLiveAgent(this.target.host, this.target, undefineIfDefined(domain))).agent;
+      this.target = await withLiveAgent(this.target.host, this.target, undefineIfDefined(domain));
     } else if (this.copiedSecrets.length) this.target = await liveAgent(this.target.host, this.target);
     await removeSecrets(this.target, this.copiedSecrets, this.log);
   }
@@ -154,7 +154,7 @@ export class LibvirtColdSteps implements ColdSteps {
     const domain = this.ctx.vmName;
     if (!this.ctx.settings.keepSourceDefinition) {
       // After the commit: a lost source agent must not leave the older copy defined there, to be started by mistake.
-      this.source = (await withLiveAgent(this.source.host, this.source, undefineIfDefined(domain))).agent;
+      this.source = await withLiveAgent(this.source.host, this.source, undefineIfDefined(domain));
       this.ctx.journal.record('source-undefined', { host: this.source.host.name });
     }
     if (this.autostart) await carryAutostart(this.source, this.target, domain, this.log);
