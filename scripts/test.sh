@@ -20,14 +20,21 @@ lab=$(grep -lE 'useLab\(|await lab\(\)' $all)
 rest=$(grep -LE 'useLab\(|await lab\(\)' $all)
 
 beside=$(mktemp /tmp/ferry-test-beside.XXXXXX)
+labout=$(mktemp /tmp/ferry-test-lab.XXXXXX)
 node --test --test-concurrency=1 --test-reporter=spec $rest >"$beside" 2>&1 &
 beside_pid=$!
-node --test --test-concurrency=1 --test-reporter=spec $lab
-rc_lab=$?
+node --test --test-concurrency=1 --test-reporter=spec $lab 2>&1 | tee "$labout"
+rc_lab=${PIPESTATUS[0]}
 node dist/bundle/ferry.js lab down >/dev/null 2>&1 || true
 wait "$beside_pid"
 rc_beside=$?
 echo "--- the tests that ran beside the lab's:"
 cat "$beside"
-rm -f "$beside"
+# A log is read from its end: the lab's failures, whose report scrolled by
+# above the other stream's, are repeated last.
+if [ "$rc_lab" -ne 0 ]; then
+  echo "--- the lab's failures again:"
+  sed -n '/failing tests:/,$p' "$labout"
+fi
+rm -f "$beside" "$labout"
 [ "$rc_lab" -eq 0 ] && [ "$rc_beside" -eq 0 ]

@@ -162,6 +162,10 @@ export interface Settlement {
    */
   outcome: 'committed' | 'aborted' | 'none' | 'died' | (string & {});
   source: string;
+  /** What went otherwise than planned while settling, for the journal. */
+  notes?: string[];
+  /** How long each side took to settle, for the journal. */
+  ms?: Record<string, number>;
 }
 
 /** A live migration's steps, in the order src/migrate/live.ts runs them. */

@@ -78,6 +78,19 @@ export interface HeldMove {
   held: () => Promise<void>;
 }
 
+/** The entries of the newest journal of a move of `vm`. */
+export function lastJournal(vm: string): JournalEntry[] {
+  const latest = readdirSync(join(stateDir, 'journal'))
+    .filter((f) => f.includes(`-migrate-${vm}-`))
+    .sort()
+    .at(-1);
+  if (!latest) return [];
+  return readFileSync(join(stateDir, 'journal', latest), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as JournalEntry);
+}
+
 /**
  * Starts `ferry ARGS` (a `migrate` of `vm`) in the background, to hold
  * itself (SIGSTOP) right after its journal records `step`

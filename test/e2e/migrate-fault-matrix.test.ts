@@ -29,6 +29,7 @@ import {
   ferry,
   killMoveAgent,
   labVmPaths,
+  lastJournal,
   migrationRecords,
   startGuest,
   startHeldMove,
@@ -73,6 +74,8 @@ const LAST_SOURCE_STEP = STEPS.indexOf('phase:memory');
 const COMMIT_STEP = STEPS.indexOf('committed');
 
 type Owner = 'lab-a' | 'lab-b' | 'died';
+/** FERRY_MATRIX_STEPS=a,b: only those steps, to look into one cell again and again. */
+const ONLY_STEPS = process.env.FERRY_MATRIX_STEPS?.split(',');
 const matrix = new Map<Fault, Map<Step, string>>();
 
 interface Cell {
@@ -294,11 +297,16 @@ for (const fault of FAULTS) {
     let current = await bootRow(fault, boots++);
     try {
       for (const step of STEPS) {
+        if (ONLY_STEPS && !ONLY_STEPS.includes(step)) continue;
         if (nothingToStrike(fault, step)) {
           row.set(step, 'n/a (nothing to strike yet)');
           continue;
         }
-        const { outcome, owner } = await runCell(current, { fault, step });
+        const { outcome, owner } = await runCell(current, { fault, step }).catch(async (e: Error) => {
+          // What CI's log alone must show: how the move went, step by step, and what each QEMU said.
+          const journal = lastJournal(current.vm).filter((e) => e.step !== 'progress');
+          throw new Error(`${e.message}\njournal of the move:\n${journal.map((j) => JSON.stringify(j)).join('\n')}\n${await qemuLogs(current.vm)}`, { cause: e });
+        });
         row.set(step, outcome);
         if (owner === 'died') {
           await cleanHosts(current.vm);

@@ -6,7 +6,7 @@
  * at each step of a live move: migrate-libvirt-faults.test.ts.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -16,7 +16,7 @@ import { labDir } from '../../src/hosts/inventory.js';
 import { GUEST_APPEND } from '../../src/lab/guest-image.js';
 import { LAB_SHARED_DIR, changeLabLibvirtd, changeLabNetView, labHost, labVirsh } from '../../src/lab/lab.js';
 import { labNvramPath } from '../../src/lab/vm.js';
-import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, moveWithAgentKilledAt, readSerial, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
+import { counter, diskPath, ferry, ferryHeldAt, labVmPaths, lastJournal, moveWithAgentKilledAt, readSerial, startHeldMove, stateDir, until, useLab, waitForCounter } from './harness.js';
 import { GUEST_READY } from '../../src/lab/records.js';
 import { cleanDomain as cleanLibvirtDomain, definePool, domainLogs, domainState, incomingQemu, removePool, startDomain as startLibvirtDomain, type TestPool } from './libvirt-domains.js';
 
@@ -464,18 +464,6 @@ function processGone(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** The entries of the newest journal of a move of `vm`. */
-function lastJournal(vm: string): Array<{ step: string; [key: string]: unknown }> {
-  const latest = readdirSync(`${stateDir}/journal`)
-    .filter((f) => f.includes(`-migrate-${vm}-`))
-    .sort()
-    .at(-1)!;
-  return readFileSync(`${stateDir}/journal/${latest}`, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { step: string; [key: string]: unknown });
 }
 
 test('libvirt: a qcow2 on a backing file moves live to another path (--disk-map): only the top crosses, both XMLs name the new path, the flags reach libvirt; the base, a qcow2 laid out otherwise on the target, is found the same disk', async () => {

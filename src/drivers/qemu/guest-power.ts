@@ -15,3 +15,24 @@ export async function runGuestAgain(qmp: Monitor): Promise<string> {
   if (status !== 'running') await qmp.execute('cont');
   return status;
 }
+
+/** VM states `cont` leaves. finish-migrate is not one: from there QEMU itself restarts a guest whose migration failed or was cancelled. */
+const RESUMABLE = ['paused', 'postmigrate', 'prelaunch', 'suspended'];
+
+/**
+ * After a migration ended without the switch-over: waits, polling every
+ * `intervalMs` up to `tries` times, for the guest to run again, resuming it
+ * once it is in a state `cont` leaves (QEMU restarts it by itself a moment
+ * after its migration's status says failed or cancelled, and refuses `cont`
+ * meanwhile). Returns the last state seen: `running`, or what it was stuck in.
+ */
+export async function resumeAfterMigration(qmp: Monitor, tries = 200, intervalMs = 50): Promise<string> {
+  let status = 'unknown';
+  for (let i = 0; i < tries; i++) {
+    ({ status } = await qmp.execute<{ status: string }>('query-status'));
+    if (status === 'running') return status;
+    if (RESUMABLE.includes(status)) await qmp.execute('cont').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return status;
+}

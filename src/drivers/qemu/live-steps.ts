@@ -506,14 +506,17 @@ export class QemuLiveSteps implements WarmSteps {
    * (agents are started again where theirs went away). Returns who owns it.
    */
   async settle(): Promise<Settlement> {
+    const t0 = performance.now();
     await this.closeSessions();
     const source = await liveAgent(this.source.host, this.source);
     const target = await liveAgent(this.target.host, this.target);
     this.source = source;
     this.target = target;
+    const agentsMs = Math.round(performance.now() - t0);
     const settlement = await settleMigration(this.id, source, target);
     if (settlement.outcome === 'committed') this.committed = true;
-    this.ctx.journal.record('settled', { outcome: settlement.outcome, source: settlement.source });
+    this.ctx.journal.record('settled', { outcome: settlement.outcome, source: settlement.source, notes: settlement.notes, ms: { agents: agentsMs, ...settlement.ms } });
+    for (const note of settlement.notes ?? []) this.log(note);
     return settlement;
   }
 

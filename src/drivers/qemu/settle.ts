@@ -14,6 +14,10 @@ export interface Settlement {
   /** Who owns the VM now: the target (`committed`), the source (`aborted`, or `none` when nothing had begun), or nobody (`died`). */
   outcome: TargetOutcome;
   source: SourceResolution;
+  /** What went otherwise than planned on the way (a cancel QEMU was slow to finish, say). */
+  notes?: string[];
+  /** How long each side took to settle: a slow settling shows where it waited. */
+  ms?: Record<string, number>;
 }
 
 /**
@@ -22,10 +26,14 @@ export interface Settlement {
  * then the target says whether it committed, then the source follows.
  */
 export async function settleMigration(id: string, source: AgentClient, target: AgentClient): Promise<Settlement> {
+  const t0 = performance.now();
   await source.call('migration.source.cancel', { id });
+  const t1 = performance.now();
   const { outcome } = await target.call('migration.target.resolve', { id, abort: true });
+  const t2 = performance.now();
   const verdict = outcome === 'committed' || outcome === 'died' ? outcome : 'aborted';
-  const { resolution } = await source.call('migration.source.resolve', { id, verdict });
+  const { resolution, notes } = await source.call('migration.source.resolve', { id, verdict });
   await target.call('migration.target.release', { id });
-  return { outcome, source: resolution };
+  const ms = (from: number, to: number): number => Math.round(to - from);
+  return { outcome, source: resolution, notes, ms: { source_cancel: ms(t0, t1), target: ms(t1, t2), source: ms(t2, performance.now()) } };
 }

@@ -83,10 +83,12 @@ export const migrationHandlers = {
     return { status: guard ? await guard.cancel() : 'none' };
   },
 
-  'migration.source.resolve': async (p: { id: string; verdict: SourceVerdict }, ctx: HandlerContext): Promise<{ resolution: SourceResolution }> => {
+  'migration.source.resolve': async (p: { id: string; verdict: SourceVerdict }, ctx: HandlerContext): Promise<{ resolution: SourceResolution; notes?: string[] }> => {
     watchController(ctx);
     const guard = await SourceGuard.find(p.id);
-    return { resolution: guard ? await guard.resolve(p.verdict) : 'none' };
+    if (!guard) return { resolution: 'none' };
+    const resolution = await guard.resolve(p.verdict);
+    return { resolution, notes: guard.notes.length ? guard.notes : undefined };
   },
 
   /** Every migration record on this host (for `ferry recover` and tests). */

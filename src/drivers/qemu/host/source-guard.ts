@@ -17,6 +17,7 @@ import type { QmpClient, QmpEvent } from '../../../qmp/client.js';
 import { FerryError, messageOf } from '../../../util/errors.js';
 import { processAlive } from '../../../util/exec.js';
 import { recordToTakeOver, removeRecord, saveRecord, type SourceRecord } from './migration-record.js';
+import { resumeAfterMigration } from '../guest-power.js';
 import { acquireQmp, releaseQmp } from './qmp-pool.js';
 import { ThrottledRelay } from './throttled-relay.js';
 import { text } from '../../../util/text.js';
@@ -45,6 +46,9 @@ export type SourceResolution = 'stopped' | 'resumed' | 'none';
 const CHANGED_CAPABILITIES = ['events', 'pause-before-switchover', 'auto-converge'];
 const CHANGED_PARAMETERS = ['downtime-limit', 'max-bandwidth'];
 const TERMINAL = ['completed', 'failed', 'cancelled', 'none'];
+/** How long a rollback waits for a cancelled migration to end, cancelling it again every CANCEL_AGAIN_MS. */
+const CANCEL_WAIT_MS = 60_000;
+const CANCEL_AGAIN_MS = 2_000;
 /** How long a lone guard asks the target before leaving a finished source paused for `ferry recover`. */
 const LONE_VERDICT_WAIT_MS = 5 * 60_000;
 
@@ -60,6 +64,8 @@ export class SourceGuard {
   private relay?: ThrottledRelay;
   private switchover?: Promise<SwitchoverResult>;
   private resolving?: Promise<SourceResolution>;
+  /** What went otherwise than planned while settling, for the controller's journal. */
+  readonly notes: string[] = [];
 
   private constructor(readonly record: SourceRecord) {}
 
@@ -182,7 +188,7 @@ export class SourceGuard {
     }
     if (verdict === 'aborted') {
       await this.cancel();
-      if (!(await this.waitTerminal(60_000))) await this.qmp?.execute('migrate_cancel').catch(() => undefined);
+      await this.waitCancelled();
       await this.rollBack();
       this.record.phase = 'resumed';
     } else {
@@ -196,14 +202,35 @@ export class SourceGuard {
     return this.record.phase;
   }
 
-  private async waitTerminal(ms: number): Promise<boolean> {
+  /**
+   * Waits for a cancelled migration to end. One that does not (a migration
+   * cancelled while it still connected is the suspect: the cancel finds no
+   * connection to shut down) is cancelled again every CANCEL_AGAIN_MS, and
+   * each time is noted for the controller's journal.
+   */
+  private async waitCancelled(): Promise<void> {
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    let again = Date.now() + CANCEL_AGAIN_MS;
+    while (Date.now() < deadline) {
+      const { status = 'none' } = await this.migrationStatus();
+      if (TERMINAL.includes(status) || status === 'gone') return;
+      if (Date.now() > again) {
+        this.notes.push(`the source QEMU's migration was still ${status} ${CANCEL_AGAIN_MS / 1000} s after it was cancelled; cancelled again`);
+        await this.qmp?.execute('migrate_cancel').catch(() => undefined);
+        again = Date.now() + CANCEL_AGAIN_MS;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.notes.push(`the source QEMU's migration did not end within ${CANCEL_WAIT_MS / 1000} s of its cancel`);
+  }
+
+  private async waitTerminal(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       const { status = 'none' } = await this.migrationStatus();
-      if (TERMINAL.includes(status) || status === 'gone') return true;
+      if (TERMINAL.includes(status) || status === 'gone') return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    return false;
   }
 
   /** Everything ferry added to the running QEMU goes, and the VM runs. */
@@ -221,8 +248,8 @@ export class SourceGuard {
     for (const node of this.record.nbdNodes) await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
     if (this.record.capabilities?.length) await qmp.execute('migrate-set-capabilities', { capabilities: this.record.capabilities }).catch(() => undefined);
     if (this.record.parameters && Object.keys(this.record.parameters).length) await qmp.execute('migrate-set-parameters', this.record.parameters).catch(() => undefined);
-    const status = await qmp.execute<{ status: string }>('query-status').catch(() => undefined);
-    if (status && status.status !== 'running') await qmp.execute('cont').catch(() => undefined);
+    const state = await resumeAfterMigration(qmp).catch(() => undefined);
+    if (state && state !== 'running') this.notes.push(`the VM on the source is ${state}, not running, after the rollback`);
   }
 
   private async stopQemu(): Promise<void> {
