@@ -23,6 +23,15 @@ test('a migration without an end record is interrupted, and history names the co
   assert.equal(done?.downtimeMs, 12);
 });
 
+test('history names the kind of move once the journal records it, migrate before', () => {
+  const cold = new Journal('migrate', 'files01');
+  cold.record('start', { kind: 'migrate', vm: 'files01', from: 'a', to: 'b' });
+  const early = readHistory().find((h) => h.id === cold.id);
+  assert.equal(early?.kind, 'migrate');
+  cold.record('mode', { mode: 'cold', state: 'shut off' });
+  assert.equal(readHistory().find((h) => h.id === cold.id)?.kind, 'cold');
+});
+
 test('a reopened journal appends to the same file', () => {
   const first = new Journal('migrate', 'app');
   first.record('start', { vm: 'app' });

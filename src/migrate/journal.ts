@@ -65,6 +65,7 @@ export class Journal {
 export interface HistoryItem {
   id: string;
   started: string;
+  /** live, warm or cold once the move had chosen; migrate before. */
   kind: string;
   vm: string;
   from?: string;
@@ -125,7 +126,7 @@ export function readHistory(): HistoryItem[] {
     return {
       id: f.replace(/\.jsonl$/, ''),
       started: start?.time ?? '',
-      kind: text(start?.kind ?? 'migrate'),
+      kind: text(entries.find((e) => e.step === 'mode')?.mode ?? start?.kind ?? 'migrate'),
       vm: text(start?.vm),
       from: start?.from as string | undefined,
       to: start?.to as string | undefined,

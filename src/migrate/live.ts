@@ -96,7 +96,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
   const journal = new Journal('migrate', req.vm);
   // keep_source_definition: what `ferry recover` needs to finish a move whose controller went away after the commit.
   journal.record('start', {
-    kind: 'live',
+    kind: 'migrate',
     vm: req.vm,
     from: req.from,
     to: req.to,
@@ -180,6 +180,7 @@ export async function migrateLive(req: MigrateRequest): Promise<MigrationReport>
       return finishReport(report, journal, t0);
     }
     report.mode = 'live';
+    journal.record('mode', { mode: 'live', state });
     steps = driver.live(context, foundVm);
     const outcome: LiveOutcome = {};
     const result = await runPhases(livePhases(steps, context, req, outcome), journal, (phase) => req.listener({ type: 'phase', phase }));

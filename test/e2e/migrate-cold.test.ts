@@ -53,6 +53,8 @@ test('cold: a running QEMU VM is powered off, copied and booted on the target, w
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.equal(r.mode, 'cold');
   assert.equal(r.driver, 'qemu');
+  const history = JSON.parse((await ferry(['history', '--json'])).stdout) as Array<{ id: string; kind: string }>;
+  assert.equal(history.find((h) => h.id === r.id)?.kind, 'cold', 'history names the move cold');
   assert.ok((r.disk_bytes as number) > 0 && (r.disk_bytes as number) < 48 * 1024 * 1024, `only the written data crossed: ${String(r.disk_bytes)}`);
   const reported = await counter(a, vm);
   assert.equal(await vmPid(a, vm), undefined, 'powered off on the source');

@@ -30,7 +30,7 @@ export function register(program: Command): void {
                 : h.status === 'recovered'
                   ? `settled by ferry recover${h.runsOn ? `; runs on ${h.runsOn}` : ''}`
                   : (h.error ?? '');
-          process.stdout.write(`${h.started.replace('T', ' ').replace(/\..*/, '')}  ${h.vm.padEnd(12)} ${(h.from ?? '') + ' -> ' + (h.to ?? '')}  ${h.status.padEnd(11)} ${fig}\n`);
+          process.stdout.write(`${h.started.replace('T', ' ').replace(/\..*/, '')}  ${h.vm.padEnd(12)} ${h.kind.padEnd(7)} ${(h.from ?? '') + ' -> ' + (h.to ?? '')}  ${h.status.padEnd(11)} ${fig}\n`);
         }
       }),
     );
