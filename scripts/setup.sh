@@ -12,6 +12,7 @@ PACKAGES=(
   procps iproute2 util-linux file tmux
   e2fsprogs fdisk gdisk parted dosfstools kpartx lvm2
   debootstrap grub-pc-bin grub2-common ovmf swtpm swtpm-tools
+  tgt qemu-block-extra
 )
 
 missing=()

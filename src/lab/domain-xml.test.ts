@@ -90,3 +90,14 @@ test('a lab domain with a TPM has an emulated TPM 2.0', () => {
   assert.match(labDomainXml({ ...vm, tpm: true }), /<tpm model='tpm-crb'><backend type='emulator' version='2.0'\/><\/tpm>/);
   assert.doesNotMatch(labDomainXml(vm), /<tpm/);
 });
+
+test('an iSCSI LUN is a network disk named IQN/LUN, logged in to with the secret whose usage is the IQN when a user is given', () => {
+  const iscsi = { host: '127.0.0.21', port: 3260, target: 'iqn.2026-12.org.ferry:lab', lun: 1 };
+  const withUser = labDomainXml({ ...vm, disks: [{ path: 'iscsi://ferry@127.0.0.21:3260/iqn.2026-12.org.ferry:lab/1', format: 'raw', iscsi: { ...iscsi, user: 'ferry' } }] });
+  assert.match(
+    withUser,
+    /<disk type='network' device='disk'>\s*<driver[^>]*\/>\s*<source protocol='iscsi' name='iqn\.2026-12\.org\.ferry:lab\/1'><host name='127\.0\.0\.21' port='3260'\/><auth username='ferry'><secret type='iscsi' usage='iqn\.2026-12\.org\.ferry:lab'\/><\/auth><\/source>/,
+  );
+  const open = labDomainXml({ ...vm, disks: [{ path: 'iscsi://127.0.0.21:3260/iqn.2026-12.org.ferry:lab/1', format: 'raw', iscsi }] });
+  assert.doesNotMatch(open, /<auth/);
+});

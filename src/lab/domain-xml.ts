@@ -14,7 +14,14 @@ export interface LabDomainOptions {
   accel: 'kvm' | 'tcg';
   memoryMiB?: number;
   /** In the guest's order (vda, vdb, ...); one with `volume` is named by its storage pool and volume. */
-  disks: ReadonlyArray<{ path: string; format: string; volume?: { pool: string; name: string }; nbd?: { host: string; port: number; name: string } }>;
+  disks: ReadonlyArray<{
+    path: string;
+    format: string;
+    volume?: { pool: string; name: string };
+    nbd?: { host: string; port: number; name: string };
+    /** A LUN of an iSCSI target; with `user`, logged in to with CHAP, the password in the libvirt secret whose usage is the target's IQN. */
+    iscsi?: { host: string; port: number; target: string; lun: number; user?: string };
+  }>;
   cache?: 'none' | 'writeback' | 'unsafe';
   /** File that receives the serial console, appended to (as labVmArgv does). */
   serialLog: string;
@@ -51,12 +58,17 @@ export function labDomainXml(vm: LabDomainOptions): string {
   // A device (an LV at /dev/VG/LV) is a block disk: libvirt would open it as a regular file otherwise.
   const source = (d: LabDomainOptions['disks'][number]): string => {
     if (d.nbd) return `      <source protocol='nbd' name='${x(d.nbd.name)}'><host name='${x(d.nbd.host)}' port='${d.nbd.port}'/></source>`;
+    if (d.iscsi) {
+      const { host, port, target, lun, user } = d.iscsi;
+      const auth = user ? `<auth username='${x(user)}'><secret type='iscsi' usage='${x(target)}'/></auth>` : '';
+      return `      <source protocol='iscsi' name='${x(target)}/${lun}'><host name='${x(host)}' port='${port}'/>${auth}</source>`;
+    }
     if (d.volume) return `      <source pool='${x(d.volume.pool)}' volume='${x(d.volume.name)}'/>`;
     return `      <source ${d.path.startsWith('/dev/') ? 'dev' : 'file'}='${x(d.path)}'/>`;
   };
   const disks = vm.disks.map((d, i) =>
     [
-      `    <disk type='${d.nbd ? 'network' : d.volume ? 'volume' : d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
+      `    <disk type='${d.nbd || d.iscsi ? 'network' : d.volume ? 'volume' : d.path.startsWith('/dev/') ? 'block' : 'file'}' device='disk'>`,
       `      <driver name='qemu' type='${x(d.format)}' cache='${x(vm.cache ?? 'none')}' io='threads'/>`,
       source(d),
       `      <target dev='${virtioDiskName(i)}' bus='virtio'/>`,

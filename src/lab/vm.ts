@@ -285,13 +285,15 @@ async function _labVmBoot(spec: LabVmSpec): Promise<{ kernel: string; initrd?: s
 /**
  * A lab VM's disk: its image, and for a pool volume the pool and volume by
  * which a libvirt domain names it; for an NBD export (`path` its URL) the
- * server, which stands in for storage both hosts reach over the network.
+ * server, which stands in for storage both hosts reach over the network;
+ * for an iSCSI LUN (`path` its URL) the target, and the CHAP user if any.
  */
 export interface LabDisk {
   path: string;
   format: string;
   volume?: { pool: string; name: string };
   nbd?: { host: string; port: number; name: string };
+  iscsi?: { host: string; port: number; target: string; lun: number; user?: string };
 }
 
 /** The disks of `spec` with their formats: a size becomes a new qcow2 image (its path pushed to `created`), a path is inspected. */
@@ -301,6 +303,12 @@ async function _labVmDisks(agent: AgentClient, spec: LabVmSpec, created: string[
     const nbd = /^nbd:\/\/([^:/]+):(\d+)\/(.+)$/.exec(disk);
     if (nbd) {
       disks.push({ path: disk, format: 'raw', nbd: { host: nbd[1]!, port: Number(nbd[2]), name: nbd[3]! } });
+      continue;
+    }
+    const iscsi = /^iscsi:\/\/(?:([^@/]+)@)?([^:/]+):(\d+)\/([^/]+)\/(\d+)$/.exec(disk);
+    if (iscsi) {
+      const [, user, host, port, target, lun] = iscsi;
+      disks.push({ path: disk, format: 'raw', iscsi: { host: host!, port: Number(port), target: target!, lun: Number(lun), user } });
       continue;
     }
     const volume = /^volume:([^/]+)\/(.+)$/.exec(disk);

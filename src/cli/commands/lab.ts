@@ -106,8 +106,8 @@ export function register(program: Command): void {
     .option('--initrd <path>', 'initramfs')
     .option('--append <cmdline>', 'kernel command line')
     .option(
-      '--disk <path|size|volume:POOL/VOL|nbd://HOST:PORT/EXPORT>',
-      'an existing image, a size such as 64M for a new qcow2, a volume of a libvirt storage pool, or an NBD export (repeatable)',
+      '--disk <path|size|volume:POOL/VOL|nbd://HOST:PORT/EXPORT|iscsi://[USER@]HOST:PORT/IQN/LUN>',
+      'an existing image, a size such as 64M for a new qcow2, a volume of a libvirt storage pool, an NBD export, or an iSCSI LUN (with USER, CHAP through the libvirt secret whose usage is IQN; --libvirt only) (repeatable)',
       collect,
       [],
     )
