@@ -35,5 +35,5 @@ export async function settleMigration(id: string, source: AgentClient, target: A
   const { resolution, notes } = await source.call('migration.source.resolve', { id, verdict });
   await target.call('migration.target.release', { id });
   const ms = (from: number, to: number): number => Math.round(to - from);
-  return { outcome, source: resolution, notes, ms: { source_cancel: ms(t0, t1), target: ms(t1, t2), source: ms(t2, performance.now()) } };
+  return { outcome, source: resolution, notes, ms: { source_cancel: ms(t0, t1), target_resolve: ms(t1, t2), source_resolve: ms(t2, performance.now()) } };
 }
