@@ -287,6 +287,8 @@ export interface ColdSteps {
   defineTarget(plans: readonly DiskPlan[]): Promise<void>;
   undefineTarget(): Promise<void>;
   startTarget(): Promise<void>;
+  /** The VM's state on the target once started, in the hypervisor's words (`running` when all is well). */
+  targetState?(): Promise<string>;
   /** Removes what defines the VM on the source (libvirt's definition, its XML journaled first), unless asked to keep it. */
   undefineSource(): Promise<void>;
 }

@@ -32,6 +32,8 @@ export interface ColdOutcome {
   /** The target has the VM's definition and the source no longer runs it: from here the target owns it. */
   committed?: boolean;
   diskBytes: number;
+  /** The VM's state on the target after its start, when it is not running there. */
+  targetNotRunning?: string;
   /** The plan the check made, for the report. */
   plans?: DiskPlan[];
   /** The VM's own files besides its disks (a UEFI variable store), as the check planned them. */
@@ -127,6 +129,9 @@ export function coldPhases(steps: ColdSteps, context: StepContext, settings: Mig
       run: async () => {
         await steps.undefineSource();
         if (settings.keepSourceDefinition) log(`kept defined, shut off, on ${source.host.name}`);
+        // Started is not running: a guest that crashed at once, or a QEMU that ended, is the user's to know of.
+        const state = settings.noStart ? undefined : await steps.targetState?.().catch(() => undefined);
+        if (state && state !== 'running') outcome.targetNotRunning = state;
         // The steps may have connected a new agent in place of a lost one.
         await keepOrDeleteSourceDisks(context.source, plans, settings, log, journal, steps);
         await keepOrDeleteSourceVmFiles(context.source, outcome.files ?? [], settings, log, journal);

@@ -263,6 +263,7 @@ async function moveCold(driver: HypervisorDriver, context: StepContext, journal:
   report.disk_bytes = outcome.diskBytes;
   if (outcome.plans) report.disks = reportDisks(outcome.plans);
   if (outcome.files?.length) report.files = reportVmFiles(outcome.files);
+  if (outcome.targetNotRunning) warn(report, `VM "${req.vm}" is ${outcome.targetNotRunning} on "${req.to}" since its start, not running: its hypervisor's log there says why`);
   if (!result.error) {
     report.status = 'completed';
   } else if (outcome.committed) {

@@ -63,20 +63,25 @@ export function incomingQemu(vm: string): number | undefined {
   return undefined;
 }
 
-/** The lab hosts where a QEMU process of domain `vm` runs (incoming or not), one entry per process. */
-export async function domainQemuHosts(vm: string): Promise<string[]> {
+/** Each QEMU process of domain `vm` (incoming or not): its pid on this machine and the lab host it runs on. */
+export async function domainQemus(vm: string): Promise<Array<{ pid: number; host: string }>> {
   const hosts = new Map((await labState())?.hosts.map((h) => [readlinkSync(`/proc/${h.pid}/ns/pid`), h.name]) ?? []);
-  const found: string[] = [];
+  const found: Array<{ pid: number; host: string }> = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`)) found.push(hosts.get(readlinkSync(`/proc/${entry}/ns/pid`)) ?? 'elsewhere');
+      if (argv[0]?.includes('qemu-system') && argv.includes(`guest=${vm},debug-threads=on`)) found.push({ pid: Number(entry), host: hosts.get(readlinkSync(`/proc/${entry}/ns/pid`)) ?? 'elsewhere' });
     } catch {
       // gone meanwhile
     }
   }
   return found;
+}
+
+/** The lab hosts where a QEMU process of domain `vm` runs (incoming or not), one entry per process. */
+export async function domainQemuHosts(vm: string): Promise<string[]> {
+  return (await domainQemus(vm)).map((q) => q.host);
 }
 
 /** The tail of the domain's QEMU log (libvirt's) on each host, for a failure's message: a QEMU that ended by itself says why there. */

@@ -21,6 +21,7 @@ import {
   moveWithLinkCutAt,
   processState,
   startGuest,
+  startHeldMove,
   stateDir,
   until,
   useLab,
@@ -68,6 +69,31 @@ test('cold: a running QEMU VM is powered off, copied and booted on the target, w
   assert.equal(check.missingCount, 0, `missing records: ${check.missing.join(',')}`);
   assert.equal(check.corruptReportedCount, 0);
   assert.equal((await a.call('file.stat', { path: diskPath(vm) })).exists, true, 'the source disk is kept');
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+});
+
+test("cold: the target's QEMU killed right after its start: the move is done (the target owns the VM) and says the VM does not run there; the source does not start it again, and both disks are kept", async () => {
+  const vm = 'cold-dies';
+  await cleanVm(a, vm);
+  await cleanVm(b, vm);
+  await startGuest(a, { name: vm, disks: ['32M'] });
+  const m = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--mode', 'cold', '--shutdown', '--shutdown-timeout', '1', '--force-off'], 'target-started');
+  await m.held();
+  const pid = await vmPid(b, vm);
+  assert.ok(pid, 'the VM was started on the target');
+  await b.call('qemu.kill', { pid, signal: 'SIGKILL' });
+  await until('the target QEMU to end', async () => ((await vmPid(b, vm)) ? undefined : true), 10_000, 50);
+  process.kill(m.child.pid!, 'SIGCONT');
+  const result = await m.done;
+  const r = JSON.parse(result.stdout) as { status: string; warnings?: string[] };
+  assert.equal(r.status, 'completed', result.stdout);
+  assert.ok(
+    r.warnings?.some((w) => w.includes(`VM "${vm}" is gone (its QEMU ended) on "lab-b" since its start, not running`)),
+    `the report warns that the VM does not run: ${result.stdout}`,
+  );
+  assert.equal(await vmPid(a, vm), undefined, 'the source does not start its older copy again');
+  for (const h of [a, b]) assert.ok((await h.call('file.stat', { path: diskPath(vm) })).exists, `the disk is kept on ${h.host.name}`);
   await cleanVm(a, vm);
   await cleanVm(b, vm);
 });

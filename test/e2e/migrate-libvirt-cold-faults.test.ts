@@ -26,13 +26,13 @@ import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
 import { labNvramPath } from '../../src/lab/vm.js';
 import { cutSshLinks, diskPath, ferry, killMoveAgent, startHeldMove, until, useLab, waitForCounter } from './harness.js';
-import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
+import { cleanDomain, domainQemus, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
 let b: AgentClient;
 useLab((hosts) => ({ a, b } = hosts));
 
-type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link';
+type Fault = 'controller' | 'source-agent' | 'target-agent' | 'link' | 'target-qemu';
 const FAULTS: Fault[] = ['controller', 'source-agent', 'target-agent', 'link'];
 
 interface Step {
@@ -42,6 +42,8 @@ interface Step {
   instant?: (target: AgentClient) => Promise<void>;
   /** Who owns the domain once `fault` struck there; `linked` is the side whose link a 'link' fault cuts. */
   owner: (fault: Fault, linked: 'source' | 'target') => Array<'source' | 'target'>;
+  /** Faults struck here besides FAULTS. */
+  extra?: Fault[];
 }
 
 const MiB = 2 ** 20;
@@ -65,9 +67,9 @@ const STEPS: Record<string, Step> = {
   // Defined on the target, not started: the start needs the controller and the target's agent (a new one for the
   // source's, lost, finishes after the start).
   defined: { hold: 'target-defined', owner: (f, linked) => (f === 'controller' || f === 'target-agent' || (f === 'link' && linked === 'target') ? ['source'] : ['target']) },
-  // Started on the target: it owns the domain whatever goes.
-  started: { hold: 'target-started', owner: () => ['target'] },
-  committed: { hold: 'committed', owner: () => ['target'] },
+  // Started on the target: it owns the domain whatever goes, even its QEMU dying (the domain is then shut off there).
+  started: { hold: 'target-started', owner: () => ['target'], extra: ['target-qemu'] },
+  committed: { hold: 'committed', owner: () => ['target'], extra: ['target-qemu'] },
 };
 
 interface Cell {
@@ -96,7 +98,11 @@ async function strike(cell: Cell): Promise<'source' | 'target'> {
     await step.instant(target);
   }
   if (fault === 'controller') process.kill(m.child.pid!, 'SIGKILL');
-  else if (fault === 'link') assert.ok(cutSshLinks(m.child.pid!, 'lab-b'), `${where}: the controller holds an ssh link to lab-b`);
+  else if (fault === 'target-qemu') {
+    const qemu = (await domainQemus(vm)).find((q) => q.host === target.host.name);
+    assert.ok(qemu, `${where}: the domain's QEMU runs on the target`);
+    process.kill(qemu.pid, 'SIGKILL');
+  } else if (fault === 'link') assert.ok(cutSshLinks(m.child.pid!, 'lab-b'), `${where}: the controller holds an ssh link to lab-b`);
   else assert.ok(await killMoveAgent(m.entries(), fault === 'source-agent' ? 'source' : 'target'), `${where}: the journal names the agents`);
   if (fault !== 'controller') process.kill(m.child.pid!, 'SIGCONT');
   const result = await m.done;
@@ -109,14 +115,21 @@ async function strike(cell: Cell): Promise<'source' | 'target'> {
   const side = defined[0]!;
   const expected = step.owner(fault, source === b ? 'source' : 'target');
   assert.ok(expected.includes(side), `${where}: the ${side} owns the domain, expected ${expected.join(' or ')}: ${result.stdout}`);
-  assert.equal(states[side], side === 'target' ? 'running' : 'shut off', `${where}: on the ${side} it is ${states[side]}`);
+  // A domain whose QEMU was killed on the target is shut off there (libvirt saw it crash), still defined.
+  assert.equal(states[side], side === 'target' && fault !== 'target-qemu' ? 'running' : 'shut off', `${where}: on the ${side} it is ${states[side]}`);
   if (fault !== 'controller') {
-    const report = JSON.parse(result.stdout) as { status: string };
+    const report = JSON.parse(result.stdout) as { status: string; warnings?: string[] };
     assert.equal(report.status === 'completed', side === 'target', `${where}: ${result.stdout}`);
+    // Moved and started, then dead: the move is done, and the report says the VM does not run.
+    if (fault === 'target-qemu')
+      assert.ok(
+        report.warnings?.some((w) => w.includes('is shut off on') && w.includes('not running')),
+        `${where}: the report warns: ${result.stdout}`,
+      );
   }
   if (side === 'target') {
     // The guest booted there and writes: its image is checked for soundness (ferry verified the copy).
-    await labVirsh(target.host.name, ['destroy', vm]);
+    if (states.target === 'running') await labVirsh(target.host.name, ['destroy', vm]);
     const check = await target.call('system.run', { file: 'qemu-img', args: ['check', '-q', disk] });
     assert.equal(check.exitCode, 0, `${where}: qemu-img check of the disk on ${target.host.name}: ${check.stdout} ${check.stderr}`);
     // The older copy's disk stays where the domain left (it is the user's): cleared for the move back.
@@ -143,7 +156,7 @@ test('libvirt cold move: struck at every step by each fault, the domain ends def
   const matrix: string[] = [];
   try {
     for (const [stepName, step] of Object.entries(STEPS)) {
-      for (const fault of FAULTS) {
+      for (const fault of [...FAULTS, ...(step.extra ?? [])]) {
         const source = on;
         const side = await strike({ vm, source, target: source === a ? b : a, stepName, step, fault });
         on = side === 'source' ? source : source === a ? b : a;

@@ -164,6 +164,10 @@ export class LibvirtColdSteps implements ColdSteps {
     await this.target.call('libvirt.start', { domain: this.ctx.vmName });
     this.ctx.journal.record('target-started', { host: this.target.host.name });
   }
+
+  async targetState(): Promise<string> {
+    return (await domainState(this.target, this.ctx.vmName)) ?? 'not defined';
+  }
 }
 
 /** Undefines `domain` on the agent's host if it is defined there: a call that may be made again after a lost agent. */

@@ -142,6 +142,11 @@ export class QemuColdSteps implements ColdSteps {
     this.ctx.journal.record('target-started', { host: this.target.host.name, pid });
   }
 
+  async targetState(): Promise<string> {
+    const running = (await this.target.call('qemu.list', undefined)).some((p) => p.name === this.ctx.vmName);
+    return running ? 'running' : 'gone (its QEMU ended)';
+  }
+
   async undefineSource(): Promise<void> {
     // Nothing defines a QEMU VM on the source besides the process, which is gone.
   }
