@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { AgentClient } from '../../src/hosts/agent-client.js';
 import { labVirsh } from '../../src/lab/lab.js';
 import { labNvramPath } from '../../src/lab/vm.js';
-import { counter, cutLinkTo, diskPath, ferry, ferryHeldAt, ferryInBackground, labVmPaths, startHeldMove, until, type HeldMove, useLab, waitForCounter } from './harness.js';
+import { counter, cutLinkTo, cutSshLinks, diskPath, ferry, ferryHeldAt, ferryInBackground, killMoveAgent, labVmPaths, startHeldMove, until, type HeldMove, useLab, waitForCounter } from './harness.js';
 import { cleanDomain, domainState, startDomain } from './libvirt-domains.js';
 
 let a: AgentClient;
@@ -293,4 +293,37 @@ test('libvirt warm --reboot (UEFI): ferry killed while the domain is held suspen
   const again = await ferry(['recover', committed, '--json']);
   assert.deepEqual(JSON.parse(again.stdout), [], 'nothing left to recover');
   await cleanDomain([a, b], vm, 1);
+});
+
+test("libvirt warm --reboot (UEFI): the source's agent, the target's agent or the ssh link to lab-b lost as the variable store is copied (the guest stopped, its disks whole on lab-b): the domain runs again on lab-a, nothing is defined on lab-b, recover has nothing left, and a rerun completes", async () => {
+  const vm = 'lvw-rbfile';
+  const reboot = ['--reboot', '--force-off'];
+  await cleanDomain([a, b], vm, 1);
+  await startDomain(a, vm, ['--disk', '48M', '--uefi']);
+  try {
+    for (const fault of ['source-agent', 'target-agent', 'link'] as const) {
+      const where = `${fault} at vm-file-copying`;
+      const m = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...reboot], 'vm-file-copying');
+      await m.held();
+      assert.equal(await domainState('lab-a', vm), 'paused', `${where}: the guest is stopped for the copy`);
+      if (fault === 'link') assert.ok(cutSshLinks(m.child.pid!, 'lab-b'), `${where}: the controller holds an ssh link to lab-b`);
+      else assert.ok(await killMoveAgent(m.entries(), fault === 'source-agent' ? 'source' : 'target'), `${where}: the journal names the agents`);
+      process.kill(m.child.pid!, 'SIGCONT');
+      const result = await m.done;
+      const report = JSON.parse(result.stdout) as { status: string; source_running?: boolean };
+      assert.notEqual(report.status, 'completed', `${where}: ${result.stdout}`);
+      await resumedAlone(vm);
+      assert.equal(await domainState('lab-b', vm), undefined, `${where}: no domain on lab-b`);
+      const r = await ferry(['recover', m.id()!, '--json']);
+      assert.equal(r.code, 0, `${where}: ${r.stdout} ${r.stderr}`);
+      assert.ok(['nothing-to-do', 'closed', undefined].includes((JSON.parse(r.stdout) as Array<{ status: string }>)[0]?.status), `${where}: recover has nothing left: ${r.stdout}`);
+      assert.equal(await domainState('lab-a', vm), 'running', `${where}: still running on lab-a after recover`);
+    }
+    const done = JSON.parse((await ferry(['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', ...reboot])).stdout) as { status: string };
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.equal(await domainState('lab-b', vm), 'running');
+    await waitForCounter(b, vm, 3, 180_000);
+  } finally {
+    await cleanDomain([a, b], vm, 1);
+  }
 });

@@ -14,7 +14,24 @@ import { RemoteQmp } from '../../src/drivers/qemu/remote-qmp.js';
 import { run } from '../../src/util/exec.js';
 import { labHost } from '../../src/lab/lab.js';
 import { hostPidOf } from '../../src/lab/namespace-pid.js';
-import { cleanVm, counter, cutLinkTo, ferry, ferryHeldAt, ferryInBackground, killVm, labVmPaths, startGuest, startHeldMove, stateDir, until, useLab, vmPid, waitForCounter } from './harness.js';
+import {
+  cleanVm,
+  counter,
+  cutLinkTo,
+  ferry,
+  ferryHeldAt,
+  ferryInBackground,
+  killMoveAgent,
+  killVm,
+  labVmPaths,
+  startGuest,
+  startHeldMove,
+  stateDir,
+  until,
+  useLab,
+  vmPid,
+  waitForCounter,
+} from './harness.js';
 
 let a: AgentClient;
 let b: AgentClient;
@@ -305,6 +322,23 @@ test('warm --reboot: the guest stopped after the pre-copy, the last pass carries
   await b.call('qemu.start', { argv: argv.argv, pidfile: `/run/ferry/${vm}.pid` });
   await waitForCounter(b, vm, 3);
   await cleanVm(b, vm, 0);
+  for (const h of [a, b]) await h.call('file.remove', { path: disk });
+});
+
+test("warm --reboot: the source's agent killed while the guest is stopped for the last pass (its hold gone with it): the run has the guest run again through a new agent, and nothing is left on lab-b", async () => {
+  const vm = 'e2e-warm-rbagent';
+  const disk = await startFilled(vm, 96, 0);
+  const m = startHeldMove(vm, ['migrate', vm, '--from', 'lab-a', '--to', 'lab-b', '--json', '--reboot', '--force-off', '--shutdown-timeout', '1'], 'source-paused');
+  await m.held();
+  assert.ok(await killMoveAgent(m.entries(), 'source'), 'the journal names the source agent');
+  process.kill(m.child.pid!, 'SIGCONT');
+  const result = await m.done;
+  const r = JSON.parse(result.stdout) as Report & { source_running?: boolean };
+  assert.notEqual(r.status, 'completed', result.stdout);
+  assert.equal(r.source_running, true, `the report confirms the guest runs on the source: ${result.stdout}`);
+  await waitForCounter(a, vm, (await counter(a, vm)) + 3);
+  assert.equal(await vmPid(b, vm), undefined, 'no QEMU on lab-b');
+  await cleanVm(a, vm, 0);
   for (const h of [a, b]) await h.call('file.remove', { path: disk });
 });
 

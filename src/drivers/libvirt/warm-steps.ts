@@ -14,7 +14,7 @@
  * on both. Before that, a failure resumes it on the source and keeps the
  * pre-copied images on the target for the next run.
  */
-import { liveAgent } from '../../hosts/live-agent.js';
+import { liveAgent, withLiveAgent } from '../../hosts/live-agent.js';
 import { FerryError, messageOf } from '../../util/errors.js';
 import { attachTarget, openReceiver, clearLeftovers, detachTarget, passDisks, runPass, type PassDisk } from '../block-passes.js';
 import { crossesToTarget, type BlockMonitor, type DiskPlan, type Settlement, type ShutdownOptions, type VmInfo, type WarmSteps } from '../driver.js';
@@ -59,8 +59,13 @@ export class LibvirtWarmSteps extends LibvirtLiveSteps implements WarmSteps {
   }
 
   async powerOn(): Promise<void> {
-    await this.source.call('libvirt.releaseSuspended', { id: this.ctx.journal.id });
-    await this.source.call('libvirt.resume', { domain: this.ctx.vmName });
+    const { id } = this.ctx.journal;
+    const domain = this.ctx.vmName;
+    // The agent that held the domain suspended may have gone, its hold with it: then a new one resumes it.
+    this.source = await withLiveAgent(this.source.host, this.source, async (agent) => {
+      await agent.call('libvirt.releaseSuspended', { id });
+      await agent.call('libvirt.resume', { domain });
+    });
     this.ctx.journal.record('source-resumed', {});
   }
 

@@ -27,7 +27,7 @@ import { accelOf, filesQemuCreates, parseQemuArgv, qemuLogFile, targetArgv, type
 import { checkQemuTarget } from './target-checks.js';
 import { describeWithQmp, findQemuProcess } from './inspect.js';
 import { RemoteQmp } from './remote-qmp.js';
-import { liveAgent } from '../../hosts/live-agent.js';
+import { liveAgent, withLiveAgent } from '../../hosts/live-agent.js';
 import { settleMigration } from './settle.js';
 import { runGuestAgain } from './guest-power.js';
 
@@ -133,8 +133,16 @@ export class QemuLiveSteps implements WarmSteps {
   }
 
   async powerOn(): Promise<void> {
-    await this.source.call('qemu.releaseStopped', { id: this.id });
-    const was = await runGuestAgain(this.srcQmp!);
+    let was = 'unknown';
+    // The agent that held the guest stopped may have gone, its hold with it: then a new one runs it again.
+    this.source = await withLiveAgent(this.source.host, this.source, async (agent) => {
+      await agent.call('qemu.releaseStopped', { id: this.id });
+      if (agent !== this.source) {
+        await this.srcQmp?.close().catch(() => undefined);
+        this.srcQmp = await RemoteQmp.open(agent, this.parsed!.qmpSocket!);
+      }
+      was = await runGuestAgain(this.srcQmp!);
+    });
     this.ctx.journal.record('source-resumed', { was });
   }
 
