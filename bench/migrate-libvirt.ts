@@ -167,7 +167,8 @@ interface DiskResult {
 }
 
 async function benchDisk(agents: Record<string, AgentClient>, spec: DiskSpec, n: number): Promise<DiskResult> {
-  const guest: Guest = { vm: `bench-lv${n}-${process.pid}`, disk: labDiskPath(`bench-lv${n}-${process.pid}`, 0), spec };
+  const name = `bench-lv${n}-${process.pid}`;
+  const guest: Guest = { vm: name, disk: labDiskPath(name, 0), spec };
   const { vm, disk } = guest;
   const all: Run[] = [];
   let records: DiskResult['records'];

@@ -304,7 +304,7 @@ for (const fault of FAULTS) {
         }
         const { outcome, owner } = await runCell(current, { fault, step }).catch(async (e: Error) => {
           // What CI's log alone must show: how the move went, step by step, and what each QEMU said.
-          const journal = lastJournal(current.vm).filter((e) => e.step !== 'progress');
+          const journal = lastJournal(current.vm).filter((entry) => entry.step !== 'progress');
           throw new Error(`${e.message}\njournal of the move:\n${journal.map((j) => JSON.stringify(j)).join('\n')}\n${await qemuLogs(current.vm)}`, { cause: e });
         });
         row.set(step, outcome);

@@ -39,7 +39,7 @@ let tgtd: ChildProcess | undefined;
 let dir: string;
 const lun = (): string => `${dir}/lun1.img`;
 
-const tgtadm = (...args: string[]): Promise<unknown> => run('tgtadm', ['-C', CONTROL, '--lld', 'iscsi', ...args]);
+const tgtadm = (...args: string[]): Promise<{ exitCode: number }> => run('tgtadm', ['-C', CONTROL, '--lld', 'iscsi', ...args]);
 
 before(async () => {
   dir = mkdtempSync('/var/tmp/ferry-iscsi-');
@@ -47,12 +47,7 @@ before(async () => {
   // A tgtd an earlier run left on this control port would answer for a LUN that is gone.
   await run('pkill', ['-f', `^tgtd -f -C ${CONTROL} `], { allowFailure: true });
   tgtd = spawn('tgtd', ['-f', '-C', CONTROL, '--iscsi', `portal=${PORTAL}`], { stdio: 'ignore' });
-  await until(
-    'tgtd to answer',
-    async () => ((await run('tgtadm', ['-C', CONTROL, '--lld', 'iscsi', '--op', 'show', '--mode', 'sys'], { allowFailure: true })).exitCode === 0 ? true : undefined),
-    20_000,
-    100,
-  );
+  await until('tgtd to answer', async () => ((await tgtadm('--op', 'show', '--mode', 'sys').catch(() => undefined)) ? true : undefined), 20_000, 100);
   await tgtadm('--op', 'new', '--mode', 'target', '--tid', '1', '-T', IQN);
   await tgtadm('--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', lun());
   await tgtadm('--op', 'new', '--mode', 'account', '--user', USER, '--password', PASSWORD);
