@@ -218,7 +218,7 @@ export class QemuLiveSteps implements WarmSteps {
     const pidfile = `/run/ferry/${vm.name}.incoming.pid`;
     this.ctx.journal.record('target-argv', { argv });
     await target.call('migration.target.claim', { id: this.id, files: [pidfile] });
-    const { pid } = await target.call('qemu.start', { argv, pidfile });
+    const { pid } = await target.call('migration.target.start', { id: this.id, argv, pidfile });
     this.targetPid = pid;
     await target.call('migration.target.claim', { id: this.id, pid, qmpSocket: parsed.qmpSocket });
     this.ctx.journal.record('target-started', { host: target.host.name, pid });

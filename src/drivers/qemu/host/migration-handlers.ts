@@ -7,6 +7,7 @@
 import type { HandlerContext } from '../../../agent/context.js';
 import { FerryError } from '../../../util/errors.js';
 import { listRecords, type MigrationRecord, type SourceRecord } from './migration-record.js';
+import { startQemu } from './qemu-handlers.js';
 import { SourceGuard, type SourceOutcome, type SourceResolution, type SourceVerdict } from './source-guard.js';
 import { TargetGuard, type TargetOutcome } from './target-guard.js';
 
@@ -44,6 +45,9 @@ export const migrationHandlers = {
   'migration.target.claim': async (p: { id: string; files?: string[]; lvs?: Array<{ vg: string; lv: string }>; pid?: number; qmpSocket?: string }): Promise<void> => {
     (await targetGuard(p.id)).claim(p);
   },
+
+  /** Starts the incoming QEMU under the migration's guard (never once it has settled), its pid claimed. */
+  'migration.target.start': async (p: { id: string; argv: string[]; pidfile: string }): Promise<{ pid: number }> => (await targetGuard(p.id)).startIncoming(() => startQemu(p.argv, p.pidfile)),
 
   /** The incoming QEMU waits: watch it for the commit point and answer the source's agent on `address`. */
   'migration.target.incoming': async (p: { id: string; address: string }): Promise<{ port: number }> => {

@@ -138,7 +138,7 @@ async function isAlive(pid: number): Promise<boolean> {
   }
 }
 
-async function startQemu(argv: readonly string[], pidfile: string): Promise<{ pid: number }> {
+export async function startQemu(argv: readonly string[], pidfile: string): Promise<{ pid: number }> {
   const [file, ...args] = argv;
   await fs.mkdir(dirname(pidfile), { recursive: true });
   const withDaemon = args.includes('-daemonize') ? args : [...args, '-daemonize'];

@@ -31,6 +31,8 @@ export class TargetGuard {
   private qmp?: QmpClient;
   private beacon?: Server;
   private settled?: Promise<TargetOutcome>;
+  /** The incoming QEMU's start under way, if any: a settling waits for it. */
+  private starting?: Promise<unknown>;
   private readonly changed = new Set<() => void>();
   /** The source began streaming RAM: it may finish sending before learning the outcome, so it must be able to ask. */
   private streamed = false;
@@ -76,6 +78,25 @@ export class TargetGuard {
     if (p.pid) this.record.pid = p.pid;
     if (p.qmpSocket) this.record.qmpSocket = p.qmpSocket;
     saveRecord(this.record);
+  }
+
+  /**
+   * Starts the incoming QEMU with `start` and claims its pid at once. The
+   * controller may be lost while the start runs, and this agent then settles
+   * alone: the settling waits for the start, else it would remove the files
+   * before QEMU makes them and miss the QEMU. Once the guard settles or has
+   * settled, nothing is started.
+   */
+  startIncoming(start: () => Promise<{ pid: number }>): Promise<{ pid: number }> {
+    if (this.settled || isTerminal(this.record.phase)) {
+      return Promise.reject(new FerryError('MIGRATION_FAILED', `Migration ${this.record.id} was settled on this host: its target QEMU is not started`));
+    }
+    const started = start().then((r) => {
+      this.claim({ pid: r.pid });
+      return r;
+    });
+    this.starting = started.catch(() => undefined);
+    return started;
   }
 
   /** The incoming QEMU runs: watch it for the commit point, and answer the source's agent on `address`. */
@@ -184,6 +205,7 @@ export class TargetGuard {
   }
 
   private async settle(p: { abort: boolean; waitMs?: number }): Promise<TargetOutcome> {
+    await this.starting;
     const deadline = Date.now() + (p.waitMs ?? LONE_INCOMING_WAIT_MS);
     for (;;) {
       const phase = this.record.phase;
